@@ -1,0 +1,110 @@
+# vconv: deps, build, run, test, bench.
+#
+#   make run    Debian's nginx with the module on http://127.0.0.1:8080
+#   make test   every test, ending with prove's summary
+
+SHELL      := /bin/bash
+NGX_SRC    ?= /usr/share/nginx/src
+BUILD      := build
+VAR        := var
+CC         ?= cc
+
+PKGS_LIBAV := libavformat libavcodec libavfilter libswscale libswresample \
+              libavutil
+DEB_PKGS   := nginx nginx-dev libavformat-dev libavcodec-dev \
+              libavfilter-dev libswscale-dev libswresample-dev \
+              libavutil-dev pkg-config ffmpeg libpcre2-dev libssl-dev \
+              zlib1g-dev gcc make perl curl libjson-pp-perl \
+              chromium nodejs npm valgrind
+
+CORE_SRCS  := $(sort $(wildcard src/vconv_*.c))
+CORE_HDRS  := $(wildcard src/vconv*.h)
+CORE_OBJS  := $(patsubst src/%.c,$(BUILD)/core/%.o,$(CORE_SRCS))
+GLUE_SRCS  := ngx_http_vconv_module.c $(wildcard src/ngx_http_vconv_*.c) \
+              $(wildcard src/ngx_http_vconv_*.h)
+UNIT_SRCS  := $(sort $(wildcard t/unit/test_*.c))
+UNIT_BINS  := $(patsubst t/unit/%.c,$(BUILD)/t/%,$(UNIT_SRCS))
+
+LIBAV_CFLAGS = $(shell pkg-config --cflags $(PKGS_LIBAV) 2>/dev/null)
+LIBAV_LIBS   = $(shell pkg-config --libs $(PKGS_LIBAV) 2>/dev/null)
+CFLAGS     ?= -O2 -g
+WFLAGS     := -Wall -Wextra -Werror -Wno-unused-parameter
+CORE_CFLAGS = $(CFLAGS) $(WFLAGS) -std=gnu11 -pthread -Isrc $(LIBAV_CFLAGS)
+
+.PHONY: all build deps web-deps run test unit bench fuzz clean
+
+all: build
+
+build: $(BUILD)/ngx_http_vconv_module.so $(BUILD)/vconv-cli $(UNIT_BINS)
+
+# Installs only what is missing; apt-get update only when something is.
+deps:
+	@missing=""; \
+	for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+	        | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "deps: installing$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+	        $$missing >/dev/null || exit 1; \
+	fi
+	@$(MAKE) --no-print-directory web-deps
+
+web-deps:
+	@if [ -f t/web/package.json ] \
+	    && ! cmp -s t/web/package-lock.json \
+	             t/web/node_modules/.package-lock.json; then \
+	    cd t/web && npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+
+# The module is built in a copy of Debian's nginx build kit, configured
+# with the flags Debian's nginx was built with, so the .so loads into it.
+$(BUILD)/nginx/Makefile: config
+	@rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) \
+	    && cp -r $(NGX_SRC) $(BUILD)/nginx
+	cd $(BUILD)/nginx && source ./conf_flags \
+	    && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="-Wextra -Wno-unused-parameter -Wno-missing-field-initializers" \
+	        --add-dynamic-module=$(CURDIR) >configure.log \
+	    || { tail -20 $(BUILD)/nginx/configure.log; exit 1; }
+
+$(BUILD)/ngx_http_vconv_module.so: $(BUILD)/nginx/Makefile $(GLUE_SRCS) \
+        $(CORE_SRCS) $(CORE_HDRS)
+	$(MAKE) --no-print-directory -C $(BUILD)/nginx -f objs/Makefile modules
+	cp $(BUILD)/nginx/objs/ngx_http_vconv_module.so $@
+
+$(BUILD)/core/%.o: src/%.c $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libvconv.a: $(CORE_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/vconv-cli: tools/vconv_cli.c $(BUILD)/libvconv.a
+	$(CC) $(CORE_CFLAGS) -o $@ $< $(BUILD)/libvconv.a $(LIBAV_LIBS) -lm
+
+$(BUILD)/t/%: t/unit/%.c t/unit/tap.h $(BUILD)/libvconv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -It/unit -o $@ $< $(BUILD)/libvconv.a \
+	    $(LIBAV_LIBS) -lm
+
+unit: deps build
+	prove $(UNIT_BINS)
+
+run: deps build
+	@tools/run.sh
+
+test: deps build
+	@mkdir -p t/artifacts
+	VCONV_BUILD=$(CURDIR)/$(BUILD) prove -j2 -It/lib t/*.t $(UNIT_BINS)
+
+bench: deps build
+	@bench/run.sh
+
+fuzz: deps
+	@fuzz/run.sh $${FUZZ_SECONDS:-60}
+
+clean:
+	rm -rf $(BUILD)

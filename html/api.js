@@ -1,0 +1,181 @@
+// vconv page: the HTTP API (docs: README, "HTTP API") and its error messages.
+// Paths are relative to the page, so the page works under a prefix too.
+
+const API = new URL('api/', document.baseURI);
+const url = (path) => new URL(path, API).href;
+
+export const TERMINAL = new Set(['done', 'failed', 'canceled']);
+
+// An error with the server's code, the HTTP status and a sentence for people.
+export class ApiError extends Error {
+  constructor(status, code, detail, extra = {}) {
+    super(explain(status, code, detail, extra));
+    this.status = status;
+    this.code = code || '';
+    this.detail = detail || '';
+    Object.assign(this, extra);
+  }
+}
+
+// Reads {"error":{"code","message"}}; nginx's own pages (413) are HTML.
+function errorOf(status, text, headers = {}) {
+  let code = '', detail = '';
+  try {
+    const e = JSON.parse(text).error || {};
+    code = e.code || '';
+    detail = e.message || '';
+  } catch { /* not JSON: keep the status alone */ }
+  const extra = {};
+  const ra = headers['retry-after'];
+  if (ra && /^\d+$/.test(ra.trim())) extra.retryAfter = +ra;
+  return new ApiError(status, code, detail, extra);
+}
+
+const BY_CODE = {
+  unsupported_input: 'This file is not a video, audio or image file that this server can read.',
+  input_format_not_allowed: 'This server does not accept files of this type. Try an MP4, MOV, WebM or MKV video.',
+  no_video_stream: 'This file has no picture, so it cannot become a video or image. Pick an audio format such as MP3.',
+  no_audio_stream: 'This file has no sound, so it cannot become an audio file.',
+  resolution_limit: 'The picture is larger than this server allows. Choose a smaller size.',
+  duration_limit: 'The file is longer than this server allows. Trim it with "Start at" and "End at".',
+  unknown_option: 'An option was not understood by the server.',
+  out_of_range: 'An option is out of its allowed range.',
+  not_a_number: 'An option needs a number.',
+  bad_time: 'A time is not valid. Use seconds (90) or minutes:seconds (1:30).',
+  format_not_allowed: 'This server does not offer that output format.',
+  unknown_format: 'This server does not offer that output format.',
+  queue_full: 'The server is busy converting other files.',
+  store_full: 'The server has no room to store files right now. Please try again later.',
+  stall_timeout: 'The conversion stopped making progress and was given up.',
+  output_too_large: 'The result would be larger than this server allows. Choose a smaller size, lower quality or a shorter part.',
+  not_found: 'This conversion no longer exists. It may have expired or been removed.',
+  not_ready: 'The result is not ready yet.',
+  worker_died: 'The server stopped while converting. Please try again.',
+  canceled: 'The conversion was canceled.',
+};
+
+const BY_STATUS = {
+  0: 'The upload was interrupted. The connection dropped, or the file is too large for this server.',
+  400: 'The server did not accept the chosen options.',
+  404: BY_CODE.not_found,
+  409: BY_CODE.not_ready,
+  413: 'This file is too large for this server.',
+  415: BY_CODE.unsupported_input,
+  422: 'This file cannot be converted as asked. Try another format or option.',
+  429: 'Too many requests right now. Wait a few seconds and try again.',
+  503: BY_CODE.queue_full,
+  507: BY_CODE.store_full,
+};
+
+export function explain(status, code, detail, extra = {}) {
+  let text = BY_CODE[code] || BY_STATUS[status] ||
+    (status >= 500 ? 'The server had a problem. Please try again later.'
+                   : 'The conversion did not work.');
+  if (status === 503 || code === 'queue_full') {
+    text += extra.retryAfter ? ` Please try again in ${extra.retryAfter} s.`
+                             : ' Please try again in a minute.';
+  }
+  if (status === 400 && detail) text += ` (${detail})`;
+  return text;
+}
+
+// A failed job's JSON into an ApiError (no HTTP status: -1).
+export function jobError(job) {
+  const e = job?.error || {};
+  const err = new ApiError(-1, e.code, e.message);
+  if (!BY_CODE[e.code]) err.message = 'The conversion failed. Try another format or option.';
+  return err;
+}
+
+async function request(method, path) {
+  let res;
+  try {
+    res = await fetch(url(path), { method, headers: { Accept: 'application/json' } });
+  } catch {
+    throw new ApiError(0, 'network', '', {});
+  }
+  const text = await res.text();
+  if (!res.ok) throw errorOf(res.status, text, Object.fromEntries(res.headers));
+  return text ? JSON.parse(text) : null;
+}
+
+export const getPresets = () => request('GET', 'presets');
+export const getJob = (id) => request('GET', `jobs/${encodeURIComponent(id)}`);
+export const deleteJob = (id) => request('DELETE', `jobs/${encodeURIComponent(id)}`);
+export const outputUrl = (job) =>
+  job.output?.url ? new URL(job.output.url, document.baseURI).href
+                  : url(`jobs/${encodeURIComponent(job.id)}/output`);
+
+// POSTs the raw file. onProgress(loaded, total); resolves with the job JSON.
+// Returns {promise, abort}.
+export function upload(file, params, onProgress) {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise((resolve, reject) => {
+    xhr.open('POST', url('jobs?' + new URLSearchParams(params)));
+    xhr.setRequestHeader('X-File-Name', encodeURIComponent(file.name));
+    xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.onload = () => {
+      if (xhr.status === 202 || xhr.status === 200 || xhr.status === 201) {
+        try { resolve(JSON.parse(xhr.responseText)); }
+        catch { reject(new ApiError(xhr.status, 'bad_answer', 'the answer was not JSON')); }
+      } else {
+        const headers = { 'retry-after': xhr.getResponseHeader('Retry-After') || '' };
+        reject(errorOf(xhr.status, xhr.responseText, headers));
+      }
+    };
+    xhr.onerror = () => reject(new ApiError(0, 'network', ''));
+    xhr.onabort = () => reject(new ApiError(0, 'aborted', ''));
+    xhr.send(file);
+  });
+  return { promise, abort: () => xhr.abort() };
+}
+
+// Follows a job: the SSE stream, polling every second as the fallback.
+// onUpdate(job) for each state; resolves with the terminal job JSON.
+// Returns {promise, stop}.
+export function watch(id, onUpdate) {
+  let stopped = false, es = null, timer = null;
+  let finish;
+  const promise = new Promise((resolve, reject) => {
+    finish = (job, err) => {
+      if (stopped) return;
+      stopped = true;
+      es?.close();
+      clearTimeout(timer);
+      err ? reject(err) : resolve(job);
+    };
+    const seen = (job) => {
+      if (stopped) return;
+      onUpdate(job);
+      if (TERMINAL.has(job.status)) finish(job);
+    };
+    const poll = async () => {
+      if (stopped) return;
+      try {
+        seen(await getJob(id));
+      } catch (e) {
+        if (e.status === 404 || e.status === 410) return finish(null, e);
+        /* a blip: keep polling */
+      }
+      if (!stopped) timer = setTimeout(poll, 1000);
+    };
+    if (!('EventSource' in window)) return poll();
+    es = new EventSource(url(`jobs/${encodeURIComponent(id)}/events`));
+    const onEvent = (ev) => {
+      try { seen(JSON.parse(ev.data)); } catch { /* ignore a bad event */ }
+    };
+    for (const t of ['progress', 'done', 'failed', 'canceled', 'message']) {
+      es.addEventListener(t, onEvent);
+    }
+    es.onerror = () => {
+      // The stream closed or never opened before the end: poll instead.
+      if (stopped) return;
+      es.close();
+      es = null;
+      poll();
+    };
+  });
+  return { promise, stop: () => { stopped = true; es?.close(); clearTimeout(timer); } };
+}

@@ -1,0 +1,214 @@
+/*
+ * vconv: nginx glue, shared declarations.
+ */
+
+#ifndef _NGX_HTTP_VCONV_H_INCLUDED_
+#define _NGX_HTTP_VCONV_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "vconv.h"
+#include "vconv_options.h"
+#include "vconv_job.h"
+#include "vconv_transcode.h"
+#include "vconv_reader.h"
+#include "vconv_multipart.h"
+
+
+/* one job in the shared zone */
+typedef struct {
+    ngx_rbtree_node_t           node;      /* key: hash of the id */
+    ngx_queue_t                 queue;     /* every job, oldest first */
+    vconv_job_info_t            info;
+    ngx_uint_t                  seq;       /* order of arrival */
+    ngx_uint_t                  version;   /* bumped on every change */
+    ngx_atomic_t                cancel;    /* 1: DELETE asked to stop */
+    off_t                       disk;      /* bytes this job holds */
+    unsigned                    active:1;  /* a worker owns it now */
+    unsigned                    removing:1;
+} ngx_http_vconv_node_t;
+
+
+/* counters for /api/metrics, in the zone */
+typedef struct {
+    ngx_atomic_uint_t           finished[3];   /* done, failed, canceled */
+    ngx_atomic_uint_t           errors[VCONV_E_COUNT];
+    ngx_atomic_uint_t           bytes_in;
+    ngx_atomic_uint_t           bytes_out;
+    double                      transcode_seconds;
+    ngx_atomic_uint_t           rejected[8];   /* by HTTP status class */
+} ngx_http_vconv_counters_t;
+
+
+typedef struct {
+    ngx_rbtree_t                rbtree;
+    ngx_rbtree_node_t           sentinel;
+    ngx_queue_t                 queue;
+    ngx_uint_t                  seq;
+    ngx_uint_t                  njobs;
+    off_t                       store_bytes;   /* sum of node->disk */
+    time_t                      last_sweep;
+    ngx_http_vconv_counters_t   counters;
+} ngx_http_vconv_shctx_t;
+
+
+typedef struct ngx_http_vconv_main_conf_s  ngx_http_vconv_main_conf_t;
+
+typedef struct {
+    ngx_http_vconv_shctx_t     *sh;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_vconv_main_conf_t *conf;
+} ngx_http_vconv_zone_t;
+
+
+/* http{} level settings */
+struct ngx_http_vconv_main_conf_s {
+    ngx_shm_zone_t             *shm_zone;
+    ngx_str_t                   store;          /* no trailing slash */
+    off_t                       max_size;       /* 0: no bound */
+    time_t                      ttl;
+    ngx_str_t                   thread_pool_name;
+    ngx_thread_pool_t          *thread_pool;
+    ngx_uint_t                  max_queue;
+    ngx_str_t                   node;           /* "" or a name */
+    ngx_str_t                   input_formats;  /* NUL-terminated list */
+    ngx_int_t                   max_width;
+    ngx_int_t                   max_height;
+    ngx_msec_t                  max_duration;
+    off_t                       max_output;
+    ngx_msec_t                  stall_timeout;
+    ngx_int_t                   codec_threads;
+    ngx_int_t                   priority;       /* nice of transcodes */
+    ngx_event_t                 sweeper;
+};
+
+
+/* location settings */
+typedef struct {
+    ngx_uint_t                  handler;        /* NGX_HTTP_VCONV_H_* */
+    ngx_uint_t                  formats;        /* mask, vconv_formats */
+    ngx_str_t                   jobs_uri;       /* "/api/jobs/" */
+} ngx_http_vconv_loc_conf_t;
+
+
+#define NGX_HTTP_VCONV_H_NONE     0
+#define NGX_HTTP_VCONV_H_UPLOAD   1
+#define NGX_HTTP_VCONV_H_JOBS     2
+#define NGX_HTTP_VCONV_H_PRESETS  3
+#define NGX_HTTP_VCONV_H_STATUS   4
+
+
+extern ngx_module_t  ngx_http_vconv_module;
+
+
+/*
+ * A job as its owning worker sees it: lives in its own pool from the
+ * upload until both the upload request and the thread task let go.
+ */
+typedef struct {
+    ngx_pool_t                 *pool;
+    ngx_log_t                  *log;
+    ngx_uint_t                  refs;
+    ngx_http_vconv_zone_t      *zone;
+    ngx_http_vconv_main_conf_t *vmcf;
+    ngx_http_vconv_node_t      *node;
+    ngx_http_request_t         *request;     /* the upload, while alive */
+
+    vconv_job_info_t            info;        /* owner's copy */
+    vconv_spec_t                spec;
+    vconv_limits_t              limits;
+    vconv_reader_t              reader;
+    vconv_error_t               err;         /* the task's result */
+
+    ngx_str_t                   id;
+    u_char                     *dir;
+    u_char                     *input;
+    u_char                     *output;
+    u_char                     *tmp;
+    ngx_fd_t                    wfd;         /* upload side */
+    ngx_fd_t                    rfd;         /* transcode side */
+    off_t                       written;
+
+    ngx_thread_task_t          *task;
+    int64_t                     last_activity;  /* ms, for stalls */
+    int64_t                     last_progress;  /* ms, progress writes */
+
+    unsigned                    reader_ready:1;
+    unsigned                    posted:1;
+    unsigned                    task_done:1;
+    unsigned                    upload_done:1;
+    unsigned                    wait:1;
+    unsigned                    removed:1;
+} ngx_http_vconv_job_t;
+
+
+/* the upload request's context */
+typedef struct {
+    ngx_http_vconv_job_t       *job;
+    vconv_spec_t               *spec;
+    vconv_multipart_t          *multipart;
+    vconv_error_t               err;
+    char                        name[VCONV_NAME_MAX];
+    unsigned                    wait:1;
+    unsigned                    multipart_on:1;
+    unsigned                    file_seen:1;
+    unsigned                    name_set:1;
+    unsigned                    done:1;
+} ngx_http_vconv_ctx_t;
+
+
+/* module (ngx_http_vconv_module.c) */
+ngx_http_vconv_zone_t *ngx_http_vconv_zone(ngx_http_request_t *r);
+
+/* zone (ngx_http_vconv_zone.c); every call takes the zone's lock itself */
+ngx_int_t ngx_http_vconv_zone_init(ngx_shm_zone_t *shm_zone, void *data);
+ngx_http_vconv_node_t *ngx_http_vconv_job_add(ngx_http_vconv_zone_t *z,
+    vconv_job_info_t *info, ngx_log_t *log);
+/* copies the job out; NGX_DECLINED if unknown */
+ngx_int_t ngx_http_vconv_job_get(ngx_http_vconv_zone_t *z, ngx_str_t *id,
+    vconv_job_info_t *info, ngx_uint_t *version, ngx_uint_t *queue_pos);
+ngx_int_t ngx_http_vconv_job_cancel(ngx_http_vconv_zone_t *z, ngx_str_t *id);
+void ngx_http_vconv_job_update(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node, vconv_job_info_t *info);
+void ngx_http_vconv_job_progress(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node, double progress);
+void ngx_http_vconv_job_disk(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node, off_t delta);
+void ngx_http_vconv_job_remove(ngx_http_vconv_zone_t *z, ngx_str_t *id);
+/* count of uploading + queued jobs, and the store's bytes */
+void ngx_http_vconv_zone_room(ngx_http_vconv_zone_t *z, ngx_uint_t *waiting,
+    off_t *store_bytes);
+
+/* files (ngx_http_vconv_zone.c) */
+u_char *ngx_http_vconv_job_path(ngx_pool_t *pool,
+    ngx_http_vconv_main_conf_t *vmcf, ngx_str_t *id, const char *file);
+void ngx_http_vconv_job_rmdir(ngx_http_vconv_main_conf_t *vmcf,
+    const char *id, ngx_log_t *log);
+void ngx_http_vconv_sweep(ngx_http_vconv_main_conf_t *vmcf,
+    ngx_http_vconv_zone_t *z, ngx_log_t *log);
+
+/* jobs in the owning worker (ngx_http_vconv_task.c) */
+ngx_http_vconv_job_t *ngx_http_vconv_job_create(ngx_http_request_t *r,
+    ngx_http_vconv_zone_t *z, vconv_job_info_t *info);
+ngx_int_t ngx_http_vconv_job_start(ngx_http_vconv_job_t *job);
+void ngx_http_vconv_job_release(ngx_http_vconv_job_t *job);
+void ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job);
+
+/* handlers */
+ngx_int_t ngx_http_vconv_upload_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_vconv_jobs_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_vconv_presets_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_vconv_status_handler(ngx_http_request_t *r);
+
+/* shared HTTP helpers (ngx_http_vconv_jobs.c) */
+ngx_int_t ngx_http_vconv_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *json, size_t len);
+ngx_int_t ngx_http_vconv_send_error(ngx_http_request_t *r,
+    vconv_error_t *err);
+ngx_int_t ngx_http_vconv_send_output(ngx_http_request_t *r,
+    vconv_job_info_t *info);
+
+#endif /* _NGX_HTTP_VCONV_H_INCLUDED_ */

@@ -1,0 +1,909 @@
+/*
+ * vconv: POST/PUT /api/jobs.  Options and room are checked before the
+ * body is read; the body is read unbuffered and appended to the job's
+ * spool file as it arrives (a multipart body is parsed on the way), and
+ * a raw upload's transcode starts with its first bytes.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <sys/random.h>
+
+#include "ngx_http_vconv.h"
+
+
+static ngx_int_t ngx_http_vconv_parse_args(ngx_http_request_t *r,
+    ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info);
+static ngx_int_t ngx_http_vconv_option(ngx_http_vconv_ctx_t *ctx,
+    vconv_job_info_t *info, u_char *key, size_t klen, u_char *val,
+    size_t vlen);
+static void ngx_http_vconv_header_name(ngx_http_request_t *r,
+    vconv_job_info_t *info);
+static ngx_int_t ngx_http_vconv_make_id(ngx_http_request_t *r,
+    vconv_job_info_t *info);
+static void ngx_http_vconv_body_handler(ngx_http_request_t *r);
+static void ngx_http_vconv_read_handler(ngx_http_request_t *r);
+static void ngx_http_vconv_process_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vconv_write_input(ngx_http_vconv_ctx_t *ctx,
+    const u_char *p, size_t len);
+static void ngx_http_vconv_body_done(ngx_http_request_t *r);
+static void ngx_http_vconv_upload_fail(ngx_http_request_t *r,
+    ngx_int_t status, vconv_error_t *err);
+static ngx_int_t ngx_http_vconv_answer(ngx_http_request_t *r);
+static void ngx_http_vconv_upload_cleanup(void *data);
+static int ngx_http_vconv_mp_field(void *data, const char *name,
+    size_t nlen, const char *value, size_t vlen, vconv_error_t *err);
+static int ngx_http_vconv_mp_file_begin(void *data, const char *filename,
+    size_t len, vconv_error_t *err);
+static int ngx_http_vconv_mp_file_data(void *data, const uint8_t *p,
+    size_t len, vconv_error_t *err);
+static int ngx_http_vconv_mp_file_end(void *data, vconv_error_t *err);
+
+
+ngx_int_t
+ngx_http_vconv_upload_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_uint_t                   waiting;
+    off_t                        store_bytes;
+    ngx_table_elt_t             *h;
+    vconv_job_info_t             info;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_vconv_ctx_t        *ctx;
+    ngx_http_vconv_job_t        *job;
+    ngx_http_vconv_zone_t       *z;
+    ngx_http_vconv_loc_conf_t   *vlcf;
+    ngx_http_vconv_main_conf_t  *vmcf;
+
+    if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vconv_module);
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vconv_module);
+    z = ngx_http_vconv_zone(r);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_vconv_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_vconv_module);
+
+    ngx_memzero(&info, sizeof(vconv_job_info_t));
+    info.in_duration = -1;
+
+    ctx->spec = ngx_palloc(r->pool, sizeof(vconv_spec_t));
+    if (ctx->spec == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    vconv_spec_init(ctx->spec);
+
+    h = r->headers_in.content_type;
+
+    if (h && h->value.len >= sizeof("multipart/form-data") - 1
+        && ngx_strncasecmp(h->value.data, (u_char *) "multipart/form-data",
+                           sizeof("multipart/form-data") - 1) == 0)
+    {
+        ctx->multipart_on = 1;
+    }
+
+    /* everything that can be refused is refused before the body is read */
+
+    if (ngx_http_vconv_parse_args(r, ctx, &info) != NGX_OK) {
+        return ngx_http_vconv_send_error(r, &ctx->err);
+    }
+
+    if (!ctx->multipart_on
+        && vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats, &ctx->err)
+           != VCONV_OK)
+    {
+        return ngx_http_vconv_send_error(r, &ctx->err);
+    }
+
+    if (ctx->multipart_on) {
+        ctx->multipart = ngx_pcalloc(r->pool, sizeof(vconv_multipart_t));
+        if (ctx->multipart == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (vconv_multipart_init(ctx->multipart, (char *) h->value.data,
+                                 h->value.len, &ctx->err)
+            != VCONV_OK)
+        {
+            return ngx_http_vconv_send_error(r, &ctx->err);
+        }
+
+        ctx->multipart->on_field = ngx_http_vconv_mp_field;
+        ctx->multipart->on_file_begin = ngx_http_vconv_mp_file_begin;
+        ctx->multipart->on_file_data = ngx_http_vconv_mp_file_data;
+        ctx->multipart->on_file_end = ngx_http_vconv_mp_file_end;
+        ctx->multipart->data = ctx;
+    }
+
+    ngx_http_vconv_zone_room(z, &waiting, &store_bytes);
+
+    if (waiting >= vmcf->max_queue) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "5");
+
+        (void) vconv_error_set(&ctx->err, VCONV_E_QUEUE_FULL,
+                               "the queue is full (%u jobs waiting)",
+                               (unsigned) waiting);
+        return ngx_http_vconv_send_error(r, &ctx->err);
+    }
+
+    if (vmcf->max_size
+        && store_bytes + ngx_max(r->headers_in.content_length_n, 0)
+           > vmcf->max_size)
+    {
+        (void) vconv_error_set(&ctx->err, VCONV_E_STORE_FULL,
+                               "the store has no room for this upload");
+        return ngx_http_vconv_send_error(r, &ctx->err);
+    }
+
+    if (!ctx->name_set) {
+        ngx_http_vconv_header_name(r, &info);
+    }
+
+    if (ngx_http_vconv_make_id(r, &info) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    info.status = VCONV_JOB_UPLOADING;
+    info.created = ngx_time();
+    info.out_format = ctx->spec->format;
+    info.pid = ngx_pid;
+
+    job = ngx_http_vconv_job_create(r, z, &info);
+    if (job == NULL) {
+        (void) vconv_error_set(&ctx->err, VCONV_E_QUEUE_FULL,
+                               "the server cannot take a job now");
+        return ngx_http_vconv_send_error(r, &ctx->err);
+    }
+
+    job->request = r;
+    job->spec = *ctx->spec;
+    job->wait = ctx->wait;
+    ctx->job = job;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        ngx_http_vconv_job_release(job);
+        ctx->job = NULL;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_vconv_upload_cleanup;
+    cln->data = ctx;
+
+    r->request_body_no_buffering = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_vconv_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_vconv_parse_args(ngx_http_request_t *r, ngx_http_vconv_ctx_t *ctx,
+    vconv_job_info_t *info)
+{
+    u_char  *p, *last, *amp, *eq, *key, *val, *dst;
+    size_t   klen, vlen;
+
+    p = r->args.data;
+    last = p + r->args.len;
+
+    while (p < last) {
+        amp = ngx_strlchr(p, last, '&');
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        if (amp == p) {
+            p++;
+            continue;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+        if (eq == NULL) {
+            eq = amp;
+        }
+
+        key = ngx_pnalloc(r->pool, (eq - p) + (amp - eq) + 2);
+        if (key == NULL) {
+            return NGX_ERROR;
+        }
+
+        /* "+" is a space in a query string */
+
+        for (dst = p; dst < amp; dst++) {
+            if (*dst == '+') {
+                *dst = ' ';
+            }
+        }
+
+        dst = key;
+        ngx_unescape_uri(&dst, &p, eq - p, 0);
+        klen = dst - key;
+
+        val = dst;
+        if (eq < amp) {
+            p = eq + 1;
+            ngx_unescape_uri(&dst, &p, amp - p, 0);
+        }
+        vlen = dst - val;
+
+        if (ngx_http_vconv_option(ctx, info, key, klen, val, vlen)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        p = amp;
+    }
+
+    return NGX_OK;
+}
+
+
+/* "wait" and "name" are the upload's own; the rest is the spec's */
+static ngx_int_t
+ngx_http_vconv_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
+    u_char *key, size_t klen, u_char *val, size_t vlen)
+{
+    if (klen == 4 && ngx_strncmp(key, "wait", 4) == 0) {
+        if (vlen == 1 && (val[0] == '0' || val[0] == '1')) {
+            ctx->wait = (val[0] == '1');
+            return NGX_OK;
+        }
+
+        (void) vconv_error_set(&ctx->err, VCONV_E_INVALID_VALUE,
+                               "option 'wait' must be 0 or 1");
+        return NGX_ERROR;
+    }
+
+    if (klen == 4 && ngx_strncmp(key, "name", 4) == 0) {
+        ngx_cpystrn((u_char *) info->in_name, val,
+                    ngx_min(vlen + 1, sizeof(info->in_name)));
+        ctx->name_set = 1;
+        return NGX_OK;
+    }
+
+    if (vconv_spec_set(ctx->spec, (char *) key, klen, (char *) val, vlen,
+                       &ctx->err)
+        != VCONV_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_vconv_find_header(ngx_http_request_t *r, const char *name,
+    size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/* X-File-Name (URL-encoded), else Content-Disposition's filename */
+static void
+ngx_http_vconv_header_name(ngx_http_request_t *r, vconv_job_info_t *info)
+{
+    u_char           *p, *last, *dst, *src;
+    size_t            len;
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_vconv_find_header(r, "X-File-Name",
+                                   sizeof("X-File-Name") - 1);
+    if (h && h->value.len) {
+        dst = (u_char *) info->in_name;
+        src = h->value.data;
+        len = ngx_min(h->value.len, sizeof(info->in_name) - 1);
+
+        ngx_unescape_uri(&dst, &src, len, 0);
+        *dst = '\0';
+        return;
+    }
+
+    h = ngx_http_vconv_find_header(r, "Content-Disposition",
+                                   sizeof("Content-Disposition") - 1);
+    if (h == NULL) {
+        return;
+    }
+
+    p = ngx_strlcasestrn(h->value.data, h->value.data + h->value.len,
+                         (u_char *) "filename=\"", 10 - 1);
+    if (p == NULL) {
+        return;
+    }
+
+    p += 10;
+    last = ngx_strlchr(p, h->value.data + h->value.len, '"');
+    if (last == NULL) {
+        return;
+    }
+
+    ngx_cpystrn((u_char *) info->in_name, p,
+                ngx_min((size_t) (last - p) + 1, sizeof(info->in_name)));
+}
+
+
+static ngx_int_t
+ngx_http_vconv_make_id(ngx_http_request_t *r, vconv_job_info_t *info)
+{
+    u_char                      *p;
+    u_char                       rnd[16];
+    ngx_http_vconv_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vconv_module);
+
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd)) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                      "vconv: getrandom() failed");
+        return NGX_ERROR;
+    }
+
+    p = (u_char *) info->id;
+
+    if (vmcf->node.len) {
+        p = ngx_sprintf(p, "%V-", &vmcf->node);
+    }
+
+    p = ngx_hex_dump(p, rnd, sizeof(rnd));
+    *p = '\0';
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_vconv_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_vconv_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
+
+    if (ctx->done) {
+        return;
+    }
+
+    r->read_event_handler = ngx_http_vconv_read_handler;
+
+    ngx_http_vconv_process_body(r);
+}
+
+
+static void
+ngx_http_vconv_read_handler(ngx_http_request_t *r)
+{
+    ngx_int_t              rc;
+    vconv_error_t          err;
+    ngx_http_vconv_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
+
+    if (ctx->done) {
+        return;
+    }
+
+    rc = ngx_http_read_unbuffered_request_body(r);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        (void) vconv_error_set(&err, VCONV_E_UPLOAD_ABORTED,
+                               "the upload did not complete");
+        ngx_http_vconv_upload_fail(r, rc, &err);
+        return;
+    }
+
+    ngx_http_vconv_process_body(r);
+}
+
+
+/*
+ * Takes what nginx has read so far, hands it to the spool file (through
+ * the multipart parser when the body is a form) and asks for more, until
+ * nothing is ready.  The buffers are given back at once, so the memory
+ * used is nginx's client_body_buffer_size, whatever the body's size.
+ */
+static void
+ngx_http_vconv_process_body(ngx_http_request_t *r)
+{
+    size_t                       len;
+    ngx_int_t                    rc;
+    ngx_buf_t                   *b;
+    ngx_chain_t                 *cl;
+    vconv_error_t                err;
+    ngx_http_vconv_ctx_t        *ctx;
+    ngx_http_vconv_job_t        *job;
+    ngx_http_request_body_t     *rb;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
+    job = ctx->job;
+    rb = r->request_body;
+
+    for ( ;; ) {
+
+        for (cl = rb->bufs; cl; cl = cl->next) {
+            b = cl->buf;
+
+            if (b->in_file) {
+                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                              "vconv: request body in a file");
+                (void) vconv_error_set(&err, VCONV_E_INTERNAL,
+                                       "unexpected request body buffer");
+                ngx_http_vconv_upload_fail(r,
+                                       NGX_HTTP_INTERNAL_SERVER_ERROR, &err);
+                return;
+            }
+
+            len = b->last - b->pos;
+
+            if (len == 0) {
+                continue;
+            }
+
+            if (ctx->multipart_on) {
+                rc = vconv_multipart_feed(ctx->multipart, b->pos, len,
+                                          &ctx->err);
+            } else {
+                rc = ngx_http_vconv_write_input(ctx, b->pos, len);
+            }
+
+            b->pos = b->last;
+
+            if (rc != NGX_OK) {
+                ngx_http_vconv_upload_fail(r, 0, &ctx->err);
+                return;
+            }
+        }
+
+        rb->bufs = NULL;
+
+        if (job->node->cancel) {
+            (void) vconv_error_set(&err, VCONV_E_CANCELED,
+                                   "the job was canceled");
+            ngx_http_vconv_upload_fail(r, 0, &err);
+            return;
+        }
+
+        if (job->written && !job->posted && !ctx->multipart_on
+            && ngx_http_vconv_job_start(job) != NGX_OK)
+        {
+            (void) vconv_error_set(&err, VCONV_E_INTERNAL,
+                                   "the transcode could not start");
+            ngx_http_vconv_upload_fail(r, 0, &err);
+            return;
+        }
+
+        if (!r->reading_body) {
+            ngx_http_vconv_body_done(r);
+            return;
+        }
+
+        rc = ngx_http_read_unbuffered_request_body(r);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            (void) vconv_error_set(&err, VCONV_E_UPLOAD_ABORTED,
+                                   "the upload did not complete");
+            ngx_http_vconv_upload_fail(r, rc, &err);
+            return;
+        }
+
+        if (rb->bufs == NULL && r->reading_body) {
+            return;
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_vconv_write_input(ngx_http_vconv_ctx_t *ctx, const u_char *p,
+    size_t len)
+{
+    ssize_t                      n;
+    ngx_http_vconv_job_t        *job;
+    ngx_http_vconv_zone_t       *z;
+    ngx_http_vconv_main_conf_t  *vmcf;
+
+    job = ctx->job;
+    z = job->zone;
+    vmcf = job->vmcf;
+
+    if (vmcf->max_size && z->sh->store_bytes + (off_t) len > vmcf->max_size)
+    {
+        (void) vconv_error_set(&ctx->err, VCONV_E_STORE_FULL,
+                               "the store has no room for this upload");
+        return NGX_ERROR;
+    }
+
+    while (len) {
+        n = write(job->wfd, p, len);
+
+        if (n == -1) {
+            if (ngx_errno == NGX_EINTR) {
+                continue;
+            }
+
+            ngx_log_error(NGX_LOG_CRIT, job->log, ngx_errno,
+                          "vconv: write \"%s\" failed", job->input);
+
+            (void) vconv_error_set(&ctx->err,
+                                   ngx_errno == NGX_ENOSPC
+                                   ? VCONV_E_STORE_FULL : VCONV_E_IO,
+                                   "the upload could not be stored");
+            return NGX_ERROR;
+        }
+
+        p += n;
+        len -= n;
+        job->written += n;
+
+        ngx_shmtx_lock(&z->shpool->mutex);
+        job->node->info.in_bytes = job->written;
+        job->node->disk += n;
+        z->sh->store_bytes += n;
+        ngx_shmtx_unlock(&z->shpool->mutex);
+    }
+
+    if (job->reader_ready) {
+        vconv_reader_grow(&job->reader, job->written);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_vconv_body_done(ngx_http_request_t *r)
+{
+    vconv_error_t               err;
+    ngx_http_vconv_ctx_t       *ctx;
+    ngx_http_vconv_job_t       *job;
+    ngx_http_vconv_loc_conf_t  *vlcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
+    job = ctx->job;
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vconv_module);
+
+    if (ctx->multipart_on) {
+        if (vconv_multipart_finish(ctx->multipart, &ctx->err) != VCONV_OK) {
+            ngx_http_vconv_upload_fail(r, 0, &ctx->err);
+            return;
+        }
+
+        if (!ctx->file_seen) {
+            (void) vconv_error_set(&err, VCONV_E_INVALID_VALUE,
+                                   "the form has no \"file\" part");
+            ngx_http_vconv_upload_fail(r, 0, &err);
+            return;
+        }
+
+        /* fields after the file part count too */
+
+        if (vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats,
+                              &ctx->err)
+            != VCONV_OK)
+        {
+            ngx_http_vconv_upload_fail(r, 0, &ctx->err);
+            return;
+        }
+
+        job->spec = *ctx->spec;
+        job->wait = ctx->wait;
+        job->info.out_format = ctx->spec->format;
+        if (ctx->name_set) {
+            ngx_cpystrn((u_char *) job->info.in_name,
+                        (u_char *) ctx->name, sizeof(job->info.in_name));
+        }
+    }
+
+    if (job->written == 0) {
+        (void) vconv_error_set(&err, VCONV_E_UNSUPPORTED_INPUT,
+                               "the upload is empty");
+        ngx_http_vconv_upload_fail(r, 0, &err);
+        return;
+    }
+
+    (void) ngx_close_file(job->wfd);
+    job->wfd = NGX_INVALID_FILE;
+    job->upload_done = 1;
+
+    ngx_shmtx_lock(&job->zone->shpool->mutex);
+    job->node->info.in_bytes = job->written;
+    job->node->info.out_format = job->info.out_format;
+    ngx_memcpy(job->node->info.in_name, job->info.in_name,
+               sizeof(job->info.in_name));
+    job->node->version++;
+    ngx_shmtx_unlock(&job->zone->shpool->mutex);
+
+    vconv_reader_end(&job->reader);
+
+    if (!job->posted && ngx_http_vconv_job_start(job) != NGX_OK) {
+        (void) vconv_error_set(&err, VCONV_E_INTERNAL,
+                               "the transcode could not start");
+        ngx_http_vconv_upload_fail(r, 0, &err);
+        return;
+    }
+
+    if (job->wait && !job->task_done) {
+        /* the answer comes from ngx_http_vconv_upload_task_done() */
+        r->read_event_handler = ngx_http_test_reading;
+        return;
+    }
+
+    ctx->done = 1;
+    ngx_http_finalize_request(r, ngx_http_vconv_answer(r));
+}
+
+
+/*
+ * The answer once the body is in: 202 and the job, or with wait=1 the
+ * converted file; a job that already failed answers with its error.
+ */
+static ngx_int_t
+ngx_http_vconv_answer(ngx_http_request_t *r)
+{
+    u_char                     *json, *loc;
+    size_t                      len;
+    ngx_uint_t                  version, pos;
+    vconv_error_t               err;
+    ngx_table_elt_t            *h;
+    vconv_job_info_t            info;
+    ngx_http_vconv_ctx_t       *ctx;
+    ngx_http_vconv_job_t       *job;
+    ngx_http_vconv_loc_conf_t  *vlcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
+    job = ctx->job;
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vconv_module);
+
+    if (ngx_http_vconv_job_get(job->zone, &job->id, &info, &version, &pos)
+        != NGX_OK)
+    {
+        (void) vconv_error_set(&err, VCONV_E_CANCELED, "the job was deleted");
+        return ngx_http_vconv_send_error(r, &err);
+    }
+
+    if (info.status == VCONV_JOB_FAILED || info.status == VCONV_JOB_CANCELED)
+    {
+        err.code = info.err_code;
+        ngx_cpystrn((u_char *) err.message, (u_char *) info.err_message,
+                    sizeof(err.message));
+        return ngx_http_vconv_send_error(r, &err);
+    }
+
+    if (job->wait && info.status == VCONV_JOB_DONE) {
+        return ngx_http_vconv_send_output(r, &info);
+    }
+
+    len = vconv_job_json(&info, (char *) vlcf->jobs_uri.data, (int) pos,
+                         NULL, 0);
+
+    json = ngx_pnalloc(r->pool, len + 1);
+    loc = ngx_pnalloc(r->pool, vlcf->jobs_uri.len + job->id.len);
+    h = ngx_list_push(&r->headers_out.headers);
+
+    if (json == NULL || loc == NULL || h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    (void) vconv_job_json(&info, (char *) vlcf->jobs_uri.data, (int) pos,
+                          (char *) json, len + 1);
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Location");
+    h->value.data = loc;
+    h->value.len = ngx_sprintf(loc, "%V%V", &vlcf->jobs_uri, &job->id) - loc;
+
+    return ngx_http_vconv_send_json(r, NGX_HTTP_ACCEPTED, json, len);
+}
+
+
+/* the task ended while its upload request is still here */
+void
+ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job)
+{
+    ngx_http_request_t    *r;
+    ngx_http_vconv_ctx_t  *ctx;
+
+    r = job->request;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
+
+    if (ctx->done) {
+        return;
+    }
+
+    if (job->upload_done) {
+        /* wait=1 */
+        ctx->done = 1;
+        ngx_http_finalize_request(r, ngx_http_vconv_answer(r));
+        return;
+    }
+
+    /* the job failed before the upload ended: stop taking the body */
+
+    if (job->err.code == VCONV_E_NONE) {
+        (void) vconv_error_set(&job->err, VCONV_E_INTERNAL,
+                               "the job ended before its upload");
+    }
+
+    ngx_http_vconv_upload_fail(r, 0, &job->err);
+}
+
+
+/*
+ * Ends the upload with an error.  status is an nginx status when nginx
+ * itself gave up on the body (client gone, 413, timeout); else the answer
+ * is the JSON error.
+ */
+static void
+ngx_http_vconv_upload_fail(ngx_http_request_t *r, ngx_int_t status,
+    vconv_error_t *err)
+{
+    ngx_http_vconv_ctx_t  *ctx;
+    ngx_http_vconv_job_t  *job;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
+    job = ctx->job;
+
+    ctx->done = 1;
+
+    if (job && !job->upload_done) {
+        job->upload_done = 1;
+
+        if (job->wfd != NGX_INVALID_FILE) {
+            (void) ngx_close_file(job->wfd);
+            job->wfd = NGX_INVALID_FILE;
+        }
+
+        if (job->reader_ready) {
+            vconv_reader_stop(&job->reader, err->code);
+        }
+    }
+
+    if (status) {
+        ngx_http_finalize_request(r, status);
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_vconv_send_error(r, err));
+}
+
+
+static void
+ngx_http_vconv_upload_cleanup(void *data)
+{
+    ngx_http_vconv_ctx_t  *ctx = data;
+
+    ngx_http_vconv_job_t  *job;
+
+    job = ctx->job;
+    if (job == NULL) {
+        return;
+    }
+
+    ctx->job = NULL;
+    job->request = NULL;
+
+    if (!job->upload_done) {
+        job->upload_done = 1;
+
+        if (job->reader_ready) {
+            vconv_reader_stop(&job->reader, VCONV_E_UPLOAD_ABORTED);
+        }
+    }
+
+    ngx_http_vconv_job_release(job);
+}
+
+
+static int
+ngx_http_vconv_mp_field(void *data, const char *name, size_t nlen,
+    const char *value, size_t vlen, vconv_error_t *err)
+{
+    ngx_http_vconv_ctx_t *ctx = data;
+
+    vconv_job_info_t  info;
+
+    ngx_memzero(&info, sizeof(vconv_job_info_t));
+
+    if (ngx_http_vconv_option(ctx, &info, (u_char *) name, nlen,
+                              (u_char *) value, vlen)
+        != NGX_OK)
+    {
+        *err = ctx->err;
+        return 1;
+    }
+
+    if (info.in_name[0]) {
+        ngx_cpystrn((u_char *) ctx->name, (u_char *) info.in_name,
+                    sizeof(ctx->name));
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_vconv_mp_file_begin(void *data, const char *filename, size_t len,
+    vconv_error_t *err)
+{
+    ngx_http_vconv_ctx_t *ctx = data;
+
+    ngx_http_vconv_job_t  *job;
+
+    job = ctx->job;
+    ctx->file_seen = 1;
+
+    if (!ctx->name_set && job->info.in_name[0] == '\0' && len) {
+        ngx_cpystrn((u_char *) job->info.in_name, (u_char *) filename,
+                    ngx_min(len + 1, sizeof(job->info.in_name)));
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_vconv_mp_file_data(void *data, const uint8_t *p, size_t len,
+    vconv_error_t *err)
+{
+    ngx_http_vconv_ctx_t *ctx = data;
+
+    if (ngx_http_vconv_write_input(ctx, p, len) != NGX_OK) {
+        *err = ctx->err;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_vconv_mp_file_end(void *data, vconv_error_t *err)
+{
+    return 0;
+}

@@ -1,0 +1,585 @@
+/*
+ * vconv: encoders and the muxer.  The output file is the only path the
+ * core ever opens, and it is the one the caller chose.
+ */
+
+#include <string.h>
+
+#include <libavfilter/buffersink.h>
+#include <libavutil/avstring.h>
+#include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
+
+#include "vconv_pipeline.h"
+
+
+static AVCodecContext *vconv_output_encoder(vconv_job_t *job,
+    const char *name, const AVCodec **codec);
+static int vconv_output_open_encoder(vconv_job_t *job, vconv_stream_t *st,
+    const AVCodec *codec);
+static int vconv_output_rate(const AVCodec *codec, int want);
+static enum AVSampleFormat vconv_output_sample_fmt(const AVCodec *codec,
+    enum AVSampleFormat want);
+static int vconv_output_is_mov(const AVOutputFormat *of);
+
+
+int
+vconv_output_open(vconv_job_t *job)
+{
+    int          rc;
+    char        *url;
+    const char  *muxer;
+
+    /*
+     * image2 would read the name as a pattern and open files itself;
+     * image2pipe writes the one picture into our file as is.
+     */
+    muxer = job->fmt->kind == VCONV_KIND_IMAGE ? "image2pipe"
+                                                : job->fmt->muxer;
+
+    url = av_asprintf("file:%s", job->tc->output_path);
+    if (url == NULL) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "output");
+    }
+
+    rc = avformat_alloc_output_context2(&job->ofmt, NULL, muxer, url);
+    av_free(url);
+
+    if (rc < 0 || job->ofmt == NULL) {
+        return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "muxer");
+    }
+
+    /* faststart reopens the output by name; nothing else is reachable */
+    job->ofmt->protocol_whitelist = av_strdup("file");
+    if (job->ofmt->protocol_whitelist == NULL) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "output");
+    }
+
+    job->ofmt->interrupt_callback.callback = vconv_job_interrupt;
+    job->ofmt->interrupt_callback.opaque = job;
+
+    return VCONV_OK;
+}
+
+
+int
+vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
+{
+    AVRational          fr;
+    AVCodecContext     *enc, *dec;
+    const AVCodec      *codec;
+    const vconv_spec_t *spec;
+
+    spec = job->spec;
+    dec = st->dec;
+
+    enc = vconv_output_encoder(job, spec->vencoder, &codec);
+    if (enc == NULL) {
+        return VCONV_ERROR;
+    }
+
+    st->enc = enc;
+
+    vconv_filter_video_plan(job, st, codec, dec->width, dec->height,
+                            dec->pix_fmt);
+
+    enc->width = st->out_w;
+    enc->height = st->out_h;
+    enc->pix_fmt = st->out_fmt;
+    enc->sample_aspect_ratio = (AVRational) { 1, 1 };
+
+    if (spec->fps_num > 0 && spec->fps_den > 0) {
+        enc->framerate = (AVRational) { spec->fps_num, spec->fps_den };
+        enc->time_base = av_inv_q(enc->framerate);
+
+    } else {
+        /* keep the input's clock: variable frame rates stay exact */
+        enc->time_base = st->ist->time_base;
+        fr = av_guess_frame_rate(job->ifmt, st->ist, NULL);
+        if (fr.num > 0 && fr.den > 0) {
+            enc->framerate = fr;
+        }
+    }
+
+    /* tags only: the pixels keep the input's matrix through swscale */
+    enc->color_primaries = dec->color_primaries;
+    enc->color_trc = dec->color_trc;
+    enc->colorspace = dec->colorspace;
+
+    if (codec->id == AV_CODEC_ID_MJPEG) {
+        /* q 3 of 2..31: what people expect of a "good" JPEG */
+        enc->flags |= AV_CODEC_FLAG_QSCALE;
+        enc->global_quality = FF_QP2LAMBDA * 3;
+        enc->color_range = AVCOL_RANGE_JPEG;
+        enc->strict_std_compliance = FF_COMPLIANCE_UNOFFICIAL;
+    }
+
+    if (spec->x264_preset[0]) {
+        av_opt_set(enc->priv_data, "preset", spec->x264_preset, 0);
+    }
+
+    if (spec->video_bitrate > 0) {
+        enc->bit_rate = spec->video_bitrate;
+
+    } else {
+        enc->bit_rate = 0;
+    }
+
+    if (spec->crf >= 0
+        && av_opt_find(enc->priv_data, "crf", NULL, 0, 0) != NULL)
+    {
+        av_opt_set_int(enc->priv_data, "crf", spec->crf, 0);
+    }
+
+    if (spec->vpx_deadline_rt) {
+        /* realtime keeps VP9 within a few times the speed of x264 */
+        av_opt_set(enc->priv_data, "deadline", "realtime", 0);
+        av_opt_set_int(enc->priv_data, "cpu-used", 8, 0);
+        av_opt_set_int(enc->priv_data, "row-mt", 1, 0);
+    }
+
+    return vconv_output_open_encoder(job, st, codec);
+}
+
+
+int
+vconv_output_audio(vconv_job_t *job, vconv_stream_t *st)
+{
+    int                     rc, channels;
+    AVCodecContext         *enc, *dec;
+    const AVCodec          *codec;
+    const vconv_spec_t     *spec;
+    const AVChannelLayout  *l;
+
+    spec = job->spec;
+    dec = st->dec;
+
+    enc = vconv_output_encoder(job, spec->aencoder, &codec);
+    if (enc == NULL) {
+        return VCONV_ERROR;
+    }
+
+    st->enc = enc;
+
+    channels = spec->channels > 0 ? spec->channels
+                                  : dec->ch_layout.nb_channels;
+    if (channels > 2) {
+        channels = 2;
+    }
+
+    if (channels < 1) {
+        channels = 2;
+    }
+
+    av_channel_layout_default(&enc->ch_layout, channels);
+
+    if (codec->ch_layouts) {
+        for (l = codec->ch_layouts; l->nb_channels; l++) {
+            if (av_channel_layout_compare(l, &enc->ch_layout) == 0) {
+                break;
+            }
+        }
+
+        if (l->nb_channels == 0) {
+            rc = av_channel_layout_copy(&enc->ch_layout, codec->ch_layouts);
+            if (rc < 0) {
+                return vconv_job_fail(job, VCONV_E_NOMEM, rc, "layout");
+            }
+        }
+    }
+
+    enc->sample_rate = vconv_output_rate(codec, spec->sample_rate > 0
+                                                ? spec->sample_rate
+                                                : dec->sample_rate);
+    enc->sample_fmt = vconv_output_sample_fmt(codec, dec->sample_fmt);
+    enc->time_base = (AVRational) { 1, enc->sample_rate };
+
+    if (spec->audio_bitrate > 0) {
+        enc->bit_rate = spec->audio_bitrate;
+    }
+
+    return vconv_output_open_encoder(job, st, codec);
+}
+
+
+int
+vconv_output_copy(vconv_job_t *job, vconv_stream_t *st)
+{
+    int                    rc, i;
+    uint8_t               *sd;
+    AVStream              *ost;
+    enum AVCodecID         id;
+    const AVPacketSideData *psd;
+
+    id = st->ist->codecpar->codec_id;
+
+    rc = avformat_query_codec(job->ofmt->oformat, id, FF_COMPLIANCE_NORMAL);
+    if (rc == 0) {
+        return vconv_error_set(&job->tc->err, VCONV_E_CANNOT_COPY,
+                               "%s cannot be copied into %s",
+                               avcodec_get_name(id), job->fmt->name);
+    }
+
+    ost = avformat_new_stream(job->ofmt, NULL);
+    if (ost == NULL) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "stream");
+    }
+
+    st->ost = ost;
+
+    rc = avcodec_parameters_copy(ost->codecpar, st->ist->codecpar);
+    if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, rc, "stream");
+    }
+
+    /* the input container's tag may mean nothing in the output one */
+    ost->codecpar->codec_tag = 0;
+    ost->time_base = st->ist->time_base;
+    ost->avg_frame_rate = st->ist->avg_frame_rate;
+
+    /* copied pixels are still stored turned: keep telling players so */
+    for (i = 0; i < st->ist->nb_side_data; i++) {
+        psd = &st->ist->side_data[i];
+        if (psd->type != AV_PKT_DATA_DISPLAYMATRIX) {
+            continue;
+        }
+
+        sd = av_stream_new_side_data(ost, psd->type, psd->size);
+        if (sd == NULL) {
+            return vconv_job_fail(job, VCONV_E_NOMEM, 0, "side data");
+        }
+
+        memcpy(sd, psd->data, psd->size);
+    }
+
+    return VCONV_OK;
+}
+
+
+int
+vconv_output_header(vconv_job_t *job)
+{
+    int              rc;
+    AVDictionary    *opts;
+    AVFormatContext *ofmt;
+
+    ofmt = job->ofmt;
+    opts = NULL;
+
+    if (!(ofmt->oformat->flags & AVFMT_NOFILE)) {
+        rc = avio_open2(&ofmt->pb, ofmt->url, AVIO_FLAG_WRITE,
+                        &ofmt->interrupt_callback, NULL);
+        if (rc < 0) {
+            return vconv_job_fail(job, VCONV_E_IO, rc, "output");
+        }
+    }
+
+    if (vconv_output_is_mov(ofmt->oformat)) {
+        /* players can start before the whole file arrives */
+        av_dict_set(&opts, "movflags", "+faststart", 0);
+    }
+
+    if (strcmp(ofmt->oformat->name, "webp") == 0) {
+        av_dict_set(&opts, "loop", "0", 0);
+    }
+
+    rc = avformat_write_header(ofmt, &opts);
+    av_dict_free(&opts);
+
+    if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_ENCODE, rc, "output header");
+    }
+
+    job->header = 1;
+
+    return VCONV_OK;
+}
+
+
+int
+vconv_output_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
+{
+    int              rc;
+    double           t;
+    AVRational       tb;
+    AVCodecContext  *enc;
+
+    enc = st->enc;
+
+    if (frame != NULL) {
+        tb = av_buffersink_get_time_base(st->sink);
+
+        if (frame->pts != AV_NOPTS_VALUE) {
+            frame->pts = av_rescale_q(frame->pts, tb, enc->time_base);
+        }
+
+        if (enc->codec_type == AVMEDIA_TYPE_VIDEO) {
+            /* encoders refuse a timestamp that does not move forward */
+            if (frame->pts == AV_NOPTS_VALUE || frame->pts <= st->last_pts) {
+                frame->pts = st->last_pts + 1;
+            }
+
+            st->last_pts = frame->pts;
+            frame->pict_type = AV_PICTURE_TYPE_NONE;
+
+            /* some encoders (libwebp_anim) hold every packet to the end */
+            t = frame->pts * av_q2d(enc->time_base);
+            if (enc->framerate.num > 0 && enc->framerate.den > 0) {
+                t += av_q2d(av_inv_q(enc->framerate));
+            }
+
+            if (t > job->out_time) {
+                job->out_time = t;
+            }
+        }
+
+        st->frames++;
+    }
+
+    rc = avcodec_send_frame(enc, frame);
+    if (rc < 0 && rc != AVERROR_EOF) {
+        return vconv_job_fail(job, VCONV_E_ENCODE, rc, "encode");
+    }
+
+    for ( ;; ) {
+        rc = avcodec_receive_packet(enc, job->opkt);
+
+        if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) {
+            return VCONV_OK;
+        }
+
+        if (rc < 0) {
+            return vconv_job_fail(job, VCONV_E_ENCODE, rc, "encode");
+        }
+
+        rc = vconv_output_packet(job, st, job->opkt, enc->time_base);
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+    }
+}
+
+
+int
+vconv_output_packet(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt,
+    AVRational tb)
+{
+    int      rc;
+    double   t;
+    int64_t  size;
+
+    av_packet_rescale_ts(pkt, tb, st->ost->time_base);
+    pkt->stream_index = st->ost->index;
+    pkt->pos = -1;
+
+    if (pkt->pts != AV_NOPTS_VALUE) {
+        t = (pkt->pts + (pkt->duration > 0 ? pkt->duration : 0))
+            * av_q2d(st->ost->time_base);
+        if (t > job->out_time) {
+            job->out_time = t;
+        }
+    }
+
+    rc = av_interleaved_write_frame(job->ofmt, pkt);
+    av_packet_unref(pkt);
+
+    if (rc < 0) {
+        if (job->stop) {
+            return vconv_job_fail(job, job->stop, 0, NULL);
+        }
+
+        return vconv_job_fail(job, VCONV_E_IO, rc, "write");
+    }
+
+    if (job->limits->max_output > 0 && job->ofmt->pb != NULL) {
+        size = avio_tell(job->ofmt->pb);
+        if (size > job->limits->max_output) {
+            return vconv_error_set(&job->tc->err, VCONV_E_OUTPUT_SIZE_LIMIT,
+                                   "output exceeds %lld bytes",
+                                   (long long) job->limits->max_output);
+        }
+    }
+
+    return VCONV_OK;
+}
+
+
+int
+vconv_output_trailer(vconv_job_t *job)
+{
+    int      rc;
+    int64_t  size;
+
+    rc = av_write_trailer(job->ofmt);
+    if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_IO, rc, "output trailer");
+    }
+
+    job->header = 0;
+
+    size = 0;
+    if (job->ofmt->pb != NULL) {
+        avio_flush(job->ofmt->pb);
+        size = avio_size(job->ofmt->pb);
+    }
+
+    job->tc->output_bytes = size > 0 ? size : 0;
+
+    if (job->limits->max_output > 0 && size > job->limits->max_output) {
+        return vconv_error_set(&job->tc->err, VCONV_E_OUTPUT_SIZE_LIMIT,
+                               "output exceeds %lld bytes",
+                               (long long) job->limits->max_output);
+    }
+
+    return VCONV_OK;
+}
+
+
+void
+vconv_output_close(vconv_job_t *job)
+{
+    if (job->ofmt == NULL) {
+        return;
+    }
+
+    if (!(job->ofmt->oformat->flags & AVFMT_NOFILE)) {
+        avio_closep(&job->ofmt->pb);
+    }
+
+    avformat_free_context(job->ofmt);
+    job->ofmt = NULL;
+}
+
+
+static AVCodecContext *
+vconv_output_encoder(vconv_job_t *job, const char *name,
+    const AVCodec **codec)
+{
+    AVCodecContext  *enc;
+
+    *codec = avcodec_find_encoder_by_name(name);
+    if (*codec == NULL) {
+        vconv_error_set(&job->tc->err, VCONV_E_INTERNAL,
+                        "encoder \"%s\" is not available", name);
+        return NULL;
+    }
+
+    enc = avcodec_alloc_context3(*codec);
+    if (enc == NULL) {
+        vconv_job_fail(job, VCONV_E_NOMEM, 0, "encoder");
+        return NULL;
+    }
+
+    enc->thread_count = job->limits->codec_threads;
+
+    return enc;
+}
+
+
+static int
+vconv_output_open_encoder(vconv_job_t *job, vconv_stream_t *st,
+    const AVCodec *codec)
+{
+    int              rc;
+    AVStream        *ost;
+    AVCodecContext  *enc;
+
+    enc = st->enc;
+
+    if (job->ofmt->oformat->flags & AVFMT_GLOBALHEADER) {
+        enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    }
+
+    rc = avcodec_open2(enc, codec, NULL);
+    if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_ENCODE, rc, codec->name);
+    }
+
+    ost = avformat_new_stream(job->ofmt, NULL);
+    if (ost == NULL) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "stream");
+    }
+
+    st->ost = ost;
+
+    rc = avcodec_parameters_from_context(ost->codecpar, enc);
+    if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, rc, "stream");
+    }
+
+    ost->time_base = enc->time_base;
+    if (enc->framerate.num > 0) {
+        ost->avg_frame_rate = enc->framerate;
+    }
+
+    return VCONV_OK;
+}
+
+
+/* the asked rate if the encoder takes it, else the nearest it takes */
+static int
+vconv_output_rate(const AVCodec *codec, int want)
+{
+    int         best, d, bd;
+    const int  *r;
+
+    if (want <= 0) {
+        want = 48000;
+    }
+
+    if (codec->supported_samplerates == NULL) {
+        return want;
+    }
+
+    best = 0;
+    bd = 0;
+
+    for (r = codec->supported_samplerates; *r; r++) {
+        d = *r > want ? *r - want : want - *r;
+
+        /* on a tie the higher rate loses nothing */
+        if (best == 0 || d < bd || (d == bd && *r > best)) {
+            best = *r;
+            bd = d;
+        }
+    }
+
+    return best ? best : want;
+}
+
+
+static enum AVSampleFormat
+vconv_output_sample_fmt(const AVCodec *codec, enum AVSampleFormat want)
+{
+    enum AVSampleFormat         alt;
+    const enum AVSampleFormat  *f;
+
+    if (codec->sample_fmts == NULL) {
+        return want;
+    }
+
+    alt = av_sample_fmt_is_planar(want) ? av_get_packed_sample_fmt(want)
+                                        : av_get_planar_sample_fmt(want);
+
+    for (f = codec->sample_fmts; *f != AV_SAMPLE_FMT_NONE; f++) {
+        if (*f == want) {
+            return want;
+        }
+    }
+
+    for (f = codec->sample_fmts; *f != AV_SAMPLE_FMT_NONE; f++) {
+        if (*f == alt) {
+            return alt;
+        }
+    }
+
+    return codec->sample_fmts[0];
+}
+
+
+static int
+vconv_output_is_mov(const AVOutputFormat *of)
+{
+    return strcmp(of->name, "mp4") == 0 || strcmp(of->name, "mov") == 0
+           || strcmp(of->name, "ipod") == 0;
+}

@@ -1,0 +1,478 @@
+/*
+ * vconv: the libavfilter graphs between decoders and encoders.
+ *
+ * The picture size, pixel format and audio parameters are decided here in
+ * C from the input and the spec; graph descriptions carry only numbers we
+ * computed, never text from the request.
+ */
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <libavfilter/buffersink.h>
+#include <libavfilter/buffersrc.h>
+#include <libavutil/display.h>
+#include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
+
+#include "vconv_pipeline.h"
+
+
+#define VCONV_GRAPH_LEN  1024
+
+
+static int vconv_filter_graph(vconv_job_t *job, vconv_stream_t *st,
+    const char *src_name, const char *src_args, const char *sink_name,
+    const char *chain);
+static int vconv_filter_has_fmt(const enum AVPixelFormat *list,
+    enum AVPixelFormat fmt);
+static int vconv_filter_even(int v);
+
+
+/*
+ * The display matrix says how to turn the stored picture to show it
+ * upright; we apply it to the pixels so players that ignore it (most
+ * GIF and image viewers, many web players) see the same picture.
+ */
+int
+vconv_filter_rotation(AVStream *st)
+{
+    double    theta;
+    uint8_t  *m;
+
+    m = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, NULL);
+    if (m == NULL) {
+        return 0;
+    }
+
+    /* av_display_rotation_get() is counterclockwise; we want clockwise */
+    theta = -av_display_rotation_get((int32_t *) m);
+    if (isnan(theta)) {
+        return 0;
+    }
+
+    theta = fmod(theta, 360.0);
+    if (theta < 0) {
+        theta += 360.0;
+    }
+
+    /* only quarter turns: a phone never records anything else */
+    return ((int) lrint(theta / 90.0) % 4) * 90;
+}
+
+
+void
+vconv_filter_video_plan(vconv_job_t *job, vconv_stream_t *st,
+    const AVCodec *codec, int in_w, int in_h, int in_fmt)
+{
+    int                        rw, rh, tw, th, w, h, alpha;
+    double                     s;
+    enum AVPixelFormat         fmt;
+    const vconv_spec_t        *spec;
+    const AVPixFmtDescriptor  *desc, *odesc;
+
+    spec = job->spec;
+
+    desc = av_pix_fmt_desc_get(in_fmt);
+    alpha = desc != NULL && (desc->flags & AV_PIX_FMT_FLAG_ALPHA);
+
+    /*
+     * Web players and most decoders take only 8-bit 4:2:0, so 10-bit and
+     * 4:4:4 inputs are brought down to it whatever the encoder could do.
+     */
+    switch (codec->id) {
+    case AV_CODEC_ID_MJPEG:
+        fmt = AV_PIX_FMT_YUVJ420P;
+        break;
+    case AV_CODEC_ID_GIF:
+        fmt = AV_PIX_FMT_PAL8;
+        break;
+    case AV_CODEC_ID_PNG:
+        fmt = alpha ? AV_PIX_FMT_RGBA : AV_PIX_FMT_RGB24;
+        break;
+    case AV_CODEC_ID_WEBP:
+        fmt = alpha ? AV_PIX_FMT_YUVA420P : AV_PIX_FMT_YUV420P;
+        break;
+    default:
+        if (vconv_filter_has_fmt(codec->pix_fmts, AV_PIX_FMT_YUV420P)) {
+            fmt = AV_PIX_FMT_YUV420P;
+
+        } else if (codec->pix_fmts) {
+            fmt = avcodec_find_best_pix_fmt_of_list(codec->pix_fmts,
+                                                    in_fmt, alpha, NULL);
+        } else {
+            fmt = AV_PIX_FMT_YUV420P;
+        }
+    }
+
+    rw = in_w;
+    rh = in_h;
+    if (st->rotation == 90 || st->rotation == 270) {
+        rw = in_h;
+        rh = in_w;
+    }
+
+    tw = spec->width;
+    th = spec->height;
+
+    if (tw == 0 && th == 0 && spec->gif_max_width > 0) {
+        tw = spec->gif_max_width;
+    }
+
+    if (tw && th) {
+        s = fmin((double) tw / rw, (double) th / rh);
+
+    } else if (tw) {
+        s = (double) tw / rw;
+
+    } else if (th) {
+        s = (double) th / rh;
+
+    } else {
+        s = 1.0;
+    }
+
+    if (s > 1.0 && !spec->upscale) {
+        s = 1.0;
+    }
+
+    w = (int) lrint(rw * s);
+    h = (int) lrint(rh * s);
+
+    /* an exact asked size stays exact, the other side follows the aspect */
+    if (tw && !th && s == (double) tw / rw) {
+        w = tw;
+    }
+
+    if (th && !tw && s == (double) th / rh) {
+        h = th;
+    }
+
+    odesc = av_pix_fmt_desc_get(fmt);
+    if (odesc == NULL || odesc->log2_chroma_w || odesc->log2_chroma_h
+        || (codec->id != AV_CODEC_ID_PNG && codec->id != AV_CODEC_ID_GIF))
+    {
+        w = vconv_filter_even(w);
+        h = vconv_filter_even(h);
+    }
+
+    if (w < 1) {
+        w = 1;
+    }
+
+    if (h < 1) {
+        h = 1;
+    }
+
+    st->out_w = w;
+    st->out_h = h;
+    st->out_fmt = fmt;
+}
+
+
+int
+vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
+    const AVFrame *frame)
+{
+    int                 n, sw, sh;
+    char                args[256], chain[VCONV_GRAPH_LEN];
+    AVRational          tb, sar, fr;
+    const vconv_spec_t *spec;
+
+    spec = job->spec;
+    tb = st->ist->time_base;
+    sar = frame->sample_aspect_ratio;
+    if (sar.num <= 0 || sar.den <= 0) {
+        sar = (AVRational) { 1, 1 };
+    }
+
+    n = snprintf(args, sizeof(args),
+                 "video_size=%dx%d:pix_fmt=%d:time_base=%d/%d"
+                 ":pixel_aspect=%d/%d",
+                 frame->width, frame->height, frame->format,
+                 tb.num, tb.den, sar.num, sar.den);
+
+    fr = av_guess_frame_rate(job->ifmt, st->ist, NULL);
+    if (fr.num > 0 && fr.den > 0) {
+        snprintf(args + n, sizeof(args) - n, ":frame_rate=%d/%d",
+                 fr.num, fr.den);
+    }
+
+    n = 0;
+    chain[0] = '\0';
+
+    if (job->start > 0 || job->length > 0) {
+        n += snprintf(chain + n, sizeof(chain) - n, "trim=start=0");
+        if (job->length > 0) {
+            n += snprintf(chain + n, sizeof(chain) - n, ":end=%.6f",
+                          job->length / 1e6);
+        }
+        n += snprintf(chain + n, sizeof(chain) - n, ",");
+    }
+
+    if (spec->fps_num > 0 && spec->fps_den > 0) {
+        n += snprintf(chain + n, sizeof(chain) - n, "fps=%d/%d,",
+                      spec->fps_num, spec->fps_den);
+    }
+
+    /* scale before turning: fewer pixels to move */
+    sw = st->out_w;
+    sh = st->out_h;
+    if (st->rotation == 90 || st->rotation == 270) {
+        sw = st->out_h;
+        sh = st->out_w;
+    }
+
+    n += snprintf(chain + n, sizeof(chain) - n, "scale=%d:%d", sw, sh);
+
+    /* one swscale pass does size and pixel format together */
+    if (st->out_fmt != AV_PIX_FMT_PAL8) {
+        n += snprintf(chain + n, sizeof(chain) - n, ",format=%s",
+                      av_get_pix_fmt_name(st->out_fmt));
+    }
+
+    switch (st->rotation) {
+    case 90:
+        n += snprintf(chain + n, sizeof(chain) - n, ",transpose=clock");
+        break;
+    case 180:
+        n += snprintf(chain + n, sizeof(chain) - n, ",hflip,vflip");
+        break;
+    case 270:
+        n += snprintf(chain + n, sizeof(chain) - n, ",transpose=cclock");
+        break;
+    }
+
+    if (st->out_fmt == AV_PIX_FMT_PAL8) {
+        /*
+         * One palette for the whole clip, from what changes between
+         * frames; paletteuse then only redraws the changed rectangle.
+         */
+        n += snprintf(chain + n, sizeof(chain) - n,
+                      ",split[a][b];[a]palettegen=stats_mode=diff[p];"
+                      "[b][p]paletteuse=dither=bayer:bayer_scale=3"
+                      ":diff_mode=rectangle");
+    }
+
+    if (n >= (int) sizeof(chain)) {
+        return vconv_job_fail(job, VCONV_E_INTERNAL, 0, "filter too long");
+    }
+
+    st->in_w = frame->width;
+    st->in_h = frame->height;
+    st->in_fmt = frame->format;
+
+    return vconv_filter_graph(job, st, "buffer", args, "buffersink", chain);
+}
+
+
+int
+vconv_filter_audio_init(vconv_job_t *job, vconv_stream_t *st,
+    const AVFrame *frame)
+{
+    int              n, rc;
+    char             args[256], chain[VCONV_GRAPH_LEN], layout[64],
+                     olayout[64];
+    AVRational       tb;
+    AVChannelLayout  in;
+    AVCodecContext  *enc;
+
+    enc = st->enc;
+    tb = st->ist->time_base;
+
+    /* decoders may leave the order unknown; abuffer wants a real layout */
+    if (frame->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
+        av_channel_layout_default(&in, frame->ch_layout.nb_channels);
+
+    } else {
+        rc = av_channel_layout_copy(&in, &frame->ch_layout);
+        if (rc < 0) {
+            return vconv_job_fail(job, VCONV_E_NOMEM, rc, "layout");
+        }
+    }
+
+    rc = av_channel_layout_describe(&in, layout, sizeof(layout));
+    av_channel_layout_uninit(&in);
+    if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_DECODE, rc, "channel layout");
+    }
+
+    rc = av_channel_layout_describe(&enc->ch_layout, olayout,
+                                    sizeof(olayout));
+    if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "channel layout");
+    }
+
+    snprintf(args, sizeof(args),
+             "time_base=%d/%d:sample_rate=%d:sample_fmt=%s"
+             ":channel_layout=%s",
+             tb.num, tb.den, frame->sample_rate,
+             av_get_sample_fmt_name(frame->format), layout);
+
+    n = 0;
+    chain[0] = '\0';
+
+    if (job->start > 0 || job->length > 0) {
+        n += snprintf(chain + n, sizeof(chain) - n, "atrim=start=0");
+        if (job->length > 0) {
+            n += snprintf(chain + n, sizeof(chain) - n, ":end=%.6f",
+                          job->length / 1e6);
+        }
+        n += snprintf(chain + n, sizeof(chain) - n, ",");
+    }
+
+    n += snprintf(chain + n, sizeof(chain) - n,
+                  "aresample=%d,aformat=sample_fmts=%s:sample_rates=%d"
+                  ":channel_layouts=%s",
+                  enc->sample_rate, av_get_sample_fmt_name(enc->sample_fmt),
+                  enc->sample_rate, olayout);
+
+    if (n >= (int) sizeof(chain)) {
+        return vconv_job_fail(job, VCONV_E_INTERNAL, 0, "filter too long");
+    }
+
+    st->in_w = frame->sample_rate;
+    st->in_h = frame->ch_layout.nb_channels;
+    st->in_fmt = frame->format;
+
+    rc = vconv_filter_graph(job, st, "abuffer", args, "abuffersink", chain);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
+    /* encoders with a fixed frame size reject any other */
+    if (enc->frame_size > 0
+        && !(enc->codec->capabilities & AV_CODEC_CAP_VARIABLE_FRAME_SIZE))
+    {
+        av_buffersink_set_frame_size(st->sink, enc->frame_size);
+    }
+
+    return VCONV_OK;
+}
+
+
+void
+vconv_filter_free(vconv_stream_t *st)
+{
+    avfilter_graph_free(&st->graph);
+    st->src = NULL;
+    st->sink = NULL;
+}
+
+
+static int
+vconv_filter_graph(vconv_job_t *job, vconv_stream_t *st,
+    const char *src_name, const char *src_args, const char *sink_name,
+    const char *chain)
+{
+    int              rc;
+    AVFilterInOut   *outputs, *inputs;
+    AVFilterGraph   *graph;
+
+    vconv_filter_free(st);
+
+    graph = avfilter_graph_alloc();
+    outputs = avfilter_inout_alloc();
+    inputs = avfilter_inout_alloc();
+
+    if (graph == NULL || outputs == NULL || inputs == NULL) {
+        rc = AVERROR(ENOMEM);
+        goto failed;
+    }
+
+    st->graph = graph;
+
+    /* the same scaler the ffmpeg program uses by default */
+    av_opt_set(graph, "scale_sws_opts", "flags=bicubic", 0);
+
+    if (job->limits->codec_threads > 0) {
+        graph->nb_threads = job->limits->codec_threads;
+    }
+
+    rc = avfilter_graph_create_filter(&st->src,
+                                      avfilter_get_by_name(src_name),
+                                      "in", src_args, NULL, graph);
+    if (rc < 0) {
+        goto failed;
+    }
+
+    rc = avfilter_graph_create_filter(&st->sink,
+                                      avfilter_get_by_name(sink_name),
+                                      "out", NULL, NULL, graph);
+    if (rc < 0) {
+        goto failed;
+    }
+
+    outputs->name = av_strdup("in");
+    outputs->filter_ctx = st->src;
+    outputs->pad_idx = 0;
+    outputs->next = NULL;
+
+    inputs->name = av_strdup("out");
+    inputs->filter_ctx = st->sink;
+    inputs->pad_idx = 0;
+    inputs->next = NULL;
+
+    if (outputs->name == NULL || inputs->name == NULL) {
+        rc = AVERROR(ENOMEM);
+        goto failed;
+    }
+
+    rc = avfilter_graph_parse_ptr(graph, chain, &inputs, &outputs, NULL);
+    if (rc < 0) {
+        goto failed;
+    }
+
+    rc = avfilter_graph_config(graph, NULL);
+    if (rc < 0) {
+        goto failed;
+    }
+
+    avfilter_inout_free(&inputs);
+    avfilter_inout_free(&outputs);
+
+    return VCONV_OK;
+
+failed:
+
+    avfilter_inout_free(&inputs);
+    avfilter_inout_free(&outputs);
+
+    if (st->graph == NULL) {
+        avfilter_graph_free(&graph);
+    }
+
+    vconv_filter_free(st);
+
+    return vconv_job_fail(job, rc == AVERROR(ENOMEM) ? VCONV_E_NOMEM
+                                                     : VCONV_E_INTERNAL,
+                          rc, "filter graph");
+}
+
+
+static int
+vconv_filter_has_fmt(const enum AVPixelFormat *list, enum AVPixelFormat fmt)
+{
+    if (list == NULL) {
+        return 0;
+    }
+
+    for ( /* void */ ; *list != AV_PIX_FMT_NONE; list++) {
+        if (*list == fmt) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* even, rounding down (never upscale), at least 2: 4:2:0 chroma is 2x2 */
+static int
+vconv_filter_even(int v)
+{
+    v &= ~1;
+
+    return v < 2 ? 2 : v;
+}

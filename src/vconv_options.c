@@ -1,0 +1,1805 @@
+/*
+ * vconv: output formats, per-format presets, and the option parser.
+ *
+ * Values from the request are checked here byte by byte: only numbers we
+ * parsed ourselves and names from our own tables ever reach libav, never
+ * the user's text, so no value can smuggle libav option syntax.
+ */
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libavcodec/avcodec.h>
+
+#include "vconv_options.h"
+
+
+#define VCONV_ECHO_MAX      64          /* bytes of a user value in a message */
+#define VCONV_NUM_MAX       32          /* longest numeric value we parse */
+#define VCONV_TIME_MAX      86400000000LL   /* 24 h in microseconds */
+
+#define VCONV_WIDTH_MIN     16
+#define VCONV_WIDTH_MAX     7680
+#define VCONV_HEIGHT_MIN    16
+#define VCONV_HEIGHT_MAX    4320
+#define VCONV_VBR_MIN       8000
+#define VCONV_VBR_MAX       100000000
+#define VCONV_ABR_MIN       8000
+#define VCONV_ABR_MAX       512000
+#define VCONV_CRF_MAX       63
+#define VCONV_ANIM_FPS      12
+#define VCONV_ANIM_WIDTH    480
+
+
+/*
+ * The codecs a user may name.  crf_max is the top of the encoder's CRF
+ * scale (-1: no CRF).  crf and abr are the defaults when the codec is
+ * picked in a format whose preset uses another one.
+ */
+typedef struct {
+    const char  *name;
+    const char  *encoder;       /* NULL: copy */
+    int          video;
+    int          crf_max;
+    int          crf;
+    int64_t      abr;
+    int          lossless;
+} vconv_codec_t;
+
+
+static const vconv_codec_t  vconv_codecs[] = {
+    { "h264",      "libx264",      1, 51, 23, 0,      0 },
+    { "hevc",      "libx265",      1, 51, 28, 0,      0 },
+    { "vp8",       "libvpx",       1, 63, 12, 0,      0 },
+    { "vp9",       "libvpx-vp9",   1, 63, 32, 0,      0 },
+    { "av1",       "libaom-av1",   1, 63, 34, 0,      0 },
+    { "gif",       "gif",          1, -1, -1, 0,      0 },
+    { "webp",      "libwebp_anim", 1, -1, -1, 0,      0 },
+    { "mjpeg",     "mjpeg",        1, -1, -1, 0,      0 },
+    { "png",       "png",          1, -1, -1, 0,      1 },
+    { "copy",      NULL,           1, -1, -1, 0,      0 },
+
+    { "aac",       "aac",          0, -1, -1, 128000, 0 },
+    { "mp3",       "libmp3lame",   0, -1, -1, 192000, 0 },
+    { "opus",      "libopus",      0, -1, -1, 96000,  0 },
+    { "vorbis",    "libvorbis",    0, -1, -1, 160000, 0 },
+    { "flac",      "flac",         0, -1, -1, 0,      1 },
+    { "pcm_s16le", "pcm_s16le",    0, -1, -1, 0,      1 },
+    { "copy",      NULL,           0, -1, -1, 0,      0 }
+};
+
+#define VCONV_NCODECS  (sizeof(vconv_codecs) / sizeof(vconv_codecs[0]))
+
+
+/*
+ * jpg and png go through image2pipe: it writes the one packet as is and,
+ * unlike image2, never reads the output name as a numbered pattern.
+ * m4a uses the ipod muxer, as ffmpeg does for that extension.
+ */
+static const vconv_format_t  vconv_formats[VCONV_FMT_COUNT] = {
+    { "mp4", "mp4", "video/mp4", "mp4", VCONV_KIND_VIDEO,
+      "libx264", "aac", "h264,hevc,av1,copy", "aac,mp3,opus,copy" },
+    { "webm", "webm", "video/webm", "webm", VCONV_KIND_VIDEO,
+      "libvpx-vp9", "libopus", "vp8,vp9,av1,copy", "opus,vorbis,copy" },
+    { "mkv", "mkv", "video/x-matroska", "matroska", VCONV_KIND_VIDEO,
+      "libx264", "aac", "h264,hevc,vp8,vp9,av1,copy",
+      "aac,opus,vorbis,flac,mp3,copy" },
+    { "mov", "mov", "video/quicktime", "mov", VCONV_KIND_VIDEO,
+      "libx264", "aac", "h264,hevc,copy", "aac,mp3,copy" },
+    { "gif", "gif", "image/gif", "gif", VCONV_KIND_ANIMATION,
+      "gif", NULL, "gif", "" },
+    { "webp", "webp", "image/webp", "webp", VCONV_KIND_ANIMATION,
+      "libwebp_anim", NULL, "webp", "" },
+    { "mp3", "mp3", "audio/mpeg", "mp3", VCONV_KIND_AUDIO,
+      NULL, "libmp3lame", "", "mp3" },
+    { "m4a", "m4a", "audio/mp4", "ipod", VCONV_KIND_AUDIO,
+      NULL, "aac", "", "aac,copy" },
+    { "opus", "opus", "audio/ogg", "opus", VCONV_KIND_AUDIO,
+      NULL, "libopus", "", "opus" },
+    { "ogg", "ogg", "audio/ogg", "ogg", VCONV_KIND_AUDIO,
+      NULL, "libvorbis", "", "vorbis,opus" },
+    { "wav", "wav", "audio/wav", "wav", VCONV_KIND_AUDIO,
+      NULL, "pcm_s16le", "", "pcm_s16le" },
+    { "flac", "flac", "audio/flac", "flac", VCONV_KIND_AUDIO,
+      NULL, "flac", "", "flac" },
+    { "jpg", "jpg", "image/jpeg", "image2pipe", VCONV_KIND_IMAGE,
+      "mjpeg", NULL, "mjpeg", "" },
+    { "png", "png", "image/png", "image2pipe", VCONV_KIND_IMAGE,
+      "png", NULL, "png", "" }
+};
+
+
+/* preset values that differ from the codec's own defaults */
+typedef struct {
+    int          crf;           /* 0: the codec's */
+    int64_t      abr;           /* 0: the codec's */
+} vconv_preset_t;
+
+
+static const vconv_preset_t  vconv_presets[VCONV_FMT_COUNT] = {
+    [VCONV_FMT_M4A]  = { 0, 192000 },
+    [VCONV_FMT_OPUS] = { 0, 128000 },
+};
+
+
+typedef int (*vconv_opt_handler_pt)(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+
+
+typedef struct {
+    const char            *name;
+    unsigned               bit;
+    vconv_opt_handler_pt   handler;
+    const char            *type;    /* for GET /api/presets */
+    const char            *min;
+    const char            *max;
+} vconv_option_t;
+
+
+static int vconv_opt_format(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_width(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_height(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_upscale(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_fps(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_start(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_duration(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_quality(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_crf(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_vbitrate(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_abitrate(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_audio(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_vcodec(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_acodec(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+
+
+static const vconv_option_t  vconv_options[] = {
+    { "format", VCONV_SET_FORMAT, vconv_opt_format, "enum", NULL, NULL },
+    { "width", VCONV_SET_WIDTH, vconv_opt_width, "integer", "16", "7680" },
+    { "height", VCONV_SET_HEIGHT, vconv_opt_height, "integer", "16",
+      "4320" },
+    { "upscale", VCONV_SET_UPSCALE, vconv_opt_upscale, "boolean", "0",
+      "1" },
+    { "fps", VCONV_SET_FPS, vconv_opt_fps, "rate", "0.1", "120" },
+    { "start", VCONV_SET_START, vconv_opt_start, "time", "0", "86400" },
+    { "duration", VCONV_SET_DURATION, vconv_opt_duration, "time", "0.000001",
+      "86400" },
+    { "quality", VCONV_SET_QUALITY, vconv_opt_quality, "integer", "1",
+      "100" },
+    { "crf", VCONV_SET_CRF, vconv_opt_crf, "integer", "0", "63" },
+    { "video_bitrate", VCONV_SET_VBITRATE, vconv_opt_vbitrate, "bitrate",
+      "8000", "100000000" },
+    { "audio_bitrate", VCONV_SET_ABITRATE, vconv_opt_abitrate, "bitrate",
+      "8000", "512000" },
+    { "audio", VCONV_SET_AUDIO, vconv_opt_audio, "boolean", "0", "1" },
+    { "vcodec", VCONV_SET_VCODEC, vconv_opt_vcodec, "enum", NULL, NULL },
+    { "acodec", VCONV_SET_ACODEC, vconv_opt_acodec, "enum", NULL, NULL }
+};
+
+#define VCONV_NOPTIONS  (sizeof(vconv_options) / sizeof(vconv_options[0]))
+
+
+/* a bounded, counting output buffer, snprintf-style */
+typedef struct {
+    char    *buf;
+    size_t   len;
+    size_t   pos;
+} vconv_out_t;
+
+
+static void
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+vconv_out(vconv_out_t *o, const char *fmt, ...)
+{
+    int      n;
+    char     tmp[512];
+    va_list  args;
+
+    va_start(args, fmt);
+    n = vsnprintf(tmp, sizeof(tmp), fmt, args);
+    va_end(args);
+
+    if (n < 0) {
+        return;
+    }
+
+    if ((size_t) n >= sizeof(tmp)) {
+        n = sizeof(tmp) - 1;
+    }
+
+    if (o->pos + n < o->len) {
+        memcpy(o->buf + o->pos, tmp, n);
+        o->buf[o->pos + n] = '\0';
+
+    } else if (o->pos < o->len) {
+        o->buf[o->pos] = '\0';
+    }
+
+    o->pos += n;
+}
+
+
+const vconv_format_t *
+vconv_format(vconv_format_e fmt)
+{
+    if ((unsigned) fmt >= VCONV_FMT_COUNT) {
+        return NULL;
+    }
+
+    return &vconv_formats[fmt];
+}
+
+
+int
+vconv_format_by_name(const char *name, size_t len)
+{
+    int  i;
+
+    for (i = 0; i < VCONV_FMT_COUNT; i++) {
+        if (strlen(vconv_formats[i].name) == len
+            && memcmp(vconv_formats[i].name, name, len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
+/* the value as shown in a message: at most VCONV_ECHO_MAX whole chars */
+static int
+vconv_echo_len(const char *val, size_t vlen)
+{
+    if (vlen <= VCONV_ECHO_MAX) {
+        return (int) vlen;
+    }
+
+    return (int) vconv_utf8_trim(val, VCONV_ECHO_MAX);
+}
+
+
+static int
+vconv_is_token(const char *s, size_t len, int upper)
+{
+    size_t  i;
+
+    if (len == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')
+            || s[i] == '_' || (upper && s[i] >= 'A' && s[i] <= 'Z'))
+        {
+            continue;
+        }
+
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/* 1 if name is one of the comma-separated list's items */
+static int
+vconv_list_has(const char *list, const char *name, size_t len)
+{
+    const char  *p, *end;
+
+    p = list;
+
+    while (*p) {
+        end = strchr(p, ',');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+
+        if ((size_t) (end - p) == len && memcmp(p, name, len) == 0) {
+            return 1;
+        }
+
+        p = *end ? end + 1 : end;
+    }
+
+    return 0;
+}
+
+
+static const vconv_codec_t *
+vconv_codec_by_name(const char *name, size_t len, int video)
+{
+    size_t  i;
+
+    for (i = 0; i < VCONV_NCODECS; i++) {
+        if (vconv_codecs[i].video == video
+            && strlen(vconv_codecs[i].name) == len
+            && memcmp(vconv_codecs[i].name, name, len) == 0)
+        {
+            return &vconv_codecs[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static const vconv_codec_t *
+vconv_codec_by_encoder(const char *encoder)
+{
+    size_t  i;
+
+    for (i = 0; i < VCONV_NCODECS; i++) {
+        if (vconv_codecs[i].encoder != NULL
+            && strcmp(vconv_codecs[i].encoder, encoder) == 0)
+        {
+            return &vconv_codecs[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* a libav built without one of our encoders must not offer it */
+static int
+vconv_codec_available(const vconv_codec_t *c)
+{
+    if (c->encoder == NULL) {
+        return 1;
+    }
+
+    return avcodec_find_encoder_by_name(c->encoder) != NULL;
+}
+
+
+int
+vconv_formats_mask(const char *list, size_t len, unsigned *mask,
+    vconv_error_t *err)
+{
+    int          fmt;
+    size_t       i, start;
+    unsigned     m;
+    const char  *name;
+
+    m = 0;
+    i = 0;
+
+    while (i < len) {
+        if (list[i] == ' ' || list[i] == ',' || list[i] == '\t') {
+            i++;
+            continue;
+        }
+
+        start = i;
+
+        while (i < len && list[i] != ' ' && list[i] != ',' && list[i] != '\t')
+        {
+            i++;
+        }
+
+        name = list + start;
+
+        if (i - start == 3 && memcmp(name, "all", 3) == 0) {
+            m |= VCONV_FMT_ALL;
+            continue;
+        }
+
+        fmt = vconv_format_by_name(name, i - start);
+
+        if (fmt < 0) {
+            return vconv_error_set(err, VCONV_E_UNKNOWN_FORMAT,
+                                   "unknown format '%.*s'",
+                                   vconv_echo_len(name, i - start), name);
+        }
+
+        m |= 1u << fmt;
+    }
+
+    if (m == 0) {
+        return vconv_error_set(err, VCONV_E_INVALID_VALUE,
+                               "the list of formats is empty");
+    }
+
+    *mask = m;
+
+    return VCONV_OK;
+}
+
+
+void
+vconv_spec_init(vconv_spec_t *spec)
+{
+    vconv_error_t  err;
+
+    memset(spec, 0, sizeof(vconv_spec_t));
+
+    spec->format = VCONV_FMT_MP4;
+    spec->crf = -1;
+    spec->audio = 1;
+
+    /* the mp4 preset, so that an unfinished spec is still a sane one */
+    (void) vconv_spec_finish(spec, 1u << VCONV_FMT_MP4, &err);
+    spec->set = 0;
+}
+
+
+int
+vconv_spec_set(vconv_spec_t *spec, const char *key, size_t klen,
+    const char *val, size_t vlen, vconv_error_t *err)
+{
+    size_t                 i;
+    const vconv_option_t  *opt;
+
+    for (i = 0; i < VCONV_NOPTIONS; i++) {
+        opt = &vconv_options[i];
+
+        if (strlen(opt->name) != klen || memcmp(opt->name, key, klen) != 0) {
+            continue;
+        }
+
+        if (spec->set & opt->bit) {
+            return vconv_error_set(err, VCONV_E_DUPLICATE_OPTION,
+                                   "option '%s' is given more than once",
+                                   opt->name);
+        }
+
+        if (opt->handler(spec, opt->name, val, vlen, err) != VCONV_OK) {
+            return VCONV_ERROR;
+        }
+
+        spec->set |= opt->bit;
+
+        return VCONV_OK;
+    }
+
+    return vconv_error_set(err, VCONV_E_UNKNOWN_OPTION,
+                           "unknown option '%.*s'",
+                           vconv_echo_len(key, klen), key);
+}
+
+
+static int
+vconv_not_a_number(const char *name, const char *what, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    return vconv_error_set(err, VCONV_E_NOT_A_NUMBER,
+                           "option '%s': '%.*s' is not %s", name,
+                           vconv_echo_len(val, vlen), val, what);
+}
+
+
+static int
+vconv_out_of_range(const char *name, const char *val, size_t vlen,
+    const char *min, const char *max, vconv_error_t *err)
+{
+    return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                           "option '%s': %.*s is out of range (%s-%s)", name,
+                           vconv_echo_len(val, vlen), val, min, max);
+}
+
+
+static const vconv_option_t *
+vconv_option(const char *name)
+{
+    size_t  i;
+
+    for (i = 0; i < VCONV_NOPTIONS; i++) {
+        if (strcmp(vconv_options[i].name, name) == 0) {
+            return &vconv_options[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static int
+vconv_range_error(const char *name, const char *val, size_t vlen,
+    vconv_error_t *err)
+{
+    const vconv_option_t  *opt;
+
+    opt = vconv_option(name);
+
+    return vconv_out_of_range(name, val, vlen, opt->min, opt->max, err);
+}
+
+
+/*
+ * Digits only, an optional leading '-' (so that "-5" is reported as out
+ * of range rather than as garbage), and with frac an optional ".digits".
+ * This refuses what strtod() would take on its own: spaces, '+', hex,
+ * exponents, "inf", "nan".
+ */
+static int
+vconv_is_decimal(const char *s, size_t len, int frac)
+{
+    size_t  i, digits;
+
+    if (len == 0 || len > VCONV_NUM_MAX) {
+        return 0;
+    }
+
+    i = 0;
+
+    if (s[0] == '-') {
+        i++;
+    }
+
+    for (digits = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        digits++;
+    }
+
+    if (digits == 0) {
+        return 0;
+    }
+
+    if (i < len && s[i] == '.' && frac) {
+        i++;
+
+        for (digits = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+            digits++;
+        }
+
+        if (digits == 0) {
+            return 0;
+        }
+    }
+
+    return i == len;
+}
+
+
+static int
+vconv_parse_int(const char *name, const char *val, size_t vlen, long min,
+    long max, long *out, vconv_error_t *err)
+{
+    char   tmp[VCONV_NUM_MAX + 1];
+    char  *end;
+    long   n;
+
+    if (!vconv_is_decimal(val, vlen, 0)) {
+        return vconv_not_a_number(name, "an integer", val, vlen, err);
+    }
+
+    memcpy(tmp, val, vlen);
+    tmp[vlen] = '\0';
+
+    errno = 0;
+    n = strtol(tmp, &end, 10);
+
+    if (*end != '\0') {
+        return vconv_not_a_number(name, "an integer", val, vlen, err);
+    }
+
+    if (errno == ERANGE || n < min || n > max) {
+        return vconv_range_error(name, val, vlen, err);
+    }
+
+    *out = n;
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_parse_double(const char *name, const char *val, size_t vlen,
+    double *out, vconv_error_t *err)
+{
+    char    tmp[VCONV_NUM_MAX + 1];
+    char   *end;
+    double  d;
+
+    if (!vconv_is_decimal(val, vlen, 1)) {
+        return vconv_not_a_number(name, "a number", val, vlen, err);
+    }
+
+    memcpy(tmp, val, vlen);
+    tmp[vlen] = '\0';
+
+    errno = 0;
+    d = strtod(tmp, &end);
+
+    if (*end != '\0' || !isfinite(d)) {
+        return vconv_not_a_number(name, "a number", val, vlen, err);
+    }
+
+    *out = d;
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_opt_format(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    int  fmt;
+
+    if (!vconv_is_token(val, vlen, 1)) {
+        return vconv_error_set(err, VCONV_E_INVALID_VALUE,
+                               "option 'format': '%.*s' is not a format name",
+                               vconv_echo_len(val, vlen), val);
+    }
+
+    fmt = vconv_format_by_name(val, vlen);
+
+    if (fmt < 0) {
+        return vconv_error_set(err, VCONV_E_UNKNOWN_FORMAT,
+                               "option 'format': unknown format '%.*s'",
+                               vconv_echo_len(val, vlen), val);
+    }
+
+    spec->format = fmt;
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_opt_width(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    long  n;
+
+    if (vconv_parse_int(name, val, vlen, VCONV_WIDTH_MIN, VCONV_WIDTH_MAX, &n,
+                        err)
+        != VCONV_OK)
+    {
+        return VCONV_ERROR;
+    }
+
+    spec->width = (int) n;
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_opt_height(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    long  n;
+
+    if (vconv_parse_int(name, val, vlen, VCONV_HEIGHT_MIN, VCONV_HEIGHT_MAX,
+                        &n, err)
+        != VCONV_OK)
+    {
+        return VCONV_ERROR;
+    }
+
+    spec->height = (int) n;
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_parse_bool(const char *name, const char *val, size_t vlen, int *out,
+    vconv_error_t *err)
+{
+    if (vlen == 1 && (val[0] == '0' || val[0] == '1')) {
+        *out = val[0] - '0';
+        return VCONV_OK;
+    }
+
+    if (vconv_is_decimal(val, vlen, 0)) {
+        return vconv_range_error(name, val, vlen, err);
+    }
+
+    return vconv_error_set(err, VCONV_E_INVALID_VALUE,
+                           "option '%s': '%.*s' must be 0 or 1", name,
+                           vconv_echo_len(val, vlen), val);
+}
+
+
+static int
+vconv_opt_upscale(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    return vconv_parse_bool(name, val, vlen, &spec->upscale, err);
+}
+
+
+static int
+vconv_opt_audio(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    return vconv_parse_bool(name, val, vlen, &spec->audio, err);
+}
+
+
+static long
+vconv_gcd(long a, long b)
+{
+    long  t;
+
+    while (b != 0) {
+        t = a % b;
+        a = b;
+        b = t;
+    }
+
+    return a;
+}
+
+
+static int
+vconv_opt_fps(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    char         tmp[VCONV_NUM_MAX + 1];
+    long         num, den, g, m;
+    double       d;
+    size_t       i, k;
+    const char  *slash, *dot;
+
+    slash = memchr(val, '/', vlen);
+
+    if (slash != NULL) {
+        i = slash - val;
+
+        if (vlen > VCONV_NUM_MAX
+            || !vconv_is_decimal(val, i, 0) || val[0] == '-'
+            || !vconv_is_decimal(slash + 1, vlen - i - 1, 0)
+            || slash[1] == '-')
+        {
+            return vconv_not_a_number(name, "a rate (30 or 30000/1001)", val,
+                                      vlen, err);
+        }
+
+        /* the value is not NUL-terminated: strtol() reads a copy */
+        memcpy(tmp, val, vlen);
+        tmp[vlen] = '\0';
+
+        num = strtol(tmp, NULL, 10);
+        den = strtol(tmp + i + 1, NULL, 10);
+
+        if (den <= 0 || num <= 0 || num > 1000000 || den > 1000000) {
+            return vconv_range_error(name, val, vlen, err);
+        }
+
+        d = (double) num / den;
+
+    } else {
+        if (vconv_parse_double(name, val, vlen, &d, err) != VCONV_OK) {
+            return VCONV_ERROR;
+        }
+
+        if (!(d >= 0.1 && d <= 120)) {
+            return vconv_range_error(name, val, vlen, err);
+        }
+
+        /* "29.97" and friends are the NTSC rates, meant exactly */
+        m = lround(d * 1.001);
+
+        if ((m == 24 || m == 30 || m == 48 || m == 60 || m == 120)
+            && fabs(d - m / 1.001) < 0.0015 && fabs(d - m) > 0.0015)
+        {
+            num = m * 1000;
+            den = 1001;
+
+        } else {
+            /* at most six decimals: 0.1 .. 120 keeps num in range */
+            dot = memchr(val, '.', vlen);
+            k = dot ? vlen - (dot - val) - 1 : 0;
+
+            if (k > 6) {
+                k = 6;
+            }
+
+            for (den = 1; k > 0; k--) {
+                den *= 10;
+            }
+
+            num = lround(d * den);
+        }
+    }
+
+    if (!(d >= 0.1 && d <= 120)) {
+        return vconv_range_error(name, val, vlen, err);
+    }
+
+    g = vconv_gcd(num, den);
+
+    spec->fps_num = (int) (num / g);
+    spec->fps_den = (int) (den / g);
+
+    return VCONV_OK;
+}
+
+
+/* seconds as "12.5" or "[[hh:]mm:]ss[.frac]", into microseconds */
+static int
+vconv_parse_time(const char *name, const char *val, size_t vlen,
+    int64_t *out, vconv_error_t *err)
+{
+    size_t   i, digits, fields;
+    int64_t  part[3], us, scale;
+
+    if (vlen > 0 && val[0] == '-' && vlen <= VCONV_NUM_MAX) {
+        for (i = 1; i < vlen; i++) {
+            if (!((val[i] >= '0' && val[i] <= '9') || val[i] == '.'
+                  || val[i] == ':'))
+            {
+                break;
+            }
+        }
+
+        if (i == vlen && vlen > 1) {
+            return vconv_range_error(name, val, vlen, err);
+        }
+    }
+
+    if (vlen == 0 || vlen > VCONV_NUM_MAX) {
+        goto invalid;
+    }
+
+    i = 0;
+    fields = 0;
+
+    for ( ;; ) {
+        part[fields] = 0;
+
+        for (digits = 0; i < vlen && val[i] >= '0' && val[i] <= '9'; i++) {
+            if (++digits > 12) {
+                goto invalid;
+            }
+
+            part[fields] = part[fields] * 10 + (val[i] - '0');
+        }
+
+        if (digits == 0) {
+            goto invalid;
+        }
+
+        fields++;
+
+        if (i < vlen && val[i] == ':' && fields < 3) {
+            i++;
+            continue;
+        }
+
+        break;
+    }
+
+    us = 0;
+
+    if (i < vlen && val[i] == '.') {
+        i++;
+
+        for (digits = 0, scale = 100000;
+             i < vlen && val[i] >= '0' && val[i] <= '9';
+             i++, digits++)
+        {
+            /* below a microsecond is cut off */
+            us += (val[i] - '0') * scale;
+            scale /= 10;
+        }
+
+        if (digits == 0) {
+            goto invalid;
+        }
+    }
+
+    if (i != vlen) {
+        goto invalid;
+    }
+
+    /* minutes and seconds after a colon are clock fields */
+    for (i = 1; i < fields; i++) {
+        if (part[i] > 59) {
+            return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                                   "option '%s': %.*s has a field above 59",
+                                   name, vconv_echo_len(val, vlen), val);
+        }
+    }
+
+    switch (fields) {
+    case 3:
+        us += (part[0] * 3600 + part[1] * 60 + part[2]) * 1000000;
+        break;
+    case 2:
+        us += (part[0] * 60 + part[1]) * 1000000;
+        break;
+    default:
+        if (part[0] > VCONV_TIME_MAX / 1000000) {
+            return vconv_range_error(name, val, vlen, err);
+        }
+
+        us += part[0] * 1000000;
+    }
+
+    if (us > VCONV_TIME_MAX) {
+        return vconv_range_error(name, val, vlen, err);
+    }
+
+    *out = us;
+
+    return VCONV_OK;
+
+invalid:
+
+    return vconv_not_a_number(name, "a time (seconds or [[hh:]mm:]ss[.frac])",
+                              val, vlen, err);
+}
+
+
+static int
+vconv_opt_start(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    int64_t  us;
+
+    if (vconv_parse_time(name, val, vlen, &us, err) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
+
+    spec->start = us;
+    spec->start_set = 1;
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_opt_duration(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    int64_t  us;
+
+    if (vconv_parse_time(name, val, vlen, &us, err) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
+
+    if (us == 0) {
+        return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                               "option 'duration': must be above 0");
+    }
+
+    spec->duration = us;
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_opt_quality(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    long  n;
+
+    if (vconv_parse_int(name, val, vlen, 1, 100, &n, err) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
+
+    spec->quality = (int) n;
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_opt_crf(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    long  n;
+
+    /* the encoder's own bound is checked once the codec is known */
+    if (vconv_parse_int(name, val, vlen, 0, VCONV_CRF_MAX, &n, err)
+        != VCONV_OK)
+    {
+        return VCONV_ERROR;
+    }
+
+    spec->crf = (int) n;
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_parse_bitrate(const char *name, const char *val, size_t vlen,
+    int64_t min, int64_t max, int64_t *out, vconv_error_t *err)
+{
+    double  d, mult;
+
+    mult = 1;
+
+    if (vlen > 1) {
+        switch (val[vlen - 1]) {
+        case 'k':
+        case 'K':
+            mult = 1000;
+            vlen--;
+            break;
+        case 'M':
+            mult = 1000000;
+            vlen--;
+            break;
+        }
+    }
+
+    if (!vconv_is_decimal(val, vlen, 1)) {
+        vlen += (mult != 1);
+        return vconv_not_a_number(name, "a bitrate (like 128000, 128k, 2M)",
+                                  val, vlen, err);
+    }
+
+    if (vconv_parse_double(name, val, vlen, &d, err) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
+
+    vlen += (mult != 1);
+    d *= mult;
+
+    if (!(d >= (double) min && d <= (double) max)) {
+        return vconv_range_error(name, val, vlen, err);
+    }
+
+    *out = llround(d);
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_opt_vbitrate(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    return vconv_parse_bitrate(name, val, vlen, VCONV_VBR_MIN, VCONV_VBR_MAX,
+                               &spec->video_bitrate, err);
+}
+
+
+static int
+vconv_opt_abitrate(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    return vconv_parse_bitrate(name, val, vlen, VCONV_ABR_MIN, VCONV_ABR_MAX,
+                               &spec->audio_bitrate, err);
+}
+
+
+/* the user's codec name waits in vencoder/aencoder until finish */
+static int
+vconv_parse_codec(const char *name, const char *val, size_t vlen,
+    int video, char *dst, size_t dlen, vconv_error_t *err)
+{
+    if (!vconv_is_token(val, vlen, 0) || vlen >= dlen) {
+        return vconv_error_set(err, VCONV_E_INVALID_VALUE,
+                               "option '%s': '%.*s' is not a codec name",
+                               name, vconv_echo_len(val, vlen), val);
+    }
+
+    if (vconv_codec_by_name(val, vlen, video) == NULL) {
+        return vconv_error_set(err, VCONV_E_CODEC_NOT_ALLOWED,
+                               "option '%s': unknown %s codec '%.*s'", name,
+                               video ? "video" : "audio", (int) vlen, val);
+    }
+
+    memcpy(dst, val, vlen);
+    dst[vlen] = '\0';
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_opt_vcodec(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    return vconv_parse_codec(name, val, vlen, 1, spec->vencoder,
+                             sizeof(spec->vencoder), err);
+}
+
+
+static int
+vconv_opt_acodec(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    return vconv_parse_codec(name, val, vlen, 0, spec->aencoder,
+                             sizeof(spec->aencoder), err);
+}
+
+
+/* the names of the set bits, for "does not apply" messages */
+static const char *
+vconv_first_option(unsigned bits)
+{
+    size_t  i;
+
+    for (i = 0; i < VCONV_NOPTIONS; i++) {
+        if (bits & vconv_options[i].bit) {
+            return vconv_options[i].name;
+        }
+    }
+
+    return "?";
+}
+
+
+/*
+ * Picks the encoder: the user's codec (checked against the format and
+ * this libav build) or the format's default.
+ */
+static int
+vconv_pick_codec(vconv_spec_t *spec, const vconv_format_t *f, int video,
+    const vconv_codec_t **codec, vconv_error_t *err)
+{
+    char                *dst;
+    size_t               len;
+    const char          *list, *def, *opt;
+    const vconv_codec_t *c;
+
+    dst = video ? spec->vencoder : spec->aencoder;
+    list = video ? f->vcodecs : f->acodecs;
+    def = video ? f->vcodec : f->acodec;
+    opt = video ? "vcodec" : "acodec";
+
+    *codec = NULL;
+
+    if (spec->set & (video ? VCONV_SET_VCODEC : VCONV_SET_ACODEC)) {
+        len = strlen(dst);
+
+        if (list[0] == '\0') {
+            return vconv_error_set(err, VCONV_E_CODEC_NOT_ALLOWED,
+                                   "option '%s': format %s has no %s",
+                                   opt, f->name, video ? "video" : "audio");
+        }
+
+        c = vconv_codec_by_name(dst, len, video);
+
+        if (c == NULL || !vconv_list_has(list, dst, len)) {
+            return vconv_error_set(err, VCONV_E_CODEC_NOT_ALLOWED,
+                                   "option '%s': %s is not allowed with "
+                                   "format %s (allowed: %s)",
+                                   opt, dst, f->name, list);
+        }
+
+        if (!vconv_codec_available(c)) {
+            return vconv_error_set(err, VCONV_E_CODEC_NOT_ALLOWED,
+                                   "option '%s': %s is not available on "
+                                   "this server", opt, dst);
+        }
+
+        *codec = c;
+
+        if (c->encoder == NULL) {
+            dst[0] = '\0';
+
+        } else {
+            strcpy(dst, c->encoder);
+        }
+
+        return VCONV_OK;
+    }
+
+    if (def == NULL) {
+        dst[0] = '\0';
+        return VCONV_OK;
+    }
+
+    *codec = vconv_codec_by_encoder(def);
+    strcpy(dst, def);
+
+    return VCONV_OK;
+}
+
+
+/*
+ * quality 1-100 (100 best) onto a CRF scale, linear between two ends
+ * that stay useful for web delivery: x264 45..12 (q 67 is x264's own
+ * default 23), x265 the same +5 (its CRF 28 looks like x264's 23),
+ * libvpx/libaom 60..15 (q 64 is about VP9's usual 32).  The lossless
+ * ends (CRF 0) make files far too big to be anyone's "best quality".
+ */
+static int
+vconv_quality_crf(const vconv_codec_t *c, int q)
+{
+    int  crf;
+
+    if (c->crf_max == 51) {
+        crf = 45 - ((q - 1) * 33 + 49) / 99;
+
+        if (strcmp(c->name, "hevc") == 0) {
+            crf += 5;
+        }
+
+        return crf > 51 ? 51 : crf;
+    }
+
+    return 60 - ((q - 1) * 45 + 49) / 99;
+}
+
+
+int
+vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
+    vconv_error_t *err)
+{
+    int                    fmt, q_direct;
+    unsigned               set, bad;
+    const vconv_codec_t   *vc, *ac;
+    const vconv_format_t  *f;
+    const vconv_preset_t  *p;
+
+    set = spec->set;
+    allowed_formats &= VCONV_FMT_ALL;
+
+    if (!(set & VCONV_SET_FORMAT)) {
+        if (allowed_formats == 0) {
+            return vconv_error_set(err, VCONV_E_FORMAT_NOT_ALLOWED,
+                                   "no output format is enabled");
+        }
+
+        /* mp4 unless the operator turned it off */
+        for (fmt = 0; !(allowed_formats & (1u << fmt)); fmt++) {
+            /* void */
+        }
+
+        spec->format = fmt;
+    }
+
+    if ((unsigned) spec->format >= VCONV_FMT_COUNT) {
+        return vconv_error_set(err, VCONV_E_INTERNAL, "bad format in spec");
+    }
+
+    f = &vconv_formats[spec->format];
+    p = &vconv_presets[spec->format];
+
+    if (!(allowed_formats & (1u << spec->format))) {
+        return vconv_error_set(err, VCONV_E_FORMAT_NOT_ALLOWED,
+                               "format %s is not enabled on this server",
+                               f->name);
+    }
+
+    /* options that make no sense for the kind of format */
+
+    switch (f->kind) {
+
+    case VCONV_KIND_AUDIO:
+        bad = set & (VCONV_SET_WIDTH | VCONV_SET_HEIGHT | VCONV_SET_UPSCALE
+                     | VCONV_SET_FPS | VCONV_SET_QUALITY | VCONV_SET_CRF
+                     | VCONV_SET_VBITRATE);
+        if (bad) {
+            return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                                   "option '%s' does not apply to audio "
+                                   "format %s", vconv_first_option(bad),
+                                   f->name);
+        }
+
+        if ((set & VCONV_SET_AUDIO) && spec->audio == 0) {
+            return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                                   "audio=0 leaves nothing for audio "
+                                   "format %s", f->name);
+        }
+
+        break;
+
+    case VCONV_KIND_IMAGE:
+        bad = set & (VCONV_SET_FPS | VCONV_SET_DURATION | VCONV_SET_VBITRATE);
+        if (bad) {
+            return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                                   "option '%s' does not apply to image "
+                                   "format %s (one frame)",
+                                   vconv_first_option(bad), f->name);
+        }
+
+        /* fall through */
+
+    case VCONV_KIND_ANIMATION:
+        if ((set & VCONV_SET_AUDIO) && spec->audio == 1) {
+            return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                                   "format %s has no audio", f->name);
+        }
+
+        bad = set & (VCONV_SET_ABITRATE | VCONV_SET_VBITRATE);
+        if (bad) {
+            return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                                   "option '%s' does not apply to format %s",
+                                   vconv_first_option(bad), f->name);
+        }
+
+        break;
+
+    default:
+        break;
+    }
+
+    if ((set & VCONV_SET_QUALITY) && (set & VCONV_SET_CRF)) {
+        return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                               "options 'quality' and 'crf' are "
+                               "alternatives: give one");
+    }
+
+    if ((set & VCONV_SET_VBITRATE) && (set & (VCONV_SET_QUALITY
+                                              | VCONV_SET_CRF)))
+    {
+        return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                               "option 'video_bitrate' cannot be used with "
+                               "'%s'", (set & VCONV_SET_CRF) ? "crf"
+                                                            : "quality");
+    }
+
+    if ((set & VCONV_SET_AUDIO) && spec->audio == 0) {
+        bad = set & (VCONV_SET_ACODEC | VCONV_SET_ABITRATE);
+        if (bad) {
+            return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                                   "option '%s' cannot be used with audio=0",
+                                   vconv_first_option(bad));
+        }
+    }
+
+    /* codecs */
+
+    if (vconv_pick_codec(spec, f, 1, &vc, err) != VCONV_OK
+        || vconv_pick_codec(spec, f, 0, &ac, err) != VCONV_OK)
+    {
+        return VCONV_ERROR;
+    }
+
+    spec->vcopy = (vc != NULL && vc->encoder == NULL);
+    spec->acopy = (ac != NULL && ac->encoder == NULL);
+
+    if (spec->vcopy) {
+        bad = set & (VCONV_SET_WIDTH | VCONV_SET_HEIGHT | VCONV_SET_UPSCALE
+                     | VCONV_SET_FPS | VCONV_SET_QUALITY | VCONV_SET_CRF
+                     | VCONV_SET_VBITRATE);
+        if (bad) {
+            return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                                   "option '%s' cannot be used with "
+                                   "vcodec=copy", vconv_first_option(bad));
+        }
+    }
+
+    if (spec->acopy && (set & VCONV_SET_ABITRATE)) {
+        return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                               "option 'audio_bitrate' cannot be used with "
+                               "acodec=copy");
+    }
+
+    if ((set & VCONV_SET_ABITRATE) && ac != NULL && ac->lossless) {
+        return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                               "option 'audio_bitrate' does not apply to "
+                               "lossless %s", ac->name);
+    }
+
+    /* quality and CRF against the encoder */
+
+    q_direct = vc != NULL && vc->encoder != NULL
+               && (strcmp(vc->encoder, "mjpeg") == 0
+                   || strcmp(vc->encoder, "libwebp_anim") == 0);
+
+    if ((set & (VCONV_SET_QUALITY | VCONV_SET_CRF)) && !spec->vcopy
+        && (vc == NULL || vc->crf_max < 0)
+        && !((set & VCONV_SET_QUALITY) && q_direct))
+    {
+        return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                               "option '%s' does not apply to %s",
+                               (set & VCONV_SET_CRF) ? "crf" : "quality",
+                               vc ? vc->name : f->name);
+    }
+
+    if ((set & VCONV_SET_CRF) && vc != NULL && vc->crf_max >= 0
+        && spec->crf > vc->crf_max)
+    {
+        return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                               "option 'crf': %d is out of range (0-%d) "
+                               "for %s", spec->crf, vc->crf_max, vc->name);
+    }
+
+    if (!(set & VCONV_SET_QUALITY)) {
+        spec->quality = 0;
+    }
+
+    if (!(set & VCONV_SET_CRF)) {
+        spec->crf = -1;
+
+        if (vc != NULL && vc->crf_max >= 0 && !spec->vcopy
+            && !(set & VCONV_SET_VBITRATE))
+        {
+            if (set & VCONV_SET_QUALITY) {
+                spec->crf = vconv_quality_crf(vc, spec->quality);
+
+            } else if (p->crf && strcmp(f->vcodec, vc->encoder) == 0) {
+                spec->crf = p->crf;
+
+            } else {
+                spec->crf = vc->crf;
+            }
+        }
+    }
+
+    /* the rest of the preset */
+
+    if (!(set & VCONV_SET_WIDTH)) {
+        spec->width = 0;
+    }
+
+    if (!(set & VCONV_SET_HEIGHT)) {
+        spec->height = 0;
+    }
+
+    if (!(set & VCONV_SET_UPSCALE)) {
+        spec->upscale = 0;
+    }
+
+    if (!(set & VCONV_SET_VBITRATE)) {
+        spec->video_bitrate = 0;
+    }
+
+    spec->gif_max_width = 0;
+
+    if (f->kind == VCONV_KIND_ANIMATION
+        && !(set & (VCONV_SET_WIDTH | VCONV_SET_HEIGHT)))
+    {
+        spec->gif_max_width = VCONV_ANIM_WIDTH;
+    }
+
+    if (!(set & VCONV_SET_FPS)) {
+        spec->fps_num = 0;
+        spec->fps_den = 0;
+
+        if (f->kind == VCONV_KIND_ANIMATION) {
+            spec->fps_num = VCONV_ANIM_FPS;
+            spec->fps_den = 1;
+        }
+    }
+
+    spec->x264_preset[0] = '\0';
+    spec->vpx_deadline_rt = 0;
+
+    if (vc != NULL && vc->encoder != NULL) {
+        if (strcmp(vc->encoder, "libx264") == 0
+            || strcmp(vc->encoder, "libx265") == 0)
+        {
+            strcpy(spec->x264_preset, "veryfast");
+        }
+
+        if (strncmp(vc->encoder, "libvpx", 6) == 0) {
+            spec->vpx_deadline_rt = 1;
+        }
+    }
+
+    if (!(set & VCONV_SET_AUDIO)) {
+        spec->audio = (f->kind == VCONV_KIND_VIDEO
+                       || f->kind == VCONV_KIND_AUDIO);
+    }
+
+    if (!(set & VCONV_SET_ABITRATE)) {
+        spec->audio_bitrate = 0;
+
+        if (ac != NULL && !spec->acopy) {
+            spec->audio_bitrate = (p->abr && strcmp(f->acodec, ac->encoder)
+                                             == 0)
+                                  ? p->abr : ac->abr;
+        }
+    }
+
+    spec->sample_rate = 0;
+    spec->channels = 0;
+
+    if (ac != NULL && ac->encoder != NULL
+        && strcmp(ac->encoder, "libopus") == 0)
+    {
+        /* the only rate libopus takes for every input */
+        spec->sample_rate = 48000;
+    }
+
+    if (!spec->audio) {
+        spec->aencoder[0] = '\0';
+        spec->acopy = 0;
+        spec->audio_bitrate = 0;
+        spec->sample_rate = 0;
+    }
+
+    if (!(set & VCONV_SET_START)) {
+        spec->start = 0;
+        spec->start_set = 0;
+    }
+
+    if (!(set & VCONV_SET_DURATION)) {
+        spec->duration = 0;
+    }
+
+    return VCONV_OK;
+}
+
+
+static const char *
+vconv_kind_name(vconv_kind_e kind)
+{
+    switch (kind) {
+    case VCONV_KIND_VIDEO:
+        return "video";
+    case VCONV_KIND_ANIMATION:
+        return "animation";
+    case VCONV_KIND_AUDIO:
+        return "audio";
+    default:
+        return "image";
+    }
+}
+
+
+static void
+vconv_out_codecs(vconv_out_t *o, const char *list, int video)
+{
+    int                   first;
+    const char           *p, *end;
+    const vconv_codec_t  *c;
+
+    vconv_out(o, "[");
+    first = 1;
+
+    for (p = list; *p; p = *end ? end + 1 : end) {
+        end = strchr(p, ',');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+
+        c = vconv_codec_by_name(p, end - p, video);
+
+        if (c == NULL || !vconv_codec_available(c)) {
+            continue;
+        }
+
+        vconv_out(o, "%s\"%s\"", first ? "" : ",", c->name);
+        first = 0;
+    }
+
+    vconv_out(o, "]");
+}
+
+
+/* the values of an enum option: allowed formats, available codecs */
+static void
+vconv_out_values(vconv_out_t *o, unsigned bit, unsigned allowed_formats)
+{
+    int          i;
+    size_t       k;
+    const char  *comma;
+
+    vconv_out(o, ",\"values\":[");
+    comma = "";
+
+    if (bit == VCONV_SET_FORMAT) {
+        for (i = 0; i < VCONV_FMT_COUNT; i++) {
+            if (allowed_formats & (1u << i)) {
+                vconv_out(o, "%s\"%s\"", comma, vconv_formats[i].name);
+                comma = ",";
+            }
+        }
+
+    } else {
+        for (k = 0; k < VCONV_NCODECS; k++) {
+            if (vconv_codecs[k].video == (bit == VCONV_SET_VCODEC)
+                && vconv_codec_available(&vconv_codecs[k]))
+            {
+                vconv_out(o, "%s\"%s\"", comma, vconv_codecs[k].name);
+                comma = ",";
+            }
+        }
+    }
+
+    vconv_out(o, "]");
+}
+
+
+static const char *
+vconv_codec_user_name(const char *encoder)
+{
+    const vconv_codec_t  *c;
+
+    if (encoder[0] == '\0') {
+        return NULL;
+    }
+
+    c = vconv_codec_by_encoder(encoder);
+
+    return c ? c->name : NULL;
+}
+
+
+/* the options a page should offer for a format, from its kind and preset */
+static unsigned
+vconv_format_options(const vconv_format_t *f, const vconv_spec_t *s)
+{
+    unsigned              m;
+    const vconv_codec_t  *vc, *ac;
+
+    m = VCONV_SET_FORMAT | VCONV_SET_START;
+
+    vc = s->vencoder[0] ? vconv_codec_by_encoder(s->vencoder) : NULL;
+    ac = f->acodec ? vconv_codec_by_encoder(f->acodec) : NULL;
+
+    if (f->kind != VCONV_KIND_AUDIO) {
+        m |= VCONV_SET_WIDTH | VCONV_SET_HEIGHT | VCONV_SET_UPSCALE
+             | VCONV_SET_VCODEC;
+
+        if (vc != NULL && vc->crf_max >= 0) {
+            m |= VCONV_SET_QUALITY | VCONV_SET_CRF;
+
+        } else if (strcmp(f->vcodec, "mjpeg") == 0
+                   || strcmp(f->vcodec, "libwebp_anim") == 0)
+        {
+            m |= VCONV_SET_QUALITY;
+        }
+    }
+
+    if (f->kind != VCONV_KIND_IMAGE) {
+        m |= VCONV_SET_DURATION;
+    }
+
+    if (f->kind == VCONV_KIND_VIDEO || f->kind == VCONV_KIND_ANIMATION) {
+        m |= VCONV_SET_FPS;
+    }
+
+    if (f->kind == VCONV_KIND_VIDEO) {
+        m |= VCONV_SET_VBITRATE | VCONV_SET_AUDIO;
+    }
+
+    if (f->kind == VCONV_KIND_VIDEO || f->kind == VCONV_KIND_AUDIO) {
+        m |= VCONV_SET_ACODEC;
+
+        if (ac != NULL && !ac->lossless) {
+            m |= VCONV_SET_ABITRATE;
+        }
+    }
+
+    return m;
+}
+
+
+size_t
+vconv_presets_json(char *buf, size_t len, unsigned allowed_formats)
+{
+    int                    i, first;
+    size_t                 k;
+    const char            *vname, *aname, *comma;
+    vconv_out_t            o;
+    vconv_spec_t           s;
+    vconv_error_t          err;
+    const vconv_format_t  *f;
+
+    o.buf = buf;
+    o.len = buf ? len : 0;
+    o.pos = 0;
+
+    if (o.len > 0) {
+        buf[0] = '\0';
+    }
+
+    allowed_formats &= VCONV_FMT_ALL;
+
+    vconv_out(&o, "{\"formats\":[");
+    first = 1;
+
+    for (i = 0; i < VCONV_FMT_COUNT; i++) {
+        if (!(allowed_formats & (1u << i))) {
+            continue;
+        }
+
+        f = &vconv_formats[i];
+
+        /* the defaults are what finish makes of the format alone */
+        vconv_spec_init(&s);
+        s.format = i;
+        s.set = VCONV_SET_FORMAT;
+
+        if (vconv_spec_finish(&s, 1u << i, &err) != VCONV_OK) {
+            continue;
+        }
+
+        vconv_out(&o, "%s{\"name\":\"%s\",\"ext\":\"%s\",\"mime\":\"%s\","
+                  "\"kind\":\"%s\",\"group\":\"%s\",\"vcodecs\":",
+                  first ? "" : ",", f->name, f->ext, f->mime,
+                  vconv_kind_name(f->kind),
+                  f->kind == VCONV_KIND_AUDIO ? "audio"
+                  : f->kind == VCONV_KIND_VIDEO ? "video" : "image");
+        first = 0;
+
+        vconv_out_codecs(&o, f->vcodecs, 1);
+        vconv_out(&o, ",\"acodecs\":");
+        vconv_out_codecs(&o, f->acodecs, 0);
+
+        vname = vconv_codec_user_name(s.vencoder);
+        aname = vconv_codec_user_name(s.aencoder);
+
+        vconv_out(&o, ",\"defaults\":{");
+
+        if (vname) {
+            vconv_out(&o, "\"vcodec\":\"%s\",", vname);
+        } else {
+            vconv_out(&o, "\"vcodec\":null,");
+        }
+
+        if (aname) {
+            vconv_out(&o, "\"acodec\":\"%s\",", aname);
+        } else {
+            vconv_out(&o, "\"acodec\":null,");
+        }
+
+        if (s.crf >= 0) {
+            vconv_out(&o, "\"crf\":%d,", s.crf);
+        } else {
+            vconv_out(&o, "\"crf\":null,");
+        }
+
+        if (s.fps_num > 0) {
+            vconv_out(&o, "\"fps\":%g,", (double) s.fps_num / s.fps_den);
+        } else {
+            vconv_out(&o, "\"fps\":null,");
+        }
+
+        if (s.gif_max_width > 0) {
+            vconv_out(&o, "\"max_width\":%d,", s.gif_max_width);
+        } else {
+            vconv_out(&o, "\"max_width\":null,");
+        }
+
+        if (s.audio_bitrate > 0) {
+            vconv_out(&o, "\"audio_bitrate\":%lld,",
+                      (long long) s.audio_bitrate);
+        } else {
+            vconv_out(&o, "\"audio_bitrate\":null,");
+        }
+
+        vconv_out(&o, "\"audio\":%s},\"options\":[",
+                  s.audio ? "true" : "false");
+
+        s.set = vconv_format_options(f, &s);
+        comma = "";
+
+        for (k = 0; k < VCONV_NOPTIONS; k++) {
+            if (s.set & vconv_options[k].bit) {
+                vconv_out(&o, "%s\"%s\"", comma, vconv_options[k].name);
+                comma = ",";
+            }
+        }
+
+        vconv_out(&o, "]}");
+    }
+
+    vconv_out(&o, "],\"options\":{");
+
+    for (k = 0; k < VCONV_NOPTIONS; k++) {
+        vconv_out(&o, "%s\"%s\":{\"type\":\"%s\"", k ? "," : "",
+                  vconv_options[k].name, vconv_options[k].type);
+
+        if (vconv_options[k].min) {
+            vconv_out(&o, ",\"min\":%s,\"max\":%s", vconv_options[k].min,
+                      vconv_options[k].max);
+
+        } else {
+            vconv_out_values(&o, vconv_options[k].bit, allowed_formats);
+        }
+
+        vconv_out(&o, "}");
+    }
+
+    vconv_out(&o, "}}");
+
+    return o.pos;
+}

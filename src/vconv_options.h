@@ -1,0 +1,154 @@
+/*
+ * vconv: output formats, presets, and the option parser that turns the
+ * contract's key/value options into a validated conversion spec.
+ */
+
+#ifndef _VCONV_OPTIONS_H_INCLUDED_
+#define _VCONV_OPTIONS_H_INCLUDED_
+
+
+#include "vconv.h"
+
+
+typedef enum {
+    VCONV_FMT_MP4 = 0,
+    VCONV_FMT_WEBM,
+    VCONV_FMT_MKV,
+    VCONV_FMT_MOV,
+    VCONV_FMT_GIF,
+    VCONV_FMT_WEBP,
+    VCONV_FMT_MP3,
+    VCONV_FMT_M4A,
+    VCONV_FMT_OPUS,
+    VCONV_FMT_OGG,
+    VCONV_FMT_WAV,
+    VCONV_FMT_FLAC,
+    VCONV_FMT_JPG,
+    VCONV_FMT_PNG,
+    VCONV_FMT_COUNT
+} vconv_format_e;
+
+#define VCONV_FMT_ALL  ((1u << VCONV_FMT_COUNT) - 1)
+
+
+typedef enum {
+    VCONV_KIND_VIDEO = 0,     /* moving picture, audio optional */
+    VCONV_KIND_ANIMATION,     /* gif, webp: moving picture, no audio */
+    VCONV_KIND_AUDIO,
+    VCONV_KIND_IMAGE          /* one frame */
+} vconv_kind_e;
+
+
+typedef struct {
+    const char     *name;        /* option value: "mp4" */
+    const char     *ext;         /* file extension: "mp4" */
+    const char     *mime;        /* Content-Type: "video/mp4" */
+    const char     *muxer;       /* libavformat muxer name: "mp4" */
+    vconv_kind_e    kind;
+    const char     *vcodec;      /* default video encoder or NULL */
+    const char     *acodec;      /* default audio encoder or NULL */
+    const char     *vcodecs;     /* allowed user vcodec values, "h264,hevc" */
+    const char     *acodecs;     /* allowed user acodec values */
+} vconv_format_t;
+
+
+/* The defaults when no option changes them; the presets per format. */
+typedef struct {
+    vconv_format_e  format;
+
+    /* video; 0 or -1 mean "not set" as noted */
+    int             width;          /* 0: from input (or preset max) */
+    int             height;         /* 0: from input */
+    int             upscale;        /* 1: may exceed input size */
+    int             fps_num;        /* 0: keep input rate */
+    int             fps_den;
+    int             crf;            /* -1: encoder has no CRF */
+    int64_t         video_bitrate;  /* bit/s, 0: CRF/quality mode */
+    char            vencoder[32];   /* libav encoder name, "" for none */
+    int             vcopy;          /* 1: remux video packets */
+    char            x264_preset[16];/* libx264/x265 preset, "" if n/a */
+    int             vpx_deadline_rt;/* libvpx: realtime + cpu-used */
+    int             gif_max_width;  /* gif/webp default bound, 0: none */
+
+    /* audio */
+    int             audio;          /* 0: drop audio */
+    int64_t         audio_bitrate;  /* bit/s, 0: encoder default/lossless */
+    char            aencoder[32];
+    int             acopy;
+    int             sample_rate;    /* 0: keep (if encoder takes it) */
+    int             channels;       /* 0: keep, capped at 2 */
+
+    /* time, in microseconds */
+    int64_t         start;          /* 0: from the beginning */
+    int64_t         duration;       /* 0: to the end */
+    int             start_set;      /* image formats: 1 if start given */
+
+    /* which options the user set, to tell preset values from asked ones */
+    unsigned        set;
+
+    /*
+     * quality 1-100 as asked, 0: not set.  Encoders with a CRF get it
+     * mapped into crf; mjpeg and libwebp_anim (no CRF) take it from here.
+     */
+    int             quality;
+} vconv_spec_t;
+
+
+/* bits of vconv_spec_t.set */
+#define VCONV_SET_FORMAT     0x0001
+#define VCONV_SET_WIDTH      0x0002
+#define VCONV_SET_HEIGHT     0x0004
+#define VCONV_SET_FPS        0x0008
+#define VCONV_SET_START      0x0010
+#define VCONV_SET_DURATION   0x0020
+#define VCONV_SET_QUALITY    0x0040
+#define VCONV_SET_CRF        0x0080
+#define VCONV_SET_VBITRATE   0x0100
+#define VCONV_SET_ABITRATE   0x0200
+#define VCONV_SET_AUDIO      0x0400
+#define VCONV_SET_VCODEC     0x0800
+#define VCONV_SET_ACODEC     0x1000
+#define VCONV_SET_UPSCALE    0x2000
+
+
+const vconv_format_t *vconv_format(vconv_format_e fmt);
+
+/* -1 when the name is no format of ours */
+int vconv_format_by_name(const char *name, size_t len);
+
+/*
+ * Parses a space- or comma-separated list of format names into a bit mask
+ * (for vconv_formats); returns VCONV_ERROR with err set on a bad name.
+ */
+int vconv_formats_mask(const char *list, size_t len, unsigned *mask,
+    vconv_error_t *err);
+
+/* Starts a spec: format mp4 preset, nothing set. */
+void vconv_spec_init(vconv_spec_t *spec);
+
+/*
+ * Sets one option from the request (query or form field).  Key and value
+ * are raw bytes (already URL-decoded), not NUL-terminated.  Unknown keys,
+ * non-numbers, out-of-range values, bad codec names and repeated keys
+ * fail with a precise code and message.
+ */
+int vconv_spec_set(vconv_spec_t *spec, const char *key, size_t klen,
+    const char *val, size_t vlen, vconv_error_t *err);
+
+/*
+ * Applies the format's preset to what the user did not set and checks the
+ * options against each other and against the allowed formats mask.
+ */
+int vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
+    vconv_error_t *err);
+
+/*
+ * Writes the JSON body of GET /api/presets for the allowed formats:
+ * {"formats":[{"name","ext","mime","kind","vcodecs":[..],"acodecs":[..],
+ * "defaults":{..}}..],"options":{name:{"type","min","max"}..}}.
+ * Returns the length it needs (like snprintf); writes at most len bytes.
+ */
+size_t vconv_presets_json(char *buf, size_t len, unsigned allowed_formats);
+
+
+#endif /* _VCONV_OPTIONS_H_INCLUDED_ */

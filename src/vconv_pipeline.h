@@ -1,0 +1,112 @@
+/*
+ * vconv: the transcode job's private state, shared by the pipeline's
+ * parts: vconv_transcode.c (input, stream selection, the packet loop),
+ * vconv_filter.c (filter graphs) and vconv_encode.c (encoders, muxer).
+ * Not part of the core's public contract.
+ */
+
+#ifndef _VCONV_PIPELINE_H_INCLUDED_
+#define _VCONV_PIPELINE_H_INCLUDED_
+
+
+#include <libavformat/avformat.h>
+#include <libavcodec/avcodec.h>
+#include <libavfilter/avfilter.h>
+
+#include "vconv.h"
+#include "vconv_options.h"
+#include "vconv_transcode.h"
+
+
+typedef struct {
+    int                 index;      /* input stream index, -1: unused */
+    AVStream           *ist;
+    AVStream           *ost;
+    AVCodecContext     *dec;
+    AVCodecContext     *enc;
+    AVFilterGraph      *graph;
+    AVFilterContext    *src;
+    AVFilterContext    *sink;
+    int                 copy;       /* remux packets, no decoding */
+    int                 rotation;   /* clockwise degrees: 0, 90, 180, 270 */
+
+    /* what the graph was built for; a change rebuilds it */
+    int                 in_w;
+    int                 in_h;
+    int                 in_fmt;
+
+    /* the encoder's picture, fixed for the whole job */
+    int                 out_w;
+    int                 out_h;
+    int                 out_fmt;
+
+    int64_t             last_pts;   /* video: keeps encoder pts rising */
+    int64_t             frames;     /* frames sent to the encoder */
+    int                 started;    /* copy: first key packet seen */
+    int                 done;       /* no more packets for the muxer */
+} vconv_stream_t;
+
+
+typedef struct {
+    vconv_transcode_t      *tc;
+    const vconv_spec_t     *spec;
+    const vconv_format_t   *fmt;
+    const vconv_limits_t   *limits;
+
+    AVIOContext            *ipb;
+    AVFormatContext        *ifmt;
+    AVFormatContext        *ofmt;
+    int                     out_open;    /* avio_open done */
+    int                     header;      /* header written */
+
+    vconv_stream_t          v;
+    vconv_stream_t          a;
+
+    AVPacket               *pkt;
+    AVPacket               *opkt;
+    AVFrame                *frame;
+    AVFrame                *filt;
+
+    int64_t                 offset;   /* input us that becomes output 0 */
+    int64_t                 start;    /* us after the file start */
+    int64_t                 length;   /* us to convert, 0: to the end */
+    double                  total;    /* s of output expected, 0: unknown */
+    double                  out_time; /* s written so far */
+    int64_t                 last_progress;  /* monotonic us */
+
+    vconv_err_e             stop;     /* set by the interrupt callback */
+    int                     read_err; /* the caller's read failed */
+    int                     seeked;   /* seeked to the start */
+} vconv_job_t;
+
+
+/* vconv_filter.c */
+void vconv_filter_video_plan(vconv_job_t *job, vconv_stream_t *st,
+    const AVCodec *codec, int in_w, int in_h, int in_fmt);
+int vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
+    const AVFrame *frame);
+int vconv_filter_audio_init(vconv_job_t *job, vconv_stream_t *st,
+    const AVFrame *frame);
+void vconv_filter_free(vconv_stream_t *st);
+int vconv_filter_rotation(AVStream *st);
+
+/* vconv_encode.c */
+int vconv_output_open(vconv_job_t *job);
+int vconv_output_video(vconv_job_t *job, vconv_stream_t *st);
+int vconv_output_audio(vconv_job_t *job, vconv_stream_t *st);
+int vconv_output_copy(vconv_job_t *job, vconv_stream_t *st);
+int vconv_output_header(vconv_job_t *job);
+int vconv_output_frame(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame);
+int vconv_output_packet(vconv_job_t *job, vconv_stream_t *st,
+    AVPacket *pkt, AVRational tb);
+int vconv_output_trailer(vconv_job_t *job);
+void vconv_output_close(vconv_job_t *job);
+
+/* vconv_transcode.c */
+int vconv_job_fail(vconv_job_t *job, vconv_err_e code, int averr,
+    const char *what);
+int vconv_job_interrupt(void *data);
+
+
+#endif /* _VCONV_PIPELINE_H_INCLUDED_ */

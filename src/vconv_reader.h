@@ -1,0 +1,50 @@
+/*
+ * vconv: a reader over the upload spool file while it grows.  The event
+ * loop appends to the file and calls vconv_reader_grow(); the transcode
+ * thread reads through vconv_reader_read()/vconv_reader_seek(), which
+ * block until the bytes are on disk, the upload ends, or the reader is
+ * stopped (cancel, stall).
+ */
+
+#ifndef _VCONV_READER_H_INCLUDED_
+#define _VCONV_READER_H_INCLUDED_
+
+
+#include <pthread.h>
+
+#include "vconv.h"
+
+
+typedef struct {
+    int              fd;            /* the spool file, opened read-only */
+    pthread_mutex_t  mutex;
+    pthread_cond_t   cond;
+    int64_t          written;       /* bytes known to be on disk */
+    int64_t          pos;           /* read position */
+    int              ended;         /* 1: written is the final size */
+    vconv_err_e      stop;          /* nonzero: fail every read with it */
+    int64_t          stall_ms;      /* no growth for this long: stall */
+    int64_t          last_growth;   /* monotonic ms */
+
+    /* optional poll, called at least every 200 ms while a read waits */
+    int            (*interrupt)(void *data);
+    void            *data;
+} vconv_reader_t;
+
+
+/* fd stays the caller's; ended=1 for a file that is already complete */
+int vconv_reader_init(vconv_reader_t *rd, int fd, int64_t written,
+    int ended, int64_t stall_ms);
+void vconv_reader_destroy(vconv_reader_t *rd);
+
+/* called by the writer side; any thread */
+void vconv_reader_grow(vconv_reader_t *rd, int64_t written);
+void vconv_reader_end(vconv_reader_t *rd);
+void vconv_reader_stop(vconv_reader_t *rd, vconv_err_e why);
+
+/* AVIOContext callbacks, opaque is the vconv_reader_t */
+int vconv_reader_read(void *opaque, uint8_t *buf, int size);
+int64_t vconv_reader_seek(void *opaque, int64_t offset, int whence);
+
+
+#endif /* _VCONV_READER_H_INCLUDED_ */

@@ -1,0 +1,1121 @@
+/*
+ * vconv: the transcode job: opens the input through the caller's read/seek
+ * only, picks the streams, checks the limits, and drives packets through
+ * decoders, filter graphs and encoders (vconv_filter.c, vconv_encode.c).
+ */
+
+#include <stdio.h>
+#include <string.h>
+
+#include <libavfilter/buffersink.h>
+#include <libavfilter/buffersrc.h>
+#include <libavutil/avstring.h>
+#include <libavutil/time.h>
+
+#include "vconv_pipeline.h"
+
+
+#define VCONV_IO_BUFFER      65536
+#define VCONV_PROBESIZE      (5 * 1024 * 1024)
+#define VCONV_MAX_STREAMS    32
+#define VCONV_PROGRESS_US    250000
+
+
+static int vconv_input_open(vconv_job_t *job);
+static int vconv_input_read(void *opaque, uint8_t *buf, int size);
+static int64_t vconv_input_seek(void *opaque, int64_t offset, int whence);
+static int vconv_input_refuse(struct AVFormatContext *s, AVIOContext **pb,
+    const char *url, int flags, AVDictionary **options);
+static int vconv_input_probe(vconv_job_t *job);
+static int vconv_select(vconv_job_t *job);
+static int vconv_select_video(AVFormatContext *ifmt);
+static int vconv_limits(vconv_job_t *job);
+static int vconv_setup(vconv_job_t *job);
+static int vconv_decoder(vconv_job_t *job, vconv_stream_t *st);
+static int vconv_run(vconv_job_t *job);
+static int vconv_copy(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt);
+static int vconv_decode(vconv_job_t *job, vconv_stream_t *st,
+    AVPacket *pkt);
+static int vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame);
+static int vconv_drain(vconv_job_t *job, vconv_stream_t *st);
+static int vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st);
+static int vconv_check_time(vconv_job_t *job, vconv_stream_t *st,
+    int64_t ts);
+static int vconv_check_size(vconv_job_t *job, int w, int h);
+static void vconv_progress(vconv_job_t *job, int final);
+static void vconv_cleanup(vconv_job_t *job);
+
+
+static const vconv_limits_t  vconv_no_limits;
+
+
+int
+vconv_transcode(vconv_transcode_t *tc)
+{
+    int          rc;
+    vconv_job_t  job;
+
+    memset(&job, 0, sizeof(job));
+    memset(&tc->input, 0, sizeof(tc->input));
+    memset(&tc->err, 0, sizeof(tc->err));
+    tc->input.duration = -1;
+    tc->output_bytes = 0;
+    tc->output_duration = 0;
+
+    job.tc = tc;
+    job.spec = tc->spec;
+    job.limits = tc->limits ? tc->limits : &vconv_no_limits;
+    job.fmt = vconv_format(tc->spec->format);
+    job.v.index = -1;
+    job.a.index = -1;
+    job.v.last_pts = AV_NOPTS_VALUE;
+    job.a.last_pts = AV_NOPTS_VALUE;
+
+    job.pkt = av_packet_alloc();
+    job.opkt = av_packet_alloc();
+    job.frame = av_frame_alloc();
+    job.filt = av_frame_alloc();
+
+    if (job.pkt == NULL || job.opkt == NULL || job.frame == NULL
+        || job.filt == NULL)
+    {
+        rc = vconv_job_fail(&job, VCONV_E_NOMEM, 0, "job");
+        goto done;
+    }
+
+    rc = vconv_input_open(&job);
+    if (rc != VCONV_OK) {
+        goto done;
+    }
+
+    rc = vconv_select(&job);
+    if (rc != VCONV_OK) {
+        goto done;
+    }
+
+    rc = vconv_limits(&job);
+    if (rc != VCONV_OK) {
+        goto done;
+    }
+
+    if (tc->probed) {
+        tc->probed(tc->data, &tc->input);
+    }
+
+    rc = vconv_setup(&job);
+    if (rc != VCONV_OK) {
+        goto done;
+    }
+
+    rc = vconv_run(&job);
+
+done:
+
+    vconv_cleanup(&job);
+
+    return rc;
+}
+
+
+int
+vconv_job_fail(vconv_job_t *job, vconv_err_e code, int averr,
+    const char *what)
+{
+    char  buf[AV_ERROR_MAX_STRING_SIZE];
+
+    /* a cancel or stall makes libav calls fail: report the cause */
+    if (job->stop != VCONV_E_NONE) {
+        return vconv_error_set(&job->tc->err, job->stop, "%s",
+                               vconv_error_name(job->stop));
+    }
+
+    if (what == NULL) {
+        return vconv_error_set(&job->tc->err, code, "%s",
+                               vconv_error_name(code));
+    }
+
+    if (averr == 0) {
+        return vconv_error_set(&job->tc->err, code, "%s failed", what);
+    }
+
+    av_strerror(averr, buf, sizeof(buf));
+
+    return vconv_error_set(&job->tc->err, code, "%s: %s", what, buf);
+}
+
+
+int
+vconv_job_interrupt(void *data)
+{
+    vconv_job_t  *job = data;
+
+    if (job->stop == VCONV_E_NONE && job->tc->interrupt != NULL) {
+        job->stop = job->tc->interrupt(job->tc->data);
+    }
+
+    return job->stop != VCONV_E_NONE;
+}
+
+
+static int
+vconv_input_open(vconv_job_t *job)
+{
+    int                 rc, max, i;
+    char                num[32];
+    uint8_t            *buf;
+    AVDictionary       *opts, **sopts;
+    AVFormatContext    *ifmt;
+    vconv_transcode_t  *tc;
+
+    tc = job->tc;
+
+    buf = av_malloc(VCONV_IO_BUFFER);
+    if (buf == NULL) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "input buffer");
+    }
+
+    job->ipb = avio_alloc_context(buf, VCONV_IO_BUFFER, 0, job,
+                                  vconv_input_read, NULL,
+                                  tc->seek ? vconv_input_seek : NULL);
+    if (job->ipb == NULL) {
+        av_free(buf);
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "input");
+    }
+
+    if (tc->seek == NULL) {
+        job->ipb->seekable = 0;
+    }
+
+    ifmt = avformat_alloc_context();
+    if (ifmt == NULL) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "input");
+    }
+
+    job->ifmt = ifmt;
+    ifmt->pb = job->ipb;
+    ifmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+    ifmt->io_open = vconv_input_refuse;
+    ifmt->interrupt_callback.callback = vconv_job_interrupt;
+    ifmt->interrupt_callback.opaque = job;
+
+    rc = vconv_input_probe(job);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
+    max = job->limits->max_streams > 0 ? job->limits->max_streams
+                                       : VCONV_MAX_STREAMS;
+    opts = NULL;
+
+    /* no protocol at all: the input is our AVIOContext, nothing else */
+    av_dict_set(&opts, "protocol_whitelist", "", 0);
+    av_dict_set(&opts, "format_whitelist",
+                job->limits->input_formats ? job->limits->input_formats
+                                           : VCONV_DEFAULT_INPUT_FORMATS,
+                0);
+    snprintf(num, sizeof(num), "%lld", (long long)
+             (job->limits->probesize > 0 ? job->limits->probesize
+                                         : VCONV_PROBESIZE));
+    av_dict_set(&opts, "probesize", num, 0);
+    av_dict_set(&opts, "analyzeduration", "10000000", 0);
+    /* one more than allowed, so that "too many" can be told apart */
+    av_dict_set_int(&opts, "max_streams", max + 1, 0);
+
+    rc = avformat_open_input(&job->ifmt, NULL, ifmt->iformat, &opts);
+    av_dict_free(&opts);
+
+    if (rc < 0) {
+        /* avformat_open_input() freed the context */
+        job->ifmt = NULL;
+        return vconv_job_fail(job, VCONV_E_UNSUPPORTED_INPUT, rc,
+                              "cannot read the input");
+    }
+
+    ifmt = job->ifmt;
+
+    if ((int) ifmt->nb_streams > max) {
+        return vconv_error_set(&tc->err, VCONV_E_TOO_MANY_STREAMS,
+                               "the input has more than %d streams", max);
+    }
+
+    /* bound what probing decoders may allocate for one picture */
+    sopts = NULL;
+    if (job->limits->max_width > 0 && job->limits->max_height > 0
+        && ifmt->nb_streams > 0)
+    {
+        sopts = av_calloc(ifmt->nb_streams, sizeof(AVDictionary *));
+        if (sopts == NULL) {
+            return vconv_job_fail(job, VCONV_E_NOMEM, 0, "input");
+        }
+
+        for (i = 0; i < (int) ifmt->nb_streams; i++) {
+            av_dict_set_int(&sopts[i], "max_pixels",
+                            (int64_t) job->limits->max_width
+                            * job->limits->max_height, 0);
+        }
+    }
+
+    rc = avformat_find_stream_info(ifmt, sopts);
+
+    if (sopts != NULL) {
+        for (i = 0; i < (int) ifmt->nb_streams; i++) {
+            av_dict_free(&sopts[i]);
+        }
+
+        av_free(sopts);
+    }
+
+    if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_UNSUPPORTED_INPUT, rc,
+                              "cannot read the input streams");
+    }
+
+    if ((int) ifmt->nb_streams > max) {
+        return vconv_error_set(&tc->err, VCONV_E_TOO_MANY_STREAMS,
+                               "the input has more than %d streams", max);
+    }
+
+    av_strlcpy(tc->input.format, ifmt->iformat->name,
+               sizeof(tc->input.format));
+    tc->input.streams = ifmt->nb_streams;
+    if (ifmt->duration != AV_NOPTS_VALUE && ifmt->duration > 0) {
+        tc->input.duration = ifmt->duration / (double) AV_TIME_BASE;
+    }
+
+    return VCONV_OK;
+}
+
+
+/*
+ * We probe ourselves, before avformat_open_input(), to tell "not media"
+ * (415 unsupported_input) from "media of a kind we refuse" (415
+ * input_format_not_allowed, e.g. an HLS playlist that would open URLs).
+ */
+static int
+vconv_input_probe(vconv_job_t *job)
+{
+    int                   rc;
+    const char           *allow;
+    const AVInputFormat  *fmt;
+
+    fmt = NULL;
+    rc = av_probe_input_buffer2(job->ipb, &fmt, "", NULL, 0,
+                                job->limits->probesize > 0
+                                ? job->limits->probesize : VCONV_PROBESIZE);
+
+    if (rc < 0 || fmt == NULL) {
+        if (job->stop || (job->read_err && job->read_err != AVERROR_EOF)) {
+            return vconv_job_fail(job, VCONV_E_IO, job->read_err,
+                                  "input read");
+        }
+
+        return vconv_error_set(&job->tc->err, VCONV_E_UNSUPPORTED_INPUT,
+                               "the input is not a media file we know");
+    }
+
+    allow = job->limits->input_formats ? job->limits->input_formats
+                                       : VCONV_DEFAULT_INPUT_FORMATS;
+
+    if (av_match_list(fmt->name, allow, ',') <= 0) {
+        return vconv_error_set(&job->tc->err,
+                               VCONV_E_INPUT_FORMAT_NOT_ALLOWED,
+                               "input format \"%s\" is not allowed",
+                               fmt->name);
+    }
+
+    job->ifmt->iformat = fmt;
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_input_read(void *opaque, uint8_t *buf, int size)
+{
+    int           n;
+    vconv_job_t  *job = opaque;
+
+    n = job->tc->read(job->tc->io_opaque, buf, size);
+
+    if (n == 0) {
+        return AVERROR_EOF;
+    }
+
+    if (n < 0 && n != AVERROR_EOF) {
+        job->read_err = n;
+        vconv_job_interrupt(job);
+
+        /* the reader's way to say no byte came for too long */
+        if (job->stop == VCONV_E_NONE && n == AVERROR(ETIMEDOUT)) {
+            job->stop = VCONV_E_STALLED;
+        }
+    }
+
+    return n;
+}
+
+
+static int64_t
+vconv_input_seek(void *opaque, int64_t offset, int whence)
+{
+    vconv_job_t  *job = opaque;
+
+    return job->tc->seek(job->tc->io_opaque, offset, whence);
+}
+
+
+/* playlists, references, image patterns: nothing opens another file */
+static int
+vconv_input_refuse(struct AVFormatContext *s, AVIOContext **pb,
+    const char *url, int flags, AVDictionary **options)
+{
+    av_log(s, AV_LOG_WARNING, "refused to open a nested input\n");
+
+    return AVERROR(EPERM);
+}
+
+
+static int
+vconv_select(vconv_job_t *job)
+{
+    int                 want_audio;
+    AVStream           *ist;
+    AVFormatContext    *ifmt;
+    const vconv_spec_t *spec;
+    vconv_input_info_t *in;
+
+    ifmt = job->ifmt;
+    spec = job->spec;
+    in = &job->tc->input;
+
+    if (job->fmt->kind != VCONV_KIND_AUDIO) {
+        job->v.index = vconv_select_video(ifmt);
+
+        if (job->v.index < 0) {
+            return vconv_error_set(&job->tc->err, VCONV_E_NO_VIDEO,
+                                   "the input has no video stream");
+        }
+    }
+
+    want_audio = job->fmt->kind == VCONV_KIND_AUDIO
+                 || (job->fmt->kind == VCONV_KIND_VIDEO && spec->audio
+                     && (spec->aencoder[0] || spec->acopy));
+
+    if (want_audio) {
+        job->a.index = av_find_best_stream(ifmt, AVMEDIA_TYPE_AUDIO, -1,
+                                           job->v.index, NULL, 0);
+        if (job->a.index < 0) {
+            job->a.index = -1;
+
+            if (job->fmt->kind == VCONV_KIND_AUDIO) {
+                return vconv_error_set(&job->tc->err, VCONV_E_NO_AUDIO,
+                                       "the input has no audio stream");
+            }
+        }
+    }
+
+    if (job->v.index >= 0) {
+        ist = ifmt->streams[job->v.index];
+        job->v.ist = ist;
+        job->v.copy = spec->vcopy;
+        job->v.rotation = vconv_filter_rotation(ist);
+        in->width = ist->codecpar->width;
+        in->height = ist->codecpar->height;
+        av_strlcpy(in->vcodec, avcodec_get_name(ist->codecpar->codec_id),
+                   sizeof(in->vcodec));
+    }
+
+    if (job->a.index >= 0) {
+        ist = ifmt->streams[job->a.index];
+        job->a.ist = ist;
+        job->a.copy = spec->acopy;
+        av_strlcpy(in->acodec, avcodec_get_name(ist->codecpar->codec_id),
+                   sizeof(in->acodec));
+
+    } else {
+        /* tell the caller what audio there is even if we drop it */
+        ist = NULL;
+    }
+
+    return VCONV_OK;
+}
+
+
+/* the best video stream that is a moving picture, not cover art */
+static int
+vconv_select_video(AVFormatContext *ifmt)
+{
+    int        idx;
+    unsigned   i;
+    AVStream  *st;
+
+    idx = av_find_best_stream(ifmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+
+    if (idx >= 0
+        && !(ifmt->streams[idx]->disposition & AV_DISPOSITION_ATTACHED_PIC))
+    {
+        return idx;
+    }
+
+    for (i = 0; i < ifmt->nb_streams; i++) {
+        st = ifmt->streams[i];
+
+        if (st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO
+            && !(st->disposition & AV_DISPOSITION_ATTACHED_PIC)
+            && st->codecpar->width > 0)
+        {
+            return (int) i;
+        }
+    }
+
+    return -1;
+}
+
+
+static int
+vconv_limits(vconv_job_t *job)
+{
+    int64_t                 dur, file_start;
+    const vconv_limits_t   *lim;
+    AVFormatContext        *ifmt;
+
+    lim = job->limits;
+    ifmt = job->ifmt;
+
+    if (job->v.ist != NULL) {
+        if (vconv_check_size(job, job->v.ist->codecpar->width,
+                             job->v.ist->codecpar->height)
+            != VCONV_OK)
+        {
+            return VCONV_ERROR;
+        }
+    }
+
+    dur = ifmt->duration != AV_NOPTS_VALUE && ifmt->duration > 0
+          ? ifmt->duration : 0;
+
+    if (lim->max_duration > 0 && dur > lim->max_duration) {
+        return vconv_error_set(&job->tc->err, VCONV_E_DURATION_LIMIT,
+                               "the input lasts %.1f s, more than %.1f s",
+                               dur / 1e6, lim->max_duration / 1e6);
+    }
+
+    job->start = job->spec->start;
+    job->length = job->spec->duration;
+
+    if (job->fmt->kind == VCONV_KIND_IMAGE) {
+        /* a picture from a bit in: the first frame is often black */
+        if (!job->spec->start_set) {
+            job->start = dur / 10;
+        }
+
+        job->length = 0;
+    }
+
+    if (dur > 0 && job->start > 0 && job->start >= dur) {
+        return vconv_error_set(&job->tc->err, VCONV_E_START_BEYOND_END,
+                               "start %.3f s is beyond the end (%.3f s)",
+                               job->start / 1e6, dur / 1e6);
+    }
+
+    file_start = ifmt->start_time != AV_NOPTS_VALUE ? ifmt->start_time : 0;
+    job->offset = file_start + job->start;
+
+    if (dur > 0) {
+        dur -= job->start;
+        if (job->length > 0 && job->length < dur) {
+            dur = job->length;
+        }
+
+        job->total = dur / 1e6;
+
+    } else if (job->length > 0) {
+        job->total = job->length / 1e6;
+    }
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_setup(vconv_job_t *job)
+{
+    int               rc;
+    unsigned          i;
+    AVStream         *ist;
+    AVFormatContext  *ifmt;
+
+    ifmt = job->ifmt;
+
+    for (i = 0; i < ifmt->nb_streams; i++) {
+        if ((int) i != job->v.index && (int) i != job->a.index) {
+            ifmt->streams[i]->discard = AVDISCARD_ALL;
+        }
+    }
+
+    rc = vconv_output_open(job);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
+    if (job->v.ist != NULL) {
+        if (job->v.copy) {
+            rc = vconv_output_copy(job, &job->v);
+
+        } else {
+            rc = vconv_decoder(job, &job->v);
+            if (rc == VCONV_OK) {
+                rc = vconv_output_video(job, &job->v);
+            }
+        }
+
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+    }
+
+    if (job->a.ist != NULL) {
+        if (job->a.copy) {
+            rc = vconv_output_copy(job, &job->a);
+
+        } else {
+            rc = vconv_decoder(job, &job->a);
+            if (rc == VCONV_OK) {
+                rc = vconv_output_audio(job, &job->a);
+            }
+        }
+
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+    }
+
+    /*
+     * Land on the key frame before start; the graphs trim the rest.  Only
+     * with an index: without one (MPEG-TS) a seek lands anywhere, maybe
+     * far from a key frame, and decoding from the top is what works.
+     */
+    ist = job->v.ist ? job->v.ist : job->a.ist;
+
+    if (job->start > 0 && job->ipb->seekable && ist != NULL
+        && avformat_index_get_entries_count(ist) > 0)
+    {
+        rc = avformat_seek_file(ifmt, -1, INT64_MIN, job->offset,
+                                job->offset, 0);
+        job->seeked = rc >= 0;
+    }
+
+    return vconv_output_header(job);
+}
+
+
+static int
+vconv_decoder(vconv_job_t *job, vconv_stream_t *st)
+{
+    int              rc;
+    const AVCodec   *codec;
+    AVCodecContext  *dec;
+
+    codec = avcodec_find_decoder(st->ist->codecpar->codec_id);
+    if (codec == NULL) {
+        return vconv_error_set(&job->tc->err, VCONV_E_UNSUPPORTED_INPUT,
+                               "no decoder for %s",
+                               avcodec_get_name(st->ist->codecpar->codec_id));
+    }
+
+    dec = avcodec_alloc_context3(codec);
+    if (dec == NULL) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "decoder");
+    }
+
+    st->dec = dec;
+
+    rc = avcodec_parameters_to_context(dec, st->ist->codecpar);
+    if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, rc, "decoder");
+    }
+
+    dec->pkt_timebase = st->ist->time_base;
+    dec->thread_count = job->limits->codec_threads;
+
+    if (job->limits->max_width > 0 && job->limits->max_height > 0) {
+        dec->max_pixels = (int64_t) job->limits->max_width
+                          * job->limits->max_height;
+    }
+
+    rc = avcodec_open2(dec, codec, NULL);
+    if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_DECODE, rc, "decoder");
+    }
+
+    if (codec->type == AVMEDIA_TYPE_VIDEO
+        && (dec->width <= 0 || dec->height <= 0))
+    {
+        return vconv_error_set(&job->tc->err, VCONV_E_DECODE,
+                               "the video has no picture size");
+    }
+
+    if (codec->type == AVMEDIA_TYPE_AUDIO
+        && (dec->sample_rate <= 0 || dec->ch_layout.nb_channels <= 0))
+    {
+        return vconv_error_set(&job->tc->err, VCONV_E_DECODE,
+                               "the audio has no sample rate or channels");
+    }
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_run(vconv_job_t *job)
+{
+    int              rc;
+    AVPacket        *pkt;
+    vconv_stream_t  *st;
+
+    pkt = job->pkt;
+
+    for ( ;; ) {
+        if (vconv_job_interrupt(job)) {
+            return vconv_job_fail(job, job->stop, 0, NULL);
+        }
+
+        if ((job->v.index < 0 || job->v.done)
+            && (job->a.index < 0 || job->a.done))
+        {
+            break;
+        }
+
+        rc = av_read_frame(job->ifmt, pkt);
+
+        if (rc < 0) {
+            if (job->stop) {
+                return vconv_job_fail(job, job->stop, 0, NULL);
+            }
+
+            if (job->read_err && job->read_err != AVERROR_EOF) {
+                return vconv_job_fail(job, VCONV_E_IO, job->read_err,
+                                      "input read");
+            }
+
+            /* a damaged tail ends the input like the ffmpeg program does */
+            if (rc != AVERROR_EOF) {
+                av_log(job->ifmt, AV_LOG_WARNING, "input ends early: %s\n",
+                       av_err2str(rc));
+            }
+
+            break;
+        }
+
+        if (pkt->stream_index == job->v.index) {
+            st = &job->v;
+
+        } else if (pkt->stream_index == job->a.index) {
+            st = &job->a;
+
+        } else {
+            av_packet_unref(pkt);
+            continue;
+        }
+
+        if (st->done) {
+            av_packet_unref(pkt);
+            continue;
+        }
+
+        rc = st->copy ? vconv_copy(job, st, pkt) : vconv_decode(job, st, pkt);
+        av_packet_unref(pkt);
+
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+
+        vconv_progress(job, 0);
+    }
+
+    if (job->v.index >= 0) {
+        rc = vconv_finish_stream(job, &job->v);
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+    }
+
+    if (job->a.index >= 0) {
+        rc = vconv_finish_stream(job, &job->a);
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+    }
+
+    if ((job->v.index >= 0 && job->v.frames == 0)
+        || (job->a.index >= 0 && job->a.frames == 0 && job->v.index < 0))
+    {
+        if (job->start > 0) {
+            return vconv_error_set(&job->tc->err, VCONV_E_START_BEYOND_END,
+                                   "nothing after start %.3f s",
+                                   job->start / 1e6);
+        }
+
+        return vconv_error_set(&job->tc->err, VCONV_E_EMPTY_OUTPUT,
+                               "no frame could be decoded");
+    }
+
+    rc = vconv_output_trailer(job);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
+    job->tc->output_duration = job->out_time;
+    vconv_progress(job, 1);
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_copy(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt)
+{
+    int64_t     off, ts;
+    AVRational  tb;
+
+    tb = st->ist->time_base;
+    off = av_rescale_q(job->offset, AV_TIME_BASE_Q, tb);
+    ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+
+    if (ts != AV_NOPTS_VALUE) {
+        if (vconv_check_time(job, st, ts) != VCONV_OK) {
+            return VCONV_ERROR;
+        }
+
+        if (job->length > 0
+            && ts - off >= av_rescale_q(job->length, AV_TIME_BASE_Q, tb))
+        {
+            st->done = 1;
+            return VCONV_OK;
+        }
+    }
+
+    if (!st->started) {
+        /*
+         * Packets can only start on a key frame.  After a seek that is the
+         * one just before start; without one, the first one after it.
+         */
+        if (!(pkt->flags & AV_PKT_FLAG_KEY)) {
+            return VCONV_OK;
+        }
+
+        if (!job->seeked && ts != AV_NOPTS_VALUE && ts < off) {
+            return VCONV_OK;
+        }
+
+        st->started = 1;
+    }
+
+    if (pkt->pts != AV_NOPTS_VALUE) {
+        pkt->pts -= off;
+    }
+
+    if (pkt->dts != AV_NOPTS_VALUE) {
+        pkt->dts -= off;
+    }
+
+    st->frames++;
+
+    return vconv_output_packet(job, st, pkt, tb);
+}
+
+
+static int
+vconv_decode(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt)
+{
+    int  rc;
+
+    rc = avcodec_send_packet(st->dec, pkt);
+
+    if (rc < 0 && rc != AVERROR(EAGAIN) && rc != AVERROR_EOF) {
+        if (rc == AVERROR(ENOMEM)) {
+            return vconv_job_fail(job, VCONV_E_NOMEM, rc, "decode");
+        }
+
+        if (st == &job->v
+            && vconv_check_size(job, st->dec->width, st->dec->height)
+               != VCONV_OK)
+        {
+            return VCONV_ERROR;
+        }
+
+        /* one damaged packet is not worth the whole job */
+        av_log(st->dec, AV_LOG_WARNING, "packet skipped: %s\n",
+               av_err2str(rc));
+        return VCONV_OK;
+    }
+
+    return vconv_drain(job, st);
+}
+
+
+/* moves every frame the decoder has into the graph, and on */
+static int
+vconv_drain(vconv_job_t *job, vconv_stream_t *st)
+{
+    int  rc;
+
+    for ( ;; ) {
+        rc = avcodec_receive_frame(st->dec, job->frame);
+
+        if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) {
+            return VCONV_OK;
+        }
+
+        if (rc < 0) {
+            if (st == &job->v
+                && vconv_check_size(job, st->dec->width, st->dec->height)
+                   != VCONV_OK)
+            {
+                return VCONV_ERROR;
+            }
+
+            av_log(st->dec, AV_LOG_WARNING, "frame skipped: %s\n",
+                   av_err2str(rc));
+            continue;
+        }
+
+        rc = vconv_filter_frame(job, st, job->frame);
+        av_frame_unref(job->frame);
+
+        if (rc != VCONV_OK || st->done) {
+            return rc;
+        }
+    }
+}
+
+
+static int
+vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
+{
+    int      rc, rebuild;
+    int64_t  ts;
+
+    if (frame != NULL) {
+        if (st == &job->v) {
+            if (vconv_check_size(job, frame->width, frame->height)
+                != VCONV_OK)
+            {
+                return VCONV_ERROR;
+            }
+
+            rebuild = frame->width != st->in_w || frame->height != st->in_h
+                      || frame->format != st->in_fmt;
+
+        } else {
+            rebuild = frame->sample_rate != st->in_w
+                      || frame->ch_layout.nb_channels != st->in_h
+                      || frame->format != st->in_fmt;
+        }
+
+        ts = frame->best_effort_timestamp;
+        if (ts == AV_NOPTS_VALUE) {
+            ts = frame->pts;
+        }
+
+        if (ts != AV_NOPTS_VALUE) {
+            if (vconv_check_time(job, st, ts) != VCONV_OK) {
+                return VCONV_ERROR;
+            }
+
+            /* output time 0 is the asked start in the input */
+            ts -= av_rescale_q(job->offset, AV_TIME_BASE_Q,
+                               st->ist->time_base);
+        }
+
+        frame->pts = ts;
+
+        if (st->graph == NULL || rebuild) {
+            rc = st == &job->v ? vconv_filter_video_init(job, st, frame)
+                               : vconv_filter_audio_init(job, st, frame);
+            if (rc != VCONV_OK) {
+                return rc;
+            }
+        }
+
+    } else if (st->graph == NULL) {
+        /* nothing was ever decoded */
+        return VCONV_OK;
+    }
+
+    rc = av_buffersrc_add_frame_flags(st->src, frame,
+                                      AV_BUFFERSRC_FLAG_KEEP_REF);
+
+    /* EOF: a trim has closed the graph, what is left is in the sink */
+    if (rc < 0 && rc != AVERROR_EOF) {
+        return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "filter");
+    }
+
+    for ( ;; ) {
+        rc = av_buffersink_get_frame(st->sink, job->filt);
+
+        if (rc == AVERROR(EAGAIN)) {
+            return VCONV_OK;
+        }
+
+        if (rc == AVERROR_EOF) {
+            break;
+        }
+
+        if (rc < 0) {
+            return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "filter");
+        }
+
+        rc = vconv_output_frame(job, st, job->filt);
+        av_frame_unref(job->filt);
+
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+
+        if (job->fmt->kind == VCONV_KIND_IMAGE && st == &job->v) {
+            /* the one picture is out */
+            break;
+        }
+    }
+
+    rc = vconv_output_frame(job, st, NULL);
+    st->done = 1;
+
+    return rc;
+}
+
+
+/* at the end of the input: flush decoder, graph and encoder, in order */
+static int
+vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st)
+{
+    int  rc;
+
+    if (st->done || st->copy) {
+        st->done = 1;
+        return VCONV_OK;
+    }
+
+    rc = avcodec_send_packet(st->dec, NULL);
+    if (rc < 0 && rc != AVERROR_EOF) {
+        return vconv_job_fail(job, VCONV_E_DECODE, rc, "decoder flush");
+    }
+
+    rc = vconv_drain(job, st);
+    if (rc != VCONV_OK || st->done) {
+        return rc;
+    }
+
+    if (st->graph == NULL) {
+        st->done = 1;
+        return vconv_output_frame(job, st, NULL);
+    }
+
+    return vconv_filter_frame(job, st, NULL);
+}
+
+
+/* max_duration against what the packets and frames say, not the header */
+static int
+vconv_check_time(vconv_job_t *job, vconv_stream_t *st, int64_t ts)
+{
+    int64_t  t, file_start;
+
+    if (job->limits->max_duration <= 0) {
+        return VCONV_OK;
+    }
+
+    file_start = job->ifmt->start_time != AV_NOPTS_VALUE
+                 ? job->ifmt->start_time : 0;
+    t = av_rescale_q(ts, st->ist->time_base, AV_TIME_BASE_Q) - file_start;
+
+    if (t > job->limits->max_duration) {
+        return vconv_error_set(&job->tc->err, VCONV_E_DURATION_LIMIT,
+                               "the input lasts more than %.1f s",
+                               job->limits->max_duration / 1e6);
+    }
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_check_size(vconv_job_t *job, int w, int h)
+{
+    const vconv_limits_t  *lim;
+
+    lim = job->limits;
+
+    if ((lim->max_width > 0 && w > lim->max_width)
+        || (lim->max_height > 0 && h > lim->max_height))
+    {
+        return vconv_error_set(&job->tc->err, VCONV_E_RESOLUTION_LIMIT,
+                               "the video is %dx%d, more than %dx%d",
+                               w, h, lim->max_width, lim->max_height);
+    }
+
+    return VCONV_OK;
+}
+
+
+static void
+vconv_progress(vconv_job_t *job, int final)
+{
+    double   f;
+    int64_t  now;
+
+    if (job->tc->progress == NULL) {
+        return;
+    }
+
+    now = av_gettime_relative();
+    if (!final && now - job->last_progress < VCONV_PROGRESS_US) {
+        return;
+    }
+
+    job->last_progress = now;
+
+    if (final) {
+        f = 1.0;
+
+    } else if (job->total > 0) {
+        f = job->out_time / job->total;
+        f = f < 0 ? 0 : (f > 0.99 ? 0.99 : f);
+
+    } else {
+        f = 0;
+    }
+
+    job->tc->progress(job->tc->data, f);
+}
+
+
+static void
+vconv_cleanup(vconv_job_t *job)
+{
+    vconv_stream_t  *st;
+    int              i;
+
+    for (i = 0; i < 2; i++) {
+        st = i ? &job->a : &job->v;
+        vconv_filter_free(st);
+        avcodec_free_context(&st->dec);
+        avcodec_free_context(&st->enc);
+    }
+
+    vconv_output_close(job);
+
+    avformat_close_input(&job->ifmt);
+
+    if (job->ipb != NULL) {
+        av_freep(&job->ipb->buffer);
+        avio_context_free(&job->ipb);
+    }
+
+    av_packet_free(&job->pkt);
+    av_packet_free(&job->opkt);
+    av_frame_free(&job->frame);
+    av_frame_free(&job->filt);
+}

@@ -1,0 +1,97 @@
+/*
+ * vconv: the transcode pipeline.  Input comes only through the caller's
+ * read/seek callbacks (wrapped in an AVIOContext the core makes); the core
+ * never opens an input path or URL, and every nested open is refused.
+ */
+
+#ifndef _VCONV_TRANSCODE_H_INCLUDED_
+#define _VCONV_TRANSCODE_H_INCLUDED_
+
+
+#include "vconv.h"
+#include "vconv_options.h"
+
+
+/* the default demuxer allow-list (libavformat short names) */
+#define VCONV_DEFAULT_INPUT_FORMATS                                          \
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,asf,ogg,"      \
+    "wav,mp3,flac,aac,gif,png_pipe,jpeg_pipe,webp_pipe,bmp_pipe"
+
+
+typedef struct {
+    int             max_width;       /* 0: no bound */
+    int             max_height;
+    int64_t         max_duration;    /* us of input media, 0: none */
+    int64_t         max_output;      /* bytes, 0: none */
+    int             max_streams;     /* 0: 32 */
+    int64_t         probesize;       /* bytes, 0: 5 MB */
+    int             codec_threads;   /* 0: libav's auto */
+    const char     *input_formats;   /* comma list, NULL: the default */
+} vconv_limits_t;
+
+
+typedef struct {
+    char            format[32];      /* demuxer short name */
+    double          duration;        /* seconds, -1 if unknown */
+    int             streams;
+    int             width;           /* of the chosen video, 0 if none */
+    int             height;
+    char            vcodec[32];      /* "" if none */
+    char            acodec[32];
+} vconv_input_info_t;
+
+
+typedef struct vconv_transcode_s  vconv_transcode_t;
+
+struct vconv_transcode_s {
+    /* set by the caller */
+    const vconv_spec_t    *spec;     /* finished by vconv_spec_finish() */
+    const vconv_limits_t  *limits;
+
+    int                  (*read)(void *opaque, uint8_t *buf, int size);
+    int64_t              (*seek)(void *opaque, int64_t offset, int whence);
+    void                  *io_opaque;
+
+    const char            *output_path;  /* written in place */
+
+    /*
+     * Callbacks, all optional, all called on the transcoding thread.
+     * interrupt() is polled between packets and inside blocking I/O; a
+     * nonzero vconv_err_e return (VCONV_E_CANCELED, VCONV_E_STALLED) ends
+     * the job with that code.
+     */
+    void                 (*probed)(void *data, const vconv_input_info_t *in);
+    void                 (*progress)(void *data, double fraction);
+    int                  (*interrupt)(void *data);
+    void                  *data;
+
+    /* results */
+    vconv_input_info_t     input;
+    int64_t                output_bytes;
+    double                 output_duration;  /* seconds */
+    vconv_error_t          err;
+};
+
+
+/*
+ * Runs the whole conversion; VCONV_OK or VCONV_ERROR with tc->err set.
+ * On error the output path may hold a partial file: the caller removes it.
+ * Thread-safe: every context is the job's own.
+ */
+int vconv_transcode(vconv_transcode_t *tc);
+
+
+/*
+ * libav logging: installs one process-wide av_log callback that hands
+ * each line to handler with the job id of the calling thread (set by
+ * vconv_log_job() on that thread, "" if none).  handler must be
+ * thread-safe.  level is an AV_LOG_* value.
+ */
+typedef void (*vconv_log_handler_pt)(int level, const char *job,
+    const char *msg);
+
+void vconv_log_init(vconv_log_handler_pt handler, int max_level);
+void vconv_log_job(const char *job);
+
+
+#endif /* _VCONV_TRANSCODE_H_INCLUDED_ */

@@ -1,0 +1,231 @@
+/*
+ * vconv-cli: the core without nginx, for tests, benchmarks and debugging.
+ *
+ *   vconv-cli [-v] [--max-size WxH] [--max-duration S] [--max-output BYTES]
+ *             [--threads N] [--input-formats LIST] INPUT OUTPUT [key=value...]
+ *
+ * Prints one line of JSON with the result.  Exit 0: done, 1: the
+ * transcode failed (the output is removed), 2: bad usage or options.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libavutil/log.h>
+
+#include "vconv.h"
+#include "vconv_options.h"
+#include "vconv_reader.h"
+#include "vconv_transcode.h"
+
+
+static void vconv_cli_usage(void);
+static void vconv_cli_log(int level, const char *job, const char *msg);
+static void vconv_cli_progress(void *data, double fraction);
+static int vconv_cli_fail(const vconv_error_t *err, int status);
+static void vconv_cli_str(const char *name, const char *s, int comma);
+
+
+static int  vconv_cli_verbose;
+
+
+int
+main(int argc, char **argv)
+{
+    int                 i, fd, rc;
+    char               *eq, *end;
+    double              secs;
+    struct stat         sb;
+    vconv_spec_t        spec;
+    vconv_error_t       err;
+    vconv_limits_t      limits;
+    vconv_reader_t      rd;
+    vconv_transcode_t   tc;
+    const char         *in, *out;
+
+    memset(&limits, 0, sizeof(limits));
+    memset(&err, 0, sizeof(err));
+
+    for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+        if (strcmp(argv[i], "-v") == 0) {
+            vconv_cli_verbose = 1;
+
+        } else if (i + 1 >= argc) {
+            vconv_cli_usage();
+            return 2;
+
+        } else if (strcmp(argv[i], "--max-size") == 0) {
+            if (sscanf(argv[++i], "%dx%d", &limits.max_width,
+                       &limits.max_height) != 2)
+            {
+                vconv_cli_usage();
+                return 2;
+            }
+
+        } else if (strcmp(argv[i], "--max-duration") == 0) {
+            secs = strtod(argv[++i], &end);
+            if (*end || secs <= 0) {
+                vconv_cli_usage();
+                return 2;
+            }
+
+            limits.max_duration = (int64_t) (secs * 1e6);
+
+        } else if (strcmp(argv[i], "--max-output") == 0) {
+            limits.max_output = strtoll(argv[++i], &end, 10);
+            if (*end || limits.max_output <= 0) {
+                vconv_cli_usage();
+                return 2;
+            }
+
+        } else if (strcmp(argv[i], "--threads") == 0) {
+            limits.codec_threads = atoi(argv[++i]);
+
+        } else if (strcmp(argv[i], "--max-streams") == 0) {
+            limits.max_streams = atoi(argv[++i]);
+
+        } else if (strcmp(argv[i], "--input-formats") == 0) {
+            limits.input_formats = argv[++i];
+
+        } else {
+            vconv_cli_usage();
+            return 2;
+        }
+    }
+
+    if (argc - i < 2) {
+        vconv_cli_usage();
+        return 2;
+    }
+
+    in = argv[i++];
+    out = argv[i++];
+
+    vconv_log_init(vconv_cli_log,
+                   vconv_cli_verbose ? AV_LOG_INFO : AV_LOG_ERROR);
+    vconv_log_job("cli");
+
+    vconv_spec_init(&spec);
+
+    for ( /* void */ ; i < argc; i++) {
+        eq = strchr(argv[i], '=');
+        if (eq == NULL) {
+            vconv_error_set(&err, VCONV_E_INVALID_VALUE,
+                            "\"%s\" is not key=value", argv[i]);
+            return vconv_cli_fail(&err, 2);
+        }
+
+        if (vconv_spec_set(&spec, argv[i], eq - argv[i], eq + 1,
+                           strlen(eq + 1), &err)
+            != VCONV_OK)
+        {
+            return vconv_cli_fail(&err, 2);
+        }
+    }
+
+    if (vconv_spec_finish(&spec, VCONV_FMT_ALL, &err) != VCONV_OK) {
+        return vconv_cli_fail(&err, 2);
+    }
+
+    fd = open(in, O_RDONLY | O_CLOEXEC);
+    if (fd == -1 || fstat(fd, &sb) == -1) {
+        vconv_error_set(&err, VCONV_E_IO, "%s: %s", in, strerror(errno));
+        return vconv_cli_fail(&err, 1);
+    }
+
+    if (vconv_reader_init(&rd, fd, sb.st_size, 1, 0) != VCONV_OK) {
+        close(fd);
+        vconv_error_set(&err, VCONV_E_INTERNAL, "reader");
+        return vconv_cli_fail(&err, 1);
+    }
+
+    memset(&tc, 0, sizeof(tc));
+    tc.spec = &spec;
+    tc.limits = &limits;
+    tc.read = vconv_reader_read;
+    tc.seek = S_ISREG(sb.st_mode) ? vconv_reader_seek : NULL;
+    tc.io_opaque = &rd;
+    tc.output_path = out;
+    tc.progress = vconv_cli_verbose ? vconv_cli_progress : NULL;
+
+    rc = vconv_transcode(&tc);
+
+    vconv_reader_destroy(&rd);
+    close(fd);
+
+    if (rc != VCONV_OK) {
+        unlink(out);
+        return vconv_cli_fail(&tc.err, 1);
+    }
+
+    printf("{\"ok\":true,\"output_bytes\":%lld,\"duration\":%.3f,"
+           "\"format\":\"%s\",\"input\":{",
+           (long long) tc.output_bytes, tc.output_duration,
+           vconv_format(spec.format)->name);
+    vconv_cli_str("format", tc.input.format, 0);
+    printf(",\"duration\":%.3f,\"streams\":%d,\"width\":%d,\"height\":%d,",
+           tc.input.duration, tc.input.streams, tc.input.width,
+           tc.input.height);
+    vconv_cli_str("vcodec", tc.input.vcodec, 0);
+    vconv_cli_str("acodec", tc.input.acodec, 1);
+    printf("}}\n");
+
+    return 0;
+}
+
+
+static void
+vconv_cli_usage(void)
+{
+    fprintf(stderr,
+            "usage: vconv-cli [-v] [--max-size WxH] [--max-duration S]\n"
+            "                 [--max-output BYTES] [--threads N]\n"
+            "                 [--max-streams N] [--input-formats LIST]\n"
+            "                 INPUT OUTPUT [key=value ...]\n");
+}
+
+
+static void
+vconv_cli_log(int level, const char *job, const char *msg)
+{
+    fprintf(stderr, "[%s] %s\n", job, msg);
+}
+
+
+static void
+vconv_cli_progress(void *data, double fraction)
+{
+    fprintf(stderr, "progress %.3f\n", fraction);
+}
+
+
+static int
+vconv_cli_fail(const vconv_error_t *err, int status)
+{
+    printf("{\"ok\":false,\"error\":{");
+    vconv_cli_str("code", vconv_error_name(err->code), 0);
+    vconv_cli_str("message", err->message, 1);
+    printf("}}\n");
+
+    return status;
+}
+
+
+static void
+vconv_cli_str(const char *name, const char *s, int comma)
+{
+    char    buf[1024];
+    size_t  pos;
+
+    pos = 0;
+    buf[0] = '\0';
+    vconv_json_escape(buf, sizeof(buf), &pos, s, strlen(s));
+
+    printf("%s\"%s\":\"%s\"", comma ? "," : "", name, buf);
+}
