@@ -384,7 +384,8 @@ function follow(item) {
       if (!runStart || p === 0) runStart = performance.now();
       const el = (performance.now() - runStart) / 1000;
       const left = p > 0.02 && el > 1 ? el * (1 - p) / p : NaN;
-      const text = [`${Math.floor(p * 100)}%`, fmtLeft(left)].filter(Boolean).join(' · ');
+      const pct = p > 0 && p < 0.01 ? '<1%' : `${Math.floor(p * 100)}%`;
+      const text = [pct, fmtLeft(left)].filter(Boolean).join(' · ');
       if (item.status !== 'running') setStatus(item, 'running', text);
       else $('.detail', item.el).textContent = text;
       setBar(item, p, 'converting');
@@ -451,7 +452,10 @@ function showResult(item, job) {
   $('.in-dur', el).textContent = fmtDur(inDur);
   $('.in-px', el).textContent = item.meta?.width ? `${item.meta.width}×${item.meta.height}` : '—';
   $('.out-px', el).textContent = kind === 'audio' ? 'none' : '—';
-  $('.out-dur', el).textContent = +job.output?.duration ? fmtDur(+job.output.duration) : '—';
+  // GIF/WebP have no duration the browser reports: the asked part, if known.
+  const asked = Math.min(+item.params?.duration || Infinity, inDur - (+item.params?.start || 0));
+  $('.out-dur', el).textContent = +job.output?.duration ? fmtDur(+job.output.duration)
+    : kind === 'animation' && Number.isFinite(asked) ? fmtDur(asked) : '—';
   const ext = /\.([a-z0-9]{2,5})$/i.exec(item.file.name)?.[1];
   $('.in-fmt', el).textContent = ext ? ext.toUpperCase() : String(job.input?.format || '—').split(',')[0];
   $('.out-fmt', el).textContent = (f.ext || f.name || job.output?.format || '').toUpperCase();

@@ -236,9 +236,12 @@ ngx_http_vconv_job_start(ngx_http_vconv_job_t *job)
     task->event.data = job;
     task->event.log = job->log;
 
-    job->info.status = VCONV_JOB_QUEUED;
-    job->info.pid = ngx_pid;
-    ngx_http_vconv_job_update(job->zone, job->node, &job->info);
+    ngx_shmtx_lock(&job->zone->shpool->mutex);
+    job->node->info.status = VCONV_JOB_QUEUED;
+    job->node->info.out_format = job->spec.format;
+    job->node->info.pid = ngx_pid;
+    job->node->version++;
+    ngx_shmtx_unlock(&job->zone->shpool->mutex);
 
     if (ngx_thread_task_post(job->vmcf->thread_pool, task) != NGX_OK) {
         return NGX_ERROR;
@@ -282,6 +285,9 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     started = ts.tv_sec + ts.tv_nsec / 1e9;
+
+    /* time spent queued is not a stall */
+    job->last_activity = ngx_http_vconv_now_ms();
 
     ngx_shmtx_lock(&z->shpool->mutex);
     if (job->node->info.status == VCONV_JOB_QUEUED) {

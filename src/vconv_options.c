@@ -33,6 +33,7 @@
 #define VCONV_CRF_MAX       63
 #define VCONV_ANIM_FPS      12
 #define VCONV_ANIM_WIDTH    480
+#define VCONV_VP8_CQ_BITRATE  4000000
 
 
 /*
@@ -1477,8 +1478,25 @@ vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
             strcpy(spec->x264_preset, "veryfast");
         }
 
-        if (strncmp(vc->encoder, "libvpx", 6) == 0) {
+        /*
+         * Their "good" modes are many times slower than x264 veryfast;
+         * libaom takes the same cpu-used/row-mt speed options (its
+         * realtime switch is "usage", not "deadline").
+         */
+        if (strncmp(vc->encoder, "libvpx", 6) == 0
+            || strcmp(vc->encoder, "libaom-av1") == 0)
+        {
             spec->vpx_deadline_rt = 1;
+        }
+
+        /*
+         * VP8 has no pure CRF mode: its CRF is constrained quality under
+         * a bitrate, which libvpx otherwise sets to a blurry 256k.
+         */
+        if (strcmp(vc->encoder, "libvpx") == 0 && spec->crf >= 0
+            && spec->video_bitrate == 0)
+        {
+            spec->video_bitrate = VCONV_VP8_CQ_BITRATE;
         }
     }
 

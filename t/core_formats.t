@@ -64,7 +64,8 @@ sub convert {
     is($exit, 0, "$fmt: exit 0") or diag $raw;
     ok($res && $res->{ok}, "$fmt: ok") or diag $raw;
     is($res->{output_bytes}, -s $out, "$fmt: output_bytes is the size");
-    return ($out, probe($out));
+    # ffmpeg 5.1 cannot read animated WebP: webp_info() checks those
+    return ($out, $fmt eq 'webp' ? undef : probe($out));
 }
 
 # video formats: container, codecs, size, pixel format, duration, frames

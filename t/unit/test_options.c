@@ -485,6 +485,9 @@ test_values(void)
     is_int(parse("format=webm&vcodec=vp8&acodec=vorbis", VCONV_FMT_ALL, &s,
                  &err), VCONV_E_NONE, "webm vp8 vorbis");
     is_str(s.vencoder, "libvpx", "vp8 encoder");
+    is_int(s.crf, 12, "vp8 crf");
+    is_int(s.video_bitrate, 4000000, "vp8 constrained quality cap");
+    is_int(s.vpx_deadline_rt, 1, "vp8 realtime");
     is_str(s.aencoder, "libvorbis", "vorbis encoder");
     is_int(parse("format=ogg&acodec=opus", VCONV_FMT_ALL, &s, &err),
            VCONV_E_NONE, "ogg opus");
@@ -494,6 +497,12 @@ test_values(void)
     is_int(parse("format=webm&vcodec=av1", VCONV_FMT_ALL, &s, &err),
            VCONV_E_NONE, "webm av1");
     is_str(s.vencoder, "libaom-av1", "av1 encoder");
+    is_int(s.crf, 34, "av1 crf");
+    is_int(s.vpx_deadline_rt, 1, "av1 speed settings");
+    is_int(parse("format=webm&vcodec=vp8&video_bitrate=1M", VCONV_FMT_ALL,
+                 &s, &err), VCONV_E_NONE, "vp8 bitrate");
+    is_int(s.video_bitrate, 1000000, "vp8 user bitrate kept");
+    is_int(s.crf, -1, "vp8 bitrate mode");
 
     /* order of options does not matter */
     is_int(parse("crf=60&vcodec=vp9&format=webm", VCONV_FMT_ALL, &s, &err),

@@ -501,7 +501,8 @@ test_interrupt(void)
     ok(el >= 890 && el < 1300, "interrupt: fired after %lld ms (900)",
        (long long) el);
     ok(f.calls >= 5, "interrupt: polled %d times", f.calls);
-    ok(f.max_gap <= 250, "interrupt: polled every %lld ms at most",
+    /* the slice is 200 ms; the rest is room for a loaded machine */
+    ok(f.max_gap <= 350, "interrupt: polled every %lld ms at most",
        (long long) f.max_gap);
 
     teardown(&f);

@@ -70,6 +70,19 @@ page.setDefaultTimeout(15000);
 const pageErrors = [], foreign = [];
 const origin = new URL(base).origin;
 page.on('pageerror', (e) => pageErrors.push(String(e.stack || e)));
+// Each item's states in order, to check that progress was shown.
+await page.addInitScript(() => {
+  window.__statuses = [];
+  new MutationObserver((list) => {
+    for (const m of list) {
+      if (m.type !== 'attributes' || m.target.parentElement?.id !== 'items') continue;
+      const i = [...m.target.parentElement.children].indexOf(m.target);
+      const h = (window.__statuses[i] ||= []);
+      const st = m.target.dataset.status;
+      if (h[h.length - 1] !== st) h.push(st);
+    }
+  }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-status'] });
+});
 page.on('request', (r) => { const u = r.url(); if (/^https?:/.test(u) && !u.startsWith(origin)) foreign.push(u); });
 
 const items = page.locator('#items > li');
@@ -219,7 +232,10 @@ try {
     await page.click('#go');
     await waitStatus(fourth, 'running');
     const id = await fourth.getAttribute('data-job');
-    await page.waitForTimeout(500);
+    // conversion progress arrives (SSE, or polling) before we cancel
+    await page.waitForFunction(() => document.querySelectorAll('#items > li')[3]?.querySelector('progress')?.value > 0,
+      null, { timeout: slow });
+    diag(`running: ${await fourth.locator('.prog-line .detail').textContent()}`);
     await fourth.screenshot({ path: path.join(artifacts, 'item-running.png') });
     const t0 = Date.now();
     const del = page.waitForResponse((r) => r.request().method() === 'DELETE');
@@ -235,8 +251,9 @@ try {
       if (after === 404 || after === 410 || status === 'canceled') break;
       await page.waitForTimeout(500);
     }
-    diag(`DELETE ${res.status()}; then GET ${after} ${status} (${Date.now() - t0} ms)`);
-    return res.status() === 204 && (after === 404 || after === 410 || status === 'canceled');
+    const seen = await page.evaluate(() => window.__statuses?.[3] || []);
+    diag(`DELETE ${res.status()}; then GET ${after} ${status} (${Date.now() - t0} ms); states: ${seen.join(' > ')}`);
+    return seen.includes('uploading') && seen.includes('running') && res.status() === 204 && (after === 404 || after === 410 || status === 'canceled');
   });
 
   await step('screenshots at desktop and phone widths, light and dark', async () => {

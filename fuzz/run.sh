@@ -1,0 +1,138 @@
+#!/bin/bash
+#
+# fuzz/run.sh [SECONDS]: builds the libFuzzer harnesses into build/fuzz,
+# replays the saved crash inputs in fuzz/regressions/NAME/, then fuzzes
+# each harness for SECONDS (default 60).  Exits non-zero on any crash;
+# libFuzzer leaves the crashing input in fuzz/regressions/NAME/ so that it
+# is replayed on every later run (commit it once fixed).
+#
+# Needs clang with libFuzzer (Debian 12: clang-14 and libclang-rt-14-dev).
+#
+# TODO: a transcode-core harness (a small media file through the custom
+# AVIOContext and the demuxer allow-list) comes with a later step.
+
+set -u
+
+cd "$(dirname "$0")/.." || exit 1
+
+SECONDS_EACH=${1:-60}
+OUT=build/fuzz
+CC=${FUZZ_CC:-clang}
+CFLAGS="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+        -g -O1 -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread
+        -Isrc -It/unit"
+LIBAV_PKGS="libavformat libavcodec libavfilter libswscale libswresample
+            libavutil"
+
+# harness name and the core files it needs
+declare -A SRCS=(
+    [multipart]="src/vconv_multipart.c"
+    [options]="src/vconv_options.c src/vconv_error.c"
+)
+NAMES="multipart options"
+
+mkdir -p "$OUT"
+
+libav_cflags=$(pkg-config --cflags $LIBAV_PKGS) || exit 1
+libav_libs=$(pkg-config --libs $LIBAV_PKGS) || exit 1
+
+
+build() {
+    local name=$1
+
+    echo "fuzz: building fuzz_$name"
+    # shellcheck disable=SC2086
+    $CC $CFLAGS $libav_cflags -o "$OUT/fuzz_$name" "fuzz/fuzz_$name.c" \
+        ${SRCS[$name]} $libav_libs -lm
+}
+
+
+# seed inputs: the first byte(s) are harness controls, see each harness
+seed_multipart() {
+    local c=$1 b='--XyZ' body
+
+    body="preamble\r\n$b\r\nContent-Disposition: form-data; name=\"format\""
+    body+="\r\n\r\nwebm\r\n$b\r\nContent-Disposition: form-data; "
+    body+="name=\"file\"; filename=\"a \\\\\"b\\\\\".mkv\"\r\nContent-Type: "
+    body+="video/x-matroska\r\n\r\n\x1aE\xdf\xa3\r\n--Xy\r\r\n\x00\xff"
+    body+="\r\n$b\r\nContent-Disposition: form-data; name=width\r\n\r\n"
+    body+="640\r\n$b--\r\nepilogue"
+    printf '\x00\x00'"$body" >"$c/seed-full"
+    printf '\x01\x00'"$body" >"$c/seed-bytewise"
+    printf '\x1f\x00'"$body" >"$c/seed-random"
+
+    printf '\x02\x01multipart/form-data; boundary="a b:c"\n--a b:c\r\n'`
+          `'Content-Disposition: form-data; name=file; '`
+          `"filename*=UTF-8''%%C3%%A9.mp4\r\n\r\nxx\r\n--a b:c--" \
+        >"$c/seed-ct"
+
+    printf '\x00\x00--XyZ\r\nContent-Disposition: form-data; name=file'`
+          `'\r\n\r\ndata' >"$c/seed-unclosed"
+}
+
+
+seed_options() {
+    local c=$1
+
+    printf '\xff\x3fformat=webm&width=640&height=360&fps=30' >"$c/seed-1"
+    printf '\xff\x3fformat=mp4&crf=23&audio_bitrate=128k&start=1.5'`
+          `'&duration=00:00:10' >"$c/seed-2"
+    printf '\x40\x00format=gif&width=320&fps=10&audio=0' >"$c/seed-3"
+    printf '\xff\x3fformat=mp3&audio_bitrate=192000&vcodec=copy' >"$c/seed-4"
+    printf '\xff\x3fformat=mkv&vcodec=copy&acodec=copy&upscale=1'`
+          `'&quality=high&video_bitrate=2M' >"$c/seed-5"
+    printf '\xff\x3fmp4 webm, gif' >"$c/seed-6"
+    printf '\xff\x3f' >"$c/seed-presets"
+    printf '\x01\x00format=webm&format=mp4&width=abc&x=1' >"$c/seed-bad"
+}
+
+
+failed=0
+
+for name in $NAMES; do
+    build "$name" || { echo "fuzz: build of fuzz_$name failed"; exit 1; }
+done
+
+for name in $NAMES; do
+    reg=fuzz/regressions/$name
+    mkdir -p "$reg"
+
+    # replay: every input that ever crashed must pass now
+    if compgen -G "$reg/*" >/dev/null; then
+        echo "fuzz: replaying $(ls "$reg" | wc -l) saved inputs for $name"
+        if ! "$OUT/fuzz_$name" -runs=1 "$reg"/* \
+            >"$OUT/replay-$name.log" 2>&1
+        then
+            echo "fuzz: $name: a saved input still fails:"
+            tail -30 "$OUT/replay-$name.log"
+            failed=1
+            continue
+        fi
+    fi
+
+    corpus=$OUT/corpus-$name
+    mkdir -p "$corpus"
+    "seed_$name" "$corpus"
+
+    echo "fuzz: running fuzz_$name for ${SECONDS_EACH}s"
+    if ! "$OUT/fuzz_$name" -max_total_time="$SECONDS_EACH" -timeout=10 \
+        -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
+        -artifact_prefix="$reg/" "$corpus" >"$OUT/fuzz-$name.log" 2>&1
+    then
+        echo "fuzz: $name: crash, input kept in $reg/:"
+        grep -A 20 -m 1 'ERROR\|runtime error\|SUMMARY\|==.*==' \
+            "$OUT/fuzz-$name.log" | head -40
+        failed=1
+        continue
+    fi
+
+    grep -E '^stat::number_of_executed_units|^#[0-9]+.*DONE' \
+        "$OUT/fuzz-$name.log" | sed "s/^/fuzz: $name: /"
+done
+
+if [ $failed -ne 0 ]; then
+    echo "fuzz: FAILED (logs in $OUT/)"
+    exit 1
+fi
+
+echo "fuzz: all harnesses ran clean"
