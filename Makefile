@@ -31,11 +31,12 @@ CFLAGS     ?= -O2 -g
 WFLAGS     := -Wall -Wextra -Werror -Wno-unused-parameter
 CORE_CFLAGS = $(CFLAGS) $(WFLAGS) -std=gnu11 -pthread -Isrc $(LIBAV_CFLAGS)
 
-.PHONY: all build deps web-deps run test unit bench fuzz clean
+.PHONY: all build deps web-deps run test unit bench fuzz asan clean
 
 all: build
 
-build: $(BUILD)/ngx_http_vconv_module.so $(BUILD)/vconv-cli $(UNIT_BINS)
+build: $(BUILD)/ngx_http_vconv_module.so $(BUILD)/vconv-cli $(UNIT_BINS) \
+       $(BUILD)/asan/ngx_http_vconv_module.so
 
 # Installs only what is missing; apt-get update only when something is.
 deps:
@@ -74,6 +75,29 @@ $(BUILD)/ngx_http_vconv_module.so: $(BUILD)/nginx/Makefile $(GLUE_SRCS) \
         $(CORE_SRCS) $(CORE_HDRS)
 	$(MAKE) --no-print-directory -C $(BUILD)/nginx -f objs/Makefile modules
 	cp $(BUILD)/nginx/objs/ngx_http_vconv_module.so $@
+
+# The same module with AddressSanitizer, for the hostile-input tests: load
+# it into Debian's nginx with LD_PRELOAD=$$(gcc -print-file-name=libasan.so)
+ASAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer
+
+$(BUILD)/nginx-asan/Makefile: config
+	@rm -rf $(BUILD)/nginx-asan && mkdir -p $(BUILD) \
+	    && cp -r $(NGX_SRC) $(BUILD)/nginx-asan
+	cd $(BUILD)/nginx-asan && source ./conf_flags \
+	    && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="-Wextra -Wno-unused-parameter -Wno-missing-field-initializers $(ASAN_FLAGS)" \
+	        --with-ld-opt="$(ASAN_FLAGS)" \
+	        --add-dynamic-module=$(CURDIR) >configure.log \
+	    || { tail -20 $(BUILD)/nginx-asan/configure.log; exit 1; }
+
+$(BUILD)/asan/ngx_http_vconv_module.so: $(BUILD)/nginx-asan/Makefile \
+        $(GLUE_SRCS) $(CORE_SRCS) $(CORE_HDRS)
+	$(MAKE) --no-print-directory -C $(BUILD)/nginx-asan -f objs/Makefile \
+	    modules
+	@mkdir -p $(dir $@)
+	cp $(BUILD)/nginx-asan/objs/ngx_http_vconv_module.so $@
+
+asan: $(BUILD)/asan/ngx_http_vconv_module.so
 
 $(BUILD)/core/%.o: src/%.c $(CORE_HDRS)
 	@mkdir -p $(dir $@)

@@ -280,6 +280,7 @@ vconv_filter_audio_init(vconv_job_t *job, vconv_stream_t *st,
 
     enc = st->enc;
     tb = st->ist->time_base;
+    memset(&in, 0, sizeof(in));
 
     /* decoders may leave the order unknown; abuffer wants a real layout */
     if (frame->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {

@@ -283,6 +283,7 @@ vconv_mp_disposition(vconv_multipart_t *mp, const char *p, const char *end,
     const char  *q, *pname;
     size_t       plen;
     char         value[VCONV_MP_HEADER_MAX];
+    char         ext[VCONV_MP_FILENAME_MAX - 1];
 
     if (mp->name_len != 0) {
         return vconv_mp_fail(mp, err,
@@ -384,9 +385,10 @@ vconv_mp_disposition(vconv_multipart_t *mp, const char *p, const char *end,
 
         } else if (plen == 9 && strncasecmp(pname, "filename*", 9) == 0) {
 
-            if (vconv_mp_ext_value(value, vlen, mp->filename,
-                                   sizeof(mp->filename) - 1, &vlen))
-            {
+            /* decoded aside: a failed decode must leave filename as is */
+
+            if (vconv_mp_ext_value(value, vlen, ext, sizeof(ext), &vlen)) {
+                memcpy(mp->filename, ext, vlen);
                 mp->filename[vlen] = '\0';
                 mp->filename_len = vlen;
                 mp->has_filename = 1;

@@ -379,7 +379,7 @@ vconv_input_refuse(struct AVFormatContext *s, AVIOContext **pb,
 static int
 vconv_select(vconv_job_t *job)
 {
-    int                 want_audio;
+    int                 want_audio, i;
     AVStream           *ist;
     AVFormatContext    *ifmt;
     const vconv_spec_t *spec;
@@ -420,6 +420,12 @@ vconv_select(vconv_job_t *job)
         job->v.ist = ist;
         job->v.copy = spec->vcopy;
         job->v.rotation = vconv_filter_rotation(ist);
+    }
+
+    /* the caller hears about the input's video even when we drop it */
+    i = job->v.index >= 0 ? job->v.index : vconv_select_video(ifmt);
+    if (i >= 0) {
+        ist = ifmt->streams[i];
         in->width = ist->codecpar->width;
         in->height = ist->codecpar->height;
         av_strlcpy(in->vcodec, avcodec_get_name(ist->codecpar->codec_id),
@@ -430,12 +436,15 @@ vconv_select(vconv_job_t *job)
         ist = ifmt->streams[job->a.index];
         job->a.ist = ist;
         job->a.copy = spec->acopy;
+    }
+
+    i = job->a.index >= 0
+        ? job->a.index
+        : av_find_best_stream(ifmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
+    if (i >= 0) {
+        ist = ifmt->streams[i];
         av_strlcpy(in->acodec, avcodec_get_name(ist->codecpar->codec_id),
                    sizeof(in->acodec));
-
-    } else {
-        /* tell the caller what audio there is even if we drop it */
-        ist = NULL;
     }
 
     return VCONV_OK;

@@ -45,6 +45,7 @@ use Time::HiRes qw(time sleep);
 
 our @EXPORT_OK = qw(hls_playlist ffconcat_list avi_gab2_hls mov_dref
     png_huge gif_huge mkv_patch_dims ts_size_change many_streams_mkv
+    many_tracks_mkv
     mutate vm_hwm vm_rss slurp spew ff mp4_atoms);
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
@@ -314,36 +315,166 @@ sub gif_huge {
 
 # ------------------------------------------------------------ Matroska
 
-# PixelWidth (0xB0) and PixelHeight (0xBA) of the first video track
-# rewritten in place (same element size); returns the new path
-sub mkv_patch_dims {
-    my ($src, $dest, $w, $h) = @_;
-    my $d = slurp($src);
-    my $n = 0;
-    for my $e ([0xB0, $w], [0xBA, $h]) {
-        my ($id, $v) = @$e;
-        # element id, 1-byte size vint 0x8N, N value bytes
-        if ($d =~ /\xE0[\x80-\xFF].{0,40}?(\Q@{[chr $id]}\E)([\x81-\x84])/s) {
-            my $pos = $-[1];
-            my $len = ord($2) & 0x7F;
-            my $bytes = substr(pack('N', $v), 4 - $len);
-            die "mkv_patch_dims: $v does not fit in $len bytes"
-                if $len < 4 && $v >= 256 ** $len;
-            substr($d, $pos + 2, $len) = $bytes;
-            $n++;
-        }
-    }
-    die "mkv_patch_dims: PixelWidth/PixelHeight not found" unless $n == 2;
-    return spew($dest, $d);
-}
-
+# ffmpeg's way: $n (<= 1000, its muxer's max_streams) tiny PCM tracks
 sub many_streams_mkv {
     my ($dir, $name, $n) = @_;
     my $f = File::Spec->catfile($dir, $name);
     ff('-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=8000:duration=0.1',
-       (map { ('-map', '0:a') } 1 .. $n), '-c:a', 'pcm_u8', '-max_streams',
-       $n + 10, $f);
+       (map { ('-map', '0:a') } 1 .. $n), '-c:a', 'pcm_u8', $f);
     return $f;
+}
+
+# EBML variable-size integers
+sub _vint {
+    my ($d, $pos) = @_;
+    my $b = ord substr($d, $pos, 1);
+    my $len = 1;
+    $len++ while $len <= 8 && !($b & (0x80 >> ($len - 1)));
+    my $v = $b & (0xFF >> $len);
+    $v = $v * 256 + ord substr($d, $pos + $_, 1) for 1 .. $len - 1;
+    return ($v, $len);
+}
+
+sub _ebml_id {
+    my ($d, $pos) = @_;
+    my (undef, $len) = _vint($d, $pos);
+    return (substr($d, $pos, $len), $len);
+}
+
+sub _ebml_size {
+    my ($n) = @_;
+    for my $len (1 .. 8) {
+        next if $n >= 2 ** (7 * $len) - 1;
+        my @b;
+        my $v = $n;
+        for (1 .. $len) { unshift @b, $v % 256; $v = int($v / 256) }
+        $b[0] |= 0x80 >> ($len - 1);
+        return pack('C*', @b);
+    }
+    die "_ebml_size: $n too big";
+}
+
+sub _ebml {
+    my ($id, $payload) = @_;
+    return $id . _ebml_size(length $payload) . $payload;
+}
+
+sub _ebml_children {
+    my ($d) = @_;
+    my @c;
+    my $pos = 0;
+    while ($pos < length $d) {
+        my ($id, $il) = _ebml_id($d, $pos);
+        my ($sz, $sl) = _vint($d, $pos + $il);
+        push @c, [$id, substr($d, $pos + $il + $sl, $sz)];
+        $pos += $il + $sl + $sz;
+    }
+    return @c;
+}
+
+# A Matroska file with $n audio tracks, made by hand: ffmpeg writes one
+# PCM track to a pipe (unknown segment size, no SeekHead/Cues), and its
+# TrackEntry is repeated with new TrackNumber/TrackUID.  Only track 1 has
+# blocks.  ffmpeg itself cannot write more than 1000 streams.
+sub many_tracks_mkv {
+    my ($dir, $name, $n) = @_;
+    my $one = File::Spec->catfile($dir, "one-track-$$.mkv");
+    my $cmd = "ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi "
+            . "-i sine=frequency=440:sample_rate=8000:duration=0.2 "
+            . "-c:a pcm_u8 -f matroska - > '$one'";
+    system($cmd) == 0 or die "ffmpeg failed: $cmd";
+    my $d = slurp($one);
+    unlink $one;
+    $d = _mkv_tracks($d, sub {
+        my ($p) = @_;
+        my ($te) = grep { $_->[0] eq "\xAE" } _ebml_children($p);
+        my $rest = join '', map { _ebml($_->[0], $_->[1]) }
+            grep { $_->[0] ne "\xD7" && $_->[0] ne "\x73\xC5" }
+            _ebml_children($te->[1]);
+        my $tracks = '';
+        for my $i (1 .. $n) {
+            $tracks .= _ebml("\xAE", _ebml("\xD7", pack('n', $i))
+                            . _ebml("\x73\xC5", pack('NN', 0x1234, $i))
+                            . $rest);
+        }
+        return $tracks;
+    });
+    return spew(File::Spec->catfile($dir, $name), $d);
+}
+
+# a copy of a Matroska file as ffmpeg writes it to a pipe (unknown
+# segment size, no SeekHead/Cues), so that elements can change size
+sub _mkv_streamed {
+    my ($src) = @_;
+    my $tmp = "$src.streamed-$$";
+    my $cmd = "ffmpeg -nostdin -hide_banner -loglevel error -y -i '$src' "
+            . "-c copy -f matroska - > '$tmp'";
+    system($cmd) == 0 or die "ffmpeg failed: $cmd";
+    my $d = slurp($tmp);
+    unlink $tmp;
+    return $d;
+}
+
+# rewrites the Tracks element of a streamed Matroska file with $cb; what
+# follows Tracks (clusters) is copied as it is
+sub _mkv_tracks {
+    my ($d, $cb) = @_;
+    my $seg = "\x18\x53\x80\x67";
+    my $at = index($d, $seg);
+    die "no Segment" if $at < 0;
+    my (undef, $sl) = _vint($d, $at + 4);
+    my $pos = $at + 4 + $sl;
+    my $out = '';
+    while ($pos < length $d) {
+        my ($id, $il) = _ebml_id($d, $pos);
+        my ($sz, $szl) = _vint($d, $pos + $il);
+        if ($id eq "\x16\x54\xAE\x6B") {
+            $out .= _ebml($id, $cb->(substr($d, $pos + $il + $szl, $sz)));
+            $out .= substr($d, $pos + $il + $szl + $sz);
+            last;
+        }
+        $out .= substr($d, $pos, $il + $szl + $sz);
+        $pos += $il + $szl + $sz;
+    }
+    return substr($d, 0, $at) . $seg . "\x01\xFF\xFF\xFF\xFF\xFF\xFF\xFF"
+         . $out;
+}
+
+# PixelWidth (0xB0) and PixelHeight (0xBA) of the video track set to
+# $w x $h (the codec data inside still says the real size)
+sub mkv_patch_dims {
+    my ($src, $dest, $w, $h) = @_;
+    my $n = 0;
+    my $d = _mkv_tracks(_mkv_streamed($src), sub {
+        my ($tracks) = @_;
+        my $out = '';
+        for my $te (_ebml_children($tracks)) {
+            next if $te->[0] eq "\xBF";            # CRC-32: now wrong
+            if ($te->[0] ne "\xAE") {
+                $out .= _ebml(@$te);
+                next;
+            }
+            my $tp = '';
+            for my $c (_ebml_children($te->[1])) {
+                my ($id, $p) = @$c;
+                if ($id eq "\xE0") {
+                    my $v = '';
+                    for my $vc (_ebml_children($p)) {
+                        my ($vid, $vp) = @$vc;
+                        if ($vid eq "\xB0") { $vp = pack('N', $w); $n++ }
+                        if ($vid eq "\xBA") { $vp = pack('N', $h); $n++ }
+                        $v .= _ebml($vid, $vp);
+                    }
+                    $p = $v;
+                }
+                $tp .= _ebml($id, $p);
+            }
+            $out .= _ebml($te->[0], $tp);
+        }
+        return $out;
+    });
+    die "mkv_patch_dims: PixelWidth/PixelHeight not found" unless $n == 2;
+    return spew($dest, $d);
 }
 
 # two MPEG-TS segments, the second one bigger, cut together byte-wise
@@ -448,6 +579,8 @@ sub new {
     my $lifetime = $o{lifetime} // 600;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
+        # the harness turns TERM into die(): here it must just end us
+        $SIG{$_} = 'DEFAULT' for qw(TERM INT HUP);
         my $end = time + $lifetime;
         my $sel = IO::Select->new($sock);
         while (time < $end) {

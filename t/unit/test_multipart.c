@@ -560,6 +560,16 @@ test_structure(void)
                "filename*=UTF-8''%zz; filename=ok.mp4\r\n\r\nd\r\n--"
                B "--", "B[ok.mp4]\nE[1]\n");
 
+    expect_log("a bad filename* after filename leaves it intact",
+               CT, "--" B "\r\nContent-Disposition: form-data; name=file; "
+               "filename=ok.mp4; filename*=UTF-8''abcdefgh%9%\r\n\r\n"
+               "d\r\n--" B "--", "B[ok.mp4]\nE[1]\n");
+
+    expect_log("a bad filename* alone gives no filename",
+               CT, "--" B "\r\nContent-Disposition: form-data; name=file; "
+               "filename*=UTF-8''abc%6\r\n\r\nd\r\n--" B "--",
+               "B[]\nE[1]\n");
+
     expect_log("filename* with %00 is ignored",
                CT, "--" B "\r\nContent-Disposition: form-data; name=file; "
                "filename*=UTF-8''a%00b\r\n\r\nd\r\n--" B "--",
