@@ -151,6 +151,7 @@ typedef struct {
     vconv_spec_t               *spec;
     vconv_multipart_t          *multipart;
     vconv_error_t               err;
+    ngx_event_t                 watch;       /* DELETE while uploading */
     char                        name[VCONV_NAME_MAX];
     unsigned                    wait:1;
     unsigned                    multipart_on:1;

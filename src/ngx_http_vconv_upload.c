@@ -34,6 +34,7 @@ static void ngx_http_vconv_upload_fail(ngx_http_request_t *r,
     ngx_int_t status, vconv_error_t *err);
 static ngx_int_t ngx_http_vconv_answer(ngx_http_request_t *r);
 static void ngx_http_vconv_upload_cleanup(void *data);
+static void ngx_http_vconv_watch_handler(ngx_event_t *ev);
 static int ngx_http_vconv_mp_field(void *data, const char *name,
     size_t nlen, const char *value, size_t vlen, vconv_error_t *err);
 static int ngx_http_vconv_mp_file_begin(void *data, const char *filename,
@@ -186,6 +187,16 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
     cln->handler = ngx_http_vconv_upload_cleanup;
     cln->data = ctx;
+
+    /*
+     * A DELETE from any worker only sets a flag in the zone; a stalled
+     * upload brings no event that would look at it, so a timer does.
+     */
+    ctx->watch.handler = ngx_http_vconv_watch_handler;
+    ctx->watch.data = r;
+    ctx->watch.log = r->connection->log;
+    ctx->watch.cancelable = 1;
+    ngx_add_timer(&ctx->watch, 500);
 
     r->request_body_no_buffering = 1;
 
@@ -746,10 +757,12 @@ ngx_http_vconv_answer(ngx_http_request_t *r)
 void
 ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job)
 {
+    ngx_connection_t      *c;
     ngx_http_request_t    *r;
     ngx_http_vconv_ctx_t  *ctx;
 
     r = job->request;
+    c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
 
     if (ctx->done) {
@@ -760,6 +773,7 @@ ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job)
         /* wait=1 */
         ctx->done = 1;
         ngx_http_finalize_request(r, ngx_http_vconv_answer(r));
+        ngx_http_run_posted_requests(c);
         return;
     }
 
@@ -771,6 +785,7 @@ ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job)
     }
 
     ngx_http_vconv_upload_fail(r, 0, &job->err);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -814,11 +829,43 @@ ngx_http_vconv_upload_fail(ngx_http_request_t *r, ngx_int_t status,
 
 
 static void
+ngx_http_vconv_watch_handler(ngx_event_t *ev)
+{
+    ngx_http_request_t  *r = ev->data;
+
+    vconv_error_t          err;
+    ngx_connection_t      *c;
+    ngx_http_vconv_ctx_t  *ctx;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
+
+    if (ctx->done || ctx->job == NULL || ctx->job->upload_done) {
+        return;
+    }
+
+    if (!ctx->job->node->cancel) {
+        ngx_add_timer(ev, 500);
+        return;
+    }
+
+    (void) vconv_error_set(&err, VCONV_E_CANCELED, "the job was canceled");
+    ngx_http_vconv_upload_fail(r, 0, &err);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
 ngx_http_vconv_upload_cleanup(void *data)
 {
     ngx_http_vconv_ctx_t  *ctx = data;
 
     ngx_http_vconv_job_t  *job;
+
+    if (ctx->watch.timer_set) {
+        ngx_del_timer(&ctx->watch);
+    }
 
     job = ctx->job;
     if (job == NULL) {

@@ -61,7 +61,8 @@ ok($STATUS{ $j->{status} // '' } && $j->{status} ne 'failed',
    "status $j->{status} at 202");
 ok(defined $j->{progress} && $j->{progress} >= 0 && $j->{progress} <= 1,
    'progress in 0..1');
-ok(defined $j->{created} && abs($j->{created} - $t0) < 60, 'created is now');
+my $created = VconvNginx::ts($j->{created});
+ok(defined $created && abs($created - $t0) < 60, "created is now ($j->{created})");
 ok(exists $j->{queue_position}, 'queue_position present');
 is($j->{input} && $j->{input}{name}, 'holiday clip.mov', 'input.name from X-File-Name');
 ok(-d $ng->store . "/$id", 'job folder <store>/<id> exists');
@@ -76,7 +77,10 @@ is($job->{input}{streams}, 2, 'input.streams 2');
 like($job->{input}{format} // '', qr/mov|mp4/, 'input.format mov/mp4');
 is($job->{output}{format}, 'mp4', 'output.format mp4');
 like($job->{output}{url} // '', qr{/api/jobs/\Q$id\E/output$}, 'output.url');
-ok(($job->{expires} // 0) > ($job->{created} // 0), 'expires after created');
+{
+    my ($c, $e) = map { VconvNginx::ts($_) // 0 } @$job{qw(created expires)};
+    ok($e > $c && abs($e - $c - 3600) < 60, "expires about ttl=1h after created ($job->{expires})");
+}
 ok(!$job->{error} || !$job->{error}{code}, 'no error on a done job');
 
 my $out = "$dir/out1.mp4";

@@ -55,7 +55,8 @@ HTTP (all through a curl subprocess; every one accepts headers => {..} or
 Class functions: VconvNginx::module_path(), nginx_test($conf_text) ->
 ($ok, $output), make_media($dir, $kind, %o) (kinds: mp4 wav text slow),
 probe($file) (ffprobe JSON with ->{video} ->{audio} ->{duration} added),
-free_port(), is_api_error($r, $status, $code, $name) (one ok()),
+free_port(), ts($time) (job JSON time, ISO 8601 or number, to unix
+seconds), is_api_error($r, $status, $code, $name) (one ok()),
 $ng->store_entries (names in the store, dotfiles aside), poll($timeout, sub { ... }) returns the sub's true value or
 undef at the deadline.
 
@@ -131,6 +132,14 @@ sub new {
     $self->{html} = $o{html_root} || "$self->{prefix}/html";
     make_path($self->{store}, $self->{html}, "$self->{prefix}/tmp",
               "$self->{prefix}/logs");
+    # a private copy: a `make build` while the test runs rewrites the .so
+    # in place, which would crash every worker that has it mapped
+    if (-f $self->{module}) {
+        require File::Copy;
+        my $copy = "$self->{prefix}/ngx_http_vconv_module.so";
+        File::Copy::copy($self->{module}, $copy) && chmod(0755, $copy)
+            and $self->{module} = $copy;
+    }
     unless ($o{html_root}) {
         open my $fh, '>', "$self->{html}/index.html" or die $!;
         print $fh "<!doctype html><title>vconv test</title>\n";
@@ -272,7 +281,7 @@ sub _port_open {
 sub start {
     my ($self) = @_;
     die "vconv module not built: $self->{module} missing (run make build)\n"
-        unless -f $self->{module};
+        unless -f $self->{module} && -s $self->{module};
     die "$NGINX not found\n" unless -x $NGINX;
 
     for my $attempt (1 .. 4) {
@@ -469,8 +478,8 @@ sub assert_clean_log {
 
 
 sub _save_artifacts {
-    my ($self) = @_;
-    my $ok = eval {
+    my ($self, $force) = @_;
+    my $ok = $force ? 0 : eval {
         require Test::Builder;
         Test::Builder->new->is_passing;
     };
@@ -565,15 +574,43 @@ package VconvNginx;
 
 my $REQ = 0;
 
+# dies (ending the test file with the log lines around it) once a worker
+# has crashed: whatever follows would only time out
+sub check_crash {
+    my ($self) = @_;
+    return if $self->{crash_seen} || !$self->{prefix};
+    my $f = "$self->{prefix}/error.log";
+    my $size = -s $f or return;
+    my $off = $self->{log_off} // 0;
+    $off = 0 if $off > $size;
+    return if $size == $off;
+    open my $fh, '<', $f or return;
+    seek $fh, $off, 0;
+    local $/;
+    my $new = <$fh> // '';
+    close $fh;
+    $self->{log_off} = $size;
+    return unless $new =~ /exited on signal|AddressSanitizer/;
+    $self->{crash_seen} = 1;
+    my @l = split /\n/, $self->error_log;
+    my ($i) = grep { $l[$_] =~ /exited on signal|AddressSanitizer/ } 0 .. $#l;
+    my $from = $i > 25 ? $i - 25 : 0;
+    $self->_save_artifacts(1);
+    die "nginx worker crashed; error log:\n"
+        . join("\n", map { substr($_, 0, 400) } @l[$from .. $i]) . "\n";
+}
+
+
 sub _curl {
     my ($self, $method, $path, %o) = @_;
+    $self->check_crash unless $o{no_crash_check};
     my $n = ++$REQ;
     my $dir = "$self->{prefix}/curl";
     make_path($dir);
     my $base = "$dir/$$-$n";
     my $body_file = $o{output} // "$base.body";
     my @cmd = ('curl', '-sS', '--path-as-is', '-g',
-               '--max-time', $o{max_time} // 60,
+               '--max-time', $o{max_time} // 30,
                '-D', "$base.hdr", '-o', $body_file,
                '-w', '%{http_code}');
     push @cmd, '--http2-prior-knowledge' if $o{http2} // $self->{http2};
@@ -609,11 +646,13 @@ sub _curl {
         exec { $cmd[0] } @cmd or _exit(127);
         _exit(127);
     }
-    my $p = bless { pid => $pid, base => $base, body_file => $body_file,
+    my $p = bless { ng => $self, pid => $pid, base => $base, body_file => $body_file,
                     keep_body => defined $o{output}, head => $o{head}, t0 => time,
                     cmd => \@cmd }, 'VconvNginx::Pending';
     return $p if $o{async};
-    return $p->wait(($o{max_time} // 60) + 10);
+    my $r = $p->wait(($o{max_time} // 30) + 10);
+    $self->check_crash if !$o{no_crash_check} && $r->{status} == 0;
+    return $r;
 }
 
 
@@ -738,7 +777,7 @@ sub wait_job {
     my ($self, $id, $timeout) = @_;
     my $last;
     poll($timeout // 60, sub {
-        my $r = $self->get("/api/jobs/$id", max_time => 10);
+            my $r = $self->get("/api/jobs/$id", max_time => 10);
         $last = $r->{json} if $r->{status} == 200 && $r->{json};
         return $last && $FINAL{ $last->{status} // '' };
     }, 0.1) or do {
@@ -755,6 +794,24 @@ sub download {
 }
 
 sub json { $JSON }
+
+
+# a job JSON time ("2026-11-28T23:27:26Z" or unix seconds) as unix seconds
+sub ts {
+    my ($v) = @_;
+    return undef unless defined $v;
+    return $v + 0 if $v =~ /^\d+(\.\d+)?$/;
+    if ($v =~ /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.\d+)?(Z|[+-]\d\d:?\d\d)?$/) {
+        require Time::Local;
+        my $t = Time::Local::timegm($6, $5, $4, $3, $2 - 1, $1);
+        if ($7 && $7 ne 'Z') {
+            my ($sign, $hh, $mm) = $7 =~ /([+-])(\d\d):?(\d\d)/;
+            $t -= ($sign eq '+' ? 1 : -1) * ($hh * 3600 + $mm * 60);
+        }
+        return $t;
+    }
+    return undef;
+}
 
 
 # names in the store folder (job folders and whatever else), dotfiles aside
