@@ -14,8 +14,7 @@ PKGS_LIBAV := libavformat libavcodec libavfilter libswscale libswresample \
 DEB_PKGS   := nginx nginx-dev libavformat-dev libavcodec-dev \
               libavfilter-dev libswscale-dev libswresample-dev \
               libavutil-dev pkg-config ffmpeg libpcre2-dev libssl-dev \
-              zlib1g-dev gcc make perl curl libjson-pp-perl \
-              chromium nodejs npm valgrind
+              zlib1g-dev gcc make perl curl chromium valgrind wrk
 
 CORE_SRCS  := $(sort $(wildcard src/vconv_*.c))
 CORE_HDRS  := $(wildcard src/vconv*.h)
@@ -62,7 +61,13 @@ web-deps:
 
 # The module is built in a copy of Debian's nginx build kit, configured
 # with the flags Debian's nginx was built with, so the .so loads into it.
-$(BUILD)/nginx/Makefile: config
+# nginx's objs/Makefile lists the module's sources as configure saw them:
+# a new or removed file in src/ means configuring again.
+ALL_SRCS   := $(sort $(wildcard src/*.c))
+$(shell mkdir -p $(BUILD) && echo "$(ALL_SRCS)" | cmp -s - $(BUILD)/srcs \
+    || echo "$(ALL_SRCS)" > $(BUILD)/srcs)
+
+$(BUILD)/nginx/Makefile: config $(BUILD)/srcs
 	@rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) \
 	    && cp -r $(NGX_SRC) $(BUILD)/nginx
 	cd $(BUILD)/nginx && source ./conf_flags \
@@ -80,7 +85,7 @@ $(BUILD)/ngx_http_vconv_module.so: $(BUILD)/nginx/Makefile $(GLUE_SRCS) \
 # it into Debian's nginx with LD_PRELOAD=$$(gcc -print-file-name=libasan.so)
 ASAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer
 
-$(BUILD)/nginx-asan/Makefile: config
+$(BUILD)/nginx-asan/Makefile: config $(BUILD)/srcs
 	@rm -rf $(BUILD)/nginx-asan && mkdir -p $(BUILD) \
 	    && cp -r $(NGX_SRC) $(BUILD)/nginx-asan
 	cd $(BUILD)/nginx-asan && source ./conf_flags \

@@ -141,7 +141,8 @@ typedef struct {
     unsigned                    task_done:1;
     unsigned                    upload_done:1;
     unsigned                    wait:1;
-    unsigned                    removed:1;
+    unsigned                    discard:1;   /* nobody learned its id */
+    unsigned                    input_gone:1;
 } ngx_http_vconv_job_t;
 
 
@@ -196,6 +197,7 @@ ngx_http_vconv_job_t *ngx_http_vconv_job_create(ngx_http_request_t *r,
     ngx_http_vconv_zone_t *z, vconv_job_info_t *info);
 ngx_int_t ngx_http_vconv_job_start(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_release(ngx_http_vconv_job_t *job);
+void ngx_http_vconv_job_drop_input(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job);
 
 /* handlers */

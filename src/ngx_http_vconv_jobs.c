@@ -718,7 +718,9 @@ ngx_http_vconv_delete(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     }
 
     /* a client that gives up ends the wait; the cancel stays asked */
-    r->read_event_handler = ngx_http_test_reading;
+    if (!r->discard_body) {
+        r->read_event_handler = ngx_http_test_reading;
+    }
 
     ngx_add_timer(&w->timer, NGX_HTTP_VCONV_CANCEL_RETRY);
 
@@ -867,7 +869,11 @@ ngx_http_vconv_events(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
         return rc;
     }
 
-    r->read_event_handler = ngx_http_test_reading;
+    /* a body still being discarded keeps its reader; writes catch a close */
+    if (!r->discard_body) {
+        r->read_event_handler = ngx_http_test_reading;
+    }
+
     r->write_event_handler = ngx_http_vconv_events_writer;
 
     r->main->count++;

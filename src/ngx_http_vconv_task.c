@@ -157,7 +157,6 @@ ngx_http_vconv_job_create(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
 failed:
 
     /* the record goes with the folder: nothing of the job is left */
-    job->removed = 0;
     ngx_http_vconv_job_release(job);
 
     return NULL;
@@ -199,7 +198,9 @@ ngx_http_vconv_job_release(ngx_http_vconv_job_t *job)
 
     z = job->zone;
 
-    if (!job->posted || job->node->cancel) {
+    ngx_http_vconv_job_drop_input(job);
+
+    if (!job->posted || job->node->cancel || job->discard) {
         ngx_http_vconv_job_rmdir(job->vmcf, job->info.id, job->log);
         ngx_http_vconv_job_remove(z, &job->id);
 
@@ -210,6 +211,25 @@ ngx_http_vconv_job_release(ngx_http_vconv_job_t *job)
     }
 
     ngx_destroy_pool(job->pool);
+}
+
+
+/* any thread; once the upload side is done with the spool file */
+void
+ngx_http_vconv_job_drop_input(ngx_http_vconv_job_t *job)
+{
+    if (job->input_gone) {
+        return;
+    }
+
+    job->input_gone = 1;
+
+    if (unlink((char *) job->input) == -1 && errno != ENOENT) {
+        ngx_log_error(NGX_LOG_ERR, job->log, errno,
+                      "vconv: unlink \"%s\" failed", job->input);
+    }
+
+    ngx_http_vconv_job_disk(job->zone, job->node, -job->written);
 }
 
 
@@ -375,7 +395,7 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
 
     /* the input is not needed any more; the upload may still write it */
     if (job->upload_done || rc == VCONV_OK) {
-        (void) unlink((char *) job->input);
+        ngx_http_vconv_job_drop_input(job);
     }
 
     if (!job->node->cancel) {

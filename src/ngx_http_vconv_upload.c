@@ -720,6 +720,7 @@ ngx_http_vconv_answer(ngx_http_request_t *r)
 
     if (info.status == VCONV_JOB_FAILED || info.status == VCONV_JOB_CANCELED)
     {
+        job->discard = 1;
         err.code = info.err_code;
         ngx_cpystrn((u_char *) err.message, (u_char *) info.err_message,
                     sizeof(err.message));
@@ -805,6 +806,11 @@ ngx_http_vconv_upload_fail(ngx_http_request_t *r, ngx_int_t status,
     job = ctx->job;
 
     ctx->done = 1;
+
+    if (job) {
+        /* the answer is an error, not the job: nobody will ask for it */
+        job->discard = 1;
+    }
 
     if (job && !job->upload_done) {
         job->upload_done = 1;

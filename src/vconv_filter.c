@@ -285,16 +285,14 @@ vconv_filter_audio_init(vconv_job_t *job, vconv_stream_t *st,
     /* decoders may leave the order unknown; abuffer wants a real layout */
     if (frame->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
         av_channel_layout_default(&in, frame->ch_layout.nb_channels);
+        rc = av_channel_layout_describe(&in, layout, sizeof(layout));
+        av_channel_layout_uninit(&in);
 
     } else {
-        rc = av_channel_layout_copy(&in, &frame->ch_layout);
-        if (rc < 0) {
-            return vconv_job_fail(job, VCONV_E_NOMEM, rc, "layout");
-        }
+        rc = av_channel_layout_describe(&frame->ch_layout, layout,
+                                        sizeof(layout));
     }
 
-    rc = av_channel_layout_describe(&in, layout, sizeof(layout));
-    av_channel_layout_uninit(&in);
     if (rc < 0) {
         return vconv_job_fail(job, VCONV_E_DECODE, rc, "channel layout");
     }

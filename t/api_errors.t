@@ -138,7 +138,9 @@ for my $m ('%2e%2e%2f%2e%2e%2fetc%2fpasswd', "$unknown%00",
         !@data;
     });
     is("@data", '', 'the chunked 413 left no input/output data in the store');
-    my $r2 = $ng->post_file('/small/jobs?format=mp4', $mp4, name => 'ok.mp4');
+    my $tiny = VconvNginx::make_media($dir, 'mp4', size => '160x120', duration => 1);
+    cmp_ok(-s $tiny, '<', 100 * 1024, 'the tiny clip is under 100k');
+    my $r2 = $ng->post_file('/small/jobs?format=mp4', $tiny, name => 'ok.mp4');
     is($r2->{status}, 202, 'a body under the limit is taken there');
     my $job = $r2->{json} && $ng->wait_job($r2->{json}{id}, 30);
     is($job && $job->{status}, 'done', '... and converted');

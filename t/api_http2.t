@@ -48,7 +48,13 @@ $r = $ng->get("/api/jobs/$job->{id}/output", range => '0-9');
 is($r->{status}, 206, 'HTTP/2 range -> 206');
 is(length $r->{body}, 10, '... 10 bytes');
 
-$r = $ng->post_file('/api/jobs?format=bogus', $mp4);
+# An early answer to a request whose body is still coming ends with
+# RST_STREAM, which curl 7.88 reports as error 92 (even for nginx's own
+# `return 400`: not the module's doing), so the refused request has an
+# empty body here (END_STREAM with the headers).
+open my $empty, '>', "$dir/empty.bin" or die $!;
+close $empty;
+$r = $ng->post_file('/api/jobs?format=bogus', "$dir/empty.bin");
 VconvNginx::is_api_error($r, 400, 'unknown_format', 'HTTP/2 bad option -> 400');
 
 $ng->assert_clean_log;

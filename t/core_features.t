@@ -128,6 +128,15 @@ for my $fmt (qw(mp4 webm)) {
     ok(video_stream($p), 'audio=0: video');
 }
 
+# a pipe: no seeking, streamable input still converts (trimmed)
+{
+    my $bin = ($ENV{VCONV_BUILD} // 'build') . '/vconv-cli';
+    my $out = "$dir/pipe.mp4";
+    my $res = `cat $mkv | $bin /dev/stdin $out start=0.5 duration=1 2>/dev/null`;
+    is($? >> 8, 0, 'pipe: exit 0') or diag $res;
+    near(frame_count($out), 25, 1, 'pipe: 25 fps x 1 s');
+}
+
 # remux: the same packets, no re-encode
 {
     my ($out, $p) = run_ok('remux', $mp4, 'mkv', 'format=mkv',

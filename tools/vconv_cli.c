@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libavutil/error.h>
 #include <libavutil/log.h>
 
 #include "vconv.h"
@@ -29,6 +30,7 @@ static void vconv_cli_usage(void);
 static void vconv_cli_log(int level, const char *job, const char *msg);
 static void vconv_cli_progress(void *data, double fraction);
 static int vconv_cli_fail(const vconv_error_t *err, int status);
+static int vconv_cli_pipe_read(void *opaque, uint8_t *buf, int size);
 static void vconv_cli_str(const char *name, const char *s, int comma);
 
 
@@ -149,8 +151,15 @@ main(int argc, char **argv)
     tc.spec = &spec;
     tc.limits = &limits;
     tc.read = vconv_reader_read;
-    tc.seek = S_ISREG(sb.st_mode) ? vconv_reader_seek : NULL;
+    tc.seek = vconv_reader_seek;
     tc.io_opaque = &rd;
+
+    if (!S_ISREG(sb.st_mode)) {
+        /* a pipe: no size to wait for, no seeking (streamable inputs) */
+        tc.read = vconv_cli_pipe_read;
+        tc.seek = NULL;
+        tc.io_opaque = &fd;
+    }
     tc.output_path = out;
     tc.progress = vconv_cli_verbose ? vconv_cli_progress : NULL;
 
@@ -177,6 +186,23 @@ main(int argc, char **argv)
     printf("}}\n");
 
     return 0;
+}
+
+
+static int
+vconv_cli_pipe_read(void *opaque, uint8_t *buf, int size)
+{
+    ssize_t  n;
+
+    do {
+        n = read(*(int *) opaque, buf, size);
+    } while (n == -1 && errno == EINTR);
+
+    if (n == -1) {
+        return AVERROR(errno);
+    }
+
+    return n == 0 ? AVERROR_EOF : (int) n;
 }
 
 

@@ -1,0 +1,776 @@
+#!/usr/bin/perl
+# vconv benchmark: see bench/run.sh for the knobs.  Perl core modules only
+# plus the test harness t/lib/VconvNginx.pm (which starts nginx).
+#
+# Every measurement is taken side by side in one run: the ffmpeg CLI and
+# the module alternate, each several times, and the median is reported.
+# Ratios are reported, never asserted.  Every output is checked with
+# ffprobe (codec, size, duration) so that a broken conversion cannot look
+# fast; a failed check is shown in the table.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/../t/lib";
+
+use File::Copy qw(copy);
+use File::Temp qw(tempdir);
+use JSON::PP;
+use POSIX qw(:sys_wait_h strftime);
+use Time::HiRes qw(time sleep);
+
+use VconvNginx;
+
+$| = 1;
+
+my $ROOT = "$FindBin::Bin/..";
+my $RUNS = $ENV{BENCH_RUNS} // 3;
+my $BIG_MB = $ENV{BENCH_BIG_MB} // 2048;
+my $WRK_S = $ENV{BENCH_WRK_SECONDS} // 10;
+my $PRIO = 10;      # the module's default vconv_priority
+my $OUT = $ENV{BENCH_OUT} // "$ROOT/bench/RESULTS.md";
+my %ONLY = map { $_ => 1 } split /,/, ($ENV{BENCH_ONLY}
+                                       // 'conv,stream,big,static,threads');
+my $JSON = JSON::PP->new->canonical;
+my $T0 = time;
+
+my $W = tempdir('vconv-bench-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+
+# the module is copied: a rebuild during the bench cannot change it
+my $src_mod = $ENV{VCONV_MODULE} || "$ROOT/build/ngx_http_vconv_module.so";
+copy($src_mod, "$W/module.so") or die "copy $src_mod: $!";
+$ENV{VCONV_MODULE} = "$W/module.so";
+
+my %KIDS;       # pids we started and must not leave behind
+
+END {
+    local ($?, $!);
+    kill 'KILL', keys %KIDS if %KIDS;
+    waitpid($_, 0) for keys %KIDS;
+}
+
+sub logmsg { printf STDERR "[bench %6.1fs] %s\n", time - $T0, join '', @_ }
+
+
+# ------------------------------------------------------------ processes
+
+sub slurp {
+    my ($f) = @_;
+    open my $fh, '<', $f or return '';
+    local $/;
+    my $d = <$fh>;
+    return $d // '';
+}
+
+sub proc_status {
+    my ($pid) = @_;
+    my $s = slurp("/proc/$pid/status");
+    my %v;
+    $v{$1} = $2 for $s =~ /^(VmRSS|VmHWM):\s+(\d+) kB/mg;
+    return \%v;
+}
+
+# run @cmd with a deadline; sample the RSS of $o{watch} (pid) meanwhile.
+# returns { rc, wall, out (stdout), err (stderr), peak_kb }
+sub run {
+    my ($cmd, %o) = @_;
+    my $tag = "$W/run-$$-" . int(rand(1e9));
+    my $t = time;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', "$tag.out";
+        open STDERR, '>', "$tag.err";
+        exec { $cmd->[0] } @$cmd or POSIX::_exit(127);
+    }
+    $KIDS{$pid} = 1;
+    my $deadline = $t + ($o{timeout} // 600);
+    my $peak = 0;
+    my $rc;
+    while (1) {
+        if ($o{watch}) {
+            my $v = proc_status($o{watch});
+            $peak = $v->{VmRSS} if ($v->{VmRSS} // 0) > $peak;
+        }
+        my $r = waitpid($pid, WNOHANG);
+        if ($r == $pid) { $rc = $? >> 8; last }
+        if (time > $deadline) {
+            kill 'KILL', $pid;
+            waitpid($pid, 0);
+            $rc = 124;
+            last;
+        }
+        $o{tick}->() if $o{tick};
+        sleep 0.02;
+    }
+    delete $KIDS{$pid};
+    my %r = (rc => $rc, wall => time - $t, out => slurp("$tag.out"),
+             err => slurp("$tag.err"), peak_kb => $peak);
+    unlink "$tag.out", "$tag.err";
+    return \%r;
+}
+
+# start @cmd in the background; returns the pid (wait with bg_wait)
+sub bg {
+    my ($cmd) = @_;
+    my $tag = "$W/bg-$$-" . int(rand(1e9));
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', "$tag.out";
+        open STDERR, '>', "$tag.err";
+        exec { $cmd->[0] } @$cmd or POSIX::_exit(127);
+    }
+    $KIDS{$pid} = { tag => $tag, t0 => time };
+    return $pid;
+}
+
+sub bg_wait {
+    my ($pid, $timeout) = @_;
+    my $k = $KIDS{$pid} or return undef;
+    my $deadline = time + ($timeout // 600);
+    my $rc;
+    while (1) {
+        my $r = waitpid($pid, WNOHANG);
+        if ($r == $pid) { $rc = $? >> 8; last }
+        if (time > $deadline) { kill 'KILL', $pid; waitpid($pid, 0);
+                                $rc = 124; last }
+        sleep 0.02;
+    }
+    delete $KIDS{$pid};
+    my %r = (rc => $rc, wall => time - $k->{t0}, out => slurp("$k->{tag}.out"),
+             err => slurp("$k->{tag}.err"));
+    unlink "$k->{tag}.out", "$k->{tag}.err";
+    return \%r;
+}
+
+
+
+# ------------------------------------------------------------ statistics
+
+sub median {
+    my @v = sort { $a <=> $b } grep { defined } @_;
+    return undef unless @v;
+    return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
+}
+
+sub f2 { defined $_[0] ? sprintf('%.2f', $_[0]) : 'n/a' }
+sub f1 { defined $_[0] ? sprintf('%.1f', $_[0]) : 'n/a' }
+sub mb { defined $_[0] ? sprintf('%.1f', $_[0] / 1024) : 'n/a' }   # kB -> MB
+sub ratio { defined $_[0] && defined $_[1] && $_[1] > 0
+                ? sprintf('%.2f', $_[0] / $_[1]) : 'n/a' }
+sub samples { join ' ', map { f2($_) } @_ }
+
+
+# ------------------------------------------------------------ ffmpeg / ffprobe
+
+sub ffmpeg {
+    my (@args) = @_;
+    my $r = run(['ffmpeg', '-nostdin', '-hide_banner', '-loglevel', 'error',
+                 '-y', @args], timeout => 900);
+    die "ffmpeg @args failed:\n$r->{err}" if $r->{rc};
+    return $r;
+}
+
+# the CLI timed, with /usr/bin/time -v for its max RSS
+sub cli {
+    my (@args) = @_;
+    my $tf = "$W/time.txt";
+    # the same nice value as the module's transcode threads (vconv_priority)
+    my $r = run(['nice', '-n', $PRIO, '/usr/bin/time', '-v', '-o', $tf,
+                 'ffmpeg', '-nostdin',
+                 '-hide_banner', '-loglevel', 'error', '-y', @args],
+                timeout => 900);
+    my $tv = slurp($tf);
+    $r->{maxrss_kb} = $tv =~ /Maximum resident set size \(kbytes\): (\d+)/
+                      ? $1 : undef;
+    $r->{ok} = $r->{rc} == 0;
+    return $r;
+}
+
+sub probe {
+    my ($file) = @_;
+    return undef unless -s $file;
+    my $r = run(['ffprobe', '-v', 'error', '-show_entries',
+                 'stream=codec_type,codec_name,width,height:format=format_name,duration',
+                 '-of', 'json', $file], timeout => 60);
+    return undef if $r->{rc};
+    my $j = eval { decode_json($r->{out}) } or return undef;
+    for my $s (@{ $j->{streams} // [] }) {
+        $j->{ $s->{codec_type} } //= $s;
+    }
+    return $j;
+}
+
+# $want: { v => codec, w =>, h =>, a => codec or '' (no audio), dur => s }
+sub check {
+    my ($file, $want) = @_;
+    my $p = probe($file) or return 'no/invalid output';
+    my @bad;
+    if ($want->{v}) {
+        my $v = $p->{video};
+        if (!$v) { push @bad, 'no video' }
+        else {
+            push @bad, "vcodec $v->{codec_name}" if $v->{codec_name} ne $want->{v};
+            push @bad, "size $v->{width}x$v->{height}"
+                if "$v->{width}x$v->{height}" ne "$want->{w}x$want->{h}";
+        }
+    } elsif ($p->{video}) {
+        push @bad, 'unexpected video';
+    }
+    if ($want->{a}) {
+        my $a = $p->{audio};
+        push @bad, $a ? ($a->{codec_name} ne $want->{a} ? "acodec $a->{codec_name}" : ())
+                      : 'no audio';
+    } elsif (defined $want->{a} && $p->{audio}) {
+        push @bad, 'unexpected audio';
+    }
+    my $d = $p->{format}{duration} // 0;
+    push @bad, sprintf('duration %.2f', $d)
+        if $want->{dur} && abs($d - $want->{dur}) > 0.6;
+    return @bad ? join(', ', @bad) : 'ok';
+}
+
+
+# ------------------------------------------------------------ nginx
+
+my $STATIC = 'static.html';
+
+sub nginx {
+    my (%o) = @_;
+    my $threads = $o{threads} // 0;
+    my $prio = $o{priority} // 10;
+    my $ng = VconvNginx->new(
+        workers => 1,
+        http => "    vconv_codec_threads $threads;\n"
+              . "    vconv_priority $prio;\n"
+              . "    vconv_max_queue 64;\n",
+        # the big-upload test needs more than the default location's 1g
+        server => "        location = /api/big {\n"
+                . "            vconv_upload;\n"
+                . "            client_max_body_size 8g;\n"
+                . "        }\n",
+    );
+    # a small static page for the latency test (~2 kB)
+    open my $fh, '>', "$ng->{html}/$STATIC" or die $!;
+    print $fh "<!doctype html><title>static</title>\n", ('x' x 64 . "\n") x 30;
+    close $fh;
+    $ng->start;
+    my $w = $ng->worker_pids;
+    die "expected one worker, got @$w\n" unless @$w == 1;
+    $ng->{wpid} = $w->[0];
+    # touch the worker once, then take its idle RSS
+    run(['curl', '-sS', '-o', '/dev/null', $ng->url("/$STATIC")], timeout => 10);
+    sleep 0.2;
+    $ng->{idle_kb} = proc_status($ng->{wpid})->{VmRSS};
+    return $ng;
+}
+
+sub curl_base {
+    return ('curl', '-sS', '--max-time', 900, '-H', 'Expect:',
+            '-w', '%{http_code} %{time_total} %{size_upload}');
+}
+
+# a raw-body upload, streamed from the file (curl -T, method POST)
+sub upload_cmd {
+    my ($ng, $path, $file, %o) = @_;
+    my @c = (curl_base(), '-X', 'POST', '-T', $file,
+             '-H', 'Content-Type: application/octet-stream',
+             '-H', 'X-File-Name: ' . ($o{name} // 'input'),
+             '-o', $o{output} // '/dev/null');
+    push @c, '--limit-rate', $o{rate} if $o{rate};
+    push @c, $ng->url($path);
+    return \@c;
+}
+
+sub multipart_cmd {
+    my ($ng, $path, $file, %o) = @_;
+    my @c = (curl_base(), '-F', "file=\@$file;filename=input.mkv",
+             '-o', $o{output} // '/dev/null');
+    push @c, '--limit-rate', $o{rate} if $o{rate};
+    push @c, $ng->url($path);
+    return \@c;
+}
+
+sub curl_code { my ($r) = @_; $r->{out} =~ /^(\d{3})/ ? $1 + 0 : 0 }
+
+# one module job end to end: upload + conversion + download (wait=1),
+# with the worker's RSS sampled; returns the run() result plus rss fields
+sub module_job {
+    my ($ng, $cmd) = @_;
+    my $idle = proc_status($ng->{wpid})->{VmRSS};
+    my $r = run($cmd, timeout => 900, watch => $ng->{wpid});
+    my $st = proc_status($ng->{wpid});
+    $r->{code} = curl_code($r);
+    $r->{ok} = $r->{rc} == 0 && $r->{code} == 200;
+    $r->{idle_kb} = $idle;
+    $r->{hwm_kb} = $st->{VmHWM};
+    $r->{after_kb} = $st->{VmRSS};
+    # the worker is fresh (one job per nginx), so its high-water mark is
+    # this job's peak; the sampled peak is a cross-check
+    my $peak = ($st->{VmHWM} // 0) > $r->{peak_kb} ? $st->{VmHWM} : $r->{peak_kb};
+    $r->{delta_kb} = $peak - $idle;
+    return $r;
+}
+
+sub job_get {
+    my ($ng, $id) = @_;
+    my $r = run(['curl', '-sS', '--max-time', 10, $ng->url("/api/jobs/$id")],
+                timeout => 15);
+    return eval { decode_json($r->{out}) } // {};
+}
+
+sub job_delete {
+    my ($ng, $id) = @_;
+    run(['curl', '-sS', '-o', '/dev/null', '--max-time', 10, '-X', 'DELETE',
+         $ng->url("/api/jobs/$id")], timeout => 15);
+}
+
+# a 202 upload's job id from the answer body in $file
+sub job_id_from {
+    my ($file) = @_;
+    my $j = eval { decode_json(slurp($file)) } // {};
+    return $j->{id};
+}
+
+
+# ------------------------------------------------------------ machine
+
+my $cpu = (slurp('/proc/cpuinfo') =~ /^model name\s*:\s*(.*)$/m)[0] // '?';
+my $cores = () = slurp('/proc/cpuinfo') =~ /^processor\s*:/mg;
+my $ffver = (`ffmpeg -version 2>/dev/null` =~ /^ffmpeg version (\S+)/)[0] // '?';
+my $ngver = (`/usr/sbin/nginx -v 2>&1` =~ m{nginx/(\S+)})[0] // '?';
+my $load0 = (split ' ', slurp('/proc/loadavg'))[0];
+my $date = strftime('%Y-%m-%d %H:%M %Z', localtime);
+
+logmsg("$cores cores, $cpu; load $load0; work dir $W");
+
+
+# ------------------------------------------------------------ inputs
+
+my $SECS = 10;
+my $IN_MP4 = "$W/in.mp4";
+my $IN_MKV = "$W/in.mkv";
+my $IN20 = "$W/in20.mkv";
+
+logmsg('making inputs (1080p30 H.264/AAC, 10 s)');
+ffmpeg('-f', 'lavfi', '-i', "testsrc2=size=1920x1080:rate=30:duration=$SECS",
+       '-f', 'lavfi', '-i', "sine=frequency=440:sample_rate=48000:duration=$SECS",
+       '-map', '0:v', '-map', '1:a',
+       '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '20', '-g', '60',
+       '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '128k', '-ac', '2',
+       '-movflags', '+faststart', $IN_MP4);
+ffmpeg('-i', $IN_MP4, '-map', '0', '-c', 'copy', $IN_MKV);
+# 20 s, for the load behind the latency test
+ffmpeg('-stream_loop', 1, '-i', $IN_MKV, '-map', '0', '-c', 'copy', $IN20);
+
+my %checks_v720 = (v => 'h264', w => 1280, h => 720, a => 'aac', dur => $SECS);
+
+my @ROWS = (
+    { name => 'remux MKV→MP4 (copy)', in => $IN_MKV, ext => 'mp4',
+      q => 'format=mp4&vcodec=copy&acodec=copy',
+      cli => ['-i', $IN_MKV, '-map', '0', '-c', 'copy',
+              '-movflags', '+faststart'],
+      want => { v => 'h264', w => 1920, h => 1080, a => 'aac', dur => $SECS },
+      transcode => 0 },
+    { name => '1080p H.264 → 720p MP4', in => $IN_MP4, ext => 'mp4',
+      q => 'format=mp4&height=720',
+      cli => ['-i', $IN_MP4, '-map', '0:v:0', '-map', '0:a:0',
+              '-vf', 'scale=1280:720,format=yuv420p',
+              '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23',
+              '-c:a', 'aac', '-b:a', '128k', '-movflags', '+faststart'],
+      want => \%checks_v720, transcode => 1 },
+    { name => '1080p → WebM VP9', in => $IN_MP4, ext => 'webm',
+      q => 'format=webm',
+      cli => ['-i', $IN_MP4, '-map', '0:v:0', '-map', '0:a:0',
+              '-vf', 'format=yuv420p',
+              '-c:v', 'libvpx-vp9', '-crf', '32', '-b:v', '0',
+              '-deadline', 'realtime', '-cpu-used', '8', '-row-mt', '1',
+              '-c:a', 'libopus', '-b:a', '96k'],
+      want => { v => 'vp9', w => 1920, h => 1080, a => 'opus', dur => $SECS },
+      transcode => 1 },
+    { name => '1080p → GIF (12 fps, 480 px)', in => $IN_MP4, ext => 'gif',
+      q => 'format=gif',
+      cli => ['-i', $IN_MP4, '-an', '-filter_complex',
+              '[0:v:0]fps=12,scale=480:270,split[a][b];'
+              . '[a]palettegen=stats_mode=diff[p];'
+              . '[b][p]paletteuse=dither=bayer:bayer_scale=3'
+              . ':diff_mode=rectangle', '-loop', '0'],
+      want => { v => 'gif', w => 480, h => 270, a => '', dur => 0 },
+      transcode => 1 },
+    { name => '1080p → MP3 192k', in => $IN_MP4, ext => 'mp3',
+      q => 'format=mp3',
+      cli => ['-i', $IN_MP4, '-vn', '-c:a', 'libmp3lame', '-b:a', '192k'],
+      want => { v => '', a => 'mp3', dur => $SECS },
+      transcode => 1 },
+);
+
+my @md;     # the report
+sub md { push @md, @_ }
+
+md("# vconv benchmark results", '',
+   "- date: $date",
+   "- machine: $cores cores, $cpu (from /proc/cpuinfo); load average at start $load0",
+   "- ffmpeg $ffver, nginx $ngver (Debian), one worker (`worker_processes 1`),"
+   . " the module's default thread pool (one thread per CPU)",
+   "- $RUNS runs per measurement, CLI and module alternating; medians; every"
+   . " output checked with ffprobe (codecs, size, duration)",
+   '');
+
+my $t720_cli;   # median CLI time of the 720p row, for the streaming test
+
+
+# ------------------------------------------------------------ 1. conversions
+
+my (%res, @md_rss);
+my $trivial_rss;
+
+if ($ONLY{conv}) {
+    # what an ffmpeg process costs before any work: libraries and tables
+    my $t = cli('-f', 'lavfi', '-i', 'nullsrc=s=16x16:d=0.1', '-f', 'null', '-');
+    $trivial_rss = $t->{maxrss_kb};
+
+    for my $run (1 .. $RUNS) {
+        for my $row (@ROWS) {
+            my $k = $row->{name};
+            my $cout = "$W/cli.$row->{ext}";
+            my $c = cli(@{ $row->{cli} }, $cout);
+            my $cchk = $c->{ok} ? check($cout, $row->{want})
+                                : "ffmpeg failed: $c->{err}";
+            unlink $cout;
+
+            my $ng = nginx();
+            my $mout = "$W/mod.$row->{ext}";
+            my $m = module_job($ng, upload_cmd($ng, "/api/jobs?$row->{q}&wait=1",
+                                               $row->{in}, output => $mout,
+                                               name => "in.$row->{ext}"));
+            my $mchk = $m->{ok} ? check($mout, $row->{want})
+                                : "HTTP $m->{code} (curl $m->{rc}): "
+                                  . substr(slurp($mout), 0, 200);
+            my $msize = -s $mout;
+            unlink $mout;
+            $ng->stop;
+
+            push @{ $res{$k}{cli} }, $c->{ok} && $cchk eq 'ok' ? $c->{wall} : undef;
+            push @{ $res{$k}{mod} }, $m->{ok} && $mchk eq 'ok' ? $m->{wall} : undef;
+            push @{ $res{$k}{cli_rss} }, $c->{maxrss_kb};
+            push @{ $res{$k}{mod_drss} }, $m->{delta_kb};
+            push @{ $res{$k}{mod_idle} }, $m->{idle_kb};
+            push @{ $res{$k}{cchk} }, $cchk;
+            push @{ $res{$k}{mchk} }, $mchk;
+            $res{$k}{msize} = $msize;
+            logmsg(sprintf('run %d %-30s cli %6.2fs (%s)  module %6.2fs (%s)',
+                           $run, $k, $c->{wall}, $cchk, $m->{wall}, $mchk));
+        }
+    }
+
+    md('## 1. ffmpeg CLI on a local file vs the module end to end', '',
+       'Module time = curl upload over loopback (raw body, `wait=1`) +'
+       . ' conversion + download of the result, one job on an idle server.'
+       . ' CLI time = `ffmpeg -i local-file ... out` with the same codecs and'
+       . ' settings as src/vconv_options.c, src/vconv_encode.c,'
+       . " src/vconv_filter.c, run with `nice -n $PRIO` like the module's"
+       . " transcode threads (`vconv_priority $PRIO`, the default), so that"
+       . ' other load on the machine weighs on both alike.'
+       . ' Target: ratio ≤ 1.05 on transcode rows.', '',
+       '| conversion | ffmpeg CLI (s) | module (s) | module / CLI | check | samples CLI / module (s) |',
+       '| --- | ---: | ---: | ---: | --- | --- |');
+    for my $row (@ROWS) {
+        my $r = $res{ $row->{name} };
+        my $cm = median(@{ $r->{cli} });
+        my $mm = median(@{ $r->{mod} });
+        $t720_cli = $cm if $row->{q} eq 'format=mp4&height=720';
+        my %bad;
+        $bad{$_}++ for grep { $_ ne 'ok' } @{ $r->{cchk} }, @{ $r->{mchk} };
+        my $chk = %bad ? join('; ', map { "$_ ×$bad{$_}" } sort keys %bad) : 'ok';
+        my $ratio = ratio($mm, $cm);
+        $ratio .= $row->{transcode} ? '' : ' (remux: no target)';
+        md(sprintf('| %s | %s | %s | %s | %s | %s / %s |', $row->{name},
+                   f2($cm), f2($mm), $ratio, $chk,
+                   samples(@{ $r->{cli} }), samples(@{ $r->{mod} })));
+    }
+    md('');
+
+    push @md_rss, ('## 3. Peak memory per job', '',
+       '`ffmpeg` max RSS from `/usr/bin/time -v`; the same for a trivial'
+       . " ffmpeg run (`nullsrc` → null, ${\ mb($trivial_rss)} MB) is the cost"
+       . ' of its libraries before any work. Module: a fresh nginx'
+       . ' (`worker_processes 1`) per job; increase of the worker\'s peak RSS'
+       . ' (VmHWM, cross-checked by sampling VmRSS every 20 ms) over its idle'
+       . ' RSS. Medians over the runs.', '',
+       '| conversion | ffmpeg max RSS (MB) | ffmpeg minus trivial ffmpeg (MB) | worker idle RSS (MB) | worker peak increase (MB) | increase / (ffmpeg − trivial) |',
+       '| --- | ---: | ---: | ---: | ---: | ---: |');
+    for my $row (@ROWS) {
+        my $r = $res{ $row->{name} };
+        my $c = median(@{ $r->{cli_rss} });
+        my $d = median(@{ $r->{mod_drss} });
+        my $net = defined $c && defined $trivial_rss ? $c - $trivial_rss : undef;
+        push @md_rss, (sprintf('| %s | %s | %s | %s | %s | %s |', $row->{name}, mb($c),
+                   mb($net), mb(median(@{ $r->{mod_idle} })), mb($d),
+                   ratio($d, $net)));
+    }
+    push @md_rss, '';
+}
+
+
+# ------------------------------------------------------------ 2. streaming
+
+if ($ONLY{stream}) {
+    my $size = -s $IN_MKV;
+    unless ($t720_cli) {
+        my $c = cli('-i', $IN_MKV, '-vf', 'scale=1280:720,format=yuv420p',
+                    '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23',
+                    '-c:a', 'aac', '-b:a', '128k', '-movflags', '+faststart',
+                    "$W/cli.mp4");
+        $t720_cli = $c->{wall};
+        unlink "$W/cli.mp4";
+    }
+    # the upload takes about as long as the transcode
+    my $rate = int($size / $t720_cli);
+    my $up_s = $size / $rate;
+    my (@s, @m, @chk);
+    for my $run (1 .. $RUNS) {
+        for my $mode ('stream', 'multipart') {
+            my $ng = nginx();
+            my $out = "$W/stream.mp4";
+            my $path = '/api/jobs?format=mp4&height=720&wait=1';
+            my $cmd = $mode eq 'stream'
+                ? upload_cmd($ng, $path, $IN_MKV, rate => $rate, output => $out,
+                             name => 'in.mkv')
+                : multipart_cmd($ng, $path, $IN_MKV, rate => $rate, output => $out);
+            my $r = module_job($ng, $cmd);
+            my $chk = $r->{ok} ? check($out, \%checks_v720)
+                               : "HTTP $r->{code} (curl $r->{rc})";
+            unlink $out;
+            $ng->stop;
+            push @chk, "$mode: $chk" if $chk ne 'ok';
+            push @{ $mode eq 'stream' ? \@s : \@m }, $chk eq 'ok' ? $r->{wall} : undef;
+            logmsg(sprintf('run %d streaming %-9s %6.2fs (%s)', $run, $mode,
+                           $r->{wall}, $chk));
+        }
+    }
+    my $sm = median(@s);
+    my $mm = median(@m);
+    my $seq = $up_s + $t720_cli;
+    md('## 2. Streaming conversion of a throttled upload', '',
+       sprintf('1080p MKV (%.1f MB) → 720p MP4, upload throttled with'
+               . ' `curl --limit-rate %d` (%.1f s, about the CLI transcode time'
+               . ' %.2f s). Streaming = raw body, the transcode starts with the'
+               . ' first bytes. Upload-first = the same throttled upload as'
+               . ' multipart (the module starts at the end of the body).'
+               . ' Target: ratio ≤ 0.65.', $size / 1e6, $rate, $up_s, $t720_cli),
+       '',
+       '| mode | time (s) | samples (s) |',
+       '| --- | ---: | --- |',
+       sprintf('| streaming (raw body) | %s | %s |', f2($sm), samples(@s)),
+       sprintf('| upload first (multipart) | %s | %s |', f2($mm), samples(@m)),
+       sprintf('| upload time + CLI time (computed) | %s | |', f2($seq)),
+       '',
+       sprintf('Ratio streaming / upload-first: **%s** (vs upload + CLI: %s).%s',
+               ratio($sm, $mm), ratio($sm, $seq),
+               @chk ? ' Failed checks: ' . join('; ', @chk) : ''),
+       '');
+}
+
+
+md(@md_rss);
+
+
+# ------------------------------------------------------------ 4. big upload
+
+if ($ONLY{big} && $BIG_MB > 0) {
+    my $big = "$W/big.ts";
+    my $loops = int($BIG_MB * 1048576 / (-s $IN_MKV)) + 1;
+    logmsg("making a ${BIG_MB} MB MPEG-TS ($loops loops of the clip, -c copy)");
+    ffmpeg('-stream_loop', $loops - 1, '-i', $IN_MKV, '-map', '0', '-c', 'copy',
+           '-fs', $BIG_MB * 1048576, '-f', 'mpegts', $big);
+    my $bytes = -s $big;
+    my $ng = nginx();
+    my $idle = $ng->{idle_kb};
+    my $resp = "$W/big.json";
+    my $t = time;
+    my $up = run(upload_cmd($ng, '/api/big?format=mkv&vcodec=copy&acodec=copy',
+                            $big, output => $resp, name => 'big.ts'),
+                 timeout => 900, watch => $ng->{wpid});
+    my $up_s = time - $t;
+    my $id = job_id_from($resp);
+    my $peak = $up->{peak_kb};
+    my $job = {};
+    if ($id) {
+        my $deadline = time + 900;
+        while (time < $deadline) {
+            my $v = proc_status($ng->{wpid});
+            $peak = $v->{VmRSS} if ($v->{VmRSS} // 0) > $peak;
+            $job = job_get($ng, $id);
+            last if ($job->{status} // '') =~ /^(done|failed|canceled)$/;
+            sleep 0.2;
+        }
+    }
+    my $all_s = time - $t;
+    my $hwm = proc_status($ng->{wpid})->{VmHWM} // 0;
+    $peak = $hwm if $hwm > $peak;
+    my $outb = $job->{output}{bytes} // 0;
+    my $status = $job->{status} // "no job (HTTP " . curl_code($up) . ")";
+    job_delete($ng, $id) if $id;
+    $ng->stop;
+    unlink $big;
+    logmsg(sprintf('big upload %.0f MB: %s in %.1fs, worker +%.1f MB',
+                   $bytes / 1048576, $status, $all_s, ($peak - $idle) / 1024));
+    md('## 4. Big upload', '',
+       sprintf('A %.0f MB MPEG-TS (the clip looped with `-c copy`) uploaded'
+               . ' raw and unthrottled over loopback, remuxed to MKV'
+               . ' (`vcodec=copy&acodec=copy`) while it uploads.'
+               . ' Target: the worker\'s RSS grows by less than 64 MB.',
+               $bytes / 1048576), '',
+       '| input (MB) | upload (s) | upload + remux (s) | job | output (MB) | worker idle RSS (MB) | worker peak RSS (MB) | growth (MB) |',
+       '| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
+       sprintf('| %.0f | %.1f | %.1f | %s | %.0f | %s | %s | **%s** |',
+               $bytes / 1048576, $up_s, $all_s, $status, $outb / 1048576,
+               mb($idle), mb($peak), mb($peak - $idle)),
+       '');
+}
+
+
+# ------------------------------------------------------------ 5. static latency
+
+sub wrk {
+    my ($ng) = @_;
+    my $r = run(['wrk', '-t1', '-c4', "-d${WRK_S}s", '--latency',
+                 $ng->url("/$STATIC")], timeout => $WRK_S + 30);
+    my %v;
+    ($v{rps}) = $r->{out} =~ /Requests\/sec:\s*([\d.]+)/;
+    for my $p (50, 99) {
+        my ($n, $u) = $r->{out} =~ /^\s*$p(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$/m;
+        $v{"p$p"} = defined $n ? $n * { us => 0.001, ms => 1, s => 1000 }->{$u}
+                               : undef;
+    }
+    ($v{errors}) = $r->{out} =~ /Non-2xx or 3xx responses:\s*(\d+)/;
+    ($v{sockerr}) = $r->{out} =~ /(Socket errors:[^\n]*)/;
+    return \%v;
+}
+
+if ($ONLY{static}) {
+    my @rows;
+    for my $prio (10, 0) {
+        my $ng = nginx(priority => $prio);
+        my $idle = wrk($ng);
+        push @rows, [ "idle", $prio, $idle, '' ];
+        # two 1080p → 720p transcodes of a 20 s clip
+        my @ids;
+        for my $i (1, 2) {
+            my $resp = "$W/load$i.json";
+            my $r = run(upload_cmd($ng, '/api/jobs?format=mp4&height=720',
+                                   $IN20, output => $resp, name => 'in20.mkv'),
+                        timeout => 60);
+            push @ids, job_id_from($resp);
+        }
+        sleep 0.5;
+        my $busy = wrk($ng);
+        my @st = map { $_ ? (job_get($ng, $_)->{status} // '?') : 'no job' } @ids;
+        my $note = join('/', @st);
+        job_delete($ng, $_) for grep { $_ } @ids;
+        $ng->stop;
+        push @rows, [ "2 transcodes running", $prio, $busy,
+                      "jobs after wrk: $note" ];
+        logmsg(sprintf('static prio %d: idle p50 %s p99 %s ms; busy p50 %s p99 %s ms (%s)',
+                       $prio, f2($idle->{p50}), f2($idle->{p99}),
+                       f2($busy->{p50}), f2($busy->{p99}), $note));
+    }
+    md('## 5. Static file latency under transcodes', '',
+       "`wrk -t1 -c4 -d${WRK_S}s --latency` on a 2 kB static file from the same"
+       . ' nginx (one worker), idle and while two 1080p → 720p transcodes (20 s'
+       . ' clip) run in the module\'s thread pool. `vconv_priority` is the nice'
+       . ' value of the transcode threads (default 10).', '',
+       '| condition | vconv_priority | req/s | p50 (ms) | p99 (ms) | note |',
+       '| --- | ---: | ---: | ---: | ---: | --- |');
+    for my $r (@rows) {
+        my $v = $r->[2];
+        my $note = $r->[3];
+        $note .= " non-2xx: $v->{errors}" if $v->{errors};
+        $note .= " $v->{sockerr}" if $v->{sockerr};
+        md(sprintf('| %s | %d | %s | %s | %s | %s |', $r->[0], $r->[1],
+                   f1($v->{rps}), f2($v->{p50}), f2($v->{p99}), $note));
+    }
+    md('');
+}
+
+
+# ------------------------------------------------------------ 6. codec threads
+
+if ($ONLY{threads}) {
+    my (%one, %two, @bad);
+    my @settings = (1, 2, 0);
+    for my $run (1 .. $RUNS) {
+        for my $th (@settings) {
+            my $ng = nginx(threads => $th);
+            my $out = "$W/th.mp4";
+            my $r = module_job($ng, upload_cmd($ng,
+                '/api/jobs?format=mp4&height=720&wait=1', $IN_MP4,
+                output => $out, name => 'in.mp4'));
+            my $chk = $r->{ok} ? check($out, \%checks_v720) : "HTTP $r->{code}";
+            unlink $out;
+            push @bad, "threads $th: $chk" if $chk ne 'ok';
+            push @{ $one{$th} }, $chk eq 'ok' ? $r->{wall} : undef;
+            logmsg(sprintf('run %d threads %d one job %6.2fs (%s)', $run, $th,
+                           $r->{wall}, $chk));
+            next if $th == 2 && $run > 1;   # 2 jobs: 1 vs auto (and 2 once)
+
+            # two jobs at once; the time until both are done
+            my $t = time;
+            my @p = map {
+                bg(upload_cmd($ng, '/api/jobs?format=mp4&height=720&wait=1',
+                              $IN_MP4, output => "$W/th$_.mp4", name => 'in.mp4'))
+            } 1, 2;
+            my @rr = map { bg_wait($_, 900) } @p;
+            my $wall = time - $t;
+            my $ok = 1;
+            for my $i (1, 2) {
+                my $c = check("$W/th$i.mp4", \%checks_v720);
+                if ($c ne 'ok' || $rr[$i - 1]{rc}) {
+                    $ok = 0;
+                    push @bad, "threads $th, 2 jobs: $c";
+                }
+                unlink "$W/th$i.mp4";
+            }
+            $ng->stop;
+            push @{ $two{$th} }, $ok ? $wall : undef;
+            logmsg(sprintf('run %d threads %d two jobs %6.2fs', $run, $th, $wall));
+        }
+    }
+    md('## 6. `vconv_codec_threads`', '',
+       'One 1080p → 720p job (upload + transcode + download, `wait=1`), and two'
+       . ' such jobs started together (time until both are done), per'
+       . ' `vconv_codec_threads` value (0 = auto: libav picks one thread per'
+       . ' CPU for each codec and the filter graph). Thread pool: one thread'
+       . ' per CPU, so the two jobs run at once.', '',
+       '| vconv_codec_threads | one job (s) | samples | two jobs at once (s) | samples |',
+       '| --- | ---: | --- | ---: | --- |');
+    for my $th (@settings) {
+        md(sprintf('| %s | %s | %s | %s | %s |', $th == 0 ? '0 (auto)' : $th,
+                   f2(median(@{ $one{$th} })), samples(@{ $one{$th} }),
+                   f2(median(@{ $two{$th} // [] })), samples(@{ $two{$th} // [] })));
+    }
+    my ($best1) = sort { (median(@{ $one{$a} }) // 1e9) <=> (median(@{ $one{$b} }) // 1e9) } @settings;
+    my ($best2) = sort { (median(@{ $two{$a} }) // 1e9) <=> (median(@{ $two{$b} }) // 1e9) }
+                  grep { $two{$_} } @settings;
+    md('', sprintf('Fastest for one job: **%s**; for two jobs at once: **%s**.%s',
+                   $best1 // 'n/a', $best2 // 'n/a',
+                   @bad ? ' Failed checks: ' . join('; ', @bad) : ''), '');
+}
+
+
+# ------------------------------------------------------------ report
+
+my $load1 = (split ' ', slurp('/proc/loadavg'))[0];
+md(sprintf('Total bench time %.0f s; load average at the end %s.',
+           time - $T0, $load1));
+
+my $text = join("\n", @md) . "\n";
+print $text;
+if ($OUT ne '-') {
+    open my $fh, '>', $OUT or die "$OUT: $!";
+    print $fh $text;
+    close $fh;
+    logmsg("written to $OUT");
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make bench`: the ffmpeg CLI and the vconv module side by side on the
+# same inputs, in the same run; prints a markdown table and writes it to
+# bench/RESULTS.md.  Starts its own nginx (temp prefix, free port) and
+# stops it; every temp file is removed at the end.
+#
+# Knobs (environment):
+#   BENCH_RUNS=3        runs per measurement (median is reported)
+#   BENCH_BIG_MB=2048   size of the big-upload test (0 skips it)
+#   BENCH_WRK_SECONDS=10  length of each wrk run
+#   BENCH_ONLY=conv,stream,big,static,threads   a subset of the sections
+#   BENCH_OUT=bench/RESULTS.md   where the table goes ('-' : stdout only)
+#
+# Needs: ffmpeg ffprobe curl wrk /usr/bin/time perl (Debian packages
+# ffmpeg curl wrk time perl libjson-pp-perl).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+missing=""
+for t in ffmpeg ffprobe curl wrk perl; do
+    command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
+done
+[ -x /usr/bin/time ] || missing="$missing time(/usr/bin/time)"
+if [ -n "$missing" ]; then
+    echo "bench: missing tools:$missing" >&2
+    echo "bench: apt-get install -y ffmpeg curl wrk time perl" >&2
+    exit 1
+fi
+
+module="${VCONV_MODULE:-$top/build/ngx_http_vconv_module.so}"
+if [ ! -f "$module" ]; then
+    echo "bench: $module is missing (make build)" >&2
+    exit 1
+fi
+
+exec perl "$top/bench/bench.pl" "$@"
