@@ -52,11 +52,13 @@ deps:
 	fi
 	@$(MAKE) --no-print-directory web-deps
 
+# npm ci only when the lock changed since the last install
 web-deps:
 	@if [ -f t/web/package.json ] \
-	    && ! cmp -s t/web/package-lock.json \
-	             t/web/node_modules/.package-lock.json; then \
-	    cd t/web && npm ci --no-audit --no-fund --loglevel=error; \
+	    && ! cmp -s t/web/package-lock.json t/web/node_modules/.vconv-lock; \
+	then \
+	    cd t/web && npm ci --no-audit --no-fund --loglevel=error \
+	    && cp package-lock.json node_modules/.vconv-lock; \
 	fi
 
 # The module is built in a copy of Debian's nginx build kit, configured

@@ -143,6 +143,7 @@ typedef struct {
     unsigned                    wait:1;
     unsigned                    discard:1;   /* nobody learned its id */
     unsigned                    input_gone:1;
+    unsigned                    settled:1;
 } ngx_http_vconv_job_t;
 
 
@@ -198,6 +199,7 @@ ngx_http_vconv_job_t *ngx_http_vconv_job_create(ngx_http_request_t *r,
 ngx_int_t ngx_http_vconv_job_start(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_release(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_drop_input(ngx_http_vconv_job_t *job);
+void ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job);
 
 /* handlers */

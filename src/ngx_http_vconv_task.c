@@ -183,19 +183,22 @@ ngx_http_vconv_job_cleanup(void *data)
 
 
 /*
- * The last one out (upload request or task) ends the job here.  A job
- * whose task never ran, or that DELETE asked to cancel, leaves nothing;
- * otherwise the record stays for GET until it expires.
+ * Once nothing works on the job any more (its task ended, or it never had
+ * one and its upload is over): a job DELETE asked to cancel, or whose id
+ * nobody learned, leaves nothing; otherwise its record stays for GET
+ * until it expires.  This must not wait for the upload request's pool:
+ * an answered upload may linger for seconds.
  */
 void
-ngx_http_vconv_job_release(ngx_http_vconv_job_t *job)
+ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job)
 {
     ngx_http_vconv_zone_t  *z;
 
-    if (--job->refs) {
+    if (job->settled) {
         return;
     }
 
+    job->settled = 1;
     z = job->zone;
 
     ngx_http_vconv_job_drop_input(job);
@@ -203,12 +206,24 @@ ngx_http_vconv_job_release(ngx_http_vconv_job_t *job)
     if (!job->posted || job->node->cancel || job->discard) {
         ngx_http_vconv_job_rmdir(job->vmcf, job->info.id, job->log);
         ngx_http_vconv_job_remove(z, &job->id);
-
-    } else {
-        ngx_shmtx_lock(&z->shpool->mutex);
-        job->node->active = 0;
-        ngx_shmtx_unlock(&z->shpool->mutex);
+        return;
     }
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+    job->node->active = 0;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+}
+
+
+/* the last one out, upload request or task, frees the job */
+void
+ngx_http_vconv_job_release(ngx_http_vconv_job_t *job)
+{
+    if (--job->refs) {
+        return;
+    }
+
+    ngx_http_vconv_job_settle(job);
 
     ngx_destroy_pool(job->pool);
 }
@@ -497,5 +512,6 @@ ngx_http_vconv_task_done(ngx_event_t *ev)
         ngx_http_vconv_upload_task_done(job);
     }
 
+    ngx_http_vconv_job_settle(job);
     ngx_http_vconv_job_release(job);
 }

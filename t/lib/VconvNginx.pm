@@ -21,7 +21,16 @@ VconvNginx - start Debian's /usr/sbin/nginx with the vconv module for a test
         listen_opts=> 'reuseport',            # more listen parameters
         conf       => 'full nginx.conf with %%PORT%% %%PREFIX%% %%MODULE%%'
                     . ' %%STORE%% %%HTML%% placeholders',
+        crash_check => 0,                     # see below
     )->start;
+
+Crash check: before each request (and after one that got no answer) the
+harness reads the new part of error.log; a worker that "exited on signal"
+(other than 9 and 15, which come from outside) or an AddressSanitizer
+report ends the test file at once with the log lines before it, instead of
+letting every later request time out.  Turn it off per instance with
+crash_check => 0 (or $ng->{crash_check} = 0) or per request with
+no_crash_check => 1, for tests that kill workers on purpose.
 
     my $r = $ng->post_file('/api/jobs?format=mp4&height=120', $file,
                            name => 'clip.mov');       # X-File-Name
@@ -579,6 +588,7 @@ my $REQ = 0;
 sub check_crash {
     my ($self) = @_;
     return if $self->{crash_seen} || !$self->{prefix};
+    return if defined $self->{crash_check} && !$self->{crash_check};
     my $f = "$self->{prefix}/error.log";
     my $size = -s $f or return;
     my $off = $self->{log_off} // 0;
@@ -590,10 +600,12 @@ sub check_crash {
     my $new = <$fh> // '';
     close $fh;
     $self->{log_off} = $size;
-    return unless $new =~ /exited on signal|AddressSanitizer/;
+    # SIGKILL/SIGTERM come from outside (a test killing a worker on purpose)
+    my $crash = qr/exited on signal (?!(?:9|15)\b)\d+|AddressSanitizer/;
+    return unless $new =~ $crash;
     $self->{crash_seen} = 1;
     my @l = split /\n/, $self->error_log;
-    my ($i) = grep { $l[$_] =~ /exited on signal|AddressSanitizer/ } 0 .. $#l;
+    my ($i) = grep { $l[$_] =~ $crash } 0 .. $#l;
     my $from = $i > 25 ? $i - 25 : 0;
     $self->_save_artifacts(1);
     die "nginx worker crashed; error log:\n"
