@@ -81,7 +81,7 @@ $(BUILD)/nginx/Makefile: config $(BUILD)/srcs
 $(BUILD)/ngx_http_vconv_module.so: $(BUILD)/nginx/Makefile $(GLUE_SRCS) \
         $(CORE_SRCS) $(CORE_HDRS)
 	$(MAKE) --no-print-directory -C $(BUILD)/nginx -f objs/Makefile modules
-	cp $(BUILD)/nginx/objs/ngx_http_vconv_module.so $@
+	install -m 755 $(BUILD)/nginx/objs/ngx_http_vconv_module.so $@.tmp && mv -f $@.tmp $@
 
 # The same module with AddressSanitizer, for the hostile-input tests: load
 # it into Debian's nginx with LD_PRELOAD=$$(gcc -print-file-name=libasan.so)
@@ -102,7 +102,7 @@ $(BUILD)/asan/ngx_http_vconv_module.so: $(BUILD)/nginx-asan/Makefile \
 	$(MAKE) --no-print-directory -C $(BUILD)/nginx-asan -f objs/Makefile \
 	    modules
 	@mkdir -p $(dir $@)
-	cp $(BUILD)/nginx-asan/objs/ngx_http_vconv_module.so $@
+	install -m 755 $(BUILD)/nginx-asan/objs/ngx_http_vconv_module.so $@.tmp && mv -f $@.tmp $@
 
 asan: $(BUILD)/asan/ngx_http_vconv_module.so
 

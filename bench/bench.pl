@@ -654,43 +654,52 @@ if ($ONLY{static}) {
     my @rows;
     for my $prio (10, 0) {
         my $ng = nginx(priority => $prio);
-        my $idle = wrk($ng);
-        push @rows, [ "idle", $prio, $idle, '' ];
-        # two 1080p → 720p transcodes of a 20 s clip
-        my @ids;
-        for my $i (1, 2) {
-            my $resp = "$W/load$i.json";
-            my $r = run(upload_cmd($ng, '/api/jobs?format=mp4&height=720',
-                                   $IN20, output => $resp, name => 'in20.mkv'),
-                        timeout => 60);
-            push @ids, job_id_from($resp);
+        my (%idle, %busy, @notes);
+        for my $run (1 .. $RUNS) {
+            my $i = wrk($ng);
+            push @{ $idle{$_} }, $i->{$_} for qw(rps p50 p99);
+            # two 1080p -> 720p transcodes of a 20 s clip
+            my @ids;
+            for my $n (1, 2) {
+                my $resp = "$W/load$n.json";
+                run(upload_cmd($ng, '/api/jobs?format=mp4&height=720', $IN20,
+                               output => $resp, name => 'in20.mkv'),
+                    timeout => 60);
+                push @ids, job_id_from($resp);
+            }
+            sleep 0.5;
+            my $b = wrk($ng);
+            push @{ $busy{$_} }, $b->{$_} for qw(rps p50 p99);
+            my @st = map { $_ ? (job_get($ng, $_)->{status} // '?') : 'no job' } @ids;
+            push @notes, join('/', @st);
+            push @notes, "non-2xx $b->{errors}" if $b->{errors};
+            push @notes, $b->{sockerr} if $b->{sockerr};
+            job_delete($ng, $_) for grep { $_ } @ids;
+            sleep 1;
+            logmsg(sprintf('run %d static prio %d: idle p50 %s p99 %s ms;'
+                           . ' busy p50 %s p99 %s ms (%s)', $run, $prio,
+                           f2($i->{p50}), f2($i->{p99}), f2($b->{p50}),
+                           f2($b->{p99}), $notes[-1]));
         }
-        sleep 0.5;
-        my $busy = wrk($ng);
-        my @st = map { $_ ? (job_get($ng, $_)->{status} // '?') : 'no job' } @ids;
-        my $note = join('/', @st);
-        job_delete($ng, $_) for grep { $_ } @ids;
         $ng->stop;
-        push @rows, [ "2 transcodes running", $prio, $busy,
-                      "jobs after wrk: $note" ];
-        logmsg(sprintf('static prio %d: idle p50 %s p99 %s ms; busy p50 %s p99 %s ms (%s)',
-                       $prio, f2($idle->{p50}), f2($idle->{p99}),
-                       f2($busy->{p50}), f2($busy->{p99}), $note));
+        push @rows, [ 'idle', $prio, \%idle, '' ],
+                    [ '2 transcodes running', $prio, \%busy,
+                      'jobs after each wrk: ' . join(', ', @notes) ];
     }
     md('## 5. Static file latency under transcodes', '',
        "`wrk -t1 -c4 -d${WRK_S}s --latency` on a 2 kB static file from the same"
        . ' nginx (one worker), idle and while two 1080p → 720p transcodes (20 s'
-       . ' clip) run in the module\'s thread pool. `vconv_priority` is the nice'
-       . ' value of the transcode threads (default 10).', '',
-       '| condition | vconv_priority | req/s | p50 (ms) | p99 (ms) | note |',
-       '| --- | ---: | ---: | ---: | ---: | --- |');
+       . ' clip, codec threads auto) run in the module\'s thread pool, alternating,'
+       . " $RUNS times each; medians, and each run's p99."
+       . ' `vconv_priority` is the nice value of the transcode threads'
+       . ' (default 10).', '',
+       '| condition | vconv_priority | req/s | p50 (ms) | p99 (ms) | p99 samples (ms) | note |',
+       '| --- | ---: | ---: | ---: | ---: | --- | --- |');
     for my $r (@rows) {
         my $v = $r->[2];
-        my $note = $r->[3];
-        $note .= " non-2xx: $v->{errors}" if $v->{errors};
-        $note .= " $v->{sockerr}" if $v->{sockerr};
-        md(sprintf('| %s | %d | %s | %s | %s | %s |', $r->[0], $r->[1],
-                   f1($v->{rps}), f2($v->{p50}), f2($v->{p99}), $note));
+        md(sprintf('| %s | %d | %s | %s | %s | %s | %s |', $r->[0], $r->[1],
+                   f1(median(@{ $v->{rps} })), f2(median(@{ $v->{p50} })),
+                   f2(median(@{ $v->{p99} })), samples(@{ $v->{p99} }), $r->[3]));
     }
     md('');
 }

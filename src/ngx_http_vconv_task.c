@@ -381,6 +381,18 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
                                : vconv_error_name(job->reader.stop));
     }
 
+    if (rc != VCONV_OK && tc.err.code == VCONV_E_STALLED) {
+        (void) vconv_error_set(&tc.err, VCONV_E_STALLED,
+                               "neither the upload nor the conversion moved "
+                               "for %u s",
+                               (unsigned) (job->vmcf->stall_timeout / 1000));
+    }
+
+    if (rc != VCONV_OK && tc.err.code == VCONV_E_CANCELED) {
+        (void) vconv_error_set(&tc.err, VCONV_E_CANCELED,
+                               "the job was canceled");
+    }
+
     clock_gettime(CLOCK_MONOTONIC, &ts);
 
     ngx_shmtx_lock(&z->shpool->mutex);

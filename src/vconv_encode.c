@@ -372,6 +372,19 @@ vconv_output_packet(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt,
     pkt->stream_index = st->ost->index;
     pkt->pos = -1;
 
+    /*
+     * A damaged or spliced input can make time run backwards; muxers
+     * refuse that, and a few lost packets beat a failed job.
+     */
+    if (pkt->dts != AV_NOPTS_VALUE) {
+        if (st->last_dts != AV_NOPTS_VALUE && pkt->dts <= st->last_dts) {
+            av_packet_unref(pkt);
+            return VCONV_OK;
+        }
+
+        st->last_dts = pkt->dts;
+    }
+
     if (pkt->pts != AV_NOPTS_VALUE) {
         t = (pkt->pts + (pkt->duration > 0 ? pkt->duration : 0))
             * av_q2d(st->ost->time_base);
@@ -386,6 +399,11 @@ vconv_output_packet(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt,
     if (rc < 0) {
         if (job->stop) {
             return vconv_job_fail(job, job->stop, 0, NULL);
+        }
+
+        if (rc == AVERROR(EINVAL)) {
+            /* the muxer's own check of what the input gave us */
+            return vconv_job_fail(job, VCONV_E_DECODE, rc, "mux");
         }
 
         return vconv_job_fail(job, VCONV_E_IO, rc, "write");

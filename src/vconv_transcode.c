@@ -71,6 +71,8 @@ vconv_transcode(vconv_transcode_t *tc)
     job.a.index = -1;
     job.v.last_pts = AV_NOPTS_VALUE;
     job.a.last_pts = AV_NOPTS_VALUE;
+    job.v.last_dts = AV_NOPTS_VALUE;
+    job.a.last_dts = AV_NOPTS_VALUE;
 
     job.pkt = av_packet_alloc();
     job.opkt = av_packet_alloc();
@@ -228,6 +230,17 @@ vconv_input_open(vconv_job_t *job)
     if (rc < 0) {
         /* avformat_open_input() freed the context */
         job->ifmt = NULL;
+
+        /*
+         * Demuxers answer ENOMEM when avformat_new_stream() refuses a
+         * stream past max_streams: the one allocation we bound here.
+         */
+        if (rc == AVERROR(ENOMEM) && !job->stop) {
+            return vconv_error_set(&tc->err, VCONV_E_TOO_MANY_STREAMS,
+                                   "the input has more than %d streams",
+                                   max);
+        }
+
         return vconv_job_fail(job, VCONV_E_UNSUPPORTED_INPUT, rc,
                               "cannot read the input");
     }
