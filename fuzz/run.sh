@@ -6,10 +6,8 @@
 # libFuzzer leaves the crashing input in fuzz/regressions/NAME/ so that it
 # is replayed on every later run (commit it once fixed).
 #
-# Needs clang with libFuzzer (Debian 12: clang-14 and libclang-rt-14-dev).
-#
-# TODO: a transcode-core harness (a small media file through the custom
-# AVIOContext and the demuxer allow-list) comes with a later step.
+# Needs clang with libFuzzer (Debian 12: clang-14 and libclang-rt-14-dev)
+# and the ffmpeg program (seed media for the transcode harness).
 
 set -u
 
@@ -28,8 +26,14 @@ LIBAV_PKGS="libavformat libavcodec libavfilter libswscale libswresample
 declare -A SRCS=(
     [multipart]="src/vconv_multipart.c"
     [options]="src/vconv_options.c src/vconv_error.c"
+    [transcode]="src/vconv_transcode.c src/vconv_filter.c src/vconv_encode.c
+                 src/vconv_log.c src/vconv_options.c src/vconv_error.c"
 )
-NAMES="multipart options"
+NAMES="multipart options transcode"
+
+# per harness: the largest input and the slowest single input allowed
+declare -A MAX_LEN=([multipart]=8192 [options]=8192 [transcode]=65536)
+declare -A TIMEOUT=([multipart]=10 [options]=10 [transcode]=25)
 
 mkdir -p "$OUT"
 
@@ -87,6 +91,42 @@ seed_options() {
 }
 
 
+# tiny media from ffmpeg's lavfi sources (each well under 10 KB), each
+# behind a control byte per conversion target (see fuzz_transcode.c)
+seed_transcode() {
+    local c=$1 m=$OUT/media f t
+    local ff="ffmpeg -nostdin -hide_banner -loglevel error -y"
+    local v="-f lavfi -i testsrc2=size=32x24:rate=5:duration=0.6"
+    local a="-f lavfi -i sine=frequency=440:sample_rate=8000:duration=0.6"
+    local x264="-c:v libx264 -preset ultrafast -pix_fmt yuv420p"
+
+    mkdir -p "$m"
+    rm -f "$m"/*
+
+    # shellcheck disable=SC2086
+    $ff $v $a $x264 -c:a aac -b:a 16k -ac 1 -t 0.6 "$m/s.mp4" \
+    && $ff $v $a $x264 -c:a libopus -b:a 8k -t 0.6 "$m/s.mkv" \
+    && $ff $v $a -c:v libvpx -deadline realtime -cpu-used 8 -b:v 50k \
+           -c:a libopus -b:a 8k -t 0.6 "$m/s.webm" \
+    && $ff $v $a -c:v mpeg2video -c:a mp2 -b:a 32k -t 0.6 "$m/s.ts" \
+    && $ff $a -c:a pcm_u8 -t 0.6 "$m/s.wav" \
+    && $ff $a -c:a libmp3lame -b:a 8k -t 0.6 "$m/s.mp3" \
+    && $ff $v -t 0.6 "$m/s.gif" \
+    && $ff $v -frames:v 1 "$m/s.png" \
+    && $ff -i "$m/s.mp4" -c copy -metadata:s:v:0 rotate=90 "$m/s-rot.mov" \
+    && $ff -i "$m/s.mp4" -c copy -movflags +frag_keyframe+empty_moov \
+           "$m/s-frag.mp4" \
+    || { echo "fuzz: ffmpeg could not make the seed media"; return 1; }
+
+    for f in "$m"/*; do
+        # targets 0-7 with seeking, and 0 and 4 read as a pipe
+        for t in 00 01 02 03 04 05 06 07 80 84; do
+            { printf "\\x$t"; cat "$f"; } >"$c/seed-$t-${f##*/}"
+        done
+    done
+}
+
+
 failed=0
 
 for name in $NAMES; do
@@ -112,11 +152,12 @@ for name in $NAMES; do
 
     corpus=$OUT/corpus-$name
     mkdir -p "$corpus"
-    "seed_$name" "$corpus"
+    "seed_$name" "$corpus" || { failed=1; continue; }
 
     echo "fuzz: running fuzz_$name for ${SECONDS_EACH}s"
-    if ! "$OUT/fuzz_$name" -max_total_time="$SECONDS_EACH" -timeout=10 \
-        -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
+    if ! "$OUT/fuzz_$name" -max_total_time="$SECONDS_EACH" \
+        -timeout="${TIMEOUT[$name]}" -rss_limit_mb=2048 \
+        -max_len="${MAX_LEN[$name]}" -print_final_stats=1 \
         -artifact_prefix="$reg/" "$corpus" >"$OUT/fuzz-$name.log" 2>&1
     then
         echo "fuzz: $name: crash, input kept in $reg/:"

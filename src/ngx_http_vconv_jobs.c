@@ -46,8 +46,6 @@ typedef struct {
 } ngx_http_vconv_watch_t;
 
 
-static ngx_int_t ngx_http_vconv_add_header(ngx_http_request_t *r,
-    char *key, u_char *value, size_t len);
 static ngx_int_t ngx_http_vconv_send_code(ngx_http_request_t *r,
     ngx_uint_t status, char *code, u_char *message, size_t len);
 static ngx_int_t ngx_http_vconv_not_found(ngx_http_request_t *r,
@@ -99,6 +97,21 @@ ngx_int_t
 ngx_http_vconv_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *json, size_t len)
 {
+    ngx_str_t  type;
+
+    type.data = ngx_http_vconv_json_type;
+    type.len = sizeof(ngx_http_vconv_json_type) - 1;
+
+    return ngx_http_vconv_send_body(r, status, &type, json, len);
+}
+
+
+/* every small answer of the module: no caching, no sniffing */
+ngx_int_t
+ngx_http_vconv_send_body(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *body, size_t len)
+{
+    u_char       *semi;
     ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_chain_t   out;
@@ -112,9 +125,11 @@ ngx_http_vconv_send_json(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
 
-    r->headers_out.content_type.len = sizeof(ngx_http_vconv_json_type) - 1;
-    r->headers_out.content_type.data = ngx_http_vconv_json_type;
-    r->headers_out.content_type_len = sizeof("application/json") - 1;
+    semi = ngx_strlchr(type->data, type->data + type->len, ';');
+
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = semi ? (size_t) (semi - type->data)
+                                           : type->len;
     r->headers_out.content_type_lowcase = NULL;
 
     if (ngx_http_vconv_add_header(r, "Cache-Control",
@@ -134,8 +149,8 @@ ngx_http_vconv_send_json(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->pos = json;
-    b->last = json + len;
+    b->pos = body;
+    b->last = body + len;
     b->memory = len ? 1 : 0;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
@@ -443,7 +458,7 @@ ngx_http_vconv_jobs_handler(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_vconv_add_header(ngx_http_request_t *r, char *key, u_char *value,
     size_t len)
 {

@@ -238,57 +238,10 @@ ngx_http_vconv_metrics_collect(ngx_http_vconv_zone_t *z,
 static ngx_int_t
 ngx_http_vconv_send_text(ngx_http_request_t *r, u_char *text, size_t len)
 {
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_chain_t       out;
-    ngx_table_elt_t  *h;
+    ngx_str_t  type;
 
-    rc = ngx_http_discard_request_body(r);
+    type.data = ngx_http_vconv_metrics_type;
+    type.len = sizeof(ngx_http_vconv_metrics_type) - 1;
 
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = len;
-
-    r->headers_out.content_type.len = sizeof(ngx_http_vconv_metrics_type) - 1;
-    r->headers_out.content_type.data = ngx_http_vconv_metrics_type;
-    r->headers_out.content_type_len = sizeof("text/plain") - 1;
-    r->headers_out.content_type_lowcase = NULL;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
-    h->lowcase_key = NULL;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = text;
-    b->last = text + len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_vconv_send_body(r, NGX_HTTP_OK, &type, text, len);
 }

@@ -129,14 +129,11 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     ngx_http_vconv_zone_room(z, &waiting, &store_bytes);
 
     if (waiting >= vmcf->max_queue) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_http_vconv_add_header(r, "Retry-After", (u_char *) "5", 1)
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Retry-After");
-        ngx_str_set(&h->value, "5");
 
         (void) vconv_error_set(&ctx->err, VCONV_E_QUEUE_FULL,
                                "the queue is full (%u jobs waiting)",
@@ -701,7 +698,6 @@ ngx_http_vconv_answer(ngx_http_request_t *r)
     size_t                      len;
     ngx_uint_t                  version, pos;
     vconv_error_t               err;
-    ngx_table_elt_t            *h;
     vconv_job_info_t            info;
     ngx_http_vconv_ctx_t       *ctx;
     ngx_http_vconv_job_t       *job;
@@ -736,19 +732,22 @@ ngx_http_vconv_answer(ngx_http_request_t *r)
 
     json = ngx_pnalloc(r->pool, len + 1);
     loc = ngx_pnalloc(r->pool, vlcf->jobs_uri.len + job->id.len);
-    h = ngx_list_push(&r->headers_out.headers);
 
-    if (json == NULL || loc == NULL || h == NULL) {
+    if (json == NULL || loc == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     (void) vconv_job_json(&info, (char *) vlcf->jobs_uri.data, (int) pos,
                           (char *) json, len + 1);
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Location");
-    h->value.data = loc;
-    h->value.len = ngx_sprintf(loc, "%V%V", &vlcf->jobs_uri, &job->id) - loc;
+    if (ngx_http_vconv_add_header(r, "Location", loc,
+                                  ngx_sprintf(loc, "%V%V", &vlcf->jobs_uri,
+                                              &job->id)
+                                  - loc)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return ngx_http_vconv_send_json(r, NGX_HTTP_ACCEPTED, json, len);
 }

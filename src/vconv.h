@@ -119,4 +119,21 @@ size_t vconv_utf8_next(const unsigned char *s, size_t len, uint32_t *cp);
 size_t vconv_utf8_trim(const char *s, size_t len);
 
 
+/*
+ * A bounded, counting output buffer, snprintf-style: pos keeps counting
+ * past len, so a caller learns the size it needs; buf stays terminated.
+ */
+typedef struct {
+    char    *buf;
+    size_t   len;
+    size_t   pos;
+} vconv_out_t;
+
+void vconv_out(vconv_out_t *o, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+
 #endif /* _VCONV_H_INCLUDED_ */

@@ -323,3 +323,34 @@ vconv_json_escape(char *buf, size_t len, size_t *pos, const char *s,
 
     *pos = p;
 }
+
+
+void
+vconv_out(vconv_out_t *o, const char *fmt, ...)
+{
+    int      n;
+    char     tmp[512];
+    va_list  args;
+
+    va_start(args, fmt);
+    n = vsnprintf(tmp, sizeof(tmp), fmt, args);
+    va_end(args);
+
+    if (n < 0) {
+        return;
+    }
+
+    if ((size_t) n >= sizeof(tmp)) {
+        n = sizeof(tmp) - 1;
+    }
+
+    if (o->pos + n < o->len) {
+        memcpy(o->buf + o->pos, tmp, n);
+        o->buf[o->pos + n] = '\0';
+
+    } else if (o->pos < o->len) {
+        o->buf[o->pos] = '\0';
+    }
+
+    o->pos += n;
+}

@@ -26,47 +26,6 @@
 #define VCONV_CD_NAME_MAX    200     /* bytes of the name's stem */
 
 
-typedef struct {
-    char    *buf;
-    size_t   len;
-    size_t   pos;
-} vconv_out_t;
-
-
-static void
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-vconv_out(vconv_out_t *o, const char *fmt, ...)
-{
-    int      n;
-    char     tmp[256];
-    va_list  args;
-
-    va_start(args, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, args);
-    va_end(args);
-
-    if (n < 0) {
-        return;
-    }
-
-    if ((size_t) n >= sizeof(tmp)) {
-        n = sizeof(tmp) - 1;
-    }
-
-    if (o->pos + n < o->len) {
-        memcpy(o->buf + o->pos, tmp, n);
-        o->buf[o->pos + n] = '\0';
-
-    } else if (o->pos < o->len) {
-        o->buf[o->pos] = '\0';
-    }
-
-    o->pos += n;
-}
-
-
 /* a JSON string with its quotes */
 static void
 vconv_out_str(vconv_out_t *o, const char *s, size_t len)

@@ -197,48 +197,6 @@ static const vconv_option_t  vconv_options[] = {
 #define VCONV_NOPTIONS  (sizeof(vconv_options) / sizeof(vconv_options[0]))
 
 
-/* a bounded, counting output buffer, snprintf-style */
-typedef struct {
-    char    *buf;
-    size_t   len;
-    size_t   pos;
-} vconv_out_t;
-
-
-static void
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-vconv_out(vconv_out_t *o, const char *fmt, ...)
-{
-    int      n;
-    char     tmp[512];
-    va_list  args;
-
-    va_start(args, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, args);
-    va_end(args);
-
-    if (n < 0) {
-        return;
-    }
-
-    if ((size_t) n >= sizeof(tmp)) {
-        n = sizeof(tmp) - 1;
-    }
-
-    if (o->pos + n < o->len) {
-        memcpy(o->buf + o->pos, tmp, n);
-        o->buf[o->pos + n] = '\0';
-
-    } else if (o->pos < o->len) {
-        o->buf[o->pos] = '\0';
-    }
-
-    o->pos += n;
-}
-
-
 const vconv_format_t *
 vconv_format(vconv_format_e fmt)
 {

@@ -163,7 +163,7 @@ vconv_job_interrupt(void *data)
 static int
 vconv_input_open(vconv_job_t *job)
 {
-    int                 rc, max, i;
+    int                 rc, max, i, nopts;
     char                num[32];
     uint8_t            *buf;
     AVDictionary       *opts, **sopts;
@@ -252,17 +252,22 @@ vconv_input_open(vconv_job_t *job)
                                "the input has more than %d streams", max);
     }
 
-    /* bound what probing decoders may allocate for one picture */
+    /*
+     * Bound what probing decoders may allocate for one picture.  Probing
+     * may add streams (MPEG-TS, FLV): libav reads options only for the
+     * first nopts, and only those are ours to free.
+     */
     sopts = NULL;
+    nopts = ifmt->nb_streams;
     if (job->limits->max_width > 0 && job->limits->max_height > 0
-        && ifmt->nb_streams > 0)
+        && nopts > 0)
     {
-        sopts = av_calloc(ifmt->nb_streams, sizeof(AVDictionary *));
+        sopts = av_calloc(nopts, sizeof(AVDictionary *));
         if (sopts == NULL) {
             return vconv_job_fail(job, VCONV_E_NOMEM, 0, "input");
         }
 
-        for (i = 0; i < (int) ifmt->nb_streams; i++) {
+        for (i = 0; i < nopts; i++) {
             av_dict_set_int(&sopts[i], "max_pixels",
                             (int64_t) job->limits->max_width
                             * job->limits->max_height, 0);
@@ -272,7 +277,7 @@ vconv_input_open(vconv_job_t *job)
     rc = avformat_find_stream_info(ifmt, sopts);
 
     if (sopts != NULL) {
-        for (i = 0; i < (int) ifmt->nb_streams; i++) {
+        for (i = 0; i < nopts; i++) {
             av_dict_free(&sopts[i]);
         }
 
