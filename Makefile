@@ -129,7 +129,9 @@ run: deps build
 
 test: deps build
 	@mkdir -p t/artifacts
-	VCONV_BUILD=$(CURDIR)/$(BUILD) prove -j2 -It/lib t/*.t $(UNIT_BINS)
+	VCONV_BUILD=$(CURDIR)/$(BUILD) \
+	    VCONV_ASAN_MODULE=$(CURDIR)/$(BUILD)/asan/ngx_http_vconv_module.so \
+	    prove -j2 -It/lib t/*.t $(UNIT_BINS)
 
 bench: deps build
 	@bench/run.sh

@@ -39,7 +39,6 @@ typedef struct {
     ngx_atomic_uint_t           bytes_in;
     ngx_atomic_uint_t           bytes_out;
     double                      transcode_seconds;
-    ngx_atomic_uint_t           rejected[8];   /* by HTTP status class */
 } ngx_http_vconv_counters_t;
 
 

@@ -15,6 +15,8 @@
 #include "ngx_http_vconv.h"
 
 
+static ngx_int_t ngx_http_vconv_refuse(ngx_http_request_t *r,
+    vconv_error_t *err);
 static ngx_int_t ngx_http_vconv_parse_args(ngx_http_request_t *r,
     ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info);
 static ngx_int_t ngx_http_vconv_option(ngx_http_vconv_ctx_t *ctx,
@@ -96,14 +98,14 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     /* everything that can be refused is refused before the body is read */
 
     if (ngx_http_vconv_parse_args(r, ctx, &info) != NGX_OK) {
-        return ngx_http_vconv_send_error(r, &ctx->err);
+        return ngx_http_vconv_refuse(r, &ctx->err);
     }
 
     if (!ctx->multipart_on
         && vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats, &ctx->err)
            != VCONV_OK)
     {
-        return ngx_http_vconv_send_error(r, &ctx->err);
+        return ngx_http_vconv_refuse(r, &ctx->err);
     }
 
     if (ctx->multipart_on) {
@@ -116,7 +118,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
                                  h->value.len, &ctx->err)
             != VCONV_OK)
         {
-            return ngx_http_vconv_send_error(r, &ctx->err);
+            return ngx_http_vconv_refuse(r, &ctx->err);
         }
 
         ctx->multipart->on_field = ngx_http_vconv_mp_field;
@@ -138,7 +140,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
         (void) vconv_error_set(&ctx->err, VCONV_E_QUEUE_FULL,
                                "the queue is full (%u jobs waiting)",
                                (unsigned) waiting);
-        return ngx_http_vconv_send_error(r, &ctx->err);
+        return ngx_http_vconv_refuse(r, &ctx->err);
     }
 
     if (vmcf->max_size
@@ -147,7 +149,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     {
         (void) vconv_error_set(&ctx->err, VCONV_E_STORE_FULL,
                                "the store has no room for this upload");
-        return ngx_http_vconv_send_error(r, &ctx->err);
+        return ngx_http_vconv_refuse(r, &ctx->err);
     }
 
     if (!ctx->name_set) {
@@ -167,7 +169,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     if (job == NULL) {
         (void) vconv_error_set(&ctx->err, VCONV_E_QUEUE_FULL,
                                "the server cannot take a job now");
-        return ngx_http_vconv_send_error(r, &ctx->err);
+        return ngx_http_vconv_refuse(r, &ctx->err);
     }
 
     job->request = r;
@@ -204,6 +206,22 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     }
 
     return NGX_DONE;
+}
+
+
+/* an upload refused before it became a job: counted, then answered */
+static ngx_int_t
+ngx_http_vconv_refuse(ngx_http_request_t *r, vconv_error_t *err)
+{
+    ngx_http_vconv_zone_t  *z;
+
+    z = ngx_http_vconv_zone(r);
+
+    if (err->code > VCONV_E_NONE && err->code < VCONV_E_COUNT) {
+        (void) ngx_atomic_fetch_add(&z->sh->counters.errors[err->code], 1);
+    }
+
+    return ngx_http_vconv_send_error(r, err);
 }
 
 
