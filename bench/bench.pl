@@ -260,11 +260,23 @@ sub nginx {
     my $w = $ng->worker_pids;
     die "expected one worker, got @$w\n" unless @$w == 1;
     $ng->{wpid} = $w->[0];
+    $ng->{mpid} = $ng->master_pid;
     # touch the worker once, then take its idle RSS
     run(['curl', '-sS', '-o', '/dev/null', $ng->url("/$STATIC")], timeout => 10);
     sleep 0.2;
     $ng->{idle_kb} = proc_status($ng->{wpid})->{VmRSS};
     return $ng;
+}
+
+# stop, and make sure nothing of this nginx is left running
+sub ng_stop {
+    my ($ng) = @_;
+    $ng->stop;
+    for my $p (grep { $_ } $ng->{wpid}, $ng->{mpid}) {
+        next unless slurp("/proc/$p/cmdline") =~ /^nginx: /;
+        kill 'KILL', $p;
+        logmsg("nginx pid $p outlived stop; killed");
+    }
 }
 
 sub curl_base {
@@ -450,7 +462,7 @@ if ($ONLY{conv}) {
                                   . substr(slurp($mout), 0, 200);
             my $msize = -s $mout;
             unlink $mout;
-            $ng->stop;
+            ng_stop($ng);
 
             push @{ $res{$k}{cli} }, $c->{ok} && $cchk eq 'ok' ? $c->{wall} : undef;
             push @{ $res{$k}{mod} }, $m->{ok} && $mchk eq 'ok' ? $m->{wall} : undef;
@@ -543,7 +555,7 @@ if ($ONLY{stream}) {
             my $chk = $r->{ok} ? check($out, \%checks_v720)
                                : "HTTP $r->{code} (curl $r->{rc})";
             unlink $out;
-            $ng->stop;
+            ng_stop($ng);
             push @chk, "$mode: $chk" if $chk ne 'ok';
             push @{ $mode eq 'stream' ? \@s : \@m }, $chk eq 'ok' ? $r->{wall} : undef;
             logmsg(sprintf('run %d streaming %-9s %6.2fs (%s)', $run, $mode,
@@ -613,7 +625,7 @@ if ($ONLY{big} && $BIG_MB > 0) {
     my $outb = $job->{output}{bytes} // 0;
     my $status = $job->{status} // "no job (HTTP " . curl_code($up) . ")";
     job_delete($ng, $id) if $id;
-    $ng->stop;
+    ng_stop($ng);
     unlink $big;
     logmsg(sprintf('big upload %.0f MB: %s in %.1fs, worker +%.1f MB',
                    $bytes / 1048576, $status, $all_s, ($peak - $idle) / 1024));
@@ -681,7 +693,7 @@ if ($ONLY{static}) {
                            f2($i->{p50}), f2($i->{p99}), f2($b->{p50}),
                            f2($b->{p99}), $notes[-1]));
         }
-        $ng->stop;
+        ng_stop($ng);
         push @rows, [ 'idle', $prio, \%idle, '' ],
                     [ '2 transcodes running', $prio, \%busy,
                       'jobs after each wrk: ' . join(', ', @notes) ];
@@ -742,7 +754,7 @@ if ($ONLY{threads}) {
                 }
                 unlink "$W/th$i.mp4";
             }
-            $ng->stop;
+            ng_stop($ng);
             push @{ $two{$th} }, $ok ? $wall : undef;
             logmsg(sprintf('run %d threads %d two jobs %6.2fs', $run, $th, $wall));
         }

@@ -6,8 +6,10 @@
 # libFuzzer leaves the crashing input in fuzz/regressions/NAME/ so that it
 # is replayed on every later run (commit it once fixed).
 #
-# Needs clang with libFuzzer (Debian 12: clang-14 and libclang-rt-14-dev)
-# and the ffmpeg program (seed media for the transcode harness).
+# Needs clang with libFuzzer (Debian 12: clang, and libclang-rt-14-dev,
+# which apt installs only as a recommendation of clang-14), the libav*-dev
+# packages, pkg-config, and the ffmpeg program (seed media for the
+# transcode harness); llvm (llvm-symbolizer) makes the stacks readable.
 
 set -u
 
@@ -34,6 +36,14 @@ NAMES="multipart options transcode"
 # per harness: the largest input and the slowest single input allowed
 declare -A MAX_LEN=([multipart]=8192 [options]=8192 [transcode]=65536)
 declare -A TIMEOUT=([multipart]=10 [options]=10 [transcode]=25)
+
+# readable stacks: Debian puts llvm-symbolizer in PATH only with "llvm"
+if ! command -v llvm-symbolizer >/dev/null \
+    && [ -z "${ASAN_SYMBOLIZER_PATH:-}" ]
+then
+    sym=$($CC -print-prog-name=llvm-symbolizer 2>/dev/null)
+    [ -x "$sym" ] && export ASAN_SYMBOLIZER_PATH=$sym
+fi
 
 mkdir -p "$OUT"
 

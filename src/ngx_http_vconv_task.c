@@ -342,6 +342,7 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     tc.seek = vconv_reader_seek;
     tc.io_opaque = &job->reader;
     tc.output_path = (char *) job->tmp;
+    tc.growing = !job->reader.ended;
     tc.probed = ngx_http_vconv_task_probed;
     tc.progress = ngx_http_vconv_task_progress;
     tc.interrupt = ngx_http_vconv_task_interrupt;

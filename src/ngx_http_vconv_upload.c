@@ -177,6 +177,10 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     job->wait = ctx->wait;
     ctx->job = job;
 
+    if (!ctx->multipart_on && r->headers_in.content_length_n > 0) {
+        vconv_reader_expect(&job->reader, r->headers_in.content_length_n);
+    }
+
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
         ngx_http_vconv_job_release(job);

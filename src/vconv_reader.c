@@ -8,10 +8,11 @@
  *
  * Seeks only record the new position: a seek past the written end returns
  * at once and the wait happens in the next read, which blocks exactly like
- * a read at the end of the written data.  SEEK_END needs the final size,
- * so it waits until the upload ends.  AVSEEK_SIZE answers only once the
- * size is final; before that it fails with AVERROR(ENOSYS), which libav
- * takes as "size unknown".
+ * a read at the end of the written data.  SEEK_END and AVSEEK_SIZE answer
+ * from the final size, or from the size the upload announced; without
+ * either they fail with AVERROR(ENOSYS) at once.  They must not wait:
+ * avformat_find_stream_info() asks for the size, and a wait there would
+ * hold every streamable input until its upload ends.
  */
 
 #include <errno.h>
@@ -63,6 +64,7 @@ vconv_reader_init(vconv_reader_t *rd, int fd, int64_t written, int ended,
     rd->written = written;
     rd->pos = 0;
     rd->ended = ended ? 1 : 0;
+    rd->size = -1;
     rd->stop = VCONV_E_NONE;
     rd->stall_ms = stall_ms;
     rd->last_growth = vconv_reader_now();
@@ -306,6 +308,15 @@ vconv_reader_read(void *opaque, uint8_t *buf, int size)
 }
 
 
+void
+vconv_reader_expect(vconv_reader_t *rd, int64_t size)
+{
+    pthread_mutex_lock(&rd->mutex);
+    rd->size = size;
+    pthread_mutex_unlock(&rd->mutex);
+}
+
+
 int64_t
 vconv_reader_seek(void *opaque, int64_t offset, int whence)
 {
@@ -326,7 +337,8 @@ vconv_reader_seek(void *opaque, int64_t offset, int whence)
     switch (whence) {
 
     case AVSEEK_SIZE:
-        target = rd->ended ? rd->written : AVERROR(ENOSYS);
+        target = rd->ended ? rd->written
+                           : (rd->size >= 0 ? rd->size : AVERROR(ENOSYS));
         pthread_mutex_unlock(&rd->mutex);
         return target;
 
@@ -339,14 +351,12 @@ vconv_reader_seek(void *opaque, int64_t offset, int whence)
         break;
 
     case SEEK_END:
-        rc = vconv_reader_wait(rd, -1);
-
-        if (rc != 0) {
+        if (!rd->ended && rd->size < 0) {
             pthread_mutex_unlock(&rd->mutex);
-            return rc;
+            return AVERROR(ENOSYS);
         }
 
-        target = rd->written + offset;
+        target = (rd->ended ? rd->written : rd->size) + offset;
         break;
 
     default:

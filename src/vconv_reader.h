@@ -22,6 +22,7 @@ typedef struct {
     int64_t          written;       /* bytes known to be on disk */
     int64_t          pos;           /* read position */
     int              ended;         /* 1: written is the final size */
+    int64_t          size;          /* announced final size, -1: unknown */
     vconv_err_e      stop;          /* nonzero: fail every read with it */
     int64_t          stall_ms;      /* no growth for this long: stall */
     int64_t          last_growth;   /* monotonic ms */
@@ -36,6 +37,9 @@ typedef struct {
 int vconv_reader_init(vconv_reader_t *rd, int fd, int64_t written,
     int ended, int64_t stall_ms);
 void vconv_reader_destroy(vconv_reader_t *rd);
+
+/* the final size, when the upload announced it (Content-Length) */
+void vconv_reader_expect(vconv_reader_t *rd, int64_t size);
 
 /* called by the writer side; any thread */
 void vconv_reader_grow(vconv_reader_t *rd, int64_t written);

@@ -206,6 +206,18 @@ vconv_input_open(vconv_job_t *job)
         return rc;
     }
 
+    /*
+     * While the input still grows, a seekable demuxer other than MP4's
+     * reaches for the end (Matroska's cues, MPEG-TS's duration) and so
+     * waits for the whole upload.  Read as a stream, they convert while
+     * it arrives.  MP4 keeps seeking: its index may be at the end.
+     */
+    if (tc->growing && strcmp(ifmt->iformat->name, "mov,mp4,m4a,3gp,3g2,mj2")
+                       != 0)
+    {
+        job->ipb->seekable = 0;
+    }
+
     max = job->limits->max_streams > 0 ? job->limits->max_streams
                                        : VCONV_MAX_STREAMS;
     opts = NULL;

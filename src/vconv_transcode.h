@@ -53,6 +53,7 @@ struct vconv_transcode_s {
     void                  *io_opaque;
 
     const char            *output_path;  /* written in place */
+    int                    growing;      /* the input is still arriving */
 
     /*
      * Callbacks, all optional, all called on the transcoding thread.

@@ -1,12 +1,15 @@
 #!/usr/bin/perl
 # Two nodes and a front on loopback.  The front's nginx.conf is
 # conf.front.example itself, with only hosts, ports and paths substituted:
-# the example is what is tested.  Uploads through the front land on both
-# nodes; each job's JSON, events, output (Range, HEAD) and DELETE reach the
-# node named in its id; an id of no known node gets 404 JSON from the
-# front; wait=1 answers the file through the front; a slow upload through
-# the front is converting while it still uploads (proxy_request_buffering
-# off), and its events come through as they happen (proxy_buffering off).
+# the example is what is tested.  Uploads (POST, PUT, chunked) through the
+# front land on both nodes; each job's JSON, events, output (Range, HEAD)
+# and DELETE reach the node named in its id; an id of no known node gets
+# 404 JSON from the front itself; wait=1 answers the file through the
+# front; a slow upload through the front is a running job on its node, its
+# input growing, while the client still sends (proxy_request_buffering
+# off), and its events reach the client meanwhile, and the node converts
+# before the upload ends.
+# VCONV_DEBUG=1 shows the job JSON during the slow upload.
 
 use strict;
 use warnings;
@@ -210,25 +213,52 @@ for my $id (@jobs) {
 
     my $events = $front->get("/api/jobs/$id/events", async => 1, no_buffer => 1,
                              max_time => 40, output => "$dir/events.txt");
-    my ($seen, $bytes);
-    VconvNginx::poll(4, sub {
-        return 0 if $up->done;
+
+    # the node has the job, running, its input growing: the front passes
+    # the body on as it comes (with request buffering the node would see
+    # nothing until the client is done)
+    my ($seen, @bytes);
+    VconvNginx::poll(3, sub {
+        return 'ended' if $up->done;
         my $j = $front->get("/api/jobs/$id", max_time => 2)->{json} // {};
         $seen = $j->{status} // '';
-        $bytes = ref $j->{input} eq 'HASH' ? $j->{input}{bytes} : undef;
-        return $seen eq 'running' && ($j->{progress} // 0) > 0;
-    }, 0.1);
+        push @bytes, $j->{input}{bytes}
+            if ref $j->{input} eq 'HASH' && defined $j->{input}{bytes};
+        diag(sprintf "%.2f %s", time - $t0, VconvNginx->json->encode($j))
+            if $ENV{VCONV_DEBUG};
+        return $seen eq 'running' && @bytes >= 2 && $bytes[-1] > $bytes[0];
+    }, 0.3);
     my $still = !$up->done;
-    is($seen, 'running', sprintf('status through the front is running (progress > 0) '
-                                 . 'while the upload goes on (%.1f s in)', time - $t0));
+    is($seen, 'running', sprintf('status through the front is running while the '
+                                 . 'upload goes on (%.1f s in)', time - $t0));
     ok($still, '... the upload was still going');
-    ok(defined $bytes && $bytes < $size,
-       '... with part of the input there (' . ($bytes // 'undef') . " of $size bytes)");
+    ok(@bytes >= 2 && $bytes[-1] > $bytes[0] && $bytes[-1] < $size,
+       '... and the node\'s input grows as it arrives ('
+       . join(' -> ', @bytes[0, -1]) . " of $size bytes)")
+        if @bytes;
     my $ev_mid = VconvNginx::poll(3, sub {
-        slurp("$dir/events.txt") =~ /^event: progress\n/m && !$up->done;
+        return 'ended' if $up->done;
+        return slurp("$dir/events.txt") =~ /^event: progress\ndata: \{/m;
     }, 0.1);
-    ok($ev_mid, '... and progress events reach the client while it uploads')
+    ok($ev_mid && $ev_mid ne 'ended',
+       '... its event stream reaches the client through the front while it uploads')
         or diag('events so far: ' . substr(slurp("$dir/events.txt"), 0, 300));
+
+    # the node converting before the upload ends
+    {
+        my ($fmt, $prog);
+        my $conv = VconvNginx::poll(4, sub {
+            return 'ended' if $up->done;
+            my $j = $front->get("/api/jobs/$id", max_time => 2)->{json} // {};
+            $fmt = ref $j->{input} eq 'HASH' ? $j->{input}{format} : undef;
+            $prog = $j->{progress} // 0;
+            return defined $fmt && $prog > 0;
+        }, 0.2);
+        ok($conv && $conv ne 'ended',
+           sprintf('the node converts while the upload goes on (input format %s, '
+                   . 'progress %s, %.1f s in)', $fmt // 'null', $prog // '?',
+                   time - $t0));
+    }
 
     my $r = $up->wait(40);
     is($r->{status}, 202, sprintf('the slow upload -> 202 after %.1f s', $r->{time}));

@@ -445,14 +445,15 @@ test_stop(void)
 
     teardown(&f);
 
-    /* a stop wakes a waiting SEEK_END too */
+    /* a stop wakes a waiting read past the written end too */
 
     setup(&f, 0, 0, 0, 0);
-    start_call(&f, &t, 1, 0, SEEK_END, 0);
+    is_int(vconv_reader_seek(&f.rd, 10, SEEK_SET), 10, "stop: seek ahead");
+    start_call(&f, &t, 0, 0, 0, 10);
     sleep_ms(50);
     vconv_reader_stop(&f.rd, VCONV_E_INTERRUPTED);
     pthread_join(t, NULL);
-    is_int(f.result, AVERROR_EXIT, "stop: wakes SEEK_END");
+    is_int(f.result, AVERROR_EXIT, "stop: wakes a read past the end");
     teardown(&f);
 }
 
@@ -602,22 +603,32 @@ test_seek(void)
     ok(f.buf[0] == pattern(70) && f.buf[4] == pattern(74),
        "seek: the right bytes");
 
-    /* SEEK_END waits for the end */
+    /* without a known size, SEEK_END fails at once: no wait */
 
-    start_call(&f, &t, 1, -5, SEEK_END, 0);
+    t0 = now_ms();
+    is_int(vconv_reader_seek(&f.rd, -5, SEEK_END), AVERROR(ENOSYS),
+           "seek: no SEEK_END before the end without a size");
+    ok(now_ms() - t0 < 50, "seek: ... and no wait");
+
+    /* with the announced size, both answer from it */
+
+    vconv_reader_expect(&f.rd, 100);
+    is_int(vconv_reader_seek(&f.rd, 0, SEEK_SIZE), 100,
+           "seek: AVSEEK_SIZE from the announced size");
+    is_int(vconv_reader_seek(&f.rd, -5, SEEK_END), 95,
+           "seek: SEEK_END from the announced size");
+
+    /* the read there waits for the bytes */
+
+    start_call(&f, &t, 0, 0, 0, 5);
     sleep_ms(100);
-    ok(!is_done(&f), "seek: SEEK_END waits for the end");
+    ok(!is_done(&f), "seek: a read at SEEK_END waits for the bytes");
 
     append(&f, 75, 25);
     vconv_reader_grow(&f.rd, 100);
-    sleep_ms(50);
-    ok(!is_done(&f), "seek: SEEK_END still waits after growth");
-
-    t0 = now_ms();
     vconv_reader_end(&f.rd);
     pthread_join(t, NULL);
-    is_int(f.result, 95, "seek: SEEK_END returns from the final size");
-    ok(f.finished - t0 < 100, "seek: woken by the end");
+    is_int(f.result, 5, "seek: the read at the end gets its bytes");
 
     is_int(vconv_reader_seek(&f.rd, 0, SEEK_SIZE), 100,
            "seek: AVSEEK_SIZE after the end");
