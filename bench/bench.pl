@@ -71,6 +71,16 @@ sub proc_status {
     return \%v;
 }
 
+# CPU seconds (user + system) a process has used so far, all its threads
+my $HZ = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+sub proc_cpu {
+    my ($pid) = @_;
+    my $st = slurp("/proc/$pid/stat");
+    $st =~ s/^.*\)\s+//s or return undef;
+    my @f = split ' ', $st;
+    return ($f[11] + $f[12]) / $HZ;
+}
+
 # run @cmd with a deadline; sample the RSS of $o{watch} (pid) meanwhile.
 # returns { rc, wall, out (stdout), err (stderr), peak_kb }
 sub run {
@@ -185,6 +195,9 @@ sub cli {
     my $tv = slurp($tf);
     $r->{maxrss_kb} = $tv =~ /Maximum resident set size \(kbytes\): (\d+)/
                       ? $1 : undef;
+    $r->{cpu} = $tv =~ /User time \(seconds\): ([\d.]+)/ ? $1 : undef;
+    $r->{cpu} += $1 if defined $r->{cpu}
+                       && $tv =~ /System time \(seconds\): ([\d.]+)/;
     $r->{ok} = $r->{rc} == 0;
     return $r;
 }
@@ -312,7 +325,10 @@ sub curl_code { my ($r) = @_; $r->{out} =~ /^(\d{3})/ ? $1 + 0 : 0 }
 sub module_job {
     my ($ng, $cmd) = @_;
     my $idle = proc_status($ng->{wpid})->{VmRSS};
+    my $cpu0 = proc_cpu($ng->{wpid});
     my $r = run($cmd, timeout => 900, watch => $ng->{wpid});
+    my $cpu1 = proc_cpu($ng->{wpid});
+    $r->{cpu} = defined $cpu0 && defined $cpu1 ? $cpu1 - $cpu0 : undef;
     my $st = proc_status($ng->{wpid});
     $r->{code} = curl_code($r);
     $r->{ok} = $r->{rc} == 0 && $r->{code} == 200;
@@ -466,14 +482,20 @@ if ($ONLY{conv}) {
 
             push @{ $res{$k}{cli} }, $c->{ok} && $cchk eq 'ok' ? $c->{wall} : undef;
             push @{ $res{$k}{mod} }, $m->{ok} && $mchk eq 'ok' ? $m->{wall} : undef;
+            push @{ $res{$k}{cli_cpu} }, $c->{cpu};
+            push @{ $res{$k}{mod_cpu} }, $m->{cpu};
+            push @{ $res{$k}{pair} }, $c->{ok} && $m->{ok} && $c->{wall} > 0
+                                      ? $m->{wall} / $c->{wall} : undef;
             push @{ $res{$k}{cli_rss} }, $c->{maxrss_kb};
             push @{ $res{$k}{mod_drss} }, $m->{delta_kb};
             push @{ $res{$k}{mod_idle} }, $m->{idle_kb};
             push @{ $res{$k}{cchk} }, $cchk;
             push @{ $res{$k}{mchk} }, $mchk;
             $res{$k}{msize} = $msize;
-            logmsg(sprintf('run %d %-30s cli %6.2fs (%s)  module %6.2fs (%s)',
-                           $run, $k, $c->{wall}, $cchk, $m->{wall}, $mchk));
+            logmsg(sprintf('run %d %-30s cli %6.2fs cpu %5.2fs (%s)  module %6.2fs'
+                           . ' cpu %5.2fs (%s)', $run, $k, $c->{wall},
+                           $c->{cpu} // -1, $cchk, $m->{wall}, $m->{cpu} // -1,
+                           $mchk));
         }
     }
 
@@ -485,9 +507,14 @@ if ($ONLY{conv}) {
        . " src/vconv_filter.c, run with `nice -n $PRIO` like the module's"
        . " transcode threads (`vconv_priority $PRIO`, the default), so that"
        . ' other load on the machine weighs on both alike.'
-       . ' Target: ratio ≤ 1.05 on transcode rows.', '',
-       '| conversion | ffmpeg CLI (s) | module (s) | module / CLI | check | samples CLI / module (s) |',
-       '| --- | ---: | ---: | ---: | --- | --- |');
+       . ' Target: ratio ≤ 1.05 on transcode rows. "paired" is the median of'
+       . ' the per-run ratios (CLI and module run back to back, so slow drifts'
+       . ' of the machine\'s load cancel out); CPU is user + system seconds'
+       . ' (CLI: `/usr/bin/time`; module: the nginx worker\'s utime + stime'
+       . ' from /proc, all its threads), which other load on the machine'
+       . ' barely moves.', '',
+       '| conversion | ffmpeg CLI (s) | module (s) | module / CLI | paired | CPU CLI / module (s) | CPU ratio | check | samples CLI / module (s) |',
+       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |');
     for my $row (@ROWS) {
         my $r = $res{ $row->{name} };
         my $cm = median(@{ $r->{cli} });
@@ -498,9 +525,12 @@ if ($ONLY{conv}) {
         my $chk = %bad ? join('; ', map { "$_ ×$bad{$_}" } sort keys %bad) : 'ok';
         my $ratio = ratio($mm, $cm);
         $ratio .= $row->{transcode} ? '' : ' (remux: no target)';
-        md(sprintf('| %s | %s | %s | %s | %s | %s / %s |', $row->{name},
-                   f2($cm), f2($mm), $ratio, $chk,
-                   samples(@{ $r->{cli} }), samples(@{ $r->{mod} })));
+        my $cc = median(@{ $r->{cli_cpu} });
+        my $mc = median(@{ $r->{mod_cpu} });
+        md(sprintf('| %s | %s | %s | %s | %s | %s / %s | %s | %s | %s / %s |',
+                   $row->{name}, f2($cm), f2($mm), $ratio,
+                   f2(median(@{ $r->{pair} })), f2($cc), f2($mc), ratio($mc, $cc),
+                   $chk, samples(@{ $r->{cli} }), samples(@{ $r->{mod} })));
     }
     md('');
 
@@ -541,7 +571,7 @@ if ($ONLY{stream}) {
     # the upload takes about as long as the transcode
     my $rate = int($size / $t720_cli);
     my $up_s = $size / $rate;
-    my (@s, @m, @chk);
+    my (@s, @m, @chk, @pair);
     for my $run (1 .. $RUNS) {
         for my $mode ('stream', 'multipart') {
             my $ng = nginx();
@@ -558,6 +588,8 @@ if ($ONLY{stream}) {
             ng_stop($ng);
             push @chk, "$mode: $chk" if $chk ne 'ok';
             push @{ $mode eq 'stream' ? \@s : \@m }, $chk eq 'ok' ? $r->{wall} : undef;
+            push @pair, $s[-1] / $m[-1]
+                if $mode eq 'multipart' && $s[-1] && $m[-1];
             logmsg(sprintf('run %d streaming %-9s %6.2fs (%s)', $run, $mode,
                            $r->{wall}, $chk));
         }
@@ -579,8 +611,9 @@ if ($ONLY{stream}) {
        sprintf('| upload first (multipart) | %s | %s |', f2($mm), samples(@m)),
        sprintf('| upload time + CLI time (computed) | %s | |', f2($seq)),
        '',
-       sprintf('Ratio streaming / upload-first: **%s** (vs upload + CLI: %s).%s',
-               ratio($sm, $mm), ratio($sm, $seq),
+       sprintf('Ratio streaming / upload-first: **%s** (median of the per-run'
+               . ' ratios: %s; vs upload + CLI: %s).%s',
+               ratio($sm, $mm), f2(median(@pair)), ratio($sm, $seq),
                @chk ? ' Failed checks: ' . join('; ', @chk) : ''),
        '');
 }

@@ -33,6 +33,16 @@ declare -A SRCS=(
 )
 NAMES="multipart options transcode"
 
+# libav frees that fuzz_transcode.c checks the argument of, see there
+WRAP=
+for f in av_dict_free av_frame_free av_packet_free avcodec_free_context \
+         avformat_close_input avfilter_graph_free avfilter_inout_free \
+         avio_context_free
+do
+    WRAP+=" -Wl,--wrap=$f"
+done
+declare -A LINK=([transcode]="$WRAP")
+
 # per harness: the largest input and the slowest single input allowed
 declare -A MAX_LEN=([multipart]=8192 [options]=8192 [transcode]=65536)
 declare -A TIMEOUT=([multipart]=10 [options]=10 [transcode]=25)
@@ -57,7 +67,7 @@ build() {
     echo "fuzz: building fuzz_$name"
     # shellcheck disable=SC2086
     $CC $CFLAGS $libav_cflags -o "$OUT/fuzz_$name" "fuzz/fuzz_$name.c" \
-        ${SRCS[$name]} $libav_libs -lm
+        ${SRCS[$name]} ${LINK[$name]:-} $libav_libs -lm
 }
 
 
