@@ -15,7 +15,7 @@ DEB_PKGS   := nginx nginx-dev libavformat-dev libavcodec-dev \
               libavfilter-dev libswscale-dev libswresample-dev \
               libavutil-dev pkg-config ffmpeg libpcre2-dev libssl-dev \
               zlib1g-dev gcc make perl curl chromium valgrind wrk \
-              clang libclang-rt-14-dev llvm
+              clang libclang-rt-14-dev llvm time
 
 CORE_SRCS  := $(sort $(wildcard src/vconv_*.c))
 CORE_HDRS  := $(wildcard src/vconv*.h)

@@ -14,6 +14,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 
+use Cwd ();
 use File::Copy qw(copy);
 use File::Temp qw(tempdir);
 use JSON::PP;
@@ -24,7 +25,7 @@ use VconvNginx;
 
 $| = 1;
 
-my $ROOT = "$FindBin::Bin/..";
+my $ROOT = Cwd::abs_path("$FindBin::Bin/..");
 my $RUNS = $ENV{BENCH_RUNS} // 3;
 my $BIG_MB = $ENV{BENCH_BIG_MB} // 2048;
 my $WRK_S = $ENV{BENCH_WRK_SECONDS} // 10;
