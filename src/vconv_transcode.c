@@ -1103,7 +1103,7 @@ static void
 vconv_progress(vconv_job_t *job, int final)
 {
     double   f;
-    int64_t  now;
+    int64_t  now, size;
 
     if (job->tc->progress == NULL) {
         return;
@@ -1121,11 +1121,16 @@ vconv_progress(vconv_job_t *job, int final)
 
     } else if (job->total > 0) {
         f = job->out_time / job->total;
-        f = f < 0 ? 0 : (f > 0.99 ? 0.99 : f);
+
+    } else if (job->ipb != NULL && (size = avio_size(job->ipb)) > 0) {
+        /* no duration (MPEG-TS while it uploads): how much was read */
+        f = (double) avio_tell(job->ipb) / size;
 
     } else {
         f = 0;
     }
+
+    f = f < 0 ? 0 : (f > 0.99 && !final ? 0.99 : f);
 
     job->tc->progress(job->tc->data, f);
 }

@@ -52,11 +52,6 @@ SKIP: {
     my $dir = tempdir('vconv-ex-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     my $module = VconvNginx::module_path();
 
-    # load_module of our .so (any path) -> the built one
-    my $n = ($conf =~ s{(load_module\s+)\S*ngx_http_vconv_module\.so\s*;}
-                       {$1$module;}g);
-    ok($n, 'conf.example loads the module with load_module');
-
     # listen ports -> free ones (nginx -t does not bind, but keep it safe)
     my %ports;
     $conf =~ s{^(\s*listen\s+)(?:([\w.\[\]:]+):)?(\d+)\b}
@@ -70,6 +65,12 @@ SKIP: {
         } else { make_path($t); }
         $t;
     }ge;
+    # load_module of our .so (any path) -> the built one; after the paths
+    # above, since the checkout itself may live under /tmp
+    my $n = ($conf =~ s{(load_module\s+)\S*ngx_http_vconv_module\.so\s*;}
+                       {$1$module;}g);
+    ok($n, 'conf.example loads the module with load_module');
+
     # the page: the repo's html/
     $conf =~ s{(\broot\s+)\S*html\S*;}{$1$VconvNginx::ROOT/html;}g;
     # a relative or system error_log/pid is fine; the -e/-p below cover it
