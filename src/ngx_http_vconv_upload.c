@@ -309,8 +309,9 @@ ngx_http_vconv_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
     }
 
     if (klen == 4 && ngx_strncmp(key, "name", 4) == 0) {
-        ngx_cpystrn((u_char *) info->in_name, val,
-                    ngx_min(vlen + 1, sizeof(info->in_name)));
+        ngx_cpystrn((u_char *) ctx->name, val,
+                    ngx_min(vlen + 1, sizeof(ctx->name)));
+        ngx_memcpy(info->in_name, ctx->name, sizeof(info->in_name));
         ctx->name_set = 1;
         return NGX_OK;
     }
@@ -930,11 +931,6 @@ ngx_http_vconv_mp_field(void *data, const char *name, size_t nlen,
     {
         *err = ctx->err;
         return 1;
-    }
-
-    if (info.in_name[0]) {
-        ngx_cpystrn((u_char *) ctx->name, (u_char *) info.in_name,
-                    sizeof(ctx->name));
     }
 
     return 0;
