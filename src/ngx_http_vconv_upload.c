@@ -27,7 +27,6 @@ static void ngx_http_vconv_header_name(ngx_http_request_t *r,
 static ngx_int_t ngx_http_vconv_make_id(ngx_http_request_t *r,
     vconv_job_info_t *info);
 static void ngx_http_vconv_body_handler(ngx_http_request_t *r);
-static void ngx_http_vconv_read_handler(ngx_http_request_t *r);
 static void ngx_http_vconv_process_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vconv_write_input(ngx_http_vconv_ctx_t *ctx,
     const u_char *p, size_t len);
@@ -433,41 +432,7 @@ ngx_http_vconv_make_id(ngx_http_request_t *r, vconv_job_info_t *info)
 static void
 ngx_http_vconv_body_handler(ngx_http_request_t *r)
 {
-    ngx_http_vconv_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
-
-    if (ctx->done) {
-        return;
-    }
-
-    r->read_event_handler = ngx_http_vconv_read_handler;
-
-    ngx_http_vconv_process_body(r);
-}
-
-
-static void
-ngx_http_vconv_read_handler(ngx_http_request_t *r)
-{
-    ngx_int_t              rc;
-    vconv_error_t          err;
-    ngx_http_vconv_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
-
-    if (ctx->done) {
-        return;
-    }
-
-    rc = ngx_http_read_unbuffered_request_body(r);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        (void) vconv_error_set(&err, VCONV_E_UPLOAD_ABORTED,
-                               "the upload did not complete");
-        ngx_http_vconv_upload_fail(r, rc, &err);
-        return;
-    }
+    r->read_event_handler = ngx_http_vconv_process_body;
 
     ngx_http_vconv_process_body(r);
 }
@@ -476,7 +441,7 @@ ngx_http_vconv_read_handler(ngx_http_request_t *r)
 /*
  * Takes what nginx has read so far, hands it to the spool file (through
  * the multipart parser when the body is a form) and asks for more, until
- * nothing is ready.  The buffers are given back at once, so the memory
+ * nothing is ready; also the read event handler while the body arrives.  The buffers are given back at once, so the memory
  * used is nginx's client_body_buffer_size, whatever the body's size.
  */
 static void
@@ -494,6 +459,10 @@ ngx_http_vconv_process_body(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
     job = ctx->job;
     rb = r->request_body;
+
+    if (ctx->done) {
+        return;
+    }
 
     for ( ;; ) {
 
