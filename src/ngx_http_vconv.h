@@ -179,6 +179,8 @@ void ngx_http_vconv_job_progress(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node, double progress);
 void ngx_http_vconv_job_disk(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node, off_t delta);
+void ngx_http_vconv_job_input(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node, off_t n);
 void ngx_http_vconv_job_remove(ngx_http_vconv_zone_t *z, ngx_str_t *id);
 /* count of uploading + queued jobs, and the store's bytes */
 void ngx_http_vconv_zone_room(ngx_http_vconv_zone_t *z, ngx_uint_t *waiting,

@@ -581,11 +581,7 @@ ngx_http_vconv_write_input(ngx_http_vconv_ctx_t *ctx, const u_char *p,
         len -= n;
         job->written += n;
 
-        ngx_shmtx_lock(&z->shpool->mutex);
-        job->node->info.in_bytes = job->written;
-        job->node->disk += n;
-        z->sh->store_bytes += n;
-        ngx_shmtx_unlock(&z->shpool->mutex);
+        ngx_http_vconv_job_input(z, job->node, n);
     }
 
     if (job->reader_ready) {

@@ -348,6 +348,20 @@ ngx_http_vconv_job_disk(ngx_http_vconv_zone_t *z,
 
     node->disk += delta;
     z->sh->store_bytes += delta;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+}
+
+
+/* the upload wrote n more bytes of the input */
+void
+ngx_http_vconv_job_input(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node, off_t n)
+{
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    node->info.in_bytes += n;
+    node->disk += n;
+    z->sh->store_bytes += n;
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 }
