@@ -70,7 +70,7 @@ ALL_SRCS   := $(sort $(wildcard src/*.c))
 $(shell mkdir -p $(BUILD) && echo "$(ALL_SRCS)" | cmp -s - $(BUILD)/srcs \
     || echo "$(ALL_SRCS)" > $(BUILD)/srcs)
 
-$(BUILD)/nginx/Makefile: config $(BUILD)/srcs
+$(BUILD)/nginx/objs/Makefile: config $(BUILD)/srcs
 	@rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) \
 	    && cp -r $(NGX_SRC) $(BUILD)/nginx
 	cd $(BUILD)/nginx && source ./conf_flags \
@@ -79,7 +79,7 @@ $(BUILD)/nginx/Makefile: config $(BUILD)/srcs
 	        --add-dynamic-module=$(CURDIR) >configure.log \
 	    || { tail -20 $(BUILD)/nginx/configure.log; exit 1; }
 
-$(BUILD)/ngx_http_vconv_module.so: $(BUILD)/nginx/Makefile $(GLUE_SRCS) \
+$(BUILD)/ngx_http_vconv_module.so: $(BUILD)/nginx/objs/Makefile $(GLUE_SRCS) \
         $(CORE_SRCS) $(CORE_HDRS)
 	$(MAKE) --no-print-directory -C $(BUILD)/nginx -f objs/Makefile modules
 	install -m 755 $(BUILD)/nginx/objs/ngx_http_vconv_module.so $@.tmp && mv -f $@.tmp $@
@@ -88,7 +88,7 @@ $(BUILD)/ngx_http_vconv_module.so: $(BUILD)/nginx/Makefile $(GLUE_SRCS) \
 # it into Debian's nginx with LD_PRELOAD=$$(gcc -print-file-name=libasan.so)
 ASAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer
 
-$(BUILD)/nginx-asan/Makefile: config $(BUILD)/srcs
+$(BUILD)/nginx-asan/objs/Makefile: config $(BUILD)/srcs
 	@rm -rf $(BUILD)/nginx-asan && mkdir -p $(BUILD) \
 	    && cp -r $(NGX_SRC) $(BUILD)/nginx-asan
 	cd $(BUILD)/nginx-asan && source ./conf_flags \
@@ -98,7 +98,7 @@ $(BUILD)/nginx-asan/Makefile: config $(BUILD)/srcs
 	        --add-dynamic-module=$(CURDIR) >configure.log \
 	    || { tail -20 $(BUILD)/nginx-asan/configure.log; exit 1; }
 
-$(BUILD)/asan/ngx_http_vconv_module.so: $(BUILD)/nginx-asan/Makefile \
+$(BUILD)/asan/ngx_http_vconv_module.so: $(BUILD)/nginx-asan/objs/Makefile \
         $(GLUE_SRCS) $(CORE_SRCS) $(CORE_HDRS)
 	$(MAKE) --no-print-directory -C $(BUILD)/nginx-asan -f objs/Makefile \
 	    modules
