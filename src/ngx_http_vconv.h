@@ -216,6 +216,7 @@ ngx_int_t ngx_http_vconv_add_header(ngx_http_request_t *r, char *key,
     u_char *value, size_t len);
 ngx_int_t ngx_http_vconv_send_body(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, u_char *body, size_t len);
+ngx_int_t ngx_http_vconv_not_allowed(ngx_http_request_t *r, char *allow);
 ngx_int_t ngx_http_vconv_send_error(ngx_http_request_t *r,
     vconv_error_t *err);
 ngx_int_t ngx_http_vconv_send_output(ngx_http_request_t *r,

@@ -50,8 +50,6 @@ static ngx_int_t ngx_http_vconv_send_code(ngx_http_request_t *r,
     ngx_uint_t status, char *code, u_char *message, size_t len);
 static ngx_int_t ngx_http_vconv_not_found(ngx_http_request_t *r,
     char *message);
-static ngx_int_t ngx_http_vconv_not_allowed(ngx_http_request_t *r,
-    char *allow);
 static char *ngx_http_vconv_cstr(ngx_pool_t *pool, ngx_str_t *s);
 static u_char *ngx_http_vconv_job_render(ngx_pool_t *pool,
     vconv_job_info_t *info, char *jobs_uri, ngx_uint_t queue_pos,
@@ -528,7 +526,7 @@ ngx_http_vconv_not_found(ngx_http_request_t *r, char *message)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_vconv_not_allowed(ngx_http_request_t *r, char *allow)
 {
     if (ngx_http_vconv_add_header(r, "Allow", (u_char *) allow,

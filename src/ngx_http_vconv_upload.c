@@ -61,7 +61,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     ngx_http_vconv_main_conf_t  *vmcf;
 
     if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT))) {
-        return NGX_HTTP_NOT_ALLOWED;
+        return ngx_http_vconv_not_allowed(r, "POST, PUT");
     }
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vconv_module);

@@ -201,6 +201,14 @@ for my $m ('%2e%2e%2f%2e%2e%2fetc%2fpasswd', "$unknown%00",
     is($job->{status}, 'done', 'WAV -> mp3 done');
 }
 
+# the upload location takes POST and PUT only
+{
+    my $r = $ng->get('/api/jobs');
+    VconvNginx::is_api_error($r, 405, 'method_not_allowed',
+                             'GET on the upload location -> 405 JSON');
+    is($r->{headers}{allow}, 'POST, PUT', '... with Allow: POST, PUT');
+}
+
 $ng->assert_clean_log;
 $ng->stop;
 done_testing;
