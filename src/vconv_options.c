@@ -875,6 +875,11 @@ vconv_parse_time(const char *name, const char *val, size_t vlen,
         }
     }
 
+    /* bounded first: hours or minutes of any size must not overflow */
+    if (part[0] > VCONV_TIME_MAX / 1000000) {
+        return vconv_range_error(name, val, vlen, err);
+    }
+
     switch (fields) {
     case 3:
         us += (part[0] * 3600 + part[1] * 60 + part[2]) * 1000000;
@@ -883,10 +888,6 @@ vconv_parse_time(const char *name, const char *val, size_t vlen,
         us += (part[0] * 60 + part[1]) * 1000000;
         break;
     default:
-        if (part[0] > VCONV_TIME_MAX / 1000000) {
-            return vconv_range_error(name, val, vlen, err);
-        }
-
         us += part[0] * 1000000;
     }
 
