@@ -52,6 +52,8 @@ typedef enum {
     VCONV_E_DURATION_LIMIT,        /* "duration_limit" */
     VCONV_E_OUTPUT_SIZE_LIMIT,     /* "output_size_limit" */
     VCONV_E_TOO_MANY_STREAMS,      /* "too_many_streams" */
+    VCONV_E_BAD_AUDIO_FORMAT,      /* "unsupported_audio_format" rate, ch */
+    VCONV_E_MEMORY_LIMIT,          /* "memory_limit" vconv_job_memory */
 
     /* job endings that are not the input's fault */
     VCONV_E_STALLED,               /* "stalled" 408 */
@@ -61,6 +63,7 @@ typedef enum {
     /* 422: libav failed on this input */
     VCONV_E_DECODE,                /* "decode_error" */
     VCONV_E_ENCODE,                /* "encode_error" */
+    VCONV_E_CRASHED,               /* "converter_crashed" the child died */
 
     /* refusals of the upload itself */
     VCONV_E_QUEUE_FULL,            /* "queue_full" 503 */

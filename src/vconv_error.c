@@ -43,6 +43,8 @@ static const vconv_error_def_t  vconv_errors[] = {
     { "duration_limit", 422 },
     { "output_size_limit", 422 },
     { "too_many_streams", 422 },
+    { "unsupported_audio_format", 422 },
+    { "memory_limit", 422 },
 
     { "stalled", 408 },
     { "canceled", 409 },
@@ -50,6 +52,7 @@ static const vconv_error_def_t  vconv_errors[] = {
 
     { "decode_error", 422 },
     { "encode_error", 422 },
+    { "converter_crashed", 422 },
 
     { "queue_full", 503 },
     { "store_full", 507 },
