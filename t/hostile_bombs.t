@@ -12,6 +12,7 @@ use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use IO::Select;
 use Test::More;
+our $TODO;
 use Time::HiRes qw(time sleep);
 use VconvNginx;
 use VconvMedia ();
@@ -132,8 +133,13 @@ my $mkv_bomb = mkv_patch_dims($mkv, "$dir/bomb.mkv", 64000, 64000);
        'the size-change TS starts at 320x240');
     failed_with($ng, $ts, 'format=mp4', 'resolution_limit',
                 'TS 320x240 then 1280x720 with max 640x480 -> resolution_limit');
-    failed_with($ng, $ts, 'format=mp4&vcodec=copy', 'resolution_limit',
-                '... also as a remux (vcodec=copy)') if 0;   # see report
+    TODO: {
+        # a remux never decodes, so only the stream's header size is
+        # checked; a size change inside copied packets is not seen yet
+        local $TODO = 'remux: the frame size is checked at the probe only';
+        failed_with($ng, $ts, 'format=mp4&vcodec=copy', 'resolution_limit',
+                    '... also as a remux (vcodec=copy)');
+    }
     my $hd = VconvMedia::make_media($dir, 'mp4', size => '1280x720',
                                     duration => 1, name => 'hd.mp4');
     failed_with($ng, $hd, 'format=mp4', 'resolution_limit',
