@@ -311,9 +311,13 @@ sub read_answer {
     is($d->{status}, 204, sprintf('DELETE during upload -> 204 (answer in %.2f s)', $ta));
     ok(defined $tg && $tg < 2, sprintf('... job 404 and folder gone in %s s (< 2 s)',
                                        defined $tg ? sprintf('%.2f', $tg) : 'more than 8'));
-    my $ur = $up->wait(10);
-    ok($ur->{time} < 20, sprintf('... the upload request ended (%s, curl exit %s)',
-                                 $ur->{status}, $ur->{curl_exit}));
+    # the upload is answered or closed soon after the DELETE; a curl that
+    # the harness had to kill at the deadline shows as exit 28
+    my $ended = VconvNginx::poll(3, sub { $up->done });
+    my $ur = $up->wait(1);
+    ok($ended && $ur->{curl_exit} != 28,
+       sprintf('... the upload request ended within 3 s (%s, curl exit %s)',
+               $ur->{status}, $ur->{curl_exit}));
 }
 
 # DELETE while the reader waits in the probe (only a few bytes sent)
