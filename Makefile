@@ -23,6 +23,9 @@ CORE_OBJS  := $(patsubst src/%.c,$(BUILD)/core/%.o,$(CORE_SRCS))
 GLUE_SRCS  := ngx_http_vconv_module.c $(wildcard src/ngx_http_vconv_*.c) \
               $(wildcard src/ngx_http_vconv_*.h)
 UNIT_SRCS  := $(sort $(wildcard t/unit/test_*.c))
+# every test file at any depth, so one in a new folder is not left out
+TESTS      := $(shell find t -name node_modules -prune -o -name '*.t' \
+                -print | sort)
 UNIT_BINS  := $(patsubst t/unit/%.c,$(BUILD)/t/%,$(UNIT_SRCS))
 
 LIBAV_CFLAGS = $(shell pkg-config --cflags $(PKGS_LIBAV) 2>/dev/null)
@@ -132,7 +135,8 @@ test: deps build
 	@mkdir -p t/artifacts
 	VCONV_BUILD=$(CURDIR)/$(BUILD) \
 	    VCONV_ASAN_MODULE=$(CURDIR)/$(BUILD)/asan/ngx_http_vconv_module.so \
-	    prove -j2 -It/lib t/*.t $(UNIT_BINS)
+	    PERL5LIB=$(CURDIR)/t/lib PERL5OPT=-MVconvTimeout \
+	    prove -j2 -It/lib $(TESTS) $(UNIT_BINS)
 
 bench: deps build
 	@bench/run.sh
