@@ -27,9 +27,10 @@ LIBAV_PKGS="libavformat libavcodec libavfilter libswscale libswresample
 # harness name and the core files it needs
 declare -A SRCS=(
     [multipart]="src/vconv_multipart.c"
-    [options]="src/vconv_options.c src/vconv_error.c"
+    [options]="src/vconv_options.c src/vconv_error.c src/vconv_json.c"
     [transcode]="src/vconv_transcode.c src/vconv_filter.c src/vconv_encode.c
-                 src/vconv_log.c src/vconv_options.c src/vconv_error.c"
+                 src/vconv_log.c src/vconv_options.c src/vconv_error.c
+                 src/vconv_json.c"
 )
 NAMES="multipart options transcode"
 

@@ -43,19 +43,6 @@ vconv_out_cstr(vconv_out_t *o, const char *s, size_t max)
 }
 
 
-static void
-vconv_out_init(vconv_out_t *o, char *buf, size_t len)
-{
-    o->buf = buf;
-    o->len = buf ? len : 0;
-    o->pos = 0;
-
-    if (o->len > 0) {
-        buf[0] = '\0';
-    }
-}
-
-
 static const char  *vconv_status_names[] = {
     "uploading", "queued", "running", "done", "failed", "canceled"
 };
