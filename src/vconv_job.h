@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "vconv.h"
+#include "vconv_disposition.h"    /* the glue finds it here too */
 
 
 #define VCONV_ID_MAX      96      /* "node-" + 32 hex + NUL, node <= 48 */
@@ -84,15 +85,6 @@ int vconv_job_load(vconv_job_info_t *job, const char *dir,
  * Nothing else may be used to build a path.
  */
 int vconv_id_valid(const char *s, size_t len);
-
-/*
- * The value of Content-Disposition for a download: attachment with an
- * ASCII fallback filename (unsafe bytes replaced) and an RFC 5987
- * filename* with the UTF-8 name; the name's extension is replaced by ext.
- * Returns the length needed.
- */
-size_t vconv_content_disposition(const char *name, size_t nlen,
-    const char *ext, char *buf, size_t len);
 
 
 #endif /* _VCONV_JOB_H_INCLUDED_ */
