@@ -64,13 +64,16 @@ web-deps:
 
 # The module is built in a copy of Debian's nginx build kit, configured
 # with the flags Debian's nginx was built with, so the .so loads into it.
-# nginx's objs/Makefile lists the module's sources as configure saw them:
-# a new or removed file in src/ means configuring again.
-ALL_SRCS   := $(sort $(wildcard src/*.c))
-$(shell mkdir -p $(BUILD) && echo "$(ALL_SRCS)" | cmp -s - $(BUILD)/srcs \
-    || echo "$(ALL_SRCS)" > $(BUILD)/srcs)
+# config lists the module's files, so a file added or removed there is
+# a change to config, which configures again.  A file in src/ that config
+# does not list would be left out of the module (and found only when
+# nginx loads it): the module's rules refuse to build instead.
+UNLISTED    = $(filter-out $(shell grep -o 'src/[A-Za-z0-9_]*\.[ch]' config), \
+              $(wildcard src/*.c src/*.h))
+CHECK_CONFIG = $(if $(UNLISTED),$(error config does not list $(UNLISTED): \
+               add each to ngx_module_srcs or ngx_module_deps))
 
-$(BUILD)/nginx/objs/Makefile: config $(BUILD)/srcs
+$(BUILD)/nginx/objs/Makefile: config
 	@rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) \
 	    && cp -r $(NGX_SRC) $(BUILD)/nginx
 	cd $(BUILD)/nginx && source ./conf_flags \
@@ -81,6 +84,7 @@ $(BUILD)/nginx/objs/Makefile: config $(BUILD)/srcs
 
 $(BUILD)/ngx_http_vconv_module.so: $(BUILD)/nginx/objs/Makefile $(GLUE_SRCS) \
         $(CORE_SRCS) $(CORE_HDRS)
+	$(CHECK_CONFIG)
 	$(MAKE) --no-print-directory -C $(BUILD)/nginx -f objs/Makefile modules
 	install -m 755 $(BUILD)/nginx/objs/ngx_http_vconv_module.so $@.tmp && mv -f $@.tmp $@
 
@@ -88,7 +92,7 @@ $(BUILD)/ngx_http_vconv_module.so: $(BUILD)/nginx/objs/Makefile $(GLUE_SRCS) \
 # it into Debian's nginx with LD_PRELOAD=$$(gcc -print-file-name=libasan.so)
 ASAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer
 
-$(BUILD)/nginx-asan/objs/Makefile: config $(BUILD)/srcs
+$(BUILD)/nginx-asan/objs/Makefile: config
 	@rm -rf $(BUILD)/nginx-asan && mkdir -p $(BUILD) \
 	    && cp -r $(NGX_SRC) $(BUILD)/nginx-asan
 	cd $(BUILD)/nginx-asan && source ./conf_flags \
@@ -100,6 +104,7 @@ $(BUILD)/nginx-asan/objs/Makefile: config $(BUILD)/srcs
 
 $(BUILD)/asan/ngx_http_vconv_module.so: $(BUILD)/nginx-asan/objs/Makefile \
         $(GLUE_SRCS) $(CORE_SRCS) $(CORE_HDRS)
+	$(CHECK_CONFIG)
 	$(MAKE) --no-print-directory -C $(BUILD)/nginx-asan -f objs/Makefile \
 	    modules
 	@mkdir -p $(dir $@)
