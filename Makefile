@@ -9,12 +9,12 @@ BUILD      := build
 VAR        := var
 CC         ?= cc
 
-PKGS_LIBAV := libavformat libavcodec libavfilter libswscale libswresample \
-              libavutil
+PKGS       := libavformat libavcodec libavfilter libswscale libswresample \
+              libavutil jansson
 DEB_PKGS   := nginx nginx-dev libavformat-dev libavcodec-dev \
               libavfilter-dev libswscale-dev libswresample-dev \
-              libavutil-dev pkg-config ffmpeg libpcre2-dev libssl-dev \
-              zlib1g-dev gcc make perl curl chromium valgrind wrk \
+              libavutil-dev libjansson-dev pkg-config ffmpeg libpcre2-dev \
+              libssl-dev zlib1g-dev gcc make perl curl chromium valgrind wrk \
               clang libclang-rt-14-dev llvm time
 
 CORE_SRCS  := $(sort $(wildcard src/vconv_*.c))
@@ -25,11 +25,11 @@ GLUE_SRCS  := ngx_http_vconv_module.c $(wildcard src/ngx_http_vconv_*.c) \
 UNIT_SRCS  := $(sort $(wildcard t/unit/test_*.c))
 UNIT_BINS  := $(patsubst t/unit/%.c,$(BUILD)/t/%,$(UNIT_SRCS))
 
-LIBAV_CFLAGS = $(shell pkg-config --cflags $(PKGS_LIBAV) 2>/dev/null)
-LIBAV_LIBS   = $(shell pkg-config --libs $(PKGS_LIBAV) 2>/dev/null)
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS     ?= -O2 -g
 WFLAGS     := -Wall -Wextra -Werror -Wno-unused-parameter
-CORE_CFLAGS = $(CFLAGS) $(WFLAGS) -std=gnu11 -pthread -Isrc $(LIBAV_CFLAGS)
+CORE_CFLAGS = $(CFLAGS) $(WFLAGS) -std=gnu11 -pthread -Isrc $(PKG_CFLAGS)
 
 .PHONY: all build deps web-deps run test unit bench fuzz asan clean
 
@@ -120,12 +120,12 @@ $(BUILD)/libvconv.a: $(CORE_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/vconv-cli: tools/vconv_cli.c $(BUILD)/libvconv.a
-	$(CC) $(CORE_CFLAGS) -o $@ $< $(BUILD)/libvconv.a $(LIBAV_LIBS) -lm
+	$(CC) $(CORE_CFLAGS) -o $@ $< $(BUILD)/libvconv.a $(PKG_LIBS) -lm
 
 $(BUILD)/t/%: t/unit/%.c t/unit/tap.h $(BUILD)/libvconv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -It/unit -o $@ $< $(BUILD)/libvconv.a \
-	    $(LIBAV_LIBS) -lm
+	    $(PKG_LIBS) -lm
 
 unit: deps build
 	prove $(UNIT_BINS)

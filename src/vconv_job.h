@@ -70,9 +70,9 @@ size_t vconv_job_json(const vconv_job_info_t *job, const char *jobs_uri,
 size_t vconv_error_json(const vconv_error_t *err, char *buf, size_t len);
 
 /*
- * Writes dir/job.json atomically (temporary file, fsync, rename) and
- * reads it back.  Load refuses a file whose id does not match the
- * folder's name.
+ * Writes dir/job.json atomically (temporary file, fsync, rename; mode
+ * 0600) and reads it back.  Load refuses a file whose id does not match
+ * the folder's name.
  */
 int vconv_job_save(const vconv_job_info_t *job, const char *dir,
     vconv_error_t *err);
@@ -85,6 +85,17 @@ int vconv_job_load(vconv_job_info_t *job, const char *dir,
  * Nothing else may be used to build a path.
  */
 int vconv_id_valid(const char *s, size_t len);
+
+/*
+ * job.json's text, the parts of save and load that do not touch the
+ * disk.  vconv_job_text() returns the text (free() it) and its length in
+ * *len, NULL when out of memory.  vconv_job_parse() reads one back and
+ * returns 0, or -1 for anything but a job.json of ours (damaged, cut,
+ * other types, an unknown name, a text too long for its field); it does
+ * not check the id's shape (vconv_job_load does).
+ */
+char *vconv_job_text(const vconv_job_info_t *job, size_t *len);
+int vconv_job_parse(vconv_job_info_t *job, const char *text, size_t len);
 
 
 #endif /* _VCONV_JOB_H_INCLUDED_ */

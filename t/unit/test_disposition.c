@@ -153,7 +153,8 @@ test_content_disposition(void)
     big[255] = '\0';
     v = CD(big, "mp4");
     ok(header_safe(v), "all bytes: header-safe");
-    ok(strstr(v, "\r") == NULL && strstr(v, "\n") == NULL, "all bytes: no CRLF");
+    ok(strstr(v, "\r") == NULL && strstr(v, "\n") == NULL,
+       "all bytes: no CRLF");
     q = strchr(v, '"');
     ok(q != NULL && strchr(q + 1, '"') != NULL
        && strchr(strchr(q + 1, '"') + 1, '"') == NULL,
@@ -172,7 +173,8 @@ test_content_disposition(void)
            "an extension of other bytes is part of the name");
     is_str(CD("dir/.profile", "mp4"),
            "attachment; filename=\"profile.mp4\"; "
-           "filename*=UTF-8''profile.mp4", "a hidden file's dot is no extension");
+           "filename*=UTF-8''profile.mp4",
+           "a hidden file's dot is no extension");
     is_str(CD("name.", "mp4"),
            "attachment; filename=\"name.mp4\"; filename*=UTF-8''name.mp4",
            "a trailing dot");
