@@ -122,7 +122,7 @@ $(BUILD)/libvconv.a: $(CORE_OBJS)
 $(BUILD)/vconv-cli: tools/vconv_cli.c $(BUILD)/libvconv.a
 	$(CC) $(CORE_CFLAGS) -o $@ $< $(BUILD)/libvconv.a $(PKG_LIBS) -lm
 
-$(BUILD)/t/%: t/unit/%.c t/unit/tap.h $(BUILD)/libvconv.a
+$(BUILD)/t/%: t/unit/%.c $(wildcard t/unit/*.h) $(BUILD)/libvconv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -It/unit -o $@ $< $(BUILD)/libvconv.a \
 	    $(PKG_LIBS) -lm

@@ -665,84 +665,84 @@ vconv_job_save(const vconv_job_info_t *job, const char *dir,
 }
 
 
-int
-vconv_job_load(vconv_job_info_t *job, const char *dir, vconv_error_t *err)
+/* the text of a job.json, at most VCONV_JOB_FILE_MAX - 1 bytes; free() it */
+static char *
+vconv_job_read(const char *path, size_t *len, vconv_error_t *err)
 {
     int          fd, e;
-    char         path[PATH_MAX], *text;
-    size_t       len, dlen, blen;
+    char        *text;
     ssize_t      n;
     struct stat  st;
-    const char  *base;
-
-    if ((size_t) snprintf(path, sizeof(path), "%s/" VCONV_JOB_FILE, dir)
-        >= sizeof(path))
-    {
-        return vconv_error_set(err, VCONV_E_IO, "job folder path too long");
-    }
 
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd == -1) {
         e = errno;
-        return vconv_error_set(err, VCONV_E_IO, "open(\"%s\"): %s", path,
+        (void) vconv_error_set(err, VCONV_E_IO, "open(\"%s\"): %s", path,
                                strerror(e));
+        return NULL;
     }
 
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)
         || st.st_size <= 0 || st.st_size >= VCONV_JOB_FILE_MAX)
     {
         (void) close(fd);
-        return vconv_error_set(err, VCONV_E_IO, "\"%s\" is not a job file",
+        (void) vconv_error_set(err, VCONV_E_IO, "\"%s\" is not a job file",
                                path);
+        return NULL;
     }
 
     text = malloc(VCONV_JOB_FILE_MAX);
     if (text == NULL) {
         (void) close(fd);
-        return vconv_error_set(err, VCONV_E_NOMEM, "out of memory");
+        (void) vconv_error_set(err, VCONV_E_NOMEM, "out of memory");
+        return NULL;
     }
 
-    len = 0;
+    *len = 0;
 
-    for ( ;; ) {
-        n = read(fd, text + len, VCONV_JOB_FILE_MAX - len);
+    do {
+        n = read(fd, text + *len, VCONV_JOB_FILE_MAX - *len);
 
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-
-            e = errno;
-            (void) close(fd);
-            free(text);
-            return vconv_error_set(err, VCONV_E_IO, "read(\"%s\"): %s", path,
-                                   strerror(e));
+        if (n < 0 && errno == EINTR) {
+            continue;
         }
 
-        if (n == 0) {
+        if (n < 0) {
+            e = errno;
+            (void) vconv_error_set(err, VCONV_E_IO, "read(\"%s\"): %s", path,
+                                   strerror(e));
             break;
         }
 
-        len += n;
+        *len += n;
 
-        if (len >= VCONV_JOB_FILE_MAX) {
-            (void) close(fd);
-            free(text);
-            return vconv_error_set(err, VCONV_E_IO, "\"%s\" is too big",
+        if (*len >= VCONV_JOB_FILE_MAX) {
+            (void) vconv_error_set(err, VCONV_E_IO, "\"%s\" is too big",
                                    path);
+            n = -1;
+            break;
         }
-    }
+
+    } while (n != 0);
 
     (void) close(fd);
 
-    if (vconv_job_parse(job, text, len) != 0) {
+    if (n != 0) {
         free(text);
-        return vconv_error_set(err, VCONV_E_IO, "\"%s\" is damaged", path);
+        return NULL;
     }
 
-    free(text);
+    return text;
+}
 
-    /* the folder's name is the id: a copied or renamed folder is refused */
+
+/* the folder's name is the id: a copied or renamed folder is refused */
+static int
+vconv_job_in_folder(const char *dir, const char *id)
+{
+    size_t       dlen, blen;
+    const char  *base;
+
     dlen = strlen(dir);
 
     while (dlen > 1 && dir[dlen - 1] == '/') {
@@ -757,8 +757,38 @@ vconv_job_load(vconv_job_info_t *job, const char *dir, vconv_error_t *err)
 
     blen = dir + dlen - base;
 
+    return blen == strlen(id) && memcmp(base, id, blen) == 0;
+}
+
+
+int
+vconv_job_load(vconv_job_info_t *job, const char *dir, vconv_error_t *err)
+{
+    int      rc;
+    char     path[PATH_MAX], *text;
+    size_t   len;
+
+    if ((size_t) snprintf(path, sizeof(path), "%s/" VCONV_JOB_FILE, dir)
+        >= sizeof(path))
+    {
+        return vconv_error_set(err, VCONV_E_IO, "job folder path too long");
+    }
+
+    text = vconv_job_read(path, &len, err);
+    if (text == NULL) {
+        return VCONV_ERROR;
+    }
+
+    rc = vconv_job_parse(job, text, len);
+
+    free(text);
+
+    if (rc != 0) {
+        return vconv_error_set(err, VCONV_E_IO, "\"%s\" is damaged", path);
+    }
+
     if (!vconv_id_valid(job->id, strlen(job->id))
-        || blen != strlen(job->id) || memcmp(base, job->id, blen) != 0)
+        || !vconv_job_in_folder(dir, job->id))
     {
         return vconv_error_set(err, VCONV_E_IO,
                                "\"%s\" does not belong to its folder", path);

@@ -15,6 +15,7 @@
 #include "vconv_options.h"
 #include "tap.h"
 #include "json_valid.h"
+#include "job_same.h"
 
 
 #define ID   "0123456789abcdef0123456789abcdef"
@@ -381,29 +382,6 @@ read_file(const char *path, size_t *len)
 }
 
 
-static int
-same_job(const vconv_job_info_t *a, const vconv_job_info_t *b)
-{
-    return strcmp(a->id, b->id) == 0
-           && a->status == b->status
-           && a->progress == b->progress
-           && a->created == b->created
-           && a->expires == b->expires
-           && a->finished == b->finished
-           && strcmp(a->in_name, b->in_name) == 0
-           && a->in_bytes == b->in_bytes
-           && strcmp(a->in_format, b->in_format) == 0
-           && a->in_duration == b->in_duration
-           && a->in_streams == b->in_streams
-           && a->out_format == b->out_format
-           && a->out_bytes == b->out_bytes
-           && a->transcode_seconds == b->transcode_seconds
-           && a->err_code == b->err_code
-           && strcmp(a->err_message, b->err_message) == 0
-           && a->pid == b->pid;
-}
-
-
 static void
 test_save_load(void)
 {
@@ -460,7 +438,7 @@ test_save_load(void)
     memset(&back, 0xa5, sizeof(back));
     rc = vconv_job_load(&back, dir, &err);
     is_int(rc, VCONV_OK, "load");
-    ok(same_job(&job, &back), "round trip of every field");
+    ok(job_same(&job, &back), "round trip of every field");
     is_int(memcmp(job.in_name, back.in_name, 256), 0, "name bytes exact");
 
     /* UTF-8 text round-trips without hex */
@@ -480,7 +458,7 @@ test_save_load(void)
     ok(text != NULL && strstr(text, "\"out_format\":null") != NULL,
        "no out_format is null");
     is_int(vconv_job_load(&back, dir, &err), VCONV_OK, "load 2");
-    ok(same_job(&job, &back), "round trip 2");
+    ok(job_same(&job, &back), "round trip 2");
 
     /* a trailing slash on the folder is fine */
     join(other, dir, "/");
@@ -794,7 +772,7 @@ test_round_trip(void)
 
         if (text == NULL || strlen(text) != len || !json_valid(text, len)
             || vconv_job_parse(&back, text, len) != 0
-            || !same_job(&job, &back))
+            || !job_same(&job, &back))
         {
             if (bad++ == 0) {
                 diag("round trip %d: %s", i, text ? text : "(null)");
@@ -812,7 +790,7 @@ test_round_trip(void)
     job.in_format[sizeof(job.in_format) - 1] = '\0';
     text = vconv_job_text(&job, &len);
     ok(text != NULL && vconv_job_parse(&back, text, len) == 0
-       && same_job(&job, &back), "a long non-UTF-8 format comes back");
+       && job_same(&job, &back), "a long non-UTF-8 format comes back");
     free(text);
 
     /* non-finite numbers are written as their defaults */
