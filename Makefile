@@ -34,7 +34,7 @@ CFLAGS     ?= -O2 -g
 WFLAGS     := -Wall -Wextra -Werror -Wno-unused-parameter
 CORE_CFLAGS = $(CFLAGS) $(WFLAGS) -std=gnu11 -pthread -Isrc $(PKG_CFLAGS)
 
-.PHONY: all build deps web-deps run test unit bench fuzz asan clean
+.PHONY: all build deps web-deps run test test-asan unit bench fuzz asan clean
 
 all: build
 
@@ -142,6 +142,19 @@ test: deps build
 	    VCONV_ASAN_MODULE=$(CURDIR)/$(BUILD)/asan/ngx_http_vconv_module.so \
 	    PERL5LIB=$(CURDIR)/t/lib PERL5OPT=-MVconvTimeout \
 	    prove -j2 -It/lib $(TESTS) $(UNIT_BINS)
+	@$(MAKE) --no-print-directory test-asan
+
+# The glue's integration tests again with the module built with
+# AddressSanitizer (t/lib/VconvNginx.pm: VCONV_ASAN).  Not the tests that
+# kill workers with signals on purpose: ASan turns those into aborts.
+ASAN_TESTS := t/api_lifecycle.t t/api_upload.t t/api_limits.t t/api_ttl.t \
+              t/api_errors.t t/api_concurrency.t t/api_http2.t t/multinode.t
+
+test-asan: build
+	VCONV_BUILD=$(CURDIR)/$(BUILD) VCONV_ASAN=1 \
+	    VCONV_ASAN_MODULE=$(CURDIR)/$(BUILD)/asan/ngx_http_vconv_module.so \
+	    PERL5LIB=$(CURDIR)/t/lib PERL5OPT=-MVconvTimeout \
+	    prove -j2 -It/lib $(ASAN_TESTS)
 
 bench: deps build
 	@bench/run.sh
