@@ -95,10 +95,10 @@ ngx_http_vconv_job_create(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     job->id.data = (u_char *) job->info.id;
     job->id.len = ngx_strlen(job->info.id);
 
-    job->dir = ngx_http_vconv_job_path(pool, vmcf, &job->id, NULL);
-    job->input = ngx_http_vconv_job_path(pool, vmcf, &job->id, "input");
-    job->output = ngx_http_vconv_job_path(pool, vmcf, &job->id, "output");
-    job->tmp = ngx_http_vconv_job_path(pool, vmcf, &job->id, "output.tmp");
+    job->dir = ngx_http_vconv_store_path(pool, vmcf, &job->id, NULL);
+    job->input = ngx_http_vconv_store_path(pool, vmcf, &job->id, "input");
+    job->output = ngx_http_vconv_store_path(pool, vmcf, &job->id, "output");
+    job->tmp = ngx_http_vconv_store_path(pool, vmcf, &job->id, "output.tmp");
 
     if (job->dir == NULL || job->input == NULL || job->output == NULL
         || job->tmp == NULL)
@@ -107,23 +107,16 @@ ngx_http_vconv_job_create(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
         return NULL;
     }
 
-    job->node = ngx_http_vconv_job_add(z, &job->info, r->connection->log);
+    job->node = ngx_http_vconv_zone_add(z, &job->info, r->connection->log);
     if (job->node == NULL) {
         ngx_destroy_pool(pool);
         return NULL;
     }
 
-    if (ngx_create_dir(job->dir, 0700) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_CRIT, r->connection->log, ngx_errno,
-                      "vconv: mkdir \"%s\" failed", job->dir);
-        goto failed;
-    }
-
-    job->wfd = ngx_open_file(job->input, NGX_FILE_WRONLY,
-                             NGX_FILE_CREATE_OR_OPEN | O_EXCL, 0600);
-    if (job->wfd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_CRIT, r->connection->log, ngx_errno,
-                      "vconv: open \"%s\" failed", job->input);
+    if (ngx_http_vconv_store_create(job->dir, job->input, job->tmp,
+                                    &job->wfd, r->connection->log)
+        != NGX_OK)
+    {
         goto failed;
     }
 
@@ -204,8 +197,8 @@ ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job)
     ngx_http_vconv_job_drop_input(job);
 
     if (!job->posted || job->node->cancel || job->discard) {
-        ngx_http_vconv_job_rmdir(job->vmcf, job->info.id, job->log);
-        ngx_http_vconv_job_remove(z, &job->id);
+        ngx_http_vconv_store_rmdir(job->vmcf, job->info.id, job->log);
+        ngx_http_vconv_zone_remove(z, &job->id);
         return;
     }
 
@@ -244,7 +237,7 @@ ngx_http_vconv_job_drop_input(ngx_http_vconv_job_t *job)
                       "vconv: unlink \"%s\" failed", job->input);
     }
 
-    ngx_http_vconv_job_disk(job->zone, job->node, -job->written);
+    ngx_http_vconv_zone_disk(job->zone, job->node, -job->written);
 }
 
 
@@ -430,10 +423,10 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
         (void) vconv_job_save(&info, (char *) job->dir, &err);
     }
 
-    ngx_http_vconv_job_update(z, job->node, &info);
+    ngx_http_vconv_zone_update(z, job->node, &info);
 
     if (rc == VCONV_OK) {
-        ngx_http_vconv_job_disk(z, job->node, st.st_size);
+        ngx_http_vconv_zone_disk(z, job->node, st.st_size);
     }
 
     vconv_log_job("");
@@ -477,7 +470,7 @@ ngx_http_vconv_task_progress(void *data, double fraction)
 
     job->last_progress = now;
 
-    ngx_http_vconv_job_progress(job->zone, job->node,
+    ngx_http_vconv_zone_progress(job->zone, job->node,
                                 fraction > 0.999 ? 0.999 : fraction);
 }
 
