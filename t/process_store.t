@@ -108,7 +108,9 @@ my $ng = instance()->start;
 my $store = $ng->store;
 my $done_id;
 {
-    my $h = helpers($ng);
+    # the master starts it after the workers
+    my $h = VconvNginx::poll(5, sub { my $h = helpers($ng); @$h ? $h : undef })
+            // [];
     is(scalar @$h, 1, 'one helper process: the cache manager');
     is(@$h && uid_of($h->[0]), $uid, '... running as the workers\' user');
 
@@ -316,6 +318,38 @@ my $done_id;
        '... interrupted') or diag($J->encode($g));
     $ng->assert_clean_log;
     $ng->stop;
+}
+
+
+# --- the master dies; the operator starts nginx again ---------------------
+# Its workers live on (orphans) with their jobs; the new master cannot
+# bind the port, and must not have touched the store before failing.
+{
+    my $ng = instance()->start;
+    my $store = $ng->store;
+    my @kids = (@{ $ng->worker_pids }, @{ helpers($ng) });
+    my $up = $ng->post_file('/api/jobs?format=mp4', $webm, name => 'o.webm',
+                            async => 1, limit_rate => $rate,
+                            max_time => 120);
+    my $id = VconvNginx::poll(10, sub { $ng->store_entries->[0] }) // 'none';
+    ok(wait_status($ng, $id, qr/^running$/), 'a job is running');
+    kill 'KILL', $ng->master_pid;
+    waitpid $ng->master_pid, 0;
+    delete $VconvNginx::LIVE{$ng->master_pid};
+    $ng->{pid} = undef;
+
+    my $out = `/usr/sbin/nginx -p '@{[$ng->prefix]}/' -c '@{[$ng->prefix]}/nginx.conf' -e '@{[$ng->prefix]}/error.log' 2>&1`;
+    isnt($?, 0, 'a new master cannot start while the orphans hold the port');
+    ok(-e "$store/$id/input" && -e "$store/$id/output.tmp",
+       '... and left the running job\'s files alone');
+    is((job_json($ng, $id) // {})->{status}, 'running',
+       '... and did not mark it');
+    my $r = $up->wait(120);
+    is($r->{status}, 202, 'the orphaned worker answers the upload');
+    my $job = $ng->wait_job($id, 90) // {};
+    is($job->{status}, 'done', 'the job ends done') or diag($J->encode($job));
+    kill 'TERM', @kids;
+    VconvNginx::poll(10, sub { !grep { kill 0, $_ } @kids });
 }
 
 
