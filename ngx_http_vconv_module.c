@@ -830,7 +830,7 @@ ngx_http_vconv_init_process(ngx_cycle_t *cycle)
 
     vconv_log_init(ngx_http_vconv_av_log, 24 /* AV_LOG_WARNING */);
 
-    ngx_http_vconv_store_init_process(cycle, vmcf);
+    ngx_http_vconv_store_init_process(cycle);
 
     return NGX_OK;
 }

@@ -85,7 +85,6 @@ struct ngx_http_vconv_main_conf_s {
     ngx_int_t                   codec_threads;
     ngx_int_t                   priority;       /* nice of transcodes */
     ngx_flag_t                  used;           /* a handler needs us */
-    ngx_event_t                 sweeper;        /* master_process off */
     time_t                      next_scan;      /* the store manager's */
 };
 
@@ -207,8 +206,7 @@ void ngx_http_vconv_zone_count_locked(ngx_http_vconv_zone_t *z,
 /* store (ngx_http_vconv_store.c): job folders, recovery, the sweeper */
 ngx_int_t ngx_http_vconv_store_add_path(ngx_conf_t *cf,
     ngx_http_vconv_main_conf_t *vmcf);
-void ngx_http_vconv_store_init_process(ngx_cycle_t *cycle,
-    ngx_http_vconv_main_conf_t *vmcf);
+void ngx_http_vconv_store_init_process(ngx_cycle_t *cycle);
 u_char *ngx_http_vconv_store_path(ngx_pool_t *pool,
     ngx_http_vconv_main_conf_t *vmcf, ngx_str_t *id, const char *file);
 ngx_int_t ngx_http_vconv_store_create(u_char *dir, u_char *input,

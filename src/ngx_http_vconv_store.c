@@ -75,35 +75,45 @@ ngx_http_vconv_store_add_path(ngx_conf_t *cf,
 }
 
 
+/*
+ * With "master_process off" the single process does the manager's work.
+ * The event is static: a reload there makes a new cycle without calling
+ * init_process again, and the timer follows the current configuration.
+ */
 void
-ngx_http_vconv_store_init_process(ngx_cycle_t *cycle,
-    ngx_http_vconv_main_conf_t *vmcf)
+ngx_http_vconv_store_init_process(ngx_cycle_t *cycle)
 {
-    /* with a master, the cache manager process does this */
+    static ngx_event_t  ev;
 
     if (ngx_process != NGX_PROCESS_SINGLE) {
         return;
     }
 
-    vmcf->sweeper.handler = ngx_http_vconv_store_timer;
-    vmcf->sweeper.data = vmcf;
-    vmcf->sweeper.log = cycle->log;
-    vmcf->sweeper.cancelable = 1;
+    ev.handler = ngx_http_vconv_store_timer;
+    ev.log = cycle->log;
+    ev.cancelable = 1;
 
-    ngx_add_timer(&vmcf->sweeper, 1);
+    ngx_add_timer(&ev, 1);
 }
 
 
 static void
 ngx_http_vconv_store_timer(ngx_event_t *ev)
 {
-    ngx_msec_t  next;
+    ngx_msec_t                   next;
+    ngx_http_vconv_main_conf_t  *vmcf;
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
     }
 
-    next = ngx_http_vconv_store_manager(ev->data);
+    vmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_vconv_module);
+    if (vmcf == NULL || vmcf->shm_zone == NULL) {
+        return;
+    }
+
+    next = ngx_http_vconv_store_manager(vmcf);
 
     ngx_add_timer(ev, next);
 }
@@ -481,7 +491,7 @@ ngx_http_vconv_store_scan(ngx_http_vconv_main_conf_t *vmcf,
     time_t             now, quiet, next;
     ngx_int_t          rc;
     ngx_str_t          id;
-    ngx_uint_t         loaded, owned, full, known, marked;
+    ngx_uint_t         loaded, owned, full, known, marked, changed;
     struct stat        st;
     struct dirent     *de;
     vconv_error_t      err;
@@ -560,6 +570,17 @@ ngx_http_vconv_store_scan(ngx_http_vconv_main_conf_t *vmcf,
                 continue;
             }
 
+            /*
+             * The owner may have finished the job just before it exited;
+             * dead, it writes no more: this reading is the last word.
+             */
+
+            if (vconv_job_load(&info, (char *) path, &err) != VCONV_OK) {
+                continue;
+            }
+        }
+
+        if (!vconv_status_final(info.status)) {
             ngx_log_error(NGX_LOG_WARN, log, 0,
                           "vconv: job %s interrupted: process %P is gone",
                           info.id, info.pid);
@@ -592,18 +613,19 @@ ngx_http_vconv_store_scan(ngx_http_vconv_main_conf_t *vmcf,
 
     closedir(dir);
 
-    if (loaded || full || owned) {
+    ngx_shmtx_lock(&z->shpool->mutex);
+    changed = (z->sh->on_disk != full + owned);
+    z->sh->loaded = 1;
+    z->sh->on_disk = full + owned;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (loaded || changed) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "vconv: store \"%V\": %ui jobs loaded, %ui left on "
                       "disk for want of zone room, %ui owned by "
                       "running processes", &vmcf->store, loaded, full,
                       owned);
     }
-
-    ngx_shmtx_lock(&z->shpool->mutex);
-    z->sh->loaded = 1;
-    z->sh->on_disk = full + owned;
-    ngx_shmtx_unlock(&z->shpool->mutex);
 
     /* jobs of another generation are looked at again soon */
 
