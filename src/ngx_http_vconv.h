@@ -216,6 +216,9 @@ void ngx_http_vconv_store_rmdir(ngx_http_vconv_main_conf_t *vmcf,
 /* the zone's copy, else the job.json of a job the zone does not hold */
 ngx_int_t ngx_http_vconv_store_get(ngx_http_vconv_zone_t *z, ngx_str_t *id,
     vconv_job_info_t *info, ngx_uint_t *version, ngx_uint_t *queue_pos);
+/* the zone's answer, else NGX_OK for a finished job only on disk */
+ngx_int_t ngx_http_vconv_store_cancel(ngx_http_vconv_zone_t *z,
+    ngx_str_t *id);
 
 /* jobs in the owning worker (ngx_http_vconv_task.c) */
 ngx_http_vconv_job_t *ngx_http_vconv_job_create(ngx_http_request_t *r,

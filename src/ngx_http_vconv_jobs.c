@@ -753,7 +753,7 @@ ngx_http_vconv_cancel(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     ngx_int_t                    rc;
     ngx_http_vconv_main_conf_t  *vmcf;
 
-    rc = ngx_http_vconv_zone_cancel(z, id);
+    rc = ngx_http_vconv_store_cancel(z, id);
 
     if (rc == NGX_DECLINED || rc == NGX_AGAIN) {
         return rc;

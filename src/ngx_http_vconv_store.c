@@ -346,6 +346,35 @@ ngx_http_vconv_store_get(ngx_http_vconv_zone_t *z, ngx_str_t *id,
 
 
 /*
+ * DELETE: the zone's answer, else a finished job only on disk may go too
+ * (the caller removes its folder).  A job another generation's worker
+ * runs cannot be canceled from here: the zone that could tell it is not
+ * ours.
+ */
+ngx_int_t
+ngx_http_vconv_store_cancel(ngx_http_vconv_zone_t *z, ngx_str_t *id)
+{
+    ngx_int_t         rc;
+    ngx_uint_t        version, queue_pos;
+    vconv_job_info_t  info;
+
+    rc = ngx_http_vconv_zone_cancel(z, id);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (ngx_http_vconv_store_get(z, id, &info, &version, &queue_pos)
+        != NGX_OK
+        || !vconv_status_final(info.status))
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * Once a second, one process: expired jobs go, and a job whose owner is
  * known dead (its pid gone) becomes failed "interrupted".
  */
@@ -604,6 +633,18 @@ ngx_http_vconv_store_scan(ngx_http_vconv_main_conf_t *vmcf,
         rc = ngx_http_vconv_zone_load(z, &info, disk, marked);
 
         if (rc == NGX_OK) {
+
+            /*
+             * A DELETE of the job as it was only on disk removes its
+             * folder, then its record: either it finds the record, or the
+             * folder is gone by now.
+             */
+
+            if (stat((char *) path, &st) == -1) {
+                ngx_http_vconv_zone_remove(z, &id);
+                continue;
+            }
+
             loaded++;
 
         } else if (rc == NGX_BUSY) {

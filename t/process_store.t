@@ -316,6 +316,13 @@ my $done_id;
     is($g->{status}, 'failed', 'a job whose owner is gone is marked failed');
     is($g->{error} && $g->{error}{code} // $g->{err_code}, 'interrupted',
        '... interrupted') or diag($J->encode($g));
+
+    # in the zone or only on disk, a done job can be deleted
+    my @kept = grep { $ng->delete($_)->{status} != 204 } @done;
+    ok(!@kept, 'DELETE removes every done job') or diag(scalar(@kept) . ' kept');
+    my @left = grep { -e "$store/$_" } @done;
+    ok(!@left, '... their folders are gone') or diag(scalar(@left) . ' left');
+    is($ng->get("/api/jobs/$done[0]")->{status}, 404, '... GET -> 404');
     $ng->assert_clean_log;
     $ng->stop;
 }
