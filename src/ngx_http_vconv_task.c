@@ -471,7 +471,7 @@ ngx_http_vconv_task_progress(void *data, double fraction)
     job->last_progress = now;
 
     ngx_http_vconv_zone_progress(job->zone, job->node,
-                                fraction > 0.999 ? 0.999 : fraction);
+                                 fraction > 0.999 ? 0.999 : fraction);
 }
 
 
