@@ -52,6 +52,7 @@ typedef struct {
     time_t                      last_sweep;
     ngx_uint_t                  loaded;        /* the store was scanned */
     ngx_uint_t                  on_disk;       /* jobs left out of it */
+    off_t                       on_disk_bytes; /* and their bytes */
     ngx_http_vconv_counters_t   counters;
 } ngx_http_vconv_shctx_t;
 
@@ -193,7 +194,7 @@ void ngx_http_vconv_zone_input(ngx_http_vconv_zone_t *z,
 void ngx_http_vconv_zone_remove(ngx_http_vconv_zone_t *z, ngx_str_t *id);
 void ngx_http_vconv_zone_count_error(ngx_http_vconv_zone_t *z,
     vconv_err_e code);
-/* count of uploading + queued jobs, and the store's bytes */
+/* uploading + queued jobs; the store's bytes, jobs left on disk too */
 void ngx_http_vconv_zone_room(ngx_http_vconv_zone_t *z, ngx_uint_t *waiting,
     off_t *store_bytes);
 ngx_http_vconv_node_t *ngx_http_vconv_zone_lookup(ngx_http_vconv_zone_t *z,
@@ -210,7 +211,7 @@ void ngx_http_vconv_store_init_process(ngx_cycle_t *cycle);
 u_char *ngx_http_vconv_store_path(ngx_pool_t *pool,
     ngx_http_vconv_main_conf_t *vmcf, ngx_str_t *id, const char *file);
 ngx_int_t ngx_http_vconv_store_create(u_char *dir, u_char *input,
-    u_char *tmp, ngx_fd_t *wfd, ngx_log_t *log);
+    u_char *tmp, ngx_fd_t *wfd, ngx_fd_t *ofd, ngx_log_t *log);
 void ngx_http_vconv_store_rmdir(ngx_http_vconv_main_conf_t *vmcf,
     const char *id, ngx_log_t *log);
 /* the zone's copy, else the job.json of a job the zone does not hold */

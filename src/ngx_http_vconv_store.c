@@ -187,14 +187,15 @@ ngx_http_vconv_store_path(ngx_pool_t *pool, ngx_http_vconv_main_conf_t *vmcf,
 
 /*
  * A new job's folder (0700), its input (0600, open for writing in *wfd)
- * and its output's temporary file (0600, empty).  The modes are the most
- * a umask can leave, so a daemonised nginx (umask 0) makes them so too;
- * libav opens the existing temporary file without changing its mode.
- * On failure the caller removes the folder with whatever is in it.
+ * and its output's temporary file (0600, empty; open for writing in *ofd
+ * if ofd is not NULL).  The modes are the most a umask can leave, so a
+ * daemonised nginx (umask 0) makes them so too; libav, opening the
+ * existing temporary file by name, keeps its mode.  On failure the caller
+ * removes the folder with whatever is in it.
  */
 ngx_int_t
 ngx_http_vconv_store_create(u_char *dir, u_char *input, u_char *tmp,
-    ngx_fd_t *wfd, ngx_log_t *log)
+    ngx_fd_t *wfd, ngx_fd_t *ofd, ngx_log_t *log)
 {
     ngx_fd_t  fd;
 
@@ -212,7 +213,12 @@ ngx_http_vconv_store_create(u_char *dir, u_char *input, u_char *tmp,
         return NGX_ERROR;
     }
 
-    (void) ngx_close_file(fd);
+    if (ofd) {
+        *ofd = fd;
+
+    } else {
+        (void) ngx_close_file(fd);
+    }
 
     *wfd = ngx_open_file(input, NGX_FILE_WRONLY,
                          NGX_FILE_CREATE_OR_OPEN | O_EXCL | O_NOFOLLOW,
@@ -516,7 +522,7 @@ ngx_http_vconv_store_scan(ngx_http_vconv_main_conf_t *vmcf,
     ngx_http_vconv_zone_t *z, ngx_log_t *log)
 {
     DIR               *dir;
-    off_t              disk;
+    off_t              disk, left;
     time_t             now, quiet, next;
     ngx_int_t          rc;
     ngx_str_t          id;
@@ -551,6 +557,7 @@ ngx_http_vconv_store_scan(ngx_http_vconv_main_conf_t *vmcf,
     loaded = 0;
     owned = 0;
     full = 0;
+    left = 0;
 
     while ((de = readdir(dir)) != NULL) {
         id.data = (u_char *) de->d_name;
@@ -596,6 +603,7 @@ ngx_http_vconv_store_scan(ngx_http_vconv_main_conf_t *vmcf,
 
             if (ngx_http_vconv_store_owner_alive(info.pid, st.st_mtime)) {
                 owned++;
+                left += ngx_http_vconv_store_dir_bytes(path);
                 continue;
             }
 
@@ -649,6 +657,7 @@ ngx_http_vconv_store_scan(ngx_http_vconv_main_conf_t *vmcf,
 
         } else if (rc == NGX_BUSY) {
             full++;
+            left += disk;
         }
     }
 
@@ -658,6 +667,7 @@ ngx_http_vconv_store_scan(ngx_http_vconv_main_conf_t *vmcf,
     changed = (z->sh->on_disk != full + owned);
     z->sh->loaded = 1;
     z->sh->on_disk = full + owned;
+    z->sh->on_disk_bytes = left;
     ngx_shmtx_unlock(&z->shpool->mutex);
 
     if (loaded || changed) {

@@ -114,7 +114,7 @@ ngx_http_vconv_job_create(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     }
 
     if (ngx_http_vconv_store_create(job->dir, job->input, job->tmp,
-                                    &job->wfd, r->connection->log)
+                                    &job->wfd, NULL, r->connection->log)
         != NGX_OK)
     {
         goto failed;

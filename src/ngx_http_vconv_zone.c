@@ -522,7 +522,7 @@ ngx_http_vconv_zone_room(ngx_http_vconv_zone_t *z, ngx_uint_t *waiting,
     }
 
     *waiting = n;
-    *store_bytes = z->sh->store_bytes;
+    *store_bytes = z->sh->store_bytes + z->sh->on_disk_bytes;
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 }
