@@ -261,6 +261,10 @@ my $done_id;
     my @done = map { $make->() } 1 .. 80;
     my $alive = $make->(status => 'running', pid => $$);
     my $gone = $make->(status => 'running', pid => $dead);
+    # a pid that a younger process holds now (a reboot, a wrap)
+    my $sleeper = fork // die;
+    if (!$sleeper) { exec 'sleep', '120'; _exit(127) }
+    my $reused = $make->(status => 'running', pid => $sleeper);
     my $expired = $make->(expires => int(time) - 10);
     my $orphan = $newid->();
     mkdir "$store/$orphan", 0700;
@@ -316,6 +320,11 @@ my $done_id;
     is($g->{status}, 'failed', 'a job whose owner is gone is marked failed');
     is($g->{error} && $g->{error}{code} // $g->{err_code}, 'interrupted',
        '... interrupted') or diag($J->encode($g));
+    $g = job_json($ng, $reused) // {};
+    is($g->{status}, 'failed',
+       'a job whose pid a younger process holds now is marked failed');
+    kill 'KILL', $sleeper;
+    waitpid $sleeper, 0;
 
     # in the zone or only on disk, a done job can be deleted
     my @kept = grep { $ng->delete($_)->{status} != 204 } @done;
