@@ -197,8 +197,8 @@ void ngx_http_vconv_zone_count_error(ngx_http_vconv_zone_t *z,
 /* uploading + queued jobs; the store's bytes, jobs left on disk too */
 void ngx_http_vconv_zone_room(ngx_http_vconv_zone_t *z, ngx_uint_t *waiting,
     off_t *store_bytes);
-ngx_http_vconv_node_t *ngx_http_vconv_zone_lookup(ngx_http_vconv_zone_t *z,
-    ngx_str_t *id);
+ngx_http_vconv_node_t *ngx_http_vconv_zone_lookup_locked(
+    ngx_http_vconv_zone_t *z, ngx_str_t *id);
 void ngx_http_vconv_zone_free_locked(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node);
 void ngx_http_vconv_zone_count_locked(ngx_http_vconv_zone_t *z,

@@ -494,7 +494,7 @@ ngx_http_vconv_store_sweep(ngx_http_vconv_main_conf_t *vmcf,
         id.data = (u_char *) expired[i];
         id.len = ngx_strlen(expired[i]);
 
-        node = ngx_http_vconv_zone_lookup(z, &id);
+        node = ngx_http_vconv_zone_lookup_locked(z, &id);
         if (node) {
             ngx_http_vconv_zone_free_locked(z, node);
         }
@@ -568,7 +568,7 @@ ngx_http_vconv_store_scan(ngx_http_vconv_main_conf_t *vmcf,
         }
 
         ngx_shmtx_lock(&z->shpool->mutex);
-        known = (ngx_http_vconv_zone_lookup(z, &id) != NULL);
+        known = (ngx_http_vconv_zone_lookup_locked(z, &id) != NULL);
         ngx_shmtx_unlock(&z->shpool->mutex);
 
         if (known) {

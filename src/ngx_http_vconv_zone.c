@@ -135,7 +135,7 @@ ngx_http_vconv_zone_rbtree_insert(ngx_rbtree_node_t *temp,
 
 /* the caller holds the lock */
 ngx_http_vconv_node_t *
-ngx_http_vconv_zone_lookup(ngx_http_vconv_zone_t *z, ngx_str_t *id)
+ngx_http_vconv_zone_lookup_locked(ngx_http_vconv_zone_t *z, ngx_str_t *id)
 {
     ngx_int_t               rc;
     uint32_t                hash;
@@ -250,7 +250,7 @@ ngx_http_vconv_zone_load(ngx_http_vconv_zone_t *z, vconv_job_info_t *info,
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
-    if (ngx_http_vconv_zone_lookup(z, &id)) {
+    if (ngx_http_vconv_zone_lookup_locked(z, &id)) {
         ngx_shmtx_unlock(&z->shpool->mutex);
         return NGX_DECLINED;
     }
@@ -319,7 +319,7 @@ ngx_http_vconv_zone_get(ngx_http_vconv_zone_t *z, ngx_str_t *id,
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
-    node = ngx_http_vconv_zone_lookup(z, id);
+    node = ngx_http_vconv_zone_lookup_locked(z, id);
 
     if (node == NULL || node->removing) {
         ngx_shmtx_unlock(&z->shpool->mutex);
@@ -346,7 +346,7 @@ ngx_http_vconv_zone_cancel(ngx_http_vconv_zone_t *z, ngx_str_t *id)
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
-    node = ngx_http_vconv_zone_lookup(z, id);
+    node = ngx_http_vconv_zone_lookup_locked(z, id);
 
     if (node == NULL || node->removing) {
         rc = NGX_DECLINED;
@@ -487,7 +487,7 @@ ngx_http_vconv_zone_remove(ngx_http_vconv_zone_t *z, ngx_str_t *id)
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
-    node = ngx_http_vconv_zone_lookup(z, id);
+    node = ngx_http_vconv_zone_lookup_locked(z, id);
     if (node) {
         ngx_http_vconv_zone_free_locked(z, node);
     }
