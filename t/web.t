@@ -32,7 +32,7 @@ make_path($art);
 my $media = tempdir('vconv-web-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 
 # A short clip to convert, a longer and larger one to cancel, a portrait
-# one smaller than 720p.
+# one smaller than 720p, a wide one for the phone.
 sub ffmpeg {
     my @cmd = ('ffmpeg', '-nostdin', '-v', 'error', '-y', @_);
     system(@cmd) == 0 or BAIL_OUT("ffmpeg failed: @cmd");
@@ -49,6 +49,11 @@ ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=25:duration=20',
 ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=320x568:rate=25:duration=1',
        '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p',
        "$media/tall.mp4");
+# wider than a phone: its preview must not widen the page
+ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=960x540:rate=25:duration=1',
+       '-f', 'lavfi', '-i', 'sine=frequency=550:sample_rate=44100:duration=1',
+       '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p',
+       '-c:a', 'aac', '-shortest', "$media/wide.mp4");
 
 # conf.example with its paths moved into the test's prefix (as tools/run.sh
 # does for `make run`)

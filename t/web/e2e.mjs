@@ -4,7 +4,8 @@
 //
 // Debian's chromium driven by playwright-core. MEDIA_DIR holds small.mp4
 // (2 s 320x240 H.264/AAC), big.mp4 (long enough to cancel) and tall.mp4
-// (1 s 320x568); they are made with ffmpeg if missing. The server is
+// (1 s 320x568) and wide.mp4 (1 s 960x540); they are made with ffmpeg if
+// missing. The server is
 // expected to run conf.example (its limit_req and JSON error pages).
 // Prints TAP; exits 1 if a test failed.
 
@@ -54,6 +55,11 @@ if (!fs.existsSync(big)) {
 const tall = path.join(media, 'tall.mp4');
 if (!fs.existsSync(tall)) {
   ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=320x568:rate=25:duration=1', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', tall]);
+}
+const wide = path.join(media, 'wide.mp4');
+if (!fs.existsSync(wide)) {
+  ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=960x540:rate=25:duration=1', '-f', 'lavfi', '-i', 'sine=frequency=550:duration=1',
+    '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', wide]);
 }
 function probe(file) {
   return JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-of', 'json', '-show_format', '-show_streams', file]));
@@ -426,12 +432,12 @@ try {
   });
 
   // ---------- a phone ----------
-  await step('phone 390x844: three files with long names; the list shows them and Convert is on screen at once', async () => {
+  await step('phone 390x844: three 960x540 files with long names; the list shows them and Convert is on screen at once', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.click('#clear');
     await page.locator('#more').evaluate((d) => { d.open = false; });
     await page.evaluate(() => window.scrollTo(0, 0));
-    const buf = fs.readFileSync(small);
+    const buf = fs.readFileSync(wide);
     await page.setInputFiles('#file', longNames.map((name) => ({ name, mimeType: 'video/mp4', buffer: buf })));
     const go = page.locator('#go');
     const text = await go.textContent();
