@@ -449,9 +449,17 @@ try {
       && (await items.count()) === 3;
   });
 
-  await step('phone: the three convert; the page is never wider than the screen, with previews', async () => {
+  // Would leaving the page ask first? (the page's beforeunload handler)
+  const asksBeforeLeaving = () => page.evaluate(() => {
+    const e = new Event('beforeunload', { cancelable: true });
+    window.dispatchEvent(e);
+    return e.defaultPrevented;
+  });
+
+  await step('phone: the three convert; the page is never wider than the screen, with previews; leaving asks only while uploads wait', async () => {
     const saidBefore = (await said()).length;
     await page.click('#go');
+    const asksWhileSending = await asksBeforeLeaving(); // two of the three wait their turn
     let worst = await overflow();
     for (let i = 0; i < 3; i++) {
       const st = await waitStatus(item(i), ['done', 'failed']);
@@ -471,8 +479,10 @@ try {
     const s = (await said()).slice(saidBefore);
     const order = s.map((t) => longNames.findIndex((name) => t.startsWith(name))).filter((i) => i >= 0)
       .filter((i, k, a) => a.indexOf(i) === k);
+    const asksAfter = await asksBeforeLeaving();
     diag(`widest overflow ${worst}px; item right edges ${wide.join(', ')}; said: ${s.join(' / ')}`);
-    return worst <= 0 && wide.every((r) => r <= 390) && all && order.join() === '0,1,2';
+    diag(`leaving asks first: while sending ${asksWhileSending}, after ${asksAfter}`);
+    return worst <= 0 && wide.every((r) => r <= 390) && all && order.join() === '0,1,2' && asksWhileSending && !asksAfter;
   });
 
   await step('phone screenshots, light and dark (viewport and full page)', async () => {
