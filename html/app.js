@@ -389,7 +389,8 @@ function describe(opt) {
   else if (opt.width || opt.height) bits.push(`${opt.width || 'auto'}×${opt.height || 'auto'}`);
   if (opt.fps) bits.push(`${opt.fps} fps`);
   if (opt.quality) bits.push(`quality ${opt.quality}`);
-  if (opt.start || opt.duration) bits.push('trimmed');
+  if (opt.start) bits.push(`from ${fmtDur(+opt.start)}`);
+  if (opt.duration) bits.push(`${fmtDur(+opt.duration)} long`);
   if (opt.audio === '0') bits.push('no sound');
   if (opt.audio_bitrate) bits.push(`${+opt.audio_bitrate / 1000} kbit/s`);
   return bits.join(', ');
@@ -507,8 +508,16 @@ function refreshButtons() {
   $('#ready-count').textContent = count;
   document.body.classList.toggle('has-ready', ready.length > 0);
   const picked = $('#picked');
-  picked.hidden = !ready.length;
-  if (ready.length) {
+  picked.hidden = !items.length;
+  picked.classList.toggle('summary', !ready.length);
+  if (!ready.length && items.length) {
+    // on a phone the list is far below: say how it goes, and link to it
+    const n = (st) => items.filter((i) => st.includes(i.status)).length;
+    const parts = [[n(['done']), 'converted'], [n(ACTIVE), 'on the way'], [n(['failed']), 'failed']]
+      .filter(([k]) => k).map(([k, w]) => `${k} ${w}`);
+    picked.innerHTML = '<a href="#queue-title"></a>';
+    $('a', picked).textContent = `${parts.join(', ') || `${items.length} in the list`}: see your files ↓`;
+  } else if (ready.length) {
     // what was picked, where it was picked: on a phone the list is far below
     picked.innerHTML = '<strong></strong><ul></ul>';
     $('strong', picked).textContent = `✓ ${count} to convert`;

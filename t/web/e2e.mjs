@@ -287,11 +287,12 @@ try {
     const warn = await second.locator('.warn').textContent();
     const go = await page.locator('#go').textContent();
     diag(`focus: ${foc}; own: ${own}; warning: ${warn}; button: ${go}`);
+    await shot('desktop-light-ready.png');
     await page.click('#go');
     const st = await waitStatus(second, ['done', 'failed']);
     if (st !== 'done') throw new Error(await second.locator('.message').innerText());
     await page.waitForFunction(() => document.querySelectorAll('#items > li')[1]?.querySelector('.preview img')?.naturalWidth > 0);
-    return /select\.fmt in item/.test(foc) && /trimmed/.test(own) && /GIF/.test(warn) && /larger/.test(warn)
+    return /select\.fmt in item/.test(foc) && /from 0:00\.5/.test(own) && /GIF/.test(warn) && /larger/.test(warn)
       && /GIF/.test(go) && (await items.count()) === 2 && await page.locator('#fmt-mp4').isChecked();
   });
 
