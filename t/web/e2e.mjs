@@ -394,6 +394,24 @@ try {
     return foc.endsWith(`in item ${prevKey}`);
   });
 
+  await step('a batch of 14 files stays under conf.example\'s limit_req (no 429), and all convert', async () => {
+    await page.click('#clear');
+    await page.check('#fmt-mp4');
+    const posts = [];
+    const onRes = (r) => { if (r.request().method() === 'POST' && r.request().resourceType() === 'xhr') posts.push(r.status()); };
+    page.on('response', onRes);
+    const buf = fs.readFileSync(small);
+    await page.setInputFiles('#file', [...Array(14)].map((_, i) => ({ name: `batch-${String(i + 1).padStart(2, '0')}.mp4`, mimeType: 'video/mp4', buffer: buf })));
+    const t0 = Date.now();
+    await page.click('#go');
+    await page.waitForFunction(() => document.querySelectorAll('#items > li[data-status=done], #items > li[data-status=failed]').length === 14, null, { timeout: slow });
+    page.off('response', onRes);
+    const done = await page.locator('#items > li[data-status=done]').count();
+    diag(`POSTs: ${posts.join(' ')}; ${done} done in ${Date.now() - t0} ms`);
+    await page.click('#clear');
+    return done === 14 && posts.length === 14 && posts.every((st) => st === 202);
+  });
+
   await step('a 429 from conf.example\'s limit_req is JSON with Retry-After; the page waits, sends again, and the file converts', async () => {
     await page.check('#fmt-mp4');
     const posts = [];
