@@ -542,7 +542,7 @@ function start(item, opt) {
   item.opt = opt;
   item.format = f;
   $('.target', item.el).textContent = `→ ${upper(f)}`;
-  if (error) return fail(item, new ApiError(-1, 'start_beyond_end', '', {}), error);
+  if (error) return fail(item, new ApiError(-1, 'start_beyond_end', '', {}), error, 'settings');
   item.params = params;
   item.lastQuarter = 0;
   item.busyTries = 0;
@@ -599,6 +599,7 @@ function pump() {
       setBar(item, 0, 'upload');
       return;
     }
+    if (remedy(err) === 'busy') return fail(item, err, 'The server stayed busy and did not take the file. Try again in a minute.', 'retry');
     fail(item, err);
   }).finally(() => {
     item.req = null;
@@ -661,10 +662,10 @@ function message(item, status, text, detail = '', fix = 'retry') {
   announce(`${item.file.name}: ${text}`, { key: item.id });
 }
 
-function fail(item, err, text) {
+function fail(item, err, text, fix) {
   const detail = [err.detail && err.detail !== err.message ? err.detail : '',
     err.status > 0 ? `HTTP ${err.status}` : '', err.code && err.code !== 'client' ? err.code : ''];
-  message(item, 'failed', text || err.message, detail.filter(Boolean).join(' · '), text ? 'settings' : remedy(err));
+  message(item, 'failed', text || err.message, detail.filter(Boolean).join(' · '), fix || remedy(err));
 }
 
 function note(item, text) {
