@@ -15,7 +15,7 @@ DEB_PKGS   := nginx nginx-dev libavformat-dev libavcodec-dev \
               libavfilter-dev libswscale-dev libswresample-dev \
               libavutil-dev pkg-config ffmpeg libpcre2-dev libssl-dev \
               zlib1g-dev gcc make perl curl chromium valgrind wrk \
-              clang libclang-rt-14-dev llvm time
+              clang libclang-rt-14-dev llvm time libseccomp-dev
 
 CORE_SRCS  := $(sort $(wildcard src/vconv_*.c))
 CORE_HDRS  := $(wildcard src/vconv*.h)
@@ -36,7 +36,8 @@ CORE_CFLAGS = $(CFLAGS) $(WFLAGS) -std=gnu11 -pthread -Isrc $(LIBAV_CFLAGS)
 all: build
 
 build: $(BUILD)/ngx_http_vconv_module.so $(BUILD)/vconv-cli $(UNIT_BINS) \
-       $(BUILD)/asan/ngx_http_vconv_module.so
+       $(BUILD)/asan/ngx_http_vconv_module.so $(BUILD)/vconv-sandbox \
+       $(BUILD)/asan/vconv-sandbox
 
 # Installs only what is missing; apt-get update only when something is.
 deps:
@@ -116,6 +117,20 @@ $(BUILD)/libvconv.a: $(CORE_OBJS)
 
 $(BUILD)/vconv-cli: tools/vconv_cli.c $(BUILD)/libvconv.a
 	$(CC) $(CORE_CFLAGS) -o $@ $< $(BUILD)/libvconv.a $(LIBAV_LIBS) -lm
+
+# The sandbox helper: installed next to the module .so, where the module
+# looks for it (vconv_sandbox_helper overrides).  The ASan module's copy
+# is a link: the helper itself needs no ASan.
+SECCOMP_CFLAGS = $(shell pkg-config --cflags libseccomp 2>/dev/null)
+SECCOMP_LIBS   = $(shell pkg-config --libs libseccomp 2>/dev/null)
+
+$(BUILD)/vconv-sandbox: tools/vconv_sandbox_main.c $(BUILD)/libvconv.a
+	$(CC) $(CORE_CFLAGS) $(SECCOMP_CFLAGS) -o $@ $< $(BUILD)/libvconv.a \
+	    $(LIBAV_LIBS) $(SECCOMP_LIBS) -lm
+
+$(BUILD)/asan/vconv-sandbox: $(BUILD)/vconv-sandbox
+	@mkdir -p $(dir $@)
+	ln -sf ../vconv-sandbox $@
 
 $(BUILD)/t/%: t/unit/%.c t/unit/tap.h $(BUILD)/libvconv.a
 	@mkdir -p $(dir $@)

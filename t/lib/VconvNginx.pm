@@ -146,6 +146,11 @@ sub new {
     if (-f $self->{module}) {
         require File::Copy;
         my $copy = "$self->{prefix}/ngx_http_vconv_module.so";
+        # the sandbox helper goes next to it, where the module looks
+        my $helper = dirname($self->{module}) . '/vconv-sandbox';
+        my $hcopy = "$self->{prefix}/vconv-sandbox";
+        File::Copy::copy($helper, $hcopy) && chmod(0755, $hcopy)
+            if -f $helper;
         File::Copy::copy($self->{module}, $copy) && chmod(0755, $copy)
             and $self->{module} = $copy;
     }
