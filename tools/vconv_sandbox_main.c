@@ -51,10 +51,15 @@
 #define VCONV_CHILD_IN     3
 #define VCONV_CHILD_OUT    4
 #define VCONV_CHILD_SOCK   5
-#define VCONV_CHILD_STATM  6
+#define VCONV_CHILD_STATUS 6
 
-/* a crash this close to RLIMIT_AS counts as running out of memory */
-#define VCONV_NEAR_LIMIT   ((int64_t) 32 * 1024 * 1024)
+/*
+ * A failure or crash with the address space's peak this close to
+ * RLIMIT_AS counts as running out of memory: the allocation that failed
+ * (a frame pool, an encoder's lookahead) is not in the peak itself.
+ */
+#define VCONV_NEAR_LIMIT(limit)                                              \
+    ((limit) / 8 > 48 * 1024 * 1024 ? (limit) / 8 : 48 * 1024 * 1024)
 
 
 typedef struct {
@@ -78,7 +83,7 @@ static void vconv_helper_reap(vconv_child_t *children, size_t *n);
 static void vconv_child(vconv_sb_msg_t *m, int in, int out, int sock,
     pid_t helper) __attribute__((noreturn));
 static int vconv_child_fds(int in, int out, int sock);
-static int64_t vconv_child_vmsize(void);
+static int64_t vconv_child_vm(const char *field);
 static void vconv_child_crash(int sig);
 static void *vconv_child_relay(void *data);
 static void vconv_child_log(int level, const char *job, const char *msg);
@@ -91,6 +96,7 @@ static int vconv_selftest(void);
 /* the child's state, for its relay thread and signal handlers */
 static vconv_reader_t  vconv_child_reader;
 static int64_t         vconv_child_limit;
+static int64_t         vconv_child_memory;
 
 
 int
@@ -352,7 +358,7 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
     tzset();
     (void) av_cpu_count();
 
-    base = vconv_child_vmsize();
+    base = vconv_child_vm("VmSize:");
     if (base <= 0) {
         _exit(1);
     }
@@ -361,6 +367,7 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
     (void) mallopt(M_ARENA_MAX, 2);
 
     vconv_child_limit = base + job->memory;
+    vconv_child_memory = job->memory;
 
     conf.rlimit_as = vconv_child_limit;
     conf.cpu = job->limits.max_duration > 0
@@ -425,9 +432,15 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
 
     if (rc != VCONV_OK
         && (tc.err.code == VCONV_E_NOMEM
-            || strstr(tc.err.message, "allocate memory") != NULL))
+            || strstr(tc.err.message, "allocate memory") != NULL
+            || vconv_child_vm("VmPeak:") + VCONV_NEAR_LIMIT(job->memory)
+               >= vconv_child_limit))
     {
-        /* under RLIMIT_AS, an allocation that fails is the job's limit */
+        /*
+         * Under RLIMIT_AS an allocation that fails is the job's limit,
+         * whatever error a library made of it ("Generic error in an
+         * external library" from libx264).
+         */
         (void) vconv_error_set(&tc.err, VCONV_E_MEMORY_LIMIT,
                                "the conversion needs more than "
                                "vconv_job_memory (%lld MB)",
@@ -473,15 +486,15 @@ vconv_child_fds(int in, int out, int sock)
 
     (void) close_range(VCONV_CHILD_SOCK + 1, ~0U, 0);
 
-    /* kept for the crash handler: the filter forbids opening it later */
-    fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd == -1 || (fd != VCONV_CHILD_STATM
-                     && dup2(fd, VCONV_CHILD_STATM) == -1))
+    /* kept for the memory checks: the filter forbids opening it later */
+    fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd == -1 || (fd != VCONV_CHILD_STATUS
+                     && dup2(fd, VCONV_CHILD_STATUS) == -1))
     {
         return -1;
     }
 
-    if (fd != VCONV_CHILD_STATM) {
+    if (fd != VCONV_CHILD_STATUS) {
         (void) close(fd);
     }
 
@@ -489,26 +502,49 @@ vconv_child_fds(int in, int out, int sock)
 }
 
 
-/* VmSize in bytes, from the kept statm descriptor; async-signal-safe */
+/*
+ * A "Vm...:" field of /proc/self/status in bytes, from the descriptor
+ * kept open; async-signal-safe (the crash handler calls it).
+ */
 static int64_t
-vconv_child_vmsize(void)
+vconv_child_vm(const char *field)
 {
-    char     buf[64];
+    char     buf[4096];
+    size_t   flen;
     ssize_t  n, i;
-    int64_t  pages;
+    int64_t  kb;
 
-    n = pread(VCONV_CHILD_STATM, buf, sizeof(buf) - 1, 0);
+    n = pread(VCONV_CHILD_STATUS, buf, sizeof(buf) - 1, 0);
     if (n <= 0) {
         return -1;
     }
 
-    pages = 0;
+    buf[n] = '\0';
+    flen = strlen(field);
 
-    for (i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) {
-        pages = pages * 10 + (buf[i] - '0');
+    for (i = 0; i < n; i++) {
+        if ((i == 0 || buf[i - 1] == '\n')
+            && strncmp(buf + i, field, flen) == 0)
+        {
+            break;
+        }
     }
 
-    return pages * sysconf(_SC_PAGESIZE);
+    if (i == n) {
+        return -1;
+    }
+
+    for (i += flen; i < n && (buf[i] == ' ' || buf[i] == '\t'); i++) {
+        /* void */
+    }
+
+    kb = 0;
+
+    for ( /* void */ ; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) {
+        kb = kb * 10 + (buf[i] - '0');
+    }
+
+    return kb * 1024;
 }
 
 
@@ -523,9 +559,11 @@ vconv_child_crash(int sig)
     int64_t         vm;
     vconv_sb_msg_t  m;
 
-    vm = vconv_child_vmsize();
+    vm = vconv_child_vm("VmPeak:");
 
-    if (vm > 0 && vm + VCONV_NEAR_LIMIT >= vconv_child_limit) {
+    if (vm > 0 && vm + VCONV_NEAR_LIMIT(vconv_child_memory)
+                  >= vconv_child_limit)
+    {
         memset(&m, 0, sizeof(m));
         m.type = VCONV_SB_MEMORY;
         m.u.value = vm;
@@ -668,7 +706,7 @@ vconv_confine(const vconv_confine_t *c, char *err, size_t len)
     rl.rlim_cur = rl.rlim_max = 0;
     (void) setrlimit(RLIMIT_CORE, &rl);
 
-    /* 3 job fds, statm, dups of the output for the muxer */
+    /* 3 job fds, status, dups of the output for the muxer */
     rl.rlim_cur = rl.rlim_max = 16;
     (void) setrlimit(RLIMIT_NOFILE, &rl);
 
