@@ -101,9 +101,9 @@ sub start_long {
     my $out = `'$build/vconv-sandbox' --selftest 2>&1`;
     is($?, 0, 'vconv-sandbox --selftest: the confined child is refused '
               . 'what it must be') or diag($out);
-    for my $what ('open /etc/passwd', 'openat', 'socket AF_INET',
-                  'socket AF_UNIX', 'connect', 'fork', 'clone \(process\)',
-                  'execve', 'ptrace')
+    for my $what ('open /etc/passwd', 'openat /etc/hostname', 'openat2',
+                  'creat', 'socket AF_INET', 'socket AF_UNIX', 'connect',
+                  'fork', 'vfork', 'clone \(process\)', 'execve', 'ptrace')
     {
         like($out, qr/^ok $what.* refused: Operation not permitted$/m,
              "... $what gets EPERM");
