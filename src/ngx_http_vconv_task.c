@@ -312,8 +312,13 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
 
     vconv_log_job(job->info.id);
 
-    if (job->vmcf->priority) {
-        /* transcodes yield to the event loop on the same cores */
+    if (job->vmcf->priority
+        && job->vmcf->isolation == NGX_HTTP_VCONV_ISO_THREAD)
+    {
+        /*
+         * transcodes yield to the event loop on the same cores; a
+         * sandboxed child lowers its own, the thread only relays for it
+         */
         (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid),
                            (int) job->vmcf->priority);
     }

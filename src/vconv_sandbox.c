@@ -348,7 +348,7 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
     pfd[1].fd = wake[0];
     pfd[1].events = POLLIN;
 
-    while (!exited && !helper_gone) {
+    while (!exited && !helper_gone && !got_result) {
 
         pfd[0].revents = 0;
         pfd[1].revents = 0;
@@ -490,10 +490,19 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
                 break;
             }
 
-            if (exited) {
+            if (exited || got_result) {
                 break;
             }
         }
+    }
+
+    if (got_result) {
+        /*
+         * Its output is written (pwrite: in the page cache already), so
+         * the job does not wait for the exit and the reaping; the child
+         * is only making sure it is gone.
+         */
+        vconv_sandbox_kill(sb, token);
     }
 
 done:

@@ -153,6 +153,30 @@ for my $h (@h) {
                       time - $t0));
 }
 
+# ------------------------------------------- a worker killed mid-job
+{
+    my ($id, $child) = start_long($ng, 'format=webm');
+    my %owner;
+    for my $w (@{ $ng->worker_pids }) {
+        for my $h (grep { comm($_) eq 'vconv-sandbox' } kids($w)) {
+            $owner{$w} = $h if grep { $_ == ($child // 0) } kids($h);
+        }
+    }
+    my ($victim) = keys %owner;
+    ok($victim, 'found the worker whose helper runs the child');
+    if ($victim) {
+        my $h = $owner{$victim};
+        kill 'KILL', $victim;
+        my $gone = VconvNginx::poll(2, sub {
+            !grep { -e "/proc/$_" && state_of($_) ne 'Z' } $h, $child });
+        ok($gone, 'a worker killed mid-job takes its helper and the child');
+        VconvNginx::poll(10, sub { @{ $ng->worker_pids } == 2 });
+        @workers = @{ $ng->worker_pids };
+        is(scalar(helpers($ng)), 2, '... and its successor starts one');
+        $ng->wait_job($id, 20);
+    }
+}
+
 # ------------------------------------------------------------ crashes
 for my $sig (qw(SEGV KILL)) {
     my ($id, $child) = start_long($ng, 'format=webm');
@@ -166,7 +190,8 @@ for my $sig (qw(SEGV KILL)) {
     like($job->{error}{message} // '', qr/signal $num\b/,
          "[$sig] ... the message names the signal");
     is("@{ $ng->worker_pids }", "@workers", "[$sig] same worker pids");
-    like($ng->error_log, qr/\[error\].*vconv: job \Q$id\E: the converter crashed/,
+    like($ng->error_log,
+         qr/\[error\].*vconv: job \Q$id\E: the converter crashed/,
          "[$sig] an error line with the job id");
     ok(-f "$dir/quarantine/$id", "[$sig] the input is in the quarantine")
         if $id;
