@@ -132,6 +132,9 @@ for my $h (@h) {
     my ($id, $child) = start_long($ng, 'format=webm');
     ok($child, "a running job has a child (" . ($child // 'none') . ')');
     if ($child) {
+        # a child just forked confines itself before it reads a byte
+        VconvNginx::poll(3, sub {
+            (status_field($child, 'Seccomp') // '') eq '2' });
         is(status_field($child, 'Seccomp'), 2, '... with Seccomp: 2');
         is(status_field($child, 'NoNewPrivs'), 1, '... and NoNewPrivs: 1');
         # the job's input, output and socket, its own status, stdio

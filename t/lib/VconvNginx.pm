@@ -71,7 +71,8 @@ undef at the deadline.
 
 Environment: VCONV_BUILD (build dir, default <repo>/build), VCONV_MODULE
 (the .so), VCONV_NGINX (default /usr/sbin/nginx), VCONV_KEEP=1 keeps the
-temp prefix. When a test file fails, each instance's error.log is copied to
+temp prefix, VCONV_ISOLATION=thread|process sets vconv_isolation in the
+default config (the module's own default is process). When a test file fails, each instance's error.log is copied to
 t/artifacts/.
 
 =cut
@@ -199,6 +200,9 @@ sub default_conf {
     my $main = $self->{main} // '';
     my $zone = $self->{zone} // '8m';
     my $http = $self->{http} // '';
+    # VCONV_ISOLATION=thread runs a test file with the in-thread core
+    $http = "    vconv_isolation $ENV{VCONV_ISOLATION};\n$http"
+        if $ENV{VCONV_ISOLATION} && $http !~ /vconv_isolation/;
     my $server = $self->{server} // '';
 
     return <<"EOF";
