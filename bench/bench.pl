@@ -874,11 +874,9 @@ if ($ONLY{sandbox}) {
 
     my ($helper) = grep { slurp("/proc/$_/comm") =~ /^vconv-sandbox/ }
                    @{ VconvNginx::_children($ng{process}{wpid}) };
-    my %rollup;
-    if ($helper) {
-        $rollup{$1} = $2
-            for slurp("/proc/$helper/smaps_rollup") =~ /^(\w+):\s+(\d+) kB/mg;
-    }
+    my %rollup = $helper
+        ? slurp("/proc/$helper/smaps_rollup") =~ /^(\w+):\s+(\d+) kB/mg
+        : ();
     my $private = defined $rollup{Private_Dirty}
                 ? $rollup{Private_Dirty} + ($rollup{Private_Clean} // 0)
                 : undef;
