@@ -41,7 +41,8 @@ static int64_t vconv_sandbox_now_us(void);
 
 
 int
-vconv_sb_send(int fd, const vconv_sb_msg_t *m, const int *fds, int nfds)
+vconv_sb_send(int fd, const vconv_sb_msg_t *m, const int *fds, int nfds,
+    int flags)
 {
     ssize_t          n;
     struct iovec     iov;
@@ -70,7 +71,7 @@ vconv_sb_send(int fd, const vconv_sb_msg_t *m, const int *fds, int nfds)
     }
 
     do {
-        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL | flags);
     } while (n == -1 && errno == EINTR);
 
     return n == (ssize_t) sizeof(vconv_sb_msg_t) ? 0 : -1;
@@ -376,26 +377,37 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
         if (!why) {
             memset(&m, 0, sizeof(m));
 
-            /* a child gone already just misses them: EPIPE is fine */
+            /*
+             * Never blocking: a child that does not read (stopped, stuck)
+             * must not keep us from cancel and the stall clock.  Each
+             * notice is retried until it goes; a child gone already just
+             * misses them (EPIPE).
+             */
 
             if (written > sent_written) {
                 m.type = VCONV_SB_GROW;
                 m.u.value = written;
-                (void) vconv_sb_send(js[0], &m, NULL, 0);
-                sent_written = written;
+
+                if (vconv_sb_send(js[0], &m, NULL, 0, MSG_DONTWAIT) == 0) {
+                    sent_written = written;
+                }
             }
 
             if (size != sent_size) {
                 m.type = VCONV_SB_EXPECT;
                 m.u.value = size;
-                (void) vconv_sb_send(js[0], &m, NULL, 0);
-                sent_size = size;
+
+                if (vconv_sb_send(js[0], &m, NULL, 0, MSG_DONTWAIT) == 0) {
+                    sent_size = size;
+                }
             }
 
-            if (ended && !sent_end) {
+            if (ended && !sent_end && sent_written == written) {
                 m.type = VCONV_SB_END;
-                (void) vconv_sb_send(js[0], &m, NULL, 0);
-                sent_end = 1;
+
+                if (vconv_sb_send(js[0], &m, NULL, 0, MSG_DONTWAIT) == 0) {
+                    sent_end = 1;
+                }
             }
 
             why = stop;
@@ -601,7 +613,7 @@ vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
                               (long) sb->pid);
         }
 
-        if (vconv_sb_send(sb->fd, m, fds, 3) == 0) {
+        if (vconv_sb_send(sb->fd, m, fds, 3, 0) == 0) {
             rc = VCONV_OK;
             break;
         }
@@ -628,7 +640,7 @@ vconv_sandbox_kill(vconv_sandbox_t *sb, uint64_t token)
     pthread_mutex_lock(&sb->mutex);
 
     if (sb->fd != -1) {
-        (void) vconv_sb_send(sb->fd, &m, NULL, 0);
+        (void) vconv_sb_send(sb->fd, &m, NULL, 0, 0);
     }
 
     pthread_mutex_unlock(&sb->mutex);

@@ -93,9 +93,12 @@ typedef struct {
 } vconv_sb_msg_t;
 
 
-/* MSG_NOSIGNAL, EINTR retried; fds (up to 3) go as SCM_RIGHTS */
+/*
+ * MSG_NOSIGNAL, EINTR retried; fds (up to 3) go as SCM_RIGHTS; flags:
+ * MSG_DONTWAIT where a full socket must not block the sender.
+ */
 int vconv_sb_send(int fd, const vconv_sb_msg_t *m, const int *fds,
-    int nfds);
+    int nfds, int flags);
 
 /*
  * One message: 1, 0 on EOF, -1 on error (errno; EAGAIN with

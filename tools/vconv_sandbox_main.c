@@ -271,7 +271,7 @@ failed:
     memset(&ex, 0, sizeof(ex));
     ex.type = VCONV_SB_EXIT;
     ex.u.value = 127 << 8;
-    (void) vconv_sb_send(fds[2], &ex, NULL, 0);
+    (void) vconv_sb_send(fds[2], &ex, NULL, 0, MSG_DONTWAIT);
 
     for (i = 0; i < nfds; i++) {
         (void) close(fds[i]);
@@ -304,7 +304,12 @@ vconv_helper_reap(vconv_child_t *children, size_t *n)
         ex.token = children[k].token;
         ex.u.value = status;
 
-        (void) vconv_sb_send(children[k].sock, &ex, NULL, 0);
+        /*
+         * The helper never blocks on a job: if the socket is full, the
+         * caller sees EOF when this copy closes, which it takes as a
+         * converter that died.
+         */
+        (void) vconv_sb_send(children[k].sock, &ex, NULL, 0, MSG_DONTWAIT);
         (void) close(children[k].sock);
 
         children[k] = children[--(*n)];
@@ -392,7 +397,7 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
     memset(&m, 0, sizeof(m));
     m.type = VCONV_SB_READY;
     m.pid = (uint32_t) getpid();
-    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0);
+    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
 
     vconv_log_init(vconv_child_log, job->log_level ? job->log_level
                                                    : AV_LOG_WARNING);
@@ -455,7 +460,7 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
     m.u.result.output_bytes = tc.output_bytes;
     m.u.result.output_duration = tc.output_duration;
 
-    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0);
+    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
 
     /* no atexit, no libav teardown: the process is the cleanup */
     _exit(0);
@@ -625,7 +630,7 @@ vconv_child_log(int level, const char *job, const char *msg)
     m.u.log.level = level;
     snprintf(m.u.log.text, sizeof(m.u.log.text), "%s", msg);
 
-    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0);
+    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
 }
 
 
@@ -638,7 +643,7 @@ vconv_child_probed(void *data, const vconv_input_info_t *in)
     m.type = VCONV_SB_PROBED;
     m.u.input = *in;
 
-    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0);
+    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
 }
 
 
@@ -651,7 +656,7 @@ vconv_child_progress(void *data, double fraction)
     m.type = VCONV_SB_PROGRESS;
     m.u.fraction = fraction;
 
-    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0);
+    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
 }
 
 
