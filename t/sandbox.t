@@ -102,7 +102,8 @@ sub start_long {
     is($?, 0, 'vconv-sandbox --selftest: the confined child is refused '
               . 'what it must be') or diag($out);
     for my $what ('open /etc/passwd', 'openat /etc/hostname', 'openat2',
-                  'creat', 'socket AF_INET', 'socket AF_UNIX', 'connect',
+                  'creat', 'stat /etc/passwd', 'socket AF_INET',
+                  'socket AF_UNIX', 'connect',
                   'fork', 'vfork', 'clone \(process\)', 'execve', 'ptrace')
     {
         like($out, qr/^ok $what.* refused: Operation not permitted$/m,

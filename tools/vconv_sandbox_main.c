@@ -36,6 +36,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -680,7 +681,7 @@ vconv_confine(const vconv_confine_t *c, char *err, size_t len)
         SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(pread64),
         SCMP_SYS(pwrite64), SCMP_SYS(readv), SCMP_SYS(writev),
         SCMP_SYS(lseek), SCMP_SYS(close), SCMP_SYS(fstat),
-        SCMP_SYS(newfstatat), SCMP_SYS(ftruncate), SCMP_SYS(fcntl),
+        SCMP_SYS(ftruncate), SCMP_SYS(fcntl),
         SCMP_SYS(sendmsg), SCMP_SYS(sendto), SCMP_SYS(recvmsg),
         SCMP_SYS(recvfrom), SCMP_SYS(poll), SCMP_SYS(ppoll),
         /* memory: malloc, thread stacks, libav's buffers */
@@ -755,6 +756,13 @@ vconv_confine(const vconv_confine_t *c, char *err, size_t len)
                               0);
     }
 
+    /* glibc's fstat(): newfstatat(fd, "", AT_EMPTY_PATH), never a path */
+    if (rc == 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
+                              SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH,
+                                      AT_EMPTY_PATH));
+    }
+
     /* raise() and abort(): signals to this process only */
     if (rc == 0) {
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
@@ -800,6 +808,7 @@ vconv_selftest(void)
     int              status, fails, fd;
     char             err[256];
     pid_t            pid, r;
+    struct stat      st;
     pthread_t        tid;
     vconv_confine_t  conf;
 
@@ -850,6 +859,7 @@ vconv_selftest(void)
                                      NULL, 0), EPERM);
     VCONV_REFUSED("creat /tmp/vconv-selftest",
                   creat("/tmp/vconv-selftest", 0600), EPERM);
+    VCONV_REFUSED("stat /etc/passwd", stat("/etc/passwd", &st), EPERM);
     VCONV_REFUSED("socket AF_INET", socket(AF_INET, SOCK_STREAM, 0), EPERM);
     VCONV_REFUSED("socket AF_UNIX", socket(AF_UNIX, SOCK_STREAM, 0), EPERM);
     VCONV_REFUSED("connect", connect(1, NULL, 0), EPERM);
@@ -878,11 +888,13 @@ vconv_selftest(void)
     }
 
     fd = fcntl(1, F_DUPFD_CLOEXEC, 0);
-    if (fd >= 0 && close(fd) == 0 && malloc(64 << 20) != NULL) {
-        printf("ok dup, close and malloc work\n");
+    if (fd >= 0 && fstat(fd, &st) == 0 && close(fd) == 0
+        && malloc(64 << 20) != NULL)
+    {
+        printf("ok dup, fstat, close and malloc work\n");
 
     } else {
-        printf("not ok dup, close or malloc\n");
+        printf("not ok dup, fstat, close or malloc\n");
         fails++;
     }
 
