@@ -71,6 +71,7 @@ typedef struct {
 
 
 typedef struct {
+    int        priority;   /* the nice value the job may take, 0: none */
     int64_t    rlimit_as;  /* bytes, the whole address space */
     int64_t    cpu;        /* seconds */
     int64_t    fsize;      /* bytes, 0: none */
@@ -352,10 +353,6 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
     job->input_formats[sizeof(job->input_formats) - 1] = '\0';
     job->job[sizeof(job->job) - 1] = '\0';
 
-    if (job->priority > 0) {
-        (void) setpriority(PRIO_PROCESS, 0, job->priority);
-    }
-
     /*
      * Everything that opens a file happens now, before the filter: the
      * time zone, the CPU count (av_cpu_count() is cached), and the
@@ -375,6 +372,7 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
     vconv_child_limit = base + job->memory;
     vconv_child_memory = job->memory;
 
+    conf.priority = job->priority;
     conf.rlimit_as = vconv_child_limit;
     conf.cpu = job->limits.max_duration > 0
                ? 10 * (job->limits.max_duration / 1000000) + 600
@@ -417,6 +415,15 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
 
     if (pthread_create(&tid, NULL, vconv_child_relay, NULL) != 0) {
         _exit(1);
+    }
+
+    /*
+     * Only now: the start and the relay of upload notices run at the
+     * helper's priority; the media work (this thread, and the codec
+     * threads it starts) yields to the event loop.
+     */
+    if (job->priority > 0) {
+        (void) setpriority(PRIO_PROCESS, 0, job->priority);
     }
 
     limits = job->limits;
@@ -763,6 +770,15 @@ vconv_confine(const vconv_confine_t *c, char *err, size_t len)
                                       AT_EMPTY_PATH));
     }
 
+    /* the job's own nice value, once, for the calling thread only */
+    if (rc == 0 && c->priority > 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setpriority), 3,
+                              SCMP_A0(SCMP_CMP_EQ, PRIO_PROCESS),
+                              SCMP_A1(SCMP_CMP_EQ, 0),
+                              SCMP_A2(SCMP_CMP_EQ,
+                                      (scmp_datum_t) c->priority));
+    }
+
     /* raise() and abort(): signals to this process only */
     if (rc == 0) {
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
@@ -828,6 +844,7 @@ vconv_selftest(void)
 
     setvbuf(stdout, NULL, _IONBF, 0);
 
+    conf.priority = 10;
     conf.rlimit_as = (int64_t) 4 * 1024 * 1024 * 1024;
     conf.cpu = 60;
     conf.fsize = 0;
@@ -873,6 +890,7 @@ vconv_selftest(void)
                          (char *[]) { NULL }), EPERM);
     VCONV_REFUSED("ptrace", ptrace(PTRACE_TRACEME, 0, NULL, NULL), EPERM);
     VCONV_REFUSED("kill the parent", kill(getppid(), SIGTERM), EPERM);
+    VCONV_REFUSED("setpriority -5", setpriority(PRIO_PROCESS, 0, -5), EPERM);
     VCONV_REFUSED("setrlimit", setrlimit(RLIMIT_AS, &(struct rlimit) {
                       RLIM_INFINITY, RLIM_INFINITY }), EPERM);
 
