@@ -15,8 +15,8 @@ PKGS       := libavformat libavcodec libavfilter libswscale libswresample \
 # tests, benchmarks and fuzzers need on top of it
 RUN_PKGS   := nginx nginx-dev libavformat-dev libavcodec-dev \
               libavfilter-dev libswscale-dev libswresample-dev \
-              libavutil-dev libjansson-dev pkg-config libpcre2-dev \
-              libssl-dev zlib1g-dev gcc make
+              libavutil-dev libjansson-dev libseccomp-dev pkg-config \
+              libpcre2-dev libssl-dev zlib1g-dev gcc make
 TEST_PKGS  := ffmpeg perl curl chromium valgrind wrk clang \
               libclang-rt-14-dev llvm time
 DEB_PKGS   := $(RUN_PKGS) $(TEST_PKGS)
@@ -44,10 +44,10 @@ CORE_CFLAGS = $(CFLAGS) $(WFLAGS) -std=gnu11 -pthread -Isrc $(PKG_CFLAGS)
 all: build
 
 # what `make run` builds; `make build` adds the CLI, unit tests and ASan
-RUN_TARGETS := $(BUILD)/ngx_http_vconv_module.so
+RUN_TARGETS := $(BUILD)/ngx_http_vconv_module.so $(BUILD)/vconv-sandbox
 
 build: $(RUN_TARGETS) $(BUILD)/vconv-cli $(UNIT_BINS) \
-       $(BUILD)/asan/ngx_http_vconv_module.so
+       $(BUILD)/asan/ngx_http_vconv_module.so $(BUILD)/asan/vconv-sandbox
 
 # Installs only what is missing; apt-get update only when something is.
 # $(1): the packages
@@ -143,6 +143,20 @@ $(BUILD)/libvconv.a: $(CORE_OBJS)
 
 $(BUILD)/vconv-cli: tools/vconv_cli.c $(BUILD)/libvconv.a
 	$(CC) $(CORE_CFLAGS) -o $@ $< $(BUILD)/libvconv.a $(PKG_LIBS) -lm
+
+# The sandbox helper: installed next to the module .so, where the module
+# looks for it (vconv_sandbox_helper overrides).  The ASan module's copy
+# is a link: the helper itself needs no ASan.
+SECCOMP_CFLAGS = $(shell pkg-config --cflags libseccomp 2>/dev/null)
+SECCOMP_LIBS   = $(shell pkg-config --libs libseccomp 2>/dev/null)
+
+$(BUILD)/vconv-sandbox: tools/vconv_sandbox_main.c $(BUILD)/libvconv.a
+	$(CC) $(CORE_CFLAGS) $(SECCOMP_CFLAGS) -o $@ $< $(BUILD)/libvconv.a \
+	    $(PKG_LIBS) $(SECCOMP_LIBS) -lm
+
+$(BUILD)/asan/vconv-sandbox: $(BUILD)/vconv-sandbox
+	@mkdir -p $(dir $@)
+	ln -sf ../vconv-sandbox $@
 
 $(BUILD)/t/%: t/unit/%.c $(wildcard t/unit/*.h) $(BUILD)/libvconv.a
 	@mkdir -p $(dir $@)

@@ -57,6 +57,13 @@ static ngx_conf_num_bounds_t  ngx_http_vconv_priority_bounds = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_vconv_isolation[] = {
+    { ngx_string("process"), NGX_HTTP_VCONV_ISO_PROCESS },
+    { ngx_string("thread"), NGX_HTTP_VCONV_ISO_THREAD },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_vconv_commands[] = {
 
     { ngx_string("vconv_upload"),
@@ -178,6 +185,34 @@ static ngx_command_t  ngx_http_vconv_commands[] = {
       0,
       NULL },
 
+    { ngx_string("vconv_isolation"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, isolation),
+      &ngx_http_vconv_isolation },
+
+    { ngx_string("vconv_job_memory"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, job_memory),
+      NULL },
+
+    { ngx_string("vconv_quarantine"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, quarantine),
+      NULL },
+
+    { ngx_string("vconv_sandbox_helper"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, sandbox_helper),
+      NULL },
+
       ngx_null_command
 };
 
@@ -260,6 +295,8 @@ ngx_http_vconv_create_main_conf(ngx_conf_t *cf)
     vmcf->stall_timeout = NGX_CONF_UNSET_MSEC;
     vmcf->codec_threads = NGX_CONF_UNSET;
     vmcf->priority = NGX_CONF_UNSET;
+    vmcf->isolation = NGX_CONF_UNSET_UINT;
+    vmcf->job_memory = NGX_CONF_UNSET;
 
     return vmcf;
 }
@@ -321,7 +358,7 @@ ngx_http_vconv_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_vconv_sandbox_conf(cf, vmcf);
 }
 
 
@@ -393,6 +430,10 @@ ngx_http_vconv_handler_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     case NGX_HTTP_VCONV_H_UPLOAD:
         clcf->handler = ngx_http_vconv_upload_handler;
+
+        /* only then does a worker need a sandbox helper */
+        vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_vconv_module);
+        vmcf->uploads = 1;
 
         if (cf->args->nelts == 2) {
             uri = value[1];
@@ -831,6 +872,10 @@ ngx_http_vconv_init_process(ngx_cycle_t *cycle)
     vconv_log_init(ngx_http_vconv_av_log, 24 /* AV_LOG_WARNING */);
 
     ngx_http_vconv_store_init_process(cycle);
+
+    if (ngx_http_vconv_sandbox_init_process(cycle, vmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }

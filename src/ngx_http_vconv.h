@@ -87,7 +87,18 @@ struct ngx_http_vconv_main_conf_s {
     ngx_int_t                   priority;       /* nice of transcodes */
     ngx_flag_t                  used;           /* a handler needs us */
     time_t                      next_scan;      /* the store manager's */
+
+    /* the sandbox (ngx_http_vconv_sandbox.c) */
+    ngx_uint_t                  isolation;      /* NGX_HTTP_VCONV_ISO_* */
+    off_t                       job_memory;     /* vconv_job_memory */
+    ngx_str_t                   quarantine;     /* "" or a folder */
+    ngx_str_t                   sandbox_helper; /* the executable */
+    ngx_flag_t                  uploads;        /* a vconv_upload exists */
 };
+
+
+#define NGX_HTTP_VCONV_ISO_THREAD   0
+#define NGX_HTTP_VCONV_ISO_PROCESS  1
 
 
 /* location settings */
@@ -229,6 +240,15 @@ void ngx_http_vconv_job_release(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_drop_input(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job);
+
+/* the sandbox (ngx_http_vconv_sandbox.c) */
+char *ngx_http_vconv_sandbox_conf(ngx_conf_t *cf,
+    ngx_http_vconv_main_conf_t *vmcf);
+ngx_int_t ngx_http_vconv_sandbox_init_process(ngx_cycle_t *cycle,
+    ngx_http_vconv_main_conf_t *vmcf);
+/* vconv_transcode()'s contract, in the thread or in a sandboxed child */
+int ngx_http_vconv_transcode(ngx_http_vconv_job_t *job,
+    vconv_transcode_t *tc);
 
 /* handlers */
 ngx_int_t ngx_http_vconv_upload_handler(ngx_http_request_t *r);

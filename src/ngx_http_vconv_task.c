@@ -305,8 +305,13 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
 
     vconv_log_job(job->info.id);
 
-    if (job->vmcf->priority) {
-        /* transcodes yield to the event loop on the same cores */
+    if (job->vmcf->priority
+        && job->vmcf->isolation == NGX_HTTP_VCONV_ISO_THREAD)
+    {
+        /*
+         * transcodes yield to the event loop on the same cores; a
+         * sandboxed child lowers its own, the thread only relays for it
+         */
         (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid),
                            (int) job->vmcf->priority);
     }
@@ -334,14 +339,13 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     tc.read = vconv_reader_read;
     tc.seek = vconv_reader_seek;
     tc.io_opaque = &job->reader;
-    tc.output_path = (char *) job->tmp;
     tc.growing = !job->reader.ended;
     tc.probed = ngx_http_vconv_task_probed;
     tc.progress = ngx_http_vconv_task_progress;
     tc.interrupt = ngx_http_vconv_task_interrupt;
     tc.data = job;
 
-    rc = vconv_transcode(&tc);
+    rc = ngx_http_vconv_transcode(job, &tc);
 
     if (rc == VCONV_OK && stat((char *) job->tmp, &st) == -1) {
         rc = vconv_error_set(&tc.err, VCONV_E_IO, "output is missing");
