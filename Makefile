@@ -164,8 +164,10 @@ test-asan: build
 # built from, under build/deb, so that its build (Debian's flags, its own
 # copy of the nginx build kit) and what it writes beside the source tree
 # stay out of the checkout.  The copy gets an empty t/: no test is packaged.
-.PHONY: deb
+# t/deb.t is not part of `make test`: `make test-deb` (CI) runs it.
+.PHONY: deb test-deb
 DEB_PKGS    += debhelper dpkg-dev lintian debootstrap zstd
+TESTS       := $(filter-out t/deb.t,$(TESTS))
 DEB_TREE    := Makefile config ngx_http_vconv_module.c src tools html README \
                conf.example debian
 DEB_VERSION  = $(shell dpkg-parsechangelog -S Version)
@@ -183,6 +185,12 @@ $(BUILD)/libnginx-mod-http-vconv_%.deb: $(shell find $(DEB_TREE) -type f)
 	    >$(CURDIR)/$(BUILD)/deb/build.log 2>&1 \
 	    || { tail -30 $(CURDIR)/$(BUILD)/deb/build.log; exit 1; }
 	cp $(BUILD)/deb/$(notdir $@) $@.tmp && mv -f $@.tmp $@
+
+# the package installed, upgraded and purged in a clean Debian 12 root
+test-deb: deb
+	VCONV_DEB=$(CURDIR)/$(DEB) PERL5LIB=$(CURDIR)/t/lib \
+	    PERL5OPT=-MVconvTimeout VCONV_TEST_TIMEOUT=1800 \
+	    prove -v -It/lib t/deb.t
 
 bench: deps build
 	@bench/run.sh
