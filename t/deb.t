@@ -34,11 +34,14 @@ my $JSON  = JSON::PP->new->utf8->canonical;
 
 # ---------------------------------------------------------------- helpers
 
-# runs a command; returns its exit status and its stdout+stderr
+# runs a command; returns its exit status and its stdout+stderr.  Without
+# make test's PERL5OPT/PERL5LIB: debootstrap's and dpkg's perl inside the
+# new root would look for our test modules there.
 sub run {
     my @cmd = @_;
     my $pid = open(my $fh, '-|') // die "fork: $!";
     if ($pid == 0) {
+        delete @ENV{qw(PERL5OPT PERL5LIB)};
         open STDERR, '>&', \*STDOUT;
         exec { $cmd[0] } @cmd or _exit(127);
     }
@@ -282,11 +285,18 @@ if (!-s $IMAGE) {
     my $t0 = time;
     my $build = tempdir('root-XXXXXX', DIR => $CACHE, CLEANUP => 1);
     my @include = $mirror =~ /^https:/ ? ('--include=ca-certificates') : ();
-    my ($rc, $out) = run('debootstrap', '--variant=minbase', @include,
+    # in a mount namespace: whatever debootstrap mounts in the root is gone
+    # with it, even if it is killed, so removing the root touches no host
+    # file system
+    my ($rc, $out) = run('unshare', '--mount', '--propagation', 'private',
+                         'debootstrap', '--variant=minbase', @include,
                          $SUITE, "$build/root", $mirror);
-    BAIL_OUT("debootstrap $SUITE from $mirror failed:\n"
-             . join("\n", (split /\n/, $out)[-15 .. -1]))
-        if $rc;
+    if ($rc) {
+        my @tail = split /\n/, $out;
+        splice @tail, 0, -15;
+        diag(join "\n", @tail);
+        BAIL_OUT("debootstrap $SUITE from $mirror failed ($rc)");
+    }
     my $r = "$build/root";
     spew("$r/etc/apt/sources.list",
          "deb $mirror $SUITE main\ndeb $mirror $SUITE-updates main\n"
