@@ -86,7 +86,10 @@ web-deps:
 
 # The module is built in a copy of Debian's nginx build kit, configured
 # with the flags Debian's nginx was built with, so the .so loads into it.
-# config lists the module's files, so a file added or removed there is
+# NGX_CC_OPT and NGX_LD_OPT add to the compiler and linker flags (debian/rules
+# passes Debian's build flags); CFLAGS in the environment would replace
+# nginx's own (-Wall -Werror), so configure does not see it.  config lists
+# the module's files, so a file added or removed there is
 # a change to config, which configures again.  A file in src/ that config
 # does not list would be left out of the module (and found only when
 # nginx loads it): the module's rules refuse to build instead.
@@ -99,8 +102,9 @@ $(BUILD)/nginx/objs/Makefile: config
 	@rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) \
 	    && cp -r $(NGX_SRC) $(BUILD)/nginx
 	cd $(BUILD)/nginx && source ./conf_flags \
-	    && ./configure "$${NGX_CONF_FLAGS[@]}" \
-	        --with-cc-opt="-Wextra -Wno-unused-parameter -Wno-missing-field-initializers" \
+	    && env -u CFLAGS ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="$(NGX_CC_OPT) -Wextra -Wno-unused-parameter -Wno-missing-field-initializers" \
+	        --with-ld-opt="$(NGX_LD_OPT)" \
 	        --add-dynamic-module=$(CURDIR) >configure.log \
 	    || { tail -20 $(BUILD)/nginx/configure.log; exit 1; }
 
@@ -192,6 +196,38 @@ test-asan: build
 	    VCONV_ASAN_MODULE=$(CURDIR)/$(BUILD)/asan/ngx_http_vconv_module.so \
 	    PERL5LIB=$(CURDIR)/t/lib PERL5OPT=-MVconvTimeout \
 	    prove -j2 -It/lib $(ASAN_TESTS)
+
+# Debian package (issue 15): dpkg-buildpackage in a copy of the files it is
+# built from, under build/deb, so that its build (Debian's flags, its own
+# copy of the nginx build kit) and what it writes beside the source tree
+# stay out of the checkout.  The copy gets an empty t/: no test is packaged.
+# t/deb.t is not part of `make test`: `make test-deb` (CI) runs it.
+.PHONY: deb test-deb
+DEB_PKGS    += debhelper dpkg-dev lintian debootstrap zstd
+TESTS       := $(filter-out t/deb.t,$(TESTS))
+DEB_TREE    := Makefile config ngx_http_vconv_module.c src tools html README \
+               conf.example debian
+DEB_VERSION  = $(shell dpkg-parsechangelog -S Version)
+DEB_ARCH     = $(shell dpkg --print-architecture)
+DEB          = $(BUILD)/libnginx-mod-http-vconv_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb: deps
+	@$(MAKE) --no-print-directory $(DEB)
+
+$(BUILD)/libnginx-mod-http-vconv_%.deb: $(shell find $(DEB_TREE) -type f)
+	@rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src/t
+	tar -c $(DEB_TREE) | tar -x -C $(BUILD)/deb/src
+	cd $(BUILD)/deb/src && env -u MAKEFLAGS -u MAKELEVEL \
+	    dpkg-buildpackage -b --no-sign -J$$(nproc) \
+	    >$(CURDIR)/$(BUILD)/deb/build.log 2>&1 \
+	    || { tail -30 $(CURDIR)/$(BUILD)/deb/build.log; exit 1; }
+	cp $(BUILD)/deb/$(notdir $@) $@.tmp && mv -f $@.tmp $@
+
+# the package installed, upgraded and purged in a clean Debian 12 root
+test-deb: deb
+	VCONV_DEB=$(CURDIR)/$(DEB) PERL5LIB=$(CURDIR)/t/lib \
+	    PERL5OPT=-MVconvTimeout VCONV_TEST_TIMEOUT=1800 \
+	    prove -v -It/lib t/deb.t
 
 bench: deps build
 	@bench/run.sh
