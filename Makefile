@@ -155,8 +155,8 @@ SECCOMP_CFLAGS = $(shell pkg-config --cflags libseccomp 2>/dev/null)
 SECCOMP_LIBS   = $(shell pkg-config --libs libseccomp 2>/dev/null)
 
 $(BUILD)/vconv-sandbox: tools/vconv_sandbox_main.c $(BUILD)/libvconv.a
-	$(CC) $(CORE_CFLAGS) $(SECCOMP_CFLAGS) -o $@ $< $(BUILD)/libvconv.a \
-	    $(PKG_LIBS) $(SECCOMP_LIBS) -lm
+	$(CC) $(CORE_CFLAGS) $(SECCOMP_CFLAGS) $(LDFLAGS) -o $@ $< \
+	    $(BUILD)/libvconv.a $(PKG_LIBS) $(SECCOMP_LIBS) -lm
 
 $(BUILD)/asan/vconv-sandbox: $(BUILD)/vconv-sandbox
 	@mkdir -p $(dir $@)
