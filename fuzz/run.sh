@@ -28,7 +28,8 @@ LIBAV_PKGS="libavformat libavcodec libavfilter libswscale libswresample
 declare -A SRCS=(
     [multipart]="src/vconv_multipart.c"
     [options]="src/vconv_options.c src/vconv_error.c"
-    [transcode]="src/vconv_transcode.c src/vconv_filter.c src/vconv_encode.c
+    [transcode]="src/vconv_transcode.c src/vconv_pipeline.c src/vconv_filter.c
+                 src/vconv_encode.c
                  src/vconv_log.c src/vconv_options.c src/vconv_error.c"
 )
 NAMES="multipart options transcode"

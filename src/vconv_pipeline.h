@@ -1,8 +1,9 @@
 /*
  * vconv: the transcode job's private state, shared by the pipeline's
  * parts: vconv_transcode.c (input, stream selection, the packet loop),
- * vconv_filter.c (filter graphs) and vconv_encode.c (encoders, muxer).
- * Not part of the core's public contract.
+ * vconv_filter.c (filter graphs) and vconv_encode.c (encoders, muxer),
+ * with how a job fails or stops in vconv_pipeline.c, which the three use
+ * and which uses none of them.  Not part of the core's public contract.
  */
 
 #ifndef _VCONV_PIPELINE_H_INCLUDED_
@@ -104,7 +105,7 @@ int vconv_output_packet(vconv_job_t *job, vconv_stream_t *st,
 int vconv_output_trailer(vconv_job_t *job);
 void vconv_output_close(vconv_job_t *job);
 
-/* vconv_transcode.c */
+/* vconv_pipeline.c */
 int vconv_job_fail(vconv_job_t *job, vconv_err_e code, int averr,
     const char *what);
 int vconv_job_interrupt(void *data);
