@@ -29,8 +29,8 @@ declare -A SRCS=(
     [multipart]="src/vconv_multipart.c"
     [options]="src/vconv_options.c src/vconv_error.c"
     [transcode]="src/vconv_transcode.c src/vconv_pipeline.c src/vconv_filter.c
-                 src/vconv_encode.c
-                 src/vconv_log.c src/vconv_options.c src/vconv_error.c"
+                 src/vconv_encode.c src/vconv_frame.c src/vconv_log.c
+                 src/vconv_options.c src/vconv_error.c"
 )
 NAMES="multipart options transcode"
 

@@ -10,6 +10,7 @@
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 
+#include "vconv_frame.h"
 #include "vconv_pipeline.h"
 
 
@@ -21,6 +22,8 @@ static int vconv_output_rate(const AVCodec *codec, int want);
 static enum AVSampleFormat vconv_output_sample_fmt(const AVCodec *codec,
     enum AVSampleFormat want);
 static int vconv_output_is_mov(const AVOutputFormat *of);
+static int vconv_output_check(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame);
 
 
 int
@@ -307,6 +310,11 @@ vconv_output_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
     enc = st->enc;
 
     if (frame != NULL) {
+        rc = vconv_output_check(job, st, frame);
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+
         tb = av_buffersink_get_time_base(st->sink);
 
         if (frame->pts != AV_NOPTS_VALUE) {
@@ -592,6 +600,65 @@ vconv_output_sample_fmt(const AVCodec *codec, enum AVSampleFormat want)
     }
 
     return codec->sample_fmts[0];
+}
+
+
+/*
+ * The graph's frame before it meets the encoder, which was opened for
+ * one picture size and format, or one sample format, rate and layout,
+ * and trusts the frame to be that.  A graph rebuilt for a changed input
+ * still ends in the same scale and format filters, so a mismatch here
+ * is our fault, refused rather than handed on.  Float samples are
+ * clamped again: a downmix of in-range channels can add up past 1.0.
+ */
+static int
+vconv_output_check(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
+{
+    int64_t          rc;
+    AVCodecContext  *enc;
+
+    enc = st->enc;
+
+    if (enc->codec_type == AVMEDIA_TYPE_VIDEO) {
+        if (frame->width != enc->width || frame->height != enc->height
+            || frame->format != enc->pix_fmt
+            || vconv_frame_check_video(frame) < 0)
+        {
+            return vconv_error_set(&job->tc->err, VCONV_E_INTERNAL,
+                                   "the filter made a %dx%d picture of "
+                                   "format %d for a %dx%d encoder of "
+                                   "format %d", frame->width,
+                                   frame->height, frame->format,
+                                   enc->width, enc->height,
+                                   (int) enc->pix_fmt);
+        }
+
+        return VCONV_OK;
+    }
+
+    if (frame->format != enc->sample_fmt
+        || frame->sample_rate != enc->sample_rate
+        || frame->ch_layout.nb_channels != enc->ch_layout.nb_channels
+        || vconv_frame_check_audio(frame) < 0)
+    {
+        return vconv_error_set(&job->tc->err, VCONV_E_INTERNAL,
+                               "the filter made audio of format %d, "
+                               "%d Hz, %d channels for an encoder of "
+                               "format %d, %d Hz, %d channels",
+                               frame->format, frame->sample_rate,
+                               frame->ch_layout.nb_channels,
+                               (int) enc->sample_fmt, enc->sample_rate,
+                               enc->ch_layout.nb_channels);
+    }
+
+    rc = vconv_frame_clamp_audio(frame);
+    if (rc < 0) {
+        return vconv_job_fail(job, rc == AVERROR(ENOMEM) ? VCONV_E_NOMEM
+                                                         : VCONV_E_INTERNAL,
+                              (int) rc, "audio frame");
+    }
+
+    return VCONV_OK;
 }
 
 

@@ -44,6 +44,7 @@ typedef struct {
     int64_t             last_pts;   /* video: keeps encoder pts rising */
     int64_t             last_dts;   /* muxer's time base: keeps dts rising */
     int64_t             frames;     /* frames sent to the encoder */
+    int64_t             clamped;    /* audio samples made finite, in range */
     int                 started;    /* copy: first key packet seen */
     int                 done;       /* no more packets for the muxer */
 } vconv_stream_t;

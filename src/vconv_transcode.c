@@ -12,6 +12,7 @@
 #include <libavutil/avstring.h>
 #include <libavutil/time.h>
 
+#include "vconv_frame.h"
 #include "vconv_pipeline.h"
 
 
@@ -20,6 +21,9 @@
 #define VCONV_MAX_STREAMS    32
 #define VCONV_PROGRESS_US    250000
 
+/* vconv_frame_in(): the frame is dropped, the job goes on */
+#define VCONV_SKIP           1
+
 
 static int vconv_input_open(vconv_job_t *job);
 static int vconv_input_read(void *opaque, uint8_t *buf, int size);
@@ -27,6 +31,8 @@ static int64_t vconv_input_seek(void *opaque, int64_t offset, int whence);
 static int vconv_input_refuse(struct AVFormatContext *s, AVIOContext **pb,
     const char *url, int flags, AVDictionary **options);
 static int vconv_input_probe(vconv_job_t *job);
+static int vconv_input_audio(vconv_job_t *job);
+static int vconv_audio_bounds(vconv_job_t *job, int rate, int channels);
 static int vconv_select(vconv_job_t *job);
 static int vconv_select_video(AVFormatContext *ifmt);
 static int vconv_limits(vconv_job_t *job);
@@ -36,6 +42,8 @@ static int vconv_run(vconv_job_t *job);
 static int vconv_copy(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt);
 static int vconv_decode(vconv_job_t *job, vconv_stream_t *st,
     AVPacket *pkt);
+static int vconv_frame_in(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame);
 static int vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
 static int vconv_drain(vconv_job_t *job, vconv_stream_t *st);
@@ -224,6 +232,12 @@ vconv_input_open(vconv_job_t *job)
                                "the input has more than %d streams", max);
     }
 
+    /* before probing decodes anything: the header's word is enough */
+    rc = vconv_input_audio(job);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
     /*
      * Bound what probing decoders may allocate for one picture.  Probing
      * may add streams (MPEG-TS, FLV): libav reads options only for the
@@ -266,11 +280,66 @@ vconv_input_open(vconv_job_t *job)
                                "the input has more than %d streams", max);
     }
 
+    /* probing may have found streams or parameters the header had not */
+    rc = vconv_input_audio(job);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
     av_strlcpy(tc->input.format, ifmt->iformat->name,
                sizeof(tc->input.format));
     tc->input.streams = ifmt->nb_streams;
     if (ifmt->duration != AV_NOPTS_VALUE && ifmt->duration > 0) {
         tc->input.duration = ifmt->duration / (double) AV_TIME_BASE;
+    }
+
+    return VCONV_OK;
+}
+
+
+/*
+ * No real file has an audio stream past these bounds; converting one
+ * would have the resampler allocate gigabytes for its filter (a WAV that
+ * says 855 MHz) or fail deep in the graph.  Any stream counts, not only
+ * the one we would pick: probing decodes them all.
+ */
+static int
+vconv_input_audio(vconv_job_t *job)
+{
+    unsigned            i;
+    AVCodecParameters  *par;
+
+    for (i = 0; i < job->ifmt->nb_streams; i++) {
+        par = job->ifmt->streams[i]->codecpar;
+
+        if (par->codec_type == AVMEDIA_TYPE_AUDIO
+            && vconv_audio_bounds(job, par->sample_rate,
+                                  par->ch_layout.nb_channels)
+               != VCONV_OK)
+        {
+            return VCONV_ERROR;
+        }
+    }
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_audio_bounds(vconv_job_t *job, int rate, int channels)
+{
+    if (rate > VCONV_AUDIO_MAX_RATE) {
+        return vconv_error_set(&job->tc->err, VCONV_E_BAD_AUDIO_FORMAT,
+                               "the audio's sample rate is %d Hz; at most "
+                               "%d Hz can be converted", rate,
+                               VCONV_AUDIO_MAX_RATE);
+    }
+
+    if (channels > VCONV_AUDIO_MAX_CHANNELS) {
+        return vconv_error_set(&job->tc->err, VCONV_E_BAD_AUDIO_FORMAT,
+                               "the input has %d audio channels; at most "
+                               "%d can be converted", channels,
+                               VCONV_AUDIO_MAX_CHANNELS);
     }
 
     return VCONV_OK;
@@ -880,13 +949,75 @@ vconv_drain(vconv_job_t *job, vconv_stream_t *st)
             continue;
         }
 
-        rc = vconv_filter_frame(job, st, job->frame);
+        rc = vconv_frame_in(job, st, job->frame);
+        if (rc == VCONV_OK) {
+            rc = vconv_filter_frame(job, st, job->frame);
+
+        } else if (rc == VCONV_SKIP) {
+            rc = VCONV_OK;
+        }
+
         av_frame_unref(job->frame);
 
         if (rc != VCONV_OK || st->done) {
             return rc;
         }
     }
+}
+
+
+/*
+ * The decoder's frame before it meets the graph: what no graph can take
+ * is refused (the job, when the input says so; the frame, when it is a
+ * damaged one), and float samples are made finite within +-1.0, so no
+ * encoder ever sees what a damaged stream decodes to.
+ */
+static int
+vconv_frame_in(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
+{
+    int64_t  rc;
+
+    if (st == &job->v) {
+        if (vconv_frame_check_video(frame) < 0) {
+            av_log(st->dec, AV_LOG_WARNING, "damaged picture skipped\n");
+            return VCONV_SKIP;
+        }
+
+        return VCONV_OK;
+    }
+
+    if (vconv_audio_bounds(job, frame->sample_rate,
+                           frame->ch_layout.nb_channels)
+        != VCONV_OK)
+    {
+        return VCONV_ERROR;
+    }
+
+    if (vconv_frame_check_audio(frame) < 0) {
+        av_log(st->dec, AV_LOG_WARNING, "damaged audio frame skipped\n");
+        return VCONV_SKIP;
+    }
+
+    rc = vconv_frame_clamp_audio(frame);
+
+    if (rc == AVERROR(ENOMEM)) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, (int) rc, "audio frame");
+    }
+
+    if (rc < 0) {
+        av_log(st->dec, AV_LOG_WARNING, "damaged audio frame skipped\n");
+        return VCONV_SKIP;
+    }
+
+    /* once a stream: a damaged one would say it for every frame */
+    if (rc > 0 && st->clamped == 0) {
+        av_log(st->dec, AV_LOG_WARNING,
+               "samples outside -1..1 or not finite: clamped\n");
+    }
+
+    st->clamped += rc;
+
+    return VCONV_OK;
 }
 
 
