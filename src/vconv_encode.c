@@ -24,6 +24,8 @@ static enum AVSampleFormat vconv_output_sample_fmt(const AVCodec *codec,
 static int vconv_output_is_mov(const AVOutputFormat *of);
 static int vconv_output_check(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
+static const vconv_codec_t *vconv_output_tune(AVCodecContext *enc,
+    const char *encoder);
 
 
 int
@@ -68,10 +70,11 @@ vconv_output_open(vconv_job_t *job)
 int
 vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
 {
-    AVRational          fr;
-    AVCodecContext     *enc, *dec;
-    const AVCodec      *codec;
-    const vconv_spec_t *spec;
+    AVRational           fr;
+    AVCodecContext      *enc, *dec;
+    const AVCodec       *codec;
+    const vconv_spec_t  *spec;
+    const vconv_codec_t *c;
 
     spec = job->spec;
     dec = st->dec;
@@ -109,20 +112,13 @@ vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
     enc->color_trc = dec->color_trc;
     enc->colorspace = dec->colorspace;
 
-    if (codec->id == AV_CODEC_ID_MJPEG) {
-        /* q 3 of 2..31: what people expect of a "good" JPEG */
-        enc->flags |= AV_CODEC_FLAG_QSCALE;
-        enc->global_quality = FF_QP2LAMBDA * 3;
-        enc->color_range = AVCOL_RANGE_JPEG;
-        enc->strict_std_compliance = FF_COMPLIANCE_UNOFFICIAL;
-    }
-
-    if (spec->x264_preset[0]) {
-        av_opt_set(enc->priv_data, "preset", spec->x264_preset, 0);
-    }
+    c = vconv_output_tune(enc, spec->vencoder);
 
     if (spec->video_bitrate > 0) {
         enc->bit_rate = spec->video_bitrate;
+
+    } else if (c != NULL && c->cq_bitrate > 0 && spec->crf >= 0) {
+        enc->bit_rate = c->cq_bitrate;
 
     } else {
         enc->bit_rate = 0;
@@ -132,13 +128,6 @@ vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
         && av_opt_find(enc->priv_data, "crf", NULL, 0, 0) != NULL)
     {
         av_opt_set_int(enc->priv_data, "crf", spec->crf, 0);
-    }
-
-    if (spec->vpx_deadline_rt) {
-        /* realtime keeps VP9 within a few times the speed of x264 */
-        av_opt_set(enc->priv_data, "deadline", "realtime", 0);
-        av_opt_set_int(enc->priv_data, "cpu-used", 8, 0);
-        av_opt_set_int(enc->priv_data, "row-mt", 1, 0);
     }
 
     return vconv_output_open_encoder(job, st, codec);
@@ -200,6 +189,8 @@ vconv_output_audio(vconv_job_t *job, vconv_stream_t *st)
     if (spec->audio_bitrate > 0) {
         enc->bit_rate = spec->audio_bitrate;
     }
+
+    (void) vconv_output_tune(enc, spec->aencoder);
 
     return vconv_output_open_encoder(job, st, codec);
 }
@@ -539,6 +530,40 @@ vconv_output_open_encoder(vconv_job_t *job, vconv_stream_t *st,
     }
 
     return VCONV_OK;
+}
+
+
+/*
+ * The encoder's tuning from the codec table (vconv_options.c): a fixed
+ * quantizer and AVOptions, on the codec context or its private part.
+ * An option this libav's encoder lacks is not the job's fault: logged.
+ */
+static const vconv_codec_t *
+vconv_output_tune(AVCodecContext *enc, const char *encoder)
+{
+    int                         rc;
+    const vconv_codec_t        *c;
+    const vconv_encoder_opt_t  *o;
+
+    c = vconv_codec_by_encoder(encoder);
+    if (c == NULL) {
+        return NULL;
+    }
+
+    if (c->qscale > 0) {
+        enc->flags |= AV_CODEC_FLAG_QSCALE;
+        enc->global_quality = FF_QP2LAMBDA * c->qscale;
+    }
+
+    for (o = c->opts; o != NULL && o->name != NULL; o++) {
+        rc = av_opt_set(enc, o->name, o->value, AV_OPT_SEARCH_CHILDREN);
+        if (rc < 0) {
+            av_log(enc, AV_LOG_WARNING, "%s has no option %s=%s: %s\n",
+                   encoder, o->name, o->value, av_err2str(rc));
+        }
+    }
+
+    return c;
 }
 
 
