@@ -69,6 +69,7 @@ typedef struct {
     AVPacket               *opkt;
     AVFrame                *frame;
     AVFrame                *filt;
+    AVFrame                *held;     /* image: last picture before start */
 
     int64_t                 offset;   /* input us that becomes output 0 */
     int64_t                 start;    /* us after the file start */

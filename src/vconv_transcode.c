@@ -86,9 +86,10 @@ vconv_transcode(vconv_transcode_t *tc)
     job.opkt = av_packet_alloc();
     job.frame = av_frame_alloc();
     job.filt = av_frame_alloc();
+    job.held = av_frame_alloc();
 
     if (job.pkt == NULL || job.opkt == NULL || job.frame == NULL
-        || job.filt == NULL)
+        || job.filt == NULL || job.held == NULL)
     {
         rc = vconv_job_fail(&job, VCONV_E_NOMEM, 0, "job");
         goto done;
@@ -1061,6 +1062,24 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 
         frame->pts = ts;
 
+        if (st == &job->v && job->fmt->kind == VCONV_KIND_IMAGE
+            && !job->spec->start_set && ts != AV_NOPTS_VALUE && ts < 0)
+        {
+            /*
+             * Before the start we picked: kept, for a clip whose one
+             * picture (a still with sound, a single frame) is all there
+             * is before it.
+             */
+            av_frame_unref(job->held);
+
+            rc = av_frame_ref(job->held, frame);
+            if (rc < 0) {
+                return vconv_job_fail(job, VCONV_E_NOMEM, rc, "frame");
+            }
+
+            return VCONV_OK;
+        }
+
         if (st->graph == NULL || rebuild) {
             rc = st == &job->v ? vconv_filter_video_init(job, st, frame)
                                : vconv_filter_audio_init(job, st, frame);
@@ -1121,7 +1140,8 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 static int
 vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st)
 {
-    int  rc;
+    int      rc;
+    int64_t  ts;
 
     if (st->done || st->copy) {
         st->done = 1;
@@ -1136,6 +1156,20 @@ vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st)
     rc = vconv_drain(job, st);
     if (rc != VCONV_OK || st->done) {
         return rc;
+    }
+
+    if (st->graph == NULL && job->held->buf[0] != NULL) {
+        /* nothing came after the start we picked: the last picture */
+        ts = av_rescale_q(job->offset, AV_TIME_BASE_Q, st->ist->time_base);
+        job->held->best_effort_timestamp = ts;
+        job->held->pts = ts;
+
+        rc = vconv_filter_frame(job, st, job->held);
+        av_frame_unref(job->held);
+
+        if (rc != VCONV_OK || st->done) {
+            return rc;
+        }
     }
 
     if (st->graph == NULL) {
@@ -1253,4 +1287,5 @@ vconv_cleanup(vconv_job_t *job)
     av_packet_free(&job->opkt);
     av_frame_free(&job->frame);
     av_frame_free(&job->filt);
+    av_frame_free(&job->held);
 }
