@@ -45,6 +45,10 @@ typedef struct {
     int64_t             last_dts;   /* muxer's time base: keeps dts rising */
     int64_t             frames;     /* frames sent to the encoder */
     int64_t             clamped;    /* audio samples made finite, in range */
+
+    /* audio: the last frame time seen, and samples since, for those without */
+    int64_t             base_ts;
+    int64_t             base_samples;
     int                 started;    /* copy: first key packet seen */
     int                 done;       /* no more packets for the muxer */
 } vconv_stream_t;

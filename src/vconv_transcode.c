@@ -496,6 +496,8 @@ vconv_select(vconv_job_t *job)
         ist = ifmt->streams[job->a.index];
         job->a.ist = ist;
         job->a.copy = spec->acopy;
+        job->a.base_ts = ist->start_time != AV_NOPTS_VALUE
+                         ? ist->start_time : 0;
     }
 
     i = job->a.index >= 0
@@ -1048,6 +1050,26 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
         ts = frame->best_effort_timestamp;
         if (ts == AV_NOPTS_VALUE) {
             ts = frame->pts;
+        }
+
+        if (st == &job->a) {
+            /*
+             * A damaged stream's frames may carry no time; they follow
+             * the last one that did, by their samples, or the graph and
+             * the muxer make up a clock that ends at 0 s.
+             */
+            if (ts == AV_NOPTS_VALUE) {
+                ts = st->base_ts
+                     + av_rescale_q(st->base_samples,
+                                    (AVRational) { 1, frame->sample_rate },
+                                    st->ist->time_base);
+
+            } else {
+                st->base_ts = ts;
+                st->base_samples = 0;
+            }
+
+            st->base_samples += frame->nb_samples;
         }
 
         if (ts != AV_NOPTS_VALUE) {

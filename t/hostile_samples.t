@@ -9,6 +9,8 @@
 #   unsupported_audio_format) before the resampler asks for 1.7 GB.
 # - a 100-channel WAV: 422 unsupported_audio_format, not a 500; a
 #   63-channel one (no standard layout) converts.
+# - audio frames without timestamps (lame-abort.asf) get them from their
+#   samples: the output has a length, and max_duration counts them.
 #
 # The samples are kept in fuzz/regressions/media/.
 
@@ -122,4 +124,18 @@ if (($o->{status} // '') eq 'done') {
 is("@after", "@pids", 'the same workers at the end');
 
 $ng->stop;
+
+# ------------------------------------------------ frames without a time
+# lame-abort.asf's audio frames carry no timestamps: they follow on by
+# their samples, so the output has a length and max_duration holds
+my ($rc, $j) = VconvMedia::cli("$media/lame-abort.asf", "$dir/nopts.mp3",
+                               'format=mp3');
+cmp_ok(($j // {})->{duration} // 0, '>', 0.7,
+       'frames without a time: the output lasts what they hold '
+       . '(' . (($j // {})->{duration} // '?') . ' s)');
+($rc, $j) = VconvMedia::cli('--max-duration', '0.5', "$media/lame-abort.asf",
+                            "$dir/nopts2.mp3", 'format=mp3');
+is(($j // {})->{error}{code}, 'duration_limit',
+   '... and count against max_duration');
+
 done_testing();
