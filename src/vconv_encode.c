@@ -429,7 +429,10 @@ vconv_output_trailer(vconv_job_t *job)
 
     rc = av_write_trailer(job->ofmt);
     if (rc < 0) {
-        return vconv_job_fail(job, VCONV_E_IO, rc, "output trailer");
+        /* as in vconv_output_packet: the muxer refused the input's data */
+        return vconv_job_fail(job, rc == AVERROR(EINVAL) ? VCONV_E_DECODE
+                                                         : VCONV_E_IO,
+                              rc, "output trailer");
     }
 
     job->header = 0;
