@@ -358,6 +358,13 @@ vconv_filter_audio_init(vconv_job_t *job, vconv_stream_t *st,
     st->in_h = frame->ch_layout.nb_channels;
     st->in_fmt = frame->format;
 
+    av_channel_layout_uninit(&st->in_layout);
+
+    rc = av_channel_layout_copy(&st->in_layout, &frame->ch_layout);
+    if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, rc, "channel layout");
+    }
+
     rc = vconv_filter_graph(job, st, "abuffer", args, "abuffersink", chain);
     if (rc != VCONV_OK) {
         return rc;

@@ -35,6 +35,7 @@ typedef struct {
     int                 in_w;
     int                 in_h;
     int                 in_fmt;
+    AVChannelLayout     in_layout;  /* audio */
 
     /* the encoder's picture, fixed for the whole job */
     int                 out_w;

@@ -1042,9 +1042,13 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
                       || frame->format != st->in_fmt;
 
         } else {
+            /* abuffer refuses a new layout even of the same count */
             rebuild = frame->sample_rate != st->in_w
                       || frame->ch_layout.nb_channels != st->in_h
-                      || frame->format != st->in_fmt;
+                      || frame->format != st->in_fmt
+                      || av_channel_layout_compare(&frame->ch_layout,
+                                                   &st->in_layout)
+                         != 0;
         }
 
         ts = frame->best_effort_timestamp;
@@ -1292,6 +1296,7 @@ vconv_cleanup(vconv_job_t *job)
     for (i = 0; i < 2; i++) {
         st = i ? &job->a : &job->v;
         vconv_filter_free(st);
+        av_channel_layout_uninit(&st->in_layout);
         avcodec_free_context(&st->dec);
         avcodec_free_context(&st->enc);
     }
