@@ -62,6 +62,10 @@ then
     [ -x "$sym" ] && export ASAN_SYMBOLIZER_PATH=$sym
 fi
 
+# leaks in the codec libraries that are not per job (see the file)
+LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export LSAN_OPTIONS
+
 mkdir -p "$OUT"
 
 libav_cflags=$(pkg-config --cflags $LIBAV_PKGS) || exit 1
