@@ -46,6 +46,8 @@ static int vconv_frame_in(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
 static int vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
+static int vconv_frame_time(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame, int64_t *out);
 static int vconv_drain(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_check_time(vconv_job_t *job, vconv_stream_t *st,
@@ -1051,39 +1053,8 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
                          != 0;
         }
 
-        ts = frame->best_effort_timestamp;
-        if (ts == AV_NOPTS_VALUE) {
-            ts = frame->pts;
-        }
-
-        if (st == &job->a) {
-            /*
-             * A damaged stream's frames may carry no time; they follow
-             * the last one that did, by their samples, or the graph and
-             * the muxer make up a clock that ends at 0 s.
-             */
-            if (ts == AV_NOPTS_VALUE) {
-                ts = st->base_ts
-                     + av_rescale_q(st->base_samples,
-                                    (AVRational) { 1, frame->sample_rate },
-                                    st->ist->time_base);
-
-            } else {
-                st->base_ts = ts;
-                st->base_samples = 0;
-            }
-
-            st->base_samples += frame->nb_samples;
-        }
-
-        if (ts != AV_NOPTS_VALUE) {
-            if (vconv_check_time(job, st, ts) != VCONV_OK) {
-                return VCONV_ERROR;
-            }
-
-            /* output time 0 is the asked start in the input */
-            ts -= av_rescale_q(job->offset, AV_TIME_BASE_Q,
-                               st->ist->time_base);
+        if (vconv_frame_time(job, st, frame, &ts) != VCONV_OK) {
+            return VCONV_ERROR;
         }
 
         frame->pts = ts;
@@ -1159,6 +1130,56 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
     st->done = 1;
 
     return rc;
+}
+
+
+/*
+ * The frame's time in the output's clock (0 is the asked start), in the
+ * input stream's time base; AV_NOPTS_VALUE if it has none.  The time is
+ * checked against max_duration on the way.
+ */
+static int
+vconv_frame_time(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame,
+    int64_t *out)
+{
+    int64_t  ts;
+
+    ts = frame->best_effort_timestamp;
+    if (ts == AV_NOPTS_VALUE) {
+        ts = frame->pts;
+    }
+
+    if (st == &job->a) {
+        /*
+         * A damaged stream's frames may carry no time; they follow the
+         * last one that did, by their samples, or the graph and the
+         * muxer make up a clock that ends at 0 s.
+         */
+        if (ts == AV_NOPTS_VALUE) {
+            ts = st->base_ts
+                 + av_rescale_q(st->base_samples,
+                                (AVRational) { 1, frame->sample_rate },
+                                st->ist->time_base);
+
+        } else {
+            st->base_ts = ts;
+            st->base_samples = 0;
+        }
+
+        st->base_samples += frame->nb_samples;
+    }
+
+    if (ts != AV_NOPTS_VALUE) {
+        if (vconv_check_time(job, st, ts) != VCONV_OK) {
+            return VCONV_ERROR;
+        }
+
+        ts -= av_rescale_q(job->offset, AV_TIME_BASE_Q, st->ist->time_base);
+    }
+
+    *out = ts;
+
+    return VCONV_OK;
 }
 
 
