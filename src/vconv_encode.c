@@ -24,6 +24,7 @@ static enum AVSampleFormat vconv_output_sample_fmt(const AVCodec *codec,
 static int vconv_output_is_mov(const AVOutputFormat *of);
 static int vconv_output_check(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
+static vconv_err_e vconv_output_mux_error(int rc);
 static const vconv_codec_t *vconv_output_tune(AVCodecContext *enc,
     const char *encoder);
 
@@ -400,12 +401,7 @@ vconv_output_packet(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt,
             return vconv_job_fail(job, job->stop, 0, NULL);
         }
 
-        if (rc == AVERROR(EINVAL)) {
-            /* the muxer's own check of what the input gave us */
-            return vconv_job_fail(job, VCONV_E_DECODE, rc, "mux");
-        }
-
-        return vconv_job_fail(job, VCONV_E_IO, rc, "write");
+        return vconv_job_fail(job, vconv_output_mux_error(rc), rc, "write");
     }
 
     if (job->limits->max_output > 0 && job->ofmt->pb != NULL) {
@@ -429,10 +425,8 @@ vconv_output_trailer(vconv_job_t *job)
 
     rc = av_write_trailer(job->ofmt);
     if (rc < 0) {
-        /* as in vconv_output_packet: the muxer refused the input's data */
-        return vconv_job_fail(job, rc == AVERROR(EINVAL) ? VCONV_E_DECODE
-                                                         : VCONV_E_IO,
-                              rc, "output trailer");
+        return vconv_job_fail(job, vconv_output_mux_error(rc), rc,
+                              "output trailer");
     }
 
     job->header = 0;
@@ -567,6 +561,32 @@ vconv_output_tune(AVCodecContext *enc, const char *encoder)
     }
 
     return c;
+}
+
+
+/*
+ * A muxer fails a write or the trailer either because the file cannot
+ * be written (a 500, the server's) or because of what the input gave it:
+ * EINVAL from its checks of timestamps and parameters, PATCHWELCOME for
+ * a mix it cannot store, and the like (a 422, the input's).
+ */
+static vconv_err_e
+vconv_output_mux_error(int rc)
+{
+    switch (rc) {
+    case AVERROR(ENOMEM):
+        return VCONV_E_NOMEM;
+    case AVERROR(EIO):
+    case AVERROR(ENOSPC):
+    case AVERROR(EDQUOT):
+    case AVERROR(EFBIG):
+    case AVERROR(EROFS):
+    case AVERROR(EBADF):
+    case AVERROR(EPIPE):
+        return VCONV_E_IO;
+    default:
+        return VCONV_E_DECODE;
+    }
 }
 
 
