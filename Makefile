@@ -9,12 +9,12 @@ BUILD      := build
 VAR        := var
 CC         ?= cc
 
-PKGS_LIBAV := libavformat libavcodec libavfilter libswscale libswresample \
-              libavutil
+PKGS       := libavformat libavcodec libavfilter libswscale libswresample \
+              libavutil jansson
 DEB_PKGS   := nginx nginx-dev libavformat-dev libavcodec-dev \
               libavfilter-dev libswscale-dev libswresample-dev \
-              libavutil-dev pkg-config ffmpeg libpcre2-dev libssl-dev \
-              zlib1g-dev gcc make perl curl chromium valgrind wrk \
+              libavutil-dev libjansson-dev pkg-config ffmpeg libpcre2-dev \
+              libssl-dev zlib1g-dev gcc make perl curl chromium valgrind wrk \
               clang libclang-rt-14-dev llvm time
 
 CORE_SRCS  := $(sort $(wildcard src/vconv_*.c))
@@ -23,15 +23,18 @@ CORE_OBJS  := $(patsubst src/%.c,$(BUILD)/core/%.o,$(CORE_SRCS))
 GLUE_SRCS  := ngx_http_vconv_module.c $(wildcard src/ngx_http_vconv_*.c) \
               $(wildcard src/ngx_http_vconv_*.h)
 UNIT_SRCS  := $(sort $(wildcard t/unit/test_*.c))
+# every test file at any depth, so one in a new folder is not left out
+TESTS      := $(shell find t -name node_modules -prune -o -name '*.t' \
+                -print | sort)
 UNIT_BINS  := $(patsubst t/unit/%.c,$(BUILD)/t/%,$(UNIT_SRCS))
 
-LIBAV_CFLAGS = $(shell pkg-config --cflags $(PKGS_LIBAV) 2>/dev/null)
-LIBAV_LIBS   = $(shell pkg-config --libs $(PKGS_LIBAV) 2>/dev/null)
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS     ?= -O2 -g
 WFLAGS     := -Wall -Wextra -Werror -Wno-unused-parameter
-CORE_CFLAGS = $(CFLAGS) $(WFLAGS) -std=gnu11 -pthread -Isrc $(LIBAV_CFLAGS)
+CORE_CFLAGS = $(CFLAGS) $(WFLAGS) -std=gnu11 -pthread -Isrc $(PKG_CFLAGS)
 
-.PHONY: all build deps web-deps run test unit bench fuzz asan clean
+.PHONY: all build deps web-deps run test test-asan unit bench fuzz asan clean
 
 all: build
 
@@ -64,13 +67,16 @@ web-deps:
 
 # The module is built in a copy of Debian's nginx build kit, configured
 # with the flags Debian's nginx was built with, so the .so loads into it.
-# nginx's objs/Makefile lists the module's sources as configure saw them:
-# a new or removed file in src/ means configuring again.
-ALL_SRCS   := $(sort $(wildcard src/*.c))
-$(shell mkdir -p $(BUILD) && echo "$(ALL_SRCS)" | cmp -s - $(BUILD)/srcs \
-    || echo "$(ALL_SRCS)" > $(BUILD)/srcs)
+# config lists the module's files, so a file added or removed there is
+# a change to config, which configures again.  A file in src/ that config
+# does not list would be left out of the module (and found only when
+# nginx loads it): the module's rules refuse to build instead.
+UNLISTED    = $(filter-out $(shell grep -o 'src/[A-Za-z0-9_]*\.[ch]' config), \
+              $(wildcard src/*.c src/*.h))
+CHECK_CONFIG = $(if $(UNLISTED),$(error config does not list $(UNLISTED): \
+               add each to ngx_module_srcs or ngx_module_deps))
 
-$(BUILD)/nginx/objs/Makefile: config $(BUILD)/srcs
+$(BUILD)/nginx/objs/Makefile: config
 	@rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) \
 	    && cp -r $(NGX_SRC) $(BUILD)/nginx
 	cd $(BUILD)/nginx && source ./conf_flags \
@@ -81,6 +87,7 @@ $(BUILD)/nginx/objs/Makefile: config $(BUILD)/srcs
 
 $(BUILD)/ngx_http_vconv_module.so: $(BUILD)/nginx/objs/Makefile $(GLUE_SRCS) \
         $(CORE_SRCS) $(CORE_HDRS)
+	$(CHECK_CONFIG)
 	$(MAKE) --no-print-directory -C $(BUILD)/nginx -f objs/Makefile modules
 	install -m 755 $(BUILD)/nginx/objs/ngx_http_vconv_module.so $@.tmp && mv -f $@.tmp $@
 
@@ -88,7 +95,7 @@ $(BUILD)/ngx_http_vconv_module.so: $(BUILD)/nginx/objs/Makefile $(GLUE_SRCS) \
 # it into Debian's nginx with LD_PRELOAD=$$(gcc -print-file-name=libasan.so)
 ASAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer
 
-$(BUILD)/nginx-asan/objs/Makefile: config $(BUILD)/srcs
+$(BUILD)/nginx-asan/objs/Makefile: config
 	@rm -rf $(BUILD)/nginx-asan && mkdir -p $(BUILD) \
 	    && cp -r $(NGX_SRC) $(BUILD)/nginx-asan
 	cd $(BUILD)/nginx-asan && source ./conf_flags \
@@ -100,6 +107,7 @@ $(BUILD)/nginx-asan/objs/Makefile: config $(BUILD)/srcs
 
 $(BUILD)/asan/ngx_http_vconv_module.so: $(BUILD)/nginx-asan/objs/Makefile \
         $(GLUE_SRCS) $(CORE_SRCS) $(CORE_HDRS)
+	$(CHECK_CONFIG)
 	$(MAKE) --no-print-directory -C $(BUILD)/nginx-asan -f objs/Makefile \
 	    modules
 	@mkdir -p $(dir $@)
@@ -115,12 +123,12 @@ $(BUILD)/libvconv.a: $(CORE_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/vconv-cli: tools/vconv_cli.c $(BUILD)/libvconv.a
-	$(CC) $(CORE_CFLAGS) -o $@ $< $(BUILD)/libvconv.a $(LIBAV_LIBS) -lm
+	$(CC) $(CORE_CFLAGS) -o $@ $< $(BUILD)/libvconv.a $(PKG_LIBS) -lm
 
-$(BUILD)/t/%: t/unit/%.c t/unit/tap.h $(BUILD)/libvconv.a
+$(BUILD)/t/%: t/unit/%.c $(wildcard t/unit/*.h) $(BUILD)/libvconv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -It/unit -o $@ $< $(BUILD)/libvconv.a \
-	    $(LIBAV_LIBS) -lm
+	    $(PKG_LIBS) -lm
 
 unit: deps build
 	prove $(UNIT_BINS)
@@ -132,7 +140,21 @@ test: deps build
 	@mkdir -p t/artifacts
 	VCONV_BUILD=$(CURDIR)/$(BUILD) \
 	    VCONV_ASAN_MODULE=$(CURDIR)/$(BUILD)/asan/ngx_http_vconv_module.so \
-	    prove -j2 -It/lib t/*.t $(UNIT_BINS)
+	    PERL5LIB=$(CURDIR)/t/lib PERL5OPT=-MVconvTimeout \
+	    prove -j2 -It/lib $(TESTS) $(UNIT_BINS)
+	@$(MAKE) --no-print-directory test-asan
+
+# The glue's integration tests again with the module built with
+# AddressSanitizer (t/lib/VconvNginx.pm: VCONV_ASAN).  Not the tests that
+# kill workers with signals on purpose: ASan turns those into aborts.
+ASAN_TESTS := t/api_lifecycle.t t/api_upload.t t/api_limits.t t/api_ttl.t \
+              t/api_errors.t t/api_concurrency.t t/api_http2.t t/multinode.t
+
+test-asan: build
+	VCONV_BUILD=$(CURDIR)/$(BUILD) VCONV_ASAN=1 \
+	    VCONV_ASAN_MODULE=$(CURDIR)/$(BUILD)/asan/ngx_http_vconv_module.so \
+	    PERL5LIB=$(CURDIR)/t/lib PERL5OPT=-MVconvTimeout \
+	    prove -j2 -It/lib $(ASAN_TESTS)
 
 bench: deps build
 	@bench/run.sh

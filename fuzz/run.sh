@@ -21,19 +21,21 @@ CC=${FUZZ_CC:-clang}
 CFLAGS="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
         -g -O1 -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread
         -Isrc -It/unit"
-LIBAV_PKGS="libavformat libavcodec libavfilter libswscale libswresample
-            libavutil"
+PKGS="libavformat libavcodec libavfilter libswscale libswresample libavutil
+      jansson"
 
 # harness name and the core files it needs
 declare -A SRCS=(
     [multipart]="src/vconv_multipart.c"
-    [options]="src/vconv_options.c src/vconv_error.c"
+    [job]="src/vconv_job_file.c src/vconv_job.c src/vconv_options.c
+           src/vconv_error.c src/vconv_json.c"
+    [options]="src/vconv_options.c src/vconv_error.c src/vconv_json.c"
     [transcode]="src/vconv_transcode.c src/vconv_pipeline.c src/vconv_filter.c
                  src/vconv_encode.c src/vconv_frame.c src/vconv_log.c
-                 src/vconv_options.c src/vconv_error.c"
+                 src/vconv_options.c src/vconv_error.c src/vconv_json.c"
 )
 # FUZZ_NAMES="transcode" runs only that one
-NAMES=${FUZZ_NAMES:-multipart options transcode}
+NAMES=${FUZZ_NAMES:-job multipart options transcode}
 
 # libav frees that fuzz_transcode.c checks the argument of, see there
 WRAP=
@@ -51,8 +53,9 @@ MALLOC_LIMIT=512
 
 # per harness: the largest input and the slowest single input allowed
 # (transcode: one DV frame is 144000 bytes)
-declare -A MAX_LEN=([multipart]=8192 [options]=8192 [transcode]=150000)
-declare -A TIMEOUT=([multipart]=10 [options]=10 [transcode]=25)
+declare -A MAX_LEN=([job]=8192 [multipart]=8192 [options]=8192
+                   [transcode]=150000)
+declare -A TIMEOUT=([job]=10 [multipart]=10 [options]=10 [transcode]=25)
 
 # readable stacks: Debian puts llvm-symbolizer in PATH only with "llvm"
 if ! command -v llvm-symbolizer >/dev/null \
@@ -68,8 +71,8 @@ export LSAN_OPTIONS
 
 mkdir -p "$OUT"
 
-libav_cflags=$(pkg-config --cflags $LIBAV_PKGS) || exit 1
-libav_libs=$(pkg-config --libs $LIBAV_PKGS) || exit 1
+pkg_cflags=$(pkg-config --cflags $PKGS) || exit 1
+pkg_libs=$(pkg-config --libs $PKGS) || exit 1
 
 
 build() {
@@ -77,12 +80,34 @@ build() {
 
     echo "fuzz: building fuzz_$name"
     # shellcheck disable=SC2086
-    $CC $CFLAGS $libav_cflags -o "$OUT/fuzz_$name" "fuzz/fuzz_$name.c" \
-        ${SRCS[$name]} ${LINK[$name]:-} $libav_libs -lm
+    $CC $CFLAGS $pkg_cflags -o "$OUT/fuzz_$name" "fuzz/fuzz_$name.c" \
+        ${SRCS[$name]} ${LINK[$name]:-} $pkg_libs -lm
 }
 
 
 # seed inputs: the first byte(s) are harness controls, see each harness
+# (fuzz_job has none: its input is a job.json)
+seed_job() {
+    local c=$1 id=0123456789abcdef0123456789abcdef
+
+    printf '{"version":1,"id":"%s","status":"queued"}\n' "$id" \
+        >"$c/seed-minimal"
+    printf '{"version":1,"id":"node_1-%s","status":"done",'`
+          `'"progress":1.0,"created":1700000000,"expires":1700003600,'`
+          `'"finished":1700000100,"in_name":"clip \\"1\\".mov",'`
+          `'"in_bytes":12345,"in_format":"mov,mp4,m4a,3gp,3g2,mj2",'`
+          `'"in_duration":12.5,"in_streams":2,"out_format":"webm",'`
+          `'"out_bytes":999,"transcode_seconds":3.25,"err_code":"none",'`
+          `'"err_message":"","pid":4242}\n' "$id" >"$c/seed-done"
+    printf '{"version":1,"id":"%s","status":"failed","progress":0.5,'`
+          `'"in_name":"a\xef\xbf\xbdb\\n\\u2028.mov",'`
+          `'"in_name_hex":"61ff620ae280a82e6d6f76","out_format":null,'`
+          `'"err_code":"duration_limit","err_message":"too long \\u0001",'`
+          `'"err_message_hex":"ff","later":-1.5e3,"later2":null}\n' "$id" \
+        >"$c/seed-failed-hex"
+}
+
+
 seed_multipart() {
     local c=$1 b='--XyZ' body
 

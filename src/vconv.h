@@ -97,22 +97,6 @@ int vconv_error_set(vconv_error_t *err, vconv_err_e code, const char *fmt,
     ;
 
 /*
- * Appends s to buf (of size len, at *pos) as a JSON string body, escaped
- * (no surrounding quotes); truncates safely.  Used for every piece of
- * user-controlled text that goes into JSON.
- */
-void vconv_json_escape(char *buf, size_t len, size_t *pos, const char *s,
-    size_t slen);
-
-/*
- * The same, snprintf-style: *pos advances by the full escaped length even
- * past len (so a writer can report the size it needs), while buf gets the
- * longest prefix of whole escapes that fits, NUL-terminated.
- */
-void vconv_json_escape_count(char *buf, size_t len, size_t *pos,
-    const char *s, size_t slen);
-
-/*
  * UTF-8 helpers.  vconv_utf8_next() returns the length (1-4) of the valid
  * sequence at s and its code point, 0 if s starts with an invalid byte
  * (overlong, surrogate, cut short).  vconv_utf8_trim() returns len less
@@ -122,21 +106,7 @@ size_t vconv_utf8_next(const unsigned char *s, size_t len, uint32_t *cp);
 size_t vconv_utf8_trim(const char *s, size_t len);
 
 
-/*
- * A bounded, counting output buffer, snprintf-style: pos keeps counting
- * past len, so a caller learns the size it needs; buf stays terminated.
- */
-typedef struct {
-    char    *buf;
-    size_t   len;
-    size_t   pos;
-} vconv_out_t;
-
-void vconv_out(vconv_out_t *o, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+#include "vconv_json.h"
 
 
 #endif /* _VCONV_H_INCLUDED_ */

@@ -35,21 +35,29 @@ static int vconv_filter_pan(char *buf, size_t len, int in,
 /*
  * The display matrix says how to turn the stored picture to show it
  * upright; we apply it to the pixels so players that ignore it (most
- * GIF and image viewers, many web players) see the same picture.
+ * GIF and image viewers, many web players) see the same picture.  A
+ * mirrored matrix (front cameras, some editors) also needs its flip: the
+ * sign of the matrix's entries tells which, as the ffmpeg CLI reads them.
+ * Returns the clockwise quarter turn; *turn gets the filters that make
+ * the picture upright ("" for none).
  */
 int
-vconv_filter_rotation(AVStream *st)
+vconv_filter_rotation(AVStream *st, const char **turn)
 {
+    int       deg;
     double    theta;
-    uint8_t  *m;
+    int32_t  *m;
 
-    m = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, NULL);
+    *turn = "";
+
+    m = (int32_t *) av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX,
+                                            NULL);
     if (m == NULL) {
         return 0;
     }
 
     /* av_display_rotation_get() is counterclockwise; we want clockwise */
-    theta = -av_display_rotation_get((int32_t *) m);
+    theta = -av_display_rotation_get(m);
     if (isnan(theta)) {
         return 0;
     }
@@ -60,7 +68,24 @@ vconv_filter_rotation(AVStream *st)
     }
 
     /* only quarter turns: a phone never records anything else */
-    return ((int) lrint(theta / 90.0) % 4) * 90;
+    deg = ((int) lrint(theta / 90.0) % 4) * 90;
+
+    switch (deg) {
+    case 90:
+        *turn = m[3] > 0 ? ",transpose=cclock_flip" : ",transpose=clock";
+        break;
+    case 180:
+        *turn = m[0] < 0 ? (m[4] < 0 ? ",hflip,vflip" : ",hflip")
+                         : (m[4] < 0 ? ",vflip" : "");
+        break;
+    case 270:
+        *turn = m[3] < 0 ? ",transpose=clock_flip" : ",transpose=cclock";
+        break;
+    default:
+        *turn = m[4] < 0 ? ",vflip" : "";
+    }
+
+    return deg;
 }
 
 
@@ -234,17 +259,8 @@ vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
                       av_get_pix_fmt_name(st->out_fmt));
     }
 
-    switch (st->rotation) {
-    case 90:
-        n += snprintf(chain + n, sizeof(chain) - n, ",transpose=clock");
-        break;
-    case 180:
-        n += snprintf(chain + n, sizeof(chain) - n, ",hflip,vflip");
-        break;
-    case 270:
-        n += snprintf(chain + n, sizeof(chain) - n, ",transpose=cclock");
-        break;
-    }
+    n += snprintf(chain + n, sizeof(chain) - n, "%s",
+                  st->turn ? st->turn : "");
 
     if (st->out_fmt == AV_PIX_FMT_PAL8) {
         /*

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "vconv.h"
+#include "vconv_disposition.h"    /* the glue finds it here too */
 
 
 #define VCONV_ID_MAX      96      /* "node-" + 32 hex + NUL, node <= 48 */
@@ -69,9 +70,9 @@ size_t vconv_job_json(const vconv_job_info_t *job, const char *jobs_uri,
 size_t vconv_error_json(const vconv_error_t *err, char *buf, size_t len);
 
 /*
- * Writes dir/job.json atomically (temporary file, fsync, rename) and
- * reads it back.  Load refuses a file whose id does not match the
- * folder's name.
+ * Writes dir/job.json atomically (temporary file, fsync, rename; mode
+ * 0600) and reads it back.  Load refuses a file whose id does not match
+ * the folder's name.
  */
 int vconv_job_save(const vconv_job_info_t *job, const char *dir,
     vconv_error_t *err);
@@ -86,13 +87,15 @@ int vconv_job_load(vconv_job_info_t *job, const char *dir,
 int vconv_id_valid(const char *s, size_t len);
 
 /*
- * The value of Content-Disposition for a download: attachment with an
- * ASCII fallback filename (unsafe bytes replaced) and an RFC 5987
- * filename* with the UTF-8 name; the name's extension is replaced by ext.
- * Returns the length needed.
+ * job.json's text, the parts of save and load that do not touch the
+ * disk.  vconv_job_text() returns the text (free() it) and its length in
+ * *len, NULL when out of memory.  vconv_job_parse() reads one back and
+ * returns 0, or -1 for anything but a job.json of ours (damaged, cut,
+ * other types, an unknown name, a text too long for its field); it does
+ * not check the id's shape (vconv_job_load does).
  */
-size_t vconv_content_disposition(const char *name, size_t nlen,
-    const char *ext, char *buf, size_t len);
+char *vconv_job_text(const vconv_job_info_t *job, size_t *len);
+int vconv_job_parse(vconv_job_info_t *job, const char *text, size_t len);
 
 
 #endif /* _VCONV_JOB_H_INCLUDED_ */

@@ -30,6 +30,7 @@ typedef struct {
     AVFilterContext    *sink;
     int                 copy;       /* remux packets, no decoding */
     int                 rotation;   /* clockwise degrees: 0, 90, 180, 270 */
+    const char         *turn;       /* filters that make it upright */
 
     /* what the graph was built for; a change rebuilds it */
     int                 in_w;
@@ -97,7 +98,7 @@ int vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
 int vconv_filter_audio_init(vconv_job_t *job, vconv_stream_t *st,
     const AVFrame *frame);
 void vconv_filter_free(vconv_stream_t *st);
-int vconv_filter_rotation(AVStream *st);
+int vconv_filter_rotation(AVStream *st, const char **turn);
 
 /* vconv_encode.c */
 int vconv_output_open(vconv_job_t *job);

@@ -481,7 +481,7 @@ vconv_select(vconv_job_t *job)
         ist = ifmt->streams[job->v.index];
         job->v.ist = ist;
         job->v.copy = spec->vcopy;
-        job->v.rotation = vconv_filter_rotation(ist);
+        job->v.rotation = vconv_filter_rotation(ist, &job->v.turn);
     }
 
     /* the caller hears about the input's video even when we drop it */

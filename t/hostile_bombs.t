@@ -12,6 +12,7 @@ use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use IO::Select;
 use Test::More;
+our $TODO;
 use Time::HiRes qw(time sleep);
 use VconvNginx;
 use VconvMedia ();
@@ -132,8 +133,13 @@ my $mkv_bomb = mkv_patch_dims($mkv, "$dir/bomb.mkv", 64000, 64000);
        'the size-change TS starts at 320x240');
     failed_with($ng, $ts, 'format=mp4', 'resolution_limit',
                 'TS 320x240 then 1280x720 with max 640x480 -> resolution_limit');
-    failed_with($ng, $ts, 'format=mp4&vcodec=copy', 'resolution_limit',
-                '... also as a remux (vcodec=copy)') if 0;   # see report
+    TODO: {
+        # a remux never decodes, so only the stream's header size is
+        # checked; a size change inside copied packets is not seen yet
+        local $TODO = 'remux: the frame size is checked at the probe only';
+        failed_with($ng, $ts, 'format=mp4&vcodec=copy', 'resolution_limit',
+                    '... also as a remux (vcodec=copy)');
+    }
     my $hd = VconvMedia::make_media($dir, 'mp4', size => '1280x720',
                                     duration => 1, name => 'hd.mp4');
     failed_with($ng, $hd, 'format=mp4', 'resolution_limit',
@@ -305,9 +311,13 @@ sub read_answer {
     is($d->{status}, 204, sprintf('DELETE during upload -> 204 (answer in %.2f s)', $ta));
     ok(defined $tg && $tg < 2, sprintf('... job 404 and folder gone in %s s (< 2 s)',
                                        defined $tg ? sprintf('%.2f', $tg) : 'more than 8'));
-    my $ur = $up->wait(10);
-    ok($ur->{time} < 20, sprintf('... the upload request ended (%s, curl exit %s)',
-                                 $ur->{status}, $ur->{curl_exit}));
+    # the upload is answered or closed soon after the DELETE; a curl that
+    # the harness had to kill at the deadline shows as exit 28
+    my $ended = VconvNginx::poll(3, sub { $up->done });
+    my $ur = $up->wait(1);
+    ok($ended && $ur->{curl_exit} != 28,
+       sprintf('... the upload request ended within 3 s (%s, curl exit %s)',
+               $ur->{status}, $ur->{curl_exit}));
 }
 
 # DELETE while the reader waits in the probe (only a few bytes sent)

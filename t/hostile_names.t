@@ -71,7 +71,7 @@ for my $b (@bad) {
     ok($r->{status} == 400 && $CODES_400{$code},
        "$name ($q) -> 400 [$code]")
         or diag("status $r->{status} body " . substr($r->{body}, 0, 300));
-    unlike($r->{body}, qr/root:x:0:0/, "... no passwd bytes in the answer") if 0;
+    unlike($r->{body}, qr/root:x:0:0/, "... no passwd bytes in the answer");
 }
 # the same through multipart fields
 for my $f (['vcodec', 'libx264 -i /etc/passwd'], ['width', '1,drawtext=x'],

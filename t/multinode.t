@@ -234,8 +234,7 @@ for my $id (@jobs) {
     ok($still, '... the upload was still going');
     ok(@bytes >= 2 && $bytes[-1] > $bytes[0] && $bytes[-1] < $size,
        '... and the node\'s input grows as it arrives ('
-       . join(' -> ', @bytes[0, -1]) . " of $size bytes)")
-        if @bytes;
+       . join(' -> ', @bytes ? @bytes[0, -1] : ()) . " of $size bytes)");
     my $ev_mid = VconvNginx::poll(3, sub {
         return 'ended' if $up->done;
         return slurp("$dir/events.txt") =~ /^event: progress\ndata: \{/m;

@@ -1,6 +1,5 @@
 /*
- * Unit tests for the job JSON, job.json save/load, ids and the
- * Content-Disposition of downloads.
+ * Unit tests for the job JSON, job.json save/load and ids.
  */
 
 #include <errno.h>
@@ -16,6 +15,7 @@
 #include "vconv_options.h"
 #include "tap.h"
 #include "json_valid.h"
+#include "job_same.h"
 
 
 #define ID   "0123456789abcdef0123456789abcdef"
@@ -335,167 +335,6 @@ test_id(void)
 }
 
 
-static char *
-cd(const char *name, size_t nlen, const char *ext)
-{
-    char          *buf;
-    size_t         need, n;
-    static char    out[2048];
-
-    need = vconv_content_disposition(name, nlen, ext, NULL, 0);
-    buf = malloc(need + 1);
-    n = vconv_content_disposition(name, nlen, ext, buf, need + 1);
-
-    if (n != need || strlen(buf) != need || need >= sizeof(out)) {
-        diag("cd: size %zu then %zu, strlen %zu", need, n, strlen(buf));
-    }
-
-    snprintf(out, sizeof(out), "%s", buf);
-    free(buf);
-
-    return out;
-}
-
-
-/* no CR, LF, other controls or non-ASCII in a header value */
-static int
-header_safe(const char *s)
-{
-    for ( ; *s; s++) {
-        if ((unsigned char) *s < 0x20 || (unsigned char) *s >= 0x7f) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-static void
-test_content_disposition(void)
-{
-    char        *v, big[1000], small[20];
-    const char  *q;
-    size_t       n, need;
-
-#define CD(name, ext)  cd(name, strlen(name), ext)
-
-    is_str(CD("clip.mov", "mp4"),
-           "attachment; filename=\"clip.mp4\"; filename*=UTF-8''clip.mp4",
-           "simple name");
-    is_str(CD("clip", "mp4"),
-           "attachment; filename=\"clip.mp4\"; filename*=UTF-8''clip.mp4",
-           "no extension");
-    is_str(CD("my.holiday.video.MOV", "webm"),
-           "attachment; filename=\"my.holiday.video.webm\"; "
-           "filename*=UTF-8''my.holiday.video.webm", "last extension only");
-    is_str(CD("My.Holiday Video", "mp4"),
-           "attachment; filename=\"My.Holiday Video.mp4\"; "
-           "filename*=UTF-8''My.Holiday%20Video.mp4",
-           "a dot that is no extension");
-    is_str(CD("../../etc/passwd", "mp3"),
-           "attachment; filename=\"passwd.mp3\"; filename*=UTF-8''passwd.mp3",
-           "directory part stripped");
-    is_str(CD("C:\\Users\\me\\Desktop\\v.avi", "mkv"),
-           "attachment; filename=\"v.mkv\"; filename*=UTF-8''v.mkv",
-           "windows path stripped");
-    is_str(CD("dir/", "mp4"),
-           "attachment; filename=\"output.mp4\"; filename*=UTF-8''output.mp4",
-           "only a directory");
-    is_str(CD("", "png"),
-           "attachment; filename=\"output.png\"; filename*=UTF-8''output.png",
-           "empty name");
-    is_str(cd(NULL, 0, "png"),
-           "attachment; filename=\"output.png\"; filename*=UTF-8''output.png",
-           "NULL name");
-    is_str(CD(".mov", "mp4"),
-           "attachment; filename=\"mov.mp4\"; filename*=UTF-8''mov.mp4",
-           "dot file: leading dot dropped");
-    is_str(CD("...", "mp4"),
-           "attachment; filename=\"output.mp4\"; filename*=UTF-8''output.mp4",
-           "dots only");
-    is_str(CD("a\"b;c<d>e*f?g|h:i.mov", "mp4"),
-           "attachment; filename=\"a_b_c_d_e_f_g_h_i.mp4\"; "
-           "filename*=UTF-8''a%22b%3Bc%3Cd%3Ee%2Af%3Fg|h%3Ai.mp4",
-           "quotes, ';' and other unsafe bytes");
-    is_str(CD("evil\r\nSet-Cookie: x=1.mov", "mp4"),
-           "attachment; filename=\"evilSet-Cookie_ x=1.mp4\"; "
-           "filename*=UTF-8''evilSet-Cookie%3A%20x%3D1.mp4", "CR LF dropped");
-    is_str(CD("tab\there\x7f.mov", "mp4"),
-           "attachment; filename=\"tabhere.mp4\"; "
-           "filename*=UTF-8''tabhere.mp4", "controls dropped");
-    is_str(CD("100%.mov", "mp4"),
-           "attachment; filename=\"100_.mp4\"; filename*=UTF-8''100%25.mp4",
-           "percent");
-    is_str(CD("vid\xc3\xa9o \xe6\x97\xa5\xe6\x9c\xac.mov", "mov"),
-           "attachment; filename=\"vid_o __.mov\"; "
-           "filename*=UTF-8''vid%C3%A9o%20%E6%97%A5%E6%9C%AC.mov",
-           "UTF-8 name");
-    is_str(CD("bad\xff\xfe.mov", "mp4"),
-           "attachment; filename=\"bad__.mp4\"; filename*=UTF-8''bad__.mp4",
-           "invalid UTF-8 bytes replaced");
-    is_str(CD("gpj\xe2\x80\xae.exe", "mp4"),
-           "attachment; filename=\"gpj.mp4\"; filename*=UTF-8''gpj.mp4",
-           "bidi override dropped");
-    is_str(CD("clip.mov", "mp4\r\nX: y"),
-           "attachment; filename=\"clip\"; filename*=UTF-8''clip",
-           "bad extension ignored");
-    is_str(CD("clip.mov", NULL),
-           "attachment; filename=\"clip\"; filename*=UTF-8''clip",
-           "no extension given");
-    is_str(cd("a.mov\0/../x", 11, "mp4"),
-           "attachment; filename=\"a.mp4\"; filename*=UTF-8''a.mp4",
-           "name ends at NUL");
-    is_str(CD(" spaced name .mov", "mp4"),
-           "attachment; filename=\"spaced name.mp4\"; "
-           "filename*=UTF-8''spaced%20name.mp4", "edge spaces trimmed");
-
-    /* 1000 characters: capped, still well formed */
-    memset(big, 'a', sizeof(big) - 5);
-    strcpy(big + sizeof(big) - 5, ".mov");
-    v = CD(big, "mp4");
-    ok(strlen(v) < 700, "long name capped (%zu)", strlen(v));
-    ok(strstr(v, "aaaa.mp4\"; filename*=UTF-8''aaaa") != NULL,
-       "long name keeps the extension");
-    ok(strlen(v) > 4 && strcmp(v + strlen(v) - 4, ".mp4") == 0,
-       "long name ends with the extension");
-
-    /* 1000 bytes of 3-byte characters: cut at a character */
-    for (n = 0; n + 3 < sizeof(big); n += 3) {
-        memcpy(big + n, "\xe6\x97\xa5", 3);
-    }
-    big[n] = '\0';
-    v = CD(big, "mp4");
-    ok(header_safe(v), "long UTF-8: header-safe");
-    q = strstr(v, "UTF-8''");
-    ok(q != NULL && (strlen(q) - strlen("UTF-8''.mp4")) % 9 == 0,
-       "long UTF-8: whole characters only");
-
-    /* every byte value: the header stays safe */
-    for (n = 0; n < 255; n++) {
-        big[n] = (char) (n + 1);
-    }
-    big[255] = '\0';
-    v = CD(big, "mp4");
-    ok(header_safe(v), "all bytes: header-safe");
-    ok(strstr(v, "\r") == NULL && strstr(v, "\n") == NULL, "all bytes: no CRLF");
-    q = strchr(v, '"');
-    ok(q != NULL && strchr(q + 1, '"') != NULL
-       && strchr(strchr(q + 1, '"') + 1, '"') == NULL,
-       "all bytes: exactly one quoted string");
-
-    /* truncation */
-    need = vconv_content_disposition("clip.mov", 8, "mp4", NULL, 0);
-    memset(small, 'Z', sizeof(small));
-    n = vconv_content_disposition("clip.mov", 8, "mp4", small,
-                                  sizeof(small));
-    is_int(n, need, "cd: size needed when truncated");
-    ok(memchr(small, '\0', sizeof(small)) != NULL, "cd: terminated");
-
-#undef CD
-}
-
-
 static int
 write_file(const char *path, const char *data, size_t len)
 {
@@ -543,29 +382,6 @@ read_file(const char *path, size_t *len)
 }
 
 
-static int
-same_job(const vconv_job_info_t *a, const vconv_job_info_t *b)
-{
-    return strcmp(a->id, b->id) == 0
-           && a->status == b->status
-           && a->progress == b->progress
-           && a->created == b->created
-           && a->expires == b->expires
-           && a->finished == b->finished
-           && strcmp(a->in_name, b->in_name) == 0
-           && a->in_bytes == b->in_bytes
-           && strcmp(a->in_format, b->in_format) == 0
-           && a->in_duration == b->in_duration
-           && a->in_streams == b->in_streams
-           && a->out_format == b->out_format
-           && a->out_bytes == b->out_bytes
-           && a->transcode_seconds == b->transcode_seconds
-           && a->err_code == b->err_code
-           && strcmp(a->err_message, b->err_message) == 0
-           && a->pid == b->pid;
-}
-
-
 static void
 test_save_load(void)
 {
@@ -573,6 +389,7 @@ test_save_load(void)
     char               dir[PATH_MAX], path[PATH_MAX], other[PATH_MAX];
     char              *text, *mut;
     size_t             len, n;
+    struct stat        st;
     vconv_error_t      err;
     vconv_job_info_t   job, back;
 
@@ -606,6 +423,8 @@ test_save_load(void)
 
     rc = vconv_job_save(&job, dir, &err);
     is_int(rc, VCONV_OK, "save");
+    ok(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600,
+       "job.json is 0600");
 
     text = read_file(path, &len);
     ok(text != NULL && json_valid(text, len), "job.json is valid JSON");
@@ -619,7 +438,7 @@ test_save_load(void)
     memset(&back, 0xa5, sizeof(back));
     rc = vconv_job_load(&back, dir, &err);
     is_int(rc, VCONV_OK, "load");
-    ok(same_job(&job, &back), "round trip of every field");
+    ok(job_same(&job, &back), "round trip of every field");
     is_int(memcmp(job.in_name, back.in_name, 256), 0, "name bytes exact");
 
     /* UTF-8 text round-trips without hex */
@@ -639,7 +458,7 @@ test_save_load(void)
     ok(text != NULL && strstr(text, "\"out_format\":null") != NULL,
        "no out_format is null");
     is_int(vconv_job_load(&back, dir, &err), VCONV_OK, "load 2");
-    ok(same_job(&job, &back), "round trip 2");
+    ok(job_same(&job, &back), "round trip 2");
 
     /* a trailing slash on the folder is fine */
     join(other, dir, "/");
@@ -825,6 +644,291 @@ test_save_load(void)
 }
 
 
+/* a minimal job.json with key set to n bytes of "61" */
+static void
+len_fill(char *buf, const char *key, size_t n)
+{
+    size_t  i, len;
+
+    len = (size_t) sprintf(buf, "{\"version\":1,\"id\":\"" ID "\","
+                           "\"status\":\"done\",\"%s\":\"", key);
+    memset(buf + len, '6', n);
+
+    for (i = 1; i < n; i += 2) {
+        buf[len + i] = '1';
+    }
+
+    strcpy(buf + len + n, "\"}");
+}
+
+
+/* job.json as the hand-written writer before jansson made it */
+static void
+test_old_store(void)
+{
+    char               dir[PATH_MAX], path[PATH_MAX];
+    vconv_error_t      err;
+    vconv_job_info_t   back;
+
+    static const char  old[] =
+        "{\"version\":1,\"id\":\"" ID "\",\"status\":\"done\","
+        "\"progress\":1,\"created\":1700000000,\"expires\":1700003600,"
+        "\"finished\":1700000100,\"in_name\":\"a\xef\xbf\xbd" "b\\u000a"
+        "\\u2028\\u007f\\\".mov\","
+        "\"in_name_hex\":\"61ff620ae280a87f222e6d6f76\","
+        "\"in_bytes\":12,\"in_format\":\"matroska,webm\",\"in_duration\":2.5,"
+        "\"in_streams\":2,\"out_format\":\"mp4\",\"out_bytes\":99,"
+        "\"transcode_seconds\":0.10000000000000001,\"err_code\":\"none\","
+        "\"err_message\":\"t\\\\\\u0001\",\"pid\":77}\n";
+
+    join(dir, tmpdir, "/" ID);
+    join(path, dir, "/job.json");
+    mkdir(dir, 0700);
+
+    write_file(path, old, sizeof(old) - 1);
+    memset(&back, 0xa5, sizeof(back));
+    is_int(vconv_job_load(&back, dir, &err), VCONV_OK, "old job.json loads");
+    is_str(back.id, ID, "old: id");
+    is_int(back.status, VCONV_JOB_DONE, "old: status");
+    ok(back.progress == 1, "old: progress");
+    is_int(back.created, 1700000000, "old: created");
+    is_int(back.expires, 1700003600, "old: expires");
+    is_int(back.finished, 1700000100, "old: finished");
+    is_str(back.in_name, "a\xff" "b\n\xe2\x80\xa8\x7f\".mov",
+           "old: name bytes from in_name_hex");
+    is_int(back.in_bytes, 12, "old: in_bytes");
+    is_str(back.in_format, "matroska,webm", "old: in_format");
+    ok(back.in_duration == 2.5, "old: in_duration");
+    is_int(back.in_streams, 2, "old: in_streams");
+    is_int(back.out_format, VCONV_FMT_MP4, "old: out_format");
+    is_int(back.out_bytes, 99, "old: out_bytes");
+    ok(back.transcode_seconds == 0.1, "old: transcode_seconds");
+    is_int(back.err_code, VCONV_E_NONE, "old: err_code");
+    is_str(back.err_message, "t\\\x01", "old: err_message");
+    is_int(back.pid, 77, "old: pid");
+
+    unlink(path);
+    rmdir(dir);
+}
+
+
+static void
+rand_text(char *dst, size_t size, int ascii)
+{
+    size_t  i, n;
+
+    n = rand() % size;
+
+    for (i = 0; i < n; i++) {
+        dst[i] = ascii ? "ab \"\\\n\t/\x7f"[rand() % 9]
+                       : (char) (1 + rand() % 255);
+    }
+
+    dst[n] = '\0';
+}
+
+
+static int64_t
+rand64(void)
+{
+    return (int64_t) (((uint64_t) rand() << 42) ^ ((uint64_t) rand() << 21)
+                      ^ (uint64_t) rand());
+}
+
+
+/* what vconv_job_text() writes, vconv_job_parse() reads back exactly */
+static void
+test_round_trip(void)
+{
+    int                i, bad;
+    char              *text;
+    size_t             len;
+    vconv_job_info_t   job, back;
+
+    srand(2);
+    bad = 0;
+
+    for (i = 0; i < 2000; i++) {
+        memset(&job, 0, sizeof(job));
+        strcpy(job.id, i % 2 ? ID : NID);
+        job.status = (vconv_status_e) (rand() % 6);
+        job.progress = (double) rand() / RAND_MAX;
+        job.created = rand64();
+        job.expires = rand64();
+        job.finished = rand64();
+        rand_text(job.in_name, sizeof(job.in_name), i % 3 == 0);
+        job.in_bytes = rand64();
+        rand_text(job.in_format, sizeof(job.in_format), i % 3 == 1);
+        job.in_duration = (double) rand64() / (rand() + 1);
+        job.in_streams = rand() - RAND_MAX / 2;
+        job.out_format = rand() % (VCONV_FMT_COUNT + 1) - 1;
+        job.out_bytes = rand64();
+        job.transcode_seconds = (double) rand() / (rand() + 1) * 1e-3;
+        job.err_code = (vconv_err_e) (rand() % VCONV_E_COUNT);
+        rand_text(job.err_message, sizeof(job.err_message), i % 3 == 2);
+        job.pid = rand();
+
+        text = vconv_job_text(&job, &len);
+
+        if (text == NULL || strlen(text) != len || !json_valid(text, len)
+            || vconv_job_parse(&back, text, len) != 0
+            || !job_same(&job, &back))
+        {
+            if (bad++ == 0) {
+                diag("round trip %d: %s", i, text ? text : "(null)");
+            }
+        }
+
+        free(text);
+    }
+
+    is_int(bad, 0, "2000 random jobs: text, parse, the same job");
+
+    /* a format name of 31 bytes not in UTF-8 is 93 bytes of U+FFFD */
+    job_init(&job, VCONV_JOB_DONE);
+    memset(job.in_format, 0xff, sizeof(job.in_format) - 1);
+    job.in_format[sizeof(job.in_format) - 1] = '\0';
+    text = vconv_job_text(&job, &len);
+    ok(text != NULL && vconv_job_parse(&back, text, len) == 0
+       && job_same(&job, &back), "a long non-UTF-8 format comes back");
+    free(text);
+
+    /* non-finite numbers are written as their defaults */
+    job_init(&job, VCONV_JOB_RUNNING);
+    job.progress = 0.0 / 0.0;
+    job.in_duration = 1.0 / 0.0;
+    job.transcode_seconds = -1.0 / 0.0;
+    text = vconv_job_text(&job, &len);
+    ok(text != NULL && vconv_job_parse(&back, text, len) == 0
+       && back.progress == 0 && back.in_duration == -1
+       && back.transcode_seconds == 0, "NaN and infinities: defaults");
+    free(text);
+}
+
+
+/* damaged and hostile job.json text: refused, never a crash */
+static void
+test_parse_hostile(void)
+{
+    int                rc;
+    char              *big;
+    size_t             i, n;
+    vconv_job_info_t   back;
+
+#define HEAD  "{\"version\":1,\"id\":\"" ID "\",\"status\":\"done\""
+
+    static const char  *bad[] = {
+        /* not an object */
+        "[]", "[" HEAD "}]", "\"" ID "\"", "1", "null", "true", " ",
+        /* wrong types, field by field */
+        "{\"version\":\"1\",\"id\":\"" ID "\",\"status\":\"done\"}",
+        "{\"version\":1.0,\"id\":\"" ID "\",\"status\":\"done\"}",
+        "{\"version\":1,\"id\":7,\"status\":\"done\"}",
+        "{\"version\":1,\"id\":null,\"status\":\"done\"}",
+        "{\"version\":1,\"id\":\"" ID "\",\"status\":null}",
+        "{\"version\":1,\"id\":\"" ID "\",\"status\":3}",
+        HEAD ",\"progress\":\"0.5\"}",
+        HEAD ",\"progress\":null}",
+        HEAD ",\"created\":\"1700000000\"}",
+        HEAD ",\"expires\":1.5e9}",
+        HEAD ",\"finished\":false}",
+        HEAD ",\"in_name\":5}",
+        HEAD ",\"in_name\":null}",
+        HEAD ",\"in_name_hex\":616263}",
+        HEAD ",\"in_bytes\":[1]}",
+        HEAD ",\"in_format\":{}}",
+        HEAD ",\"in_duration\":\"2\"}",
+        HEAD ",\"in_streams\":2.5}",
+        HEAD ",\"in_streams\":2147483648}",
+        HEAD ",\"out_format\":7}",
+        HEAD ",\"out_format\":\"MP4\"}",
+        HEAD ",\"out_bytes\":null}",
+        HEAD ",\"transcode_seconds\":true}",
+        HEAD ",\"err_code\":null}",
+        HEAD ",\"err_code\":12}",
+        HEAD ",\"err_message\":[]}",
+        HEAD ",\"pid\":-2147483649}",
+        HEAD ",\"pid\":\"1\"}",
+        HEAD ",\"later\":[]}",
+        HEAD ",\"later\":false}",
+        /* NUL in strings, escaped or raw */
+        "{\"version\":1,\"id\":\"" ID "\\u0000\",\"status\":\"done\"}",
+        HEAD ",\"in_format\":\"mp4\\u0000x\"}",
+        HEAD ",\"err_message\":\"a\\u0000\"}",
+        HEAD ",\"later\":\"\\u0000\"}",
+        HEAD ",\"la\\u0000ter\":1}",
+        HEAD ",\"in_name_hex\":\"610062\"}",
+        /* the same key twice */
+        HEAD ",\"status\":\"failed\"}",
+        HEAD ",\"in_name\":\"a\",\"in_name\":\"b\"}",
+        /* cut */
+        HEAD, HEAD ",", HEAD ",\"in_name\":\"abc}", "{",
+        /* an id too long for its field */
+        "{\"version\":1,\"id\":\"" ID ID ID "\",\"status\":\"done\"}",
+    };
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rc = vconv_job_parse(&back, bad[i], strlen(bad[i]));
+        ok(rc == -1, "hostile %zu refused: %s", i, bad[i]);
+    }
+
+    /* a raw NUL in a string and after the object */
+    {
+        static const char  nul1[] = HEAD ",\"in_name\":\"a\0b\"}";
+        static const char  nul2[] = HEAD "}\0";
+
+        is_int(vconv_job_parse(&back, nul1, sizeof(nul1) - 1), -1,
+               "raw NUL in a string refused");
+        is_int(vconv_job_parse(&back, nul2, sizeof(nul2) - 1), -1,
+               "raw NUL after the object refused");
+    }
+
+    /* huge strings: a field that must fit is refused, a name is cut */
+    n = 60000;
+    big = malloc(n + 200);
+
+    for (i = 0; i < 3; i++) {
+        static const char  *keys[] = {
+            "in_format", "in_name_hex", "err_message_hex"
+        };
+
+        len_fill(big, keys[i], n);
+        is_int(vconv_job_parse(&back, big, strlen(big)), -1, keys[i]);
+    }
+
+    len_fill(big, "in_name", n);
+    is_int(vconv_job_parse(&back, big, strlen(big)), 0, "a huge name: cut");
+    is_int(strlen(back.in_name), VCONV_NAME_MAX - 1, "cut to the field");
+
+    len_fill(big, "err_message", n);
+    is_int(vconv_job_parse(&back, big, strlen(big)), 0,
+           "a huge message: cut");
+    is_int(strlen(back.err_message), sizeof(back.err_message) - 1,
+           "cut to the field");
+
+    free(big);
+
+    /* a name of 3-byte characters is cut at a character */
+    {
+        char  name[1200];
+
+        strcpy(name, HEAD ",\"in_name\":\"");
+        n = strlen(name);
+
+        for (i = 0; i < 300; i++, n += 3) {
+            memcpy(name + n, "\xe6\x97\xa5", 3);
+        }
+
+        strcpy(name + n, "\"}");
+        is_int(vconv_job_parse(&back, name, strlen(name)), 0,
+               "a long UTF-8 name");
+        is_int(strlen(back.in_name), 255, "cut at a character (85 x 3)");
+    }
+
+#undef HEAD
+}
+
+
 int
 main(void)
 {
@@ -843,8 +947,10 @@ main(void)
     test_job_json();
     test_error_json();
     test_id();
-    test_content_disposition();
     test_save_load();
+    test_old_store();
+    test_round_trip();
+    test_parse_hostile();
 
     if (rmdir(tmpdir) != 0) {
         diag("rmdir %s: %s", tmpdir, strerror(errno));

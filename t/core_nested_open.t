@@ -1,0 +1,97 @@
+# Nested opens with a careless allow-list: the demuxers that open other
+# files (hls, concat, mov with external references, the AVI GAB2 + HLS
+# trick) are allowed here on purpose.  A loopback listener records any
+# connection; no byte of /etc/passwd may reach an output or an answer.
+#
+# What this cannot show alone: libav 5.1 refuses these by its own
+# defaults too (mov drefs are off, concat is "safe", GAB2 takes only
+# srt/ass, HLS over our nameless AVIOContext has no base URL), so removing
+# the core's empty protocol whitelist and refusing io_open does not make
+# this test fail today; it guards against a libav whose defaults change.
+# The sandboxed child (seccomp) is the third wall in the module.
+use strict;
+use warnings;
+
+use lib 't/lib';
+use File::Temp qw(tempdir);
+use Test::More;
+
+use VconvMedia qw(make_media cli);
+use VconvHostile qw(:all);
+
+my $dir = tempdir(CLEANUP => 1);
+my $SECRET = qr/root:x:0:0|daemon:x:1:1/;
+like(slurp('/etc/passwd'), $SECRET, '/etc/passwd has the marker');
+
+my $l = VconvHostile::Listener->new(lifetime => 120);
+my $lp = $l->port;
+
+# what a careless operator might allow; mp4 for the dref case
+my $wide = 'hls,concat,avi,mov,mp4,m4a,3gp,3g2,mj2,mpegts';
+
+my $n = 0;
+my @seen;
+
+sub convert {
+    my ($in, $what, @opt) = @_;
+    my $out = "$dir/out" . ++$n . '.mkv';
+    my ($exit, $res, $raw) = cli('--input-formats', $wide, $in, $out,
+                                 'format=mkv', @opt);
+    push @seen, $raw // '';
+    push @seen, slurp($out) if -f $out;
+    my $code = $res && $res->{error} ? $res->{error}{code} : 'ok';
+    ok(defined $res, "$what: a clean answer ($code)") or diag $raw;
+    return $res;
+}
+
+my $seg = make_media($dir, 'ts');
+
+# HLS playlists naming the listener, local files and nested protocols
+my %pl = (
+    http    => ["http://127.0.0.1:$lp/seg.ts"],
+    file    => ['file:///etc/passwd', '/etc/passwd'],
+    local   => [$seg],
+    concat  => ["concat:/etc/passwd|$seg"],
+    subfile => ['subfile,,start,0,end,0,,:/etc/passwd'],
+);
+for my $k (sort keys %pl) {
+    my $f = hls_playlist($dir, "$k.m3u8", @{ $pl{$k} });
+    my $res = convert($f, "HLS allowed, playlist of $k");
+    ok(!($res && $res->{ok}), "HLS ($k): nothing converted from elsewhere");
+}
+
+# an ffconcat list of a local file and the listener
+{
+    my $f = ffconcat_list($dir, 'list.ffconcat', $seg, '/etc/passwd',
+                          "http://127.0.0.1:$lp/c.ts");
+    my $res = convert($f, 'concat allowed');
+    ok(!($res && $res->{ok}), 'concat: nothing converted from elsewhere');
+}
+
+# the AVI GAB2 + HLS trick
+{
+    my $m3u = "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-TARGETDURATION:2\n"
+            . "#EXTINF:2,\nhttp://127.0.0.1:$lp/gab2.ts\n"
+            . "#EXTINF:2,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n";
+    my $avi = avi_gab2_hls($dir, 'gab2.avi', $m3u);
+    convert($avi, 'AVI with a GAB2 playlist, hls allowed');
+}
+
+# MOV external data reference to a local file
+{
+    my $src = make_media($dir, 'mp4', name => 'dref-src.mp4');
+    my $mov = mov_dref($dir, $src, 'dref.mov', '/etc/passwd');
+    convert($mov, 'MOV with a dref to /etc/passwd');
+    convert($mov, 'the same as a remux', 'vcodec=copy');
+}
+
+sleep 1;
+my @conn = $l->connections;
+is(scalar @conn, 0, 'the listener saw no connection')
+    or diag(join "\n", @conn);
+my $leak = grep { /$SECRET/ } @seen;
+is($leak, 0, 'no byte of /etc/passwd in any answer or output ('
+             . scalar(@seen) . ' pieces)');
+$l->stop;
+
+done_testing;
