@@ -322,6 +322,13 @@ vconv_output_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
             st->last_pts = frame->pts;
             frame->pict_type = AV_PICTURE_TYPE_NONE;
 
+            /*
+             * Unused by us; libx265's wrapper allocates a copy of it per
+             * picture when it is not 0 and leaks those still queued when
+             * a job ends early.
+             */
+            frame->reordered_opaque = 0;
+
             /* some encoders (libwebp_anim) hold every packet to the end */
             t = frame->pts * av_q2d(enc->time_base);
             if (enc->framerate.num > 0 && enc->framerate.den > 0) {
