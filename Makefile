@@ -11,11 +11,15 @@ CC         ?= cc
 
 PKGS       := libavformat libavcodec libavfilter libswscale libswresample \
               libavutil jansson
-DEB_PKGS   := nginx nginx-dev libavformat-dev libavcodec-dev \
+# what `make run` needs (build and run the module), and what only the
+# tests, benchmarks and fuzzers need on top of it
+RUN_PKGS   := nginx nginx-dev libavformat-dev libavcodec-dev \
               libavfilter-dev libswscale-dev libswresample-dev \
-              libavutil-dev libjansson-dev pkg-config ffmpeg libpcre2-dev \
-              libssl-dev zlib1g-dev gcc make perl curl chromium valgrind wrk \
-              clang libclang-rt-14-dev llvm time
+              libavutil-dev libjansson-dev libseccomp-dev pkg-config \
+              libpcre2-dev libssl-dev zlib1g-dev gcc make
+TEST_PKGS  := ffmpeg perl curl chromium valgrind wrk clang \
+              libclang-rt-14-dev llvm time
+DEB_PKGS   := $(RUN_PKGS) $(TEST_PKGS)
 
 CORE_SRCS  := $(sort $(wildcard src/vconv_*.c))
 CORE_HDRS  := $(wildcard src/vconv*.h)
@@ -34,17 +38,22 @@ CFLAGS     ?= -O2 -g
 WFLAGS     := -Wall -Wextra -Werror -Wno-unused-parameter
 CORE_CFLAGS = $(CFLAGS) $(WFLAGS) -std=gnu11 -pthread -Isrc $(PKG_CFLAGS)
 
-.PHONY: all build deps web-deps run test test-asan unit bench fuzz asan clean
+.PHONY: all build deps run-deps web-deps run test test-asan unit bench \
+        fuzz asan clean
 
 all: build
 
-build: $(BUILD)/ngx_http_vconv_module.so $(BUILD)/vconv-cli $(UNIT_BINS) \
-       $(BUILD)/asan/ngx_http_vconv_module.so
+# what `make run` builds; `make build` adds the CLI, unit tests and ASan
+RUN_TARGETS := $(BUILD)/ngx_http_vconv_module.so $(BUILD)/vconv-sandbox
+
+build: $(RUN_TARGETS) $(BUILD)/vconv-cli $(UNIT_BINS) \
+       $(BUILD)/asan/ngx_http_vconv_module.so $(BUILD)/asan/vconv-sandbox
 
 # Installs only what is missing; apt-get update only when something is.
-deps:
+# $(1): the packages
+define APT_MISSING
 	@missing=""; \
-	for p in $(DEB_PKGS); do \
+	for p in $(1); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
 	        | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -54,6 +63,16 @@ deps:
 	    apt-get update -qq && apt-get install -y -qq --no-install-recommends \
 	        $$missing >/dev/null || exit 1; \
 	fi
+endef
+
+# `make run`: only what building and running the module needs
+run-deps:
+	$(call APT_MISSING,$(RUN_PKGS))
+
+# everything: the tests' packages too, and Debian's nodejs/npm for the
+# browser test when there is no npm (a newer Node.js, if present, is kept)
+deps:
+	$(call APT_MISSING,$(DEB_PKGS) $$(command -v npm >/dev/null || echo nodejs npm))
 	@$(MAKE) --no-print-directory web-deps
 
 # npm ci only when the lock changed since the last install
@@ -125,6 +144,20 @@ $(BUILD)/libvconv.a: $(CORE_OBJS)
 $(BUILD)/vconv-cli: tools/vconv_cli.c $(BUILD)/libvconv.a
 	$(CC) $(CORE_CFLAGS) -o $@ $< $(BUILD)/libvconv.a $(PKG_LIBS) -lm
 
+# The sandbox helper: installed next to the module .so, where the module
+# looks for it (vconv_sandbox_helper overrides).  The ASan module's copy
+# is a link: the helper itself needs no ASan.
+SECCOMP_CFLAGS = $(shell pkg-config --cflags libseccomp 2>/dev/null)
+SECCOMP_LIBS   = $(shell pkg-config --libs libseccomp 2>/dev/null)
+
+$(BUILD)/vconv-sandbox: tools/vconv_sandbox_main.c $(BUILD)/libvconv.a
+	$(CC) $(CORE_CFLAGS) $(SECCOMP_CFLAGS) -o $@ $< $(BUILD)/libvconv.a \
+	    $(PKG_LIBS) $(SECCOMP_LIBS) -lm
+
+$(BUILD)/asan/vconv-sandbox: $(BUILD)/vconv-sandbox
+	@mkdir -p $(dir $@)
+	ln -sf ../vconv-sandbox $@
+
 $(BUILD)/t/%: t/unit/%.c $(wildcard t/unit/*.h) $(BUILD)/libvconv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -It/unit -o $@ $< $(BUILD)/libvconv.a \
@@ -133,7 +166,11 @@ $(BUILD)/t/%: t/unit/%.c $(wildcard t/unit/*.h) $(BUILD)/libvconv.a
 unit: deps build
 	prove $(UNIT_BINS)
 
-run: deps build
+# quiet: the compiler's lines go to build/run-build.log, shown on failure
+run: run-deps
+	@mkdir -p $(BUILD); echo "vconv: building the module (log: $(BUILD)/run-build.log)"; \
+	$(MAKE) --no-print-directory $(RUN_TARGETS) >$(BUILD)/run-build.log 2>&1 \
+	    || { tail -40 $(BUILD)/run-build.log; echo "vconv: build failed"; exit 1; }
 	@tools/run.sh
 
 test: deps build

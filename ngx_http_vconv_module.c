@@ -39,7 +39,6 @@ static ngx_int_t ngx_http_vconv_add_zone(ngx_conf_t *cf,
 static ngx_int_t ngx_http_vconv_add_pool(ngx_conf_t *cf,
     ngx_http_vconv_main_conf_t *vmcf);
 static ngx_int_t ngx_http_vconv_init_process(ngx_cycle_t *cycle);
-static void ngx_http_vconv_sweep_handler(ngx_event_t *ev);
 static void ngx_http_vconv_av_log(int level, const char *job,
     const char *msg);
 static ngx_int_t ngx_http_vconv_variable(ngx_http_request_t *r,
@@ -47,7 +46,6 @@ static ngx_int_t ngx_http_vconv_variable(ngx_http_request_t *r,
 
 
 #define NGX_HTTP_VCONV_ZONE_SIZE  (16 * 1024 * 1024)
-#define NGX_HTTP_VCONV_SWEEP_MS   1000
 
 
 static ngx_conf_num_bounds_t  ngx_http_vconv_threads_bounds = {
@@ -56,6 +54,13 @@ static ngx_conf_num_bounds_t  ngx_http_vconv_threads_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_vconv_priority_bounds = {
     ngx_conf_check_num_bounds, 0, 19
+};
+
+
+static ngx_conf_enum_t  ngx_http_vconv_isolation[] = {
+    { ngx_string("process"), NGX_HTTP_VCONV_ISO_PROCESS },
+    { ngx_string("thread"), NGX_HTTP_VCONV_ISO_THREAD },
+    { ngx_null_string, 0 }
 };
 
 
@@ -180,6 +185,34 @@ static ngx_command_t  ngx_http_vconv_commands[] = {
       0,
       NULL },
 
+    { ngx_string("vconv_isolation"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, isolation),
+      &ngx_http_vconv_isolation },
+
+    { ngx_string("vconv_job_memory"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, job_memory),
+      NULL },
+
+    { ngx_string("vconv_quarantine"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, quarantine),
+      NULL },
+
+    { ngx_string("vconv_sandbox_helper"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, sandbox_helper),
+      NULL },
+
       ngx_null_command
 };
 
@@ -231,17 +264,6 @@ static ngx_str_t  ngx_http_vconv_zone_name = ngx_string("vconv");
 static ngx_str_t  ngx_http_vconv_pool_name = ngx_string("vconv");
 
 
-ngx_http_vconv_zone_t *
-ngx_http_vconv_zone(ngx_http_request_t *r)
-{
-    ngx_http_vconv_main_conf_t  *vmcf;
-
-    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vconv_module);
-
-    return vmcf->shm_zone->data;
-}
-
-
 static void *
 ngx_http_vconv_create_main_conf(ngx_conf_t *cf)
 {
@@ -262,6 +284,7 @@ ngx_http_vconv_create_main_conf(ngx_conf_t *cf)
      *     vmcf->input_formats = { 0, NULL };
      */
 
+    vmcf->zone_size = NGX_CONF_UNSET;
     vmcf->max_size = NGX_CONF_UNSET;
     vmcf->ttl = NGX_CONF_UNSET;
     vmcf->max_queue = NGX_CONF_UNSET_UINT;
@@ -272,6 +295,8 @@ ngx_http_vconv_create_main_conf(ngx_conf_t *cf)
     vmcf->stall_timeout = NGX_CONF_UNSET_MSEC;
     vmcf->codec_threads = NGX_CONF_UNSET;
     vmcf->priority = NGX_CONF_UNSET;
+    vmcf->isolation = NGX_CONF_UNSET_UINT;
+    vmcf->job_memory = NGX_CONF_UNSET;
 
     return vmcf;
 }
@@ -282,8 +307,7 @@ ngx_http_vconv_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_vconv_main_conf_t *vmcf = conf;
 
-    ngx_str_t    store = ngx_string("vconv");
-    ngx_path_t  *path;
+    ngx_str_t  store = ngx_string("vconv");
 
     if (vmcf->store.len == 0) {
         if (ngx_conf_full_name(cf->cycle, &store, 0) != NGX_OK) {
@@ -307,24 +331,25 @@ ngx_http_vconv_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&vmcf->input_formats, VCONV_DEFAULT_INPUT_FORMATS);
     }
 
-    /* nginx makes the store at start, owned by the workers' user */
+    /*
+     * A loaded module costs nothing until a location uses it: the zone,
+     * the store and the thread pool exist only for vconv_upload,
+     * vconv_jobs and vconv_status.
+     */
 
-    path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
-    if (path == NULL) {
+    if (!vmcf->used) {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_vconv_store_add_path(cf, vmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    path->name = vmcf->store;
-    path->conf_file = cf->conf_file->file.name.data;
-    path->line = cf->conf_file->line;
-
-    if (ngx_add_path(cf, &path) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (vmcf->shm_zone == NULL
-        && ngx_http_vconv_add_zone(cf, vmcf, NGX_HTTP_VCONV_ZONE_SIZE)
-           != NGX_OK)
+    if (ngx_http_vconv_add_zone(cf, vmcf,
+                                vmcf->zone_size == NGX_CONF_UNSET
+                                ? NGX_HTTP_VCONV_ZONE_SIZE
+                                : vmcf->zone_size)
+        != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
@@ -333,7 +358,7 @@ ngx_http_vconv_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_vconv_sandbox_conf(cf, vmcf);
 }
 
 
@@ -382,15 +407,21 @@ ngx_http_vconv_handler_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_vconv_loc_conf_t *vlcf = conf;
 
-    u_char                    *p;
-    ngx_str_t                 *value, uri;
-    ngx_http_core_loc_conf_t  *clcf;
+    u_char                      *p;
+    ngx_str_t                   *value, uri;
+    ngx_http_core_loc_conf_t    *clcf;
+    ngx_http_vconv_main_conf_t  *vmcf;
 
     if (vlcf->handler != NGX_HTTP_VCONV_H_NONE) {
         return "is duplicate";
     }
 
     vlcf->handler = cmd->offset;
+
+    if (vlcf->handler != NGX_HTTP_VCONV_H_PRESETS) {
+        vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_vconv_module);
+        vmcf->used = 1;
+    }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     value = cf->args->elts;
@@ -399,6 +430,10 @@ ngx_http_vconv_handler_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     case NGX_HTTP_VCONV_H_UPLOAD:
         clcf->handler = ngx_http_vconv_upload_handler;
+
+        /* only then does a worker need a sandbox helper */
+        vmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_vconv_module);
+        vmcf->uploads = 1;
 
         if (cf->args->nelts == 2) {
             uri = value[1];
@@ -479,7 +514,7 @@ ngx_http_vconv_zone_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ssize_t     size;
     ngx_str_t  *value;
 
-    if (vmcf->shm_zone) {
+    if (vmcf->zone_size != NGX_CONF_UNSET) {
         return "is duplicate";
     }
 
@@ -493,9 +528,8 @@ ngx_http_vconv_zone_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_vconv_add_zone(cf, vmcf, size) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
+    /* the zone is made at the end of http{}, if a location uses it */
+    vmcf->zone_size = size;
 
     return NGX_CONF_OK;
 }
@@ -837,31 +871,13 @@ ngx_http_vconv_init_process(ngx_cycle_t *cycle)
 
     vconv_log_init(ngx_http_vconv_av_log, 24 /* AV_LOG_WARNING */);
 
-    vmcf->sweeper.handler = ngx_http_vconv_sweep_handler;
-    vmcf->sweeper.data = vmcf;
-    vmcf->sweeper.log = cycle->log;
-    vmcf->sweeper.cancelable = 1;
+    ngx_http_vconv_store_init_process(cycle);
 
-    /* workers start their sweeps at different moments */
-    ngx_add_timer(&vmcf->sweeper,
-                  NGX_HTTP_VCONV_SWEEP_MS / 2 + ngx_random() % 500);
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_vconv_sweep_handler(ngx_event_t *ev)
-{
-    ngx_http_vconv_main_conf_t  *vmcf = ev->data;
-
-    if (ngx_exiting || ngx_quit || ngx_terminate) {
-        return;
+    if (ngx_http_vconv_sandbox_init_process(cycle, vmcf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
-    ngx_http_vconv_sweep(vmcf, vmcf->shm_zone->data, ev->log);
-
-    ngx_add_timer(ev, NGX_HTTP_VCONV_SWEEP_MS);
+    return NGX_OK;
 }
 
 
@@ -961,8 +977,8 @@ ngx_http_vconv_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         v->len = id.len;
 
     } else {
-        if (ngx_http_vconv_job_get(ngx_http_vconv_zone(r), &id, &info,
-                                   &version, &pos)
+        if (ngx_http_vconv_store_get(ngx_http_vconv_zone(r), &id, &info,
+                                     &version, &pos)
             != NGX_OK)
         {
             ngx_str_set(v, "gone");

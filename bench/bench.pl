@@ -15,6 +15,7 @@ use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 
 use Cwd ();
+use File::Basename qw(dirname);
 use File::Copy qw(copy);
 use File::Temp qw(tempdir);
 use JSON::PP;
@@ -42,6 +43,10 @@ my $W = tempdir('vconv-bench-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $src_mod = $ENV{VCONV_MODULE} || "$ROOT/build/ngx_http_vconv_module.so";
 copy($src_mod, "$W/module.so") or die "copy $src_mod: $!";
 $ENV{VCONV_MODULE} = "$W/module.so";
+# and its sandbox helper next to it, where the module looks for it
+my $src_helper = dirname($src_mod) . '/vconv-sandbox';
+copy($src_helper, "$W/vconv-sandbox") && chmod(0755, "$W/vconv-sandbox")
+    or die "copy $src_helper: $!";
 
 my %KIDS;       # pids we started and must not leave behind
 
@@ -82,6 +87,37 @@ sub proc_cpu {
     return ($f[11] + $f[12]) / $HZ;
 }
 
+# the worker and, in process isolation, its sandbox helper and the
+# helper's job children: the work of a job, wherever it runs
+sub tree_pids {
+    my ($pid) = @_;
+    my @h = @{ VconvNginx::_children($pid) };
+    return ($pid, @h, map { @{ VconvNginx::_children($_) } } @h);
+}
+
+sub tree_rss {
+    my ($pid) = @_;
+    my $kb;
+    for my $p (tree_pids($pid)) {
+        my $v = proc_status($p)->{VmRSS};
+        $kb += $v if defined $v;
+    }
+    return $kb;
+}
+
+# CPU seconds of the worker, its helper, and the helper's reaped children
+sub tree_cpu {
+    my ($pid) = @_;
+    my $t = proc_cpu($pid) // return undef;
+    for my $h (@{ VconvNginx::_children($pid) }) {
+        my $st = slurp("/proc/$h/stat");
+        $st =~ s/^.*\)\s+//s or next;
+        my @f = split ' ', $st;
+        $t += ($f[11] + $f[12] + $f[13] + $f[14]) / $HZ;
+    }
+    return $t;
+}
+
 # run @cmd with a deadline; sample the RSS of $o{watch} (pid) meanwhile.
 # returns { rc, wall, out (stdout), err (stderr), peak_kb }
 sub run {
@@ -101,8 +137,8 @@ sub run {
     my $rc;
     while (1) {
         if ($o{watch}) {
-            my $v = proc_status($o{watch});
-            $peak = $v->{VmRSS} if ($v->{VmRSS} // 0) > $peak;
+            my $v = tree_rss($o{watch});
+            $peak = $v if ($v // 0) > $peak;
         }
         my $r = waitpid($pid, WNOHANG);
         if ($r == $pid) { $rc = $? >> 8; last }
@@ -257,9 +293,11 @@ sub nginx {
     my $prio = $o{priority} // 10;
     my $ng = VconvNginx->new(
         workers => 1,
+        main => $o{main} // '',
         http => "    vconv_codec_threads $threads;\n"
               . "    vconv_priority $prio;\n"
-              . "    vconv_max_queue 64;\n",
+              . "    vconv_max_queue 64;\n"
+              . ($o{http} // ''),
         # the big-upload test needs more than the default location's 1g
         server => "        location = /api/big {\n"
                 . "            vconv_upload;\n"
@@ -326,9 +364,9 @@ sub curl_code { my ($r) = @_; $r->{out} =~ /^(\d{3})/ ? $1 + 0 : 0 }
 sub module_job {
     my ($ng, $cmd) = @_;
     my $idle = proc_status($ng->{wpid})->{VmRSS};
-    my $cpu0 = proc_cpu($ng->{wpid});
+    my $cpu0 = tree_cpu($ng->{wpid});
     my $r = run($cmd, timeout => 900, watch => $ng->{wpid});
-    my $cpu1 = proc_cpu($ng->{wpid});
+    my $cpu1 = tree_cpu($ng->{wpid});
     $r->{cpu} = defined $cpu0 && defined $cpu1 ? $cpu1 - $cpu0 : undef;
     my $st = proc_status($ng->{wpid});
     $r->{code} = curl_code($r);
@@ -812,6 +850,82 @@ if ($ONLY{threads}) {
     md('', sprintf('Fastest for one job: **%s**; for two jobs at once: **%s**.%s',
                    $best1 // 'n/a', $best2 // 'n/a',
                    @bad ? ' Failed checks: ' . join('; ', @bad) : ''), '');
+}
+
+
+# ------------------------------------------------------------ 7. sandbox
+
+# vconv_isolation process (a sandboxed child per job) against thread (the
+# transcode in the pool thread): wall time end to end, the child's start
+# cost (the module's debug line), the helper's idle memory
+if ($ONLY{sandbox}) {
+    my $clip = "$W/clip1.mp4";
+    ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30:duration=1',
+           '-f', 'lavfi', '-i', 'sine=frequency=440:duration=1',
+           '-map', '0:v', '-map', '1:a', '-c:v', 'libx264',
+           '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-c:a', 'aac',
+           '-movflags', '+faststart', $clip);
+
+    my %ng = (
+        process => nginx(http => "    vconv_isolation process;\n",
+                         main => 'error_log %%PREFIX%%/debug.log debug;'),
+        thread => nginx(http => "    vconv_isolation thread;\n"),
+    );
+
+    my ($helper) = grep { slurp("/proc/$_/comm") =~ /^vconv-sandbox/ }
+                   @{ VconvNginx::_children($ng{process}{wpid}) };
+    my %rollup = $helper
+        ? slurp("/proc/$helper/smaps_rollup") =~ /^(\w+):\s+(\d+) kB/mg
+        : ();
+    my $private = defined $rollup{Private_Dirty}
+                ? $rollup{Private_Dirty} + ($rollup{Private_Clean} // 0)
+                : undef;
+
+    md('', '## Sandbox: vconv_isolation process vs thread', '',
+       'Wall time of one job end to end (upload, conversion, download with'
+       . ' wait=1), both modes alternating in the same run; medians.', '',
+       '| job | runs | process s | thread s | process / thread |',
+       '|---|---|---|---|---|');
+
+    for my $row (['jpg thumbnail, 1 s 720p clip', $clip, 'format=jpg', 'jpg',
+                  9],
+                 ['1080p H.264 → 720p MP4 (10 s)', $IN_MP4,
+                  'format=mp4&height=720', 'mp4', $RUNS < 3 ? 3 : $RUNS])
+    {
+        my ($name, $in, $q, $ext, $n) = @$row;
+        my %t;
+        for my $i (1 .. $n) {
+            for my $mode ($i % 2 ? qw(process thread) : qw(thread process)) {
+                my $r = module_job($ng{$mode}, upload_cmd($ng{$mode},
+                                   "/api/jobs?$q&wait=1", $in,
+                                   output => "$W/sb.$ext"));
+                die "sandbox bench: $mode $q failed ($r->{code})\n"
+                    unless $r->{ok};
+                push @{ $t{$mode} }, $r->{wall};
+            }
+        }
+        my ($p, $th) = (median(@{ $t{process} }), median(@{ $t{thread} }));
+        logmsg("sandbox: $name: process ", f2($p), ' s, thread ', f2($th),
+               ' s');
+        md("| $name | $n | " . f2($p) . ' | ' . f2($th) . ' | '
+           . ratio($p, $th) . ' |');
+    }
+
+    my @us = sort { $a <=> $b }
+             slurp($ng{process}->prefix . '/debug.log')
+                 =~ /sandboxed child ready in (\d+) us/g;
+    my $p95 = @us ? $us[int(0.95 * $#us + 0.5)] : undef;
+    md('', 'Start of the sandboxed child (job sent to the helper until the'
+       . ' child is confined and reading; ' . scalar(@us) . ' jobs): median '
+       . (@us ? f2(median(@us) / 1000) : 'n/a') . ' ms, p95 '
+       . (defined $p95 ? f2($p95 / 1000) : 'n/a') . ' ms.', '',
+       'Idle sandbox helper (/proc/PID/smaps_rollup): private '
+       . (defined $private ? mb($private) : 'n/a') . ' MB (Private_Clean '
+       . mb($rollup{Private_Clean}) . ', Private_Dirty '
+       . mb($rollup{Private_Dirty}) . '), Pss ' . mb($rollup{Pss})
+       . ' MB, Rss ' . mb($rollup{Rss}) . ' MB.');
+
+    ng_stop($_) for values %ng;
 }
 
 

@@ -17,7 +17,8 @@ export class ApiError extends Error {
   }
 }
 
-// Reads {"error":{"code","message"}}; nginx's own pages (413) are HTML.
+// Reads {"error":{"code","message"}}; nginx's own pages are HTML unless
+// the server maps them to JSON (conf.example's error_page).
 function errorOf(status, text, headers = {}) {
   let code = '', detail = '';
   try {
@@ -28,10 +29,29 @@ function errorOf(status, text, headers = {}) {
   const extra = {};
   const ra = headers['retry-after'];
   if (ra && /^\d+$/.test(ra.trim())) extra.retryAfter = +ra;
+  else if (ra && !Number.isNaN(Date.parse(ra))) extra.retryAfter = Math.max(0, Math.ceil((Date.parse(ra) - Date.now()) / 1000));
   return new ApiError(status, code, detail, extra);
 }
 
+const DAMAGED = 'This file looks damaged or incomplete';
 const BY_CODE = {
+  decode_error: `${DAMAGED}: part of it could not be read. Another copy of the file (the original, or a complete download) may work.`,
+  empty_output: `${DAMAGED}: nothing could be converted from it. Another copy of the file (the original, or a complete download) may work.`,
+  converter_crashed: `${DAMAGED}: the converter stopped on it. Another copy of the file may work.`,
+  too_large: 'This file is too large for this server.',
+  rate_limited: 'Too many uploads in a short time. The page waits and tries again by itself.',
+  unavailable: 'The server is busy.',
+  bad_gateway: 'The conversion server did not answer. Please try again.',
+  gateway_timeout: 'The conversion server took too long to answer. Please try again.',
+  start_beyond_end: 'The start time is after the end of the file.',
+  cannot_copy: 'This file cannot be copied into that format without converting it.',
+  too_many_streams: 'This file has more tracks than this server accepts.',
+  unsupported_audio_format: 'The sound of this file cannot be converted (its channel layout or format is not supported).',
+  memory_limit: 'Converting this file needs more memory than this server allows. Choose a smaller size.',
+  output_size_limit: 'The result would be larger than this server allows. Choose a smaller size, lower quality or a shorter part.',
+  stalled: 'The conversion stopped making progress and was given up.',
+  interrupted: 'The server restarted while converting. Please try again.',
+  upload_aborted: 'The upload did not complete.',
   unsupported_input: 'This file is not a video, audio or image file that this server can read.',
   input_format_not_allowed: 'This server does not accept files of this type. Try an MP4, MOV, WebM or MKV video.',
   no_video_stream: 'This file has no picture, so it cannot become a video or image. Pick an audio format such as MP3.',
@@ -62,7 +82,9 @@ const BY_STATUS = {
   413: 'This file is too large for this server.',
   415: BY_CODE.unsupported_input,
   422: 'This file cannot be converted as asked. Try another format or option.',
-  429: 'Too many requests right now. Wait a few seconds and try again.',
+  429: BY_CODE.rate_limited,
+  502: BY_CODE.bad_gateway,
+  504: BY_CODE.gateway_timeout,
   503: BY_CODE.queue_full,
   507: BY_CODE.store_full,
 };
@@ -71,7 +93,7 @@ export function explain(status, code, detail, extra = {}) {
   let text = BY_CODE[code] || BY_STATUS[status] ||
     (status >= 500 ? 'The server had a problem. Please try again later.'
                    : 'The conversion did not work.');
-  if (status === 503 || code === 'queue_full') {
+  if (status === 503 || code === 'queue_full' || code === 'unavailable') {
     text += extra.retryAfter ? ` Please try again in ${extra.retryAfter} s.`
                              : ' Please try again in a minute.';
   }
@@ -83,8 +105,25 @@ export function explain(status, code, detail, extra = {}) {
 export function jobError(job) {
   const e = job?.error || {};
   const err = new ApiError(-1, e.code, e.message);
-  if (!BY_CODE[e.code]) err.message = 'The conversion failed. Try another format or option.';
+  if (!BY_CODE[e.code]) err.message = 'The conversion failed.';
   return err;
+}
+
+// What can be done about an error: 'busy' (wait and send it again, the page
+// does that by itself), 'retry' (the same again may work), 'settings'
+// (another format or option may work), or 'none' (the file itself: damaged,
+// not media, too large).
+const SETTINGS = new Set(['no_video_stream', 'no_audio_stream', 'cannot_copy', 'start_beyond_end',
+  'resolution_limit', 'duration_limit', 'output_size_limit', 'memory_limit', 'encode_error',
+  'unknown_option', 'unknown_format', 'format_not_allowed', 'not_a_number', 'out_of_range',
+  'invalid_value', 'codec_not_allowed', 'conflicting_options', 'duplicate_option', 'bad_time']);
+const NONE = new Set(['decode_error', 'empty_output', 'converter_crashed', 'unsupported_input',
+  'input_format_not_allowed', 'too_large', 'too_many_streams', 'unsupported_audio_format']);
+export function remedy(err) {
+  if (err.status === 429 || err.status === 503 || ['rate_limited', 'queue_full', 'unavailable'].includes(err.code)) return 'busy';
+  if (NONE.has(err.code) || err.status === 413 || err.status === 415) return 'none';
+  if (SETTINGS.has(err.code) || err.status === 400 || err.status === 422) return 'settings';
+  return 'retry';
 }
 
 async function request(method, path) {
@@ -132,17 +171,24 @@ export function upload(file, params, onProgress) {
   return { promise, abort: () => xhr.abort() };
 }
 
+// Event streams open at once. A browser keeps at most 6 connections to a
+// server over HTTP/1.1; a stream per job of a batch would leave none for the
+// uploads, so jobs beyond these poll.
+const MAX_STREAMS = 3;
+let streams = 0;
+
 // Follows a job: the SSE stream, polling every second as the fallback.
 // onUpdate(job) for each state; resolves with the terminal job JSON.
 // Returns {promise, stop}.
 export function watch(id, onUpdate) {
   let stopped = false, es = null, timer = null;
+  const close = () => { if (es) { es.close(); es = null; streams--; } };
   let finish;
   const promise = new Promise((resolve, reject) => {
     finish = (job, err) => {
       if (stopped) return;
       stopped = true;
-      es?.close();
+      close();
       clearTimeout(timer);
       err ? reject(err) : resolve(job);
     };
@@ -161,7 +207,8 @@ export function watch(id, onUpdate) {
       }
       if (!stopped) timer = setTimeout(poll, 1000);
     };
-    if (!('EventSource' in window)) return poll();
+    if (!('EventSource' in window) || streams >= MAX_STREAMS) return poll();
+    streams++;
     es = new EventSource(url(`jobs/${encodeURIComponent(id)}/events`));
     const onEvent = (ev) => {
       try { seen(JSON.parse(ev.data)); } catch { /* ignore a bad event */ }
@@ -172,10 +219,9 @@ export function watch(id, onUpdate) {
     es.onerror = () => {
       // The stream closed or never opened before the end: poll instead.
       if (stopped) return;
-      es.close();
-      es = null;
+      close();
       poll();
     };
   });
-  return { promise, stop: () => { stopped = true; es?.close(); clearTimeout(timer); } };
+  return { promise, stop: () => { stopped = true; close(); clearTimeout(timer); } };
 }

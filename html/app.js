@@ -1,5 +1,6 @@
 // vconv page: files in, options, queue of conversions with progress and results.
-import { getPresets, upload, watch, deleteJob, outputUrl, jobError, ApiError, TERMINAL } from './api.js';
+import { getPresets, getJob, upload, watch, deleteJob, outputUrl, jobError, remedy, ApiError, TERMINAL } from './api.js';
+import { makeZip } from './zip.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -23,16 +24,23 @@ const USES = {
 };
 const FIELD_OPTION = { visual: 'width', motion: 'fps', quality: 'quality', trim: 'start',
   end: 'duration', audio: 'audio', abitrate: 'audio_bitrate' };
+const OPTION_FIELD = { size: 'visual', width: 'visual', height: 'visual', fps: 'motion', quality: 'quality',
+  start: 'trim', duration: 'end', audio: 'audio', audio_bitrate: 'abitrate' };
 function usesOf(f) {
   if (!Array.isArray(f.options)) return USES[kindOf(f)];
   return Object.keys(FIELD_OPTION).filter((k) => f.options.includes(FIELD_OPTION[k]));
 }
+
+const STORE_KEY = 'vconv.items.v1';
+const PACE_MS = 500;       // uploads start at most twice a second (conf.example's limit_req rate)
+const MAX_BUSY_TRIES = 8;  // 429/503 answers waited out before giving up
 
 let formats = [];          // from GET /api/presets, each with .kind and .group filled in
 let limits = {};           // presets.options: {width: {min, max}, ...}
 const items = [];          // one per conversion (a file and the options it was sent with)
 let uploading = null;      // the item whose body is being sent (one at a time)
 let nextId = 1;
+let lastStart = 0, holdUntil = 0, pumpTimer = 0;
 
 // ---------- small formatting helpers ----------
 
@@ -75,12 +83,31 @@ function fromNow(d) {
   return min < 90 ? ` (in ${min} min)` : min < 48 * 60 ? ` (in ${Math.round(min / 60)} h)` : '';
 }
 
-let announceTimer;
-function announce(text) {
+const upper = (f) => (f?.ext || f?.name || '').toUpperCase();
+
+// The polite live region speaks one message at a time: messages that come
+// close together wait their turn instead of replacing each other. A file's
+// newer message takes the place of its older one still waiting (a batch
+// does not fall minutes behind); minor ones (percentages) are dropped while
+// others wait.
+const sayQueue = [];   // [{text, key}]
+let saying = false;
+function announce(text, { key = null, minor = false } = {}) {
+  text = String(text || '').trim();
+  if (!text || sayQueue[sayQueue.length - 1]?.text === text) return;
+  if (minor && sayQueue.length) return;
+  const old = key == null ? -1 : sayQueue.findIndex((m) => m.key === key);
+  if (old >= 0) sayQueue[old] = { text, key };
+  else sayQueue.push({ text, key });
+  if (!saying) sayNext();
+}
+function sayNext() {
   const el = $('#announce');
+  const m = sayQueue.shift();
+  if (!m) { saying = false; return; }
+  saying = true;
   el.textContent = '';
-  clearTimeout(announceTimer);
-  announceTimer = setTimeout(() => { el.textContent = text; }, 60);
+  setTimeout(() => { el.textContent = m.text; setTimeout(sayNext, 700); }, 60);
 }
 
 // ---------- formats and options ----------
@@ -112,7 +139,40 @@ function renderFormats() {
   const first = formats.find((f) => f.name === 'mp4') || formats[0];
   if (first) $(`#fmt-${first.name}`).checked = true;
   box.addEventListener('change', onFormatChange);
+  box.addEventListener('keydown', onFormatKey);
+  for (const item of items) fillFormatSelect(item);
   onFormatChange();
+}
+
+// Arrow keys move through the format buttons as the grid they are drawn in:
+// left/right along a row, up/down to the nearest button in the row above or
+// below (across the groups), Home/End to the first and last.
+function onFormatKey(e) {
+  if (!e.target.matches('input[name=format]') || e.altKey || e.ctrlKey || e.metaKey) return;
+  if (!['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'Home', 'End'].includes(e.key)) return;
+  const all = [...document.querySelectorAll('#formats input[name=format]')];
+  const i = all.indexOf(e.target);
+  const box = (el) => el.closest('.chip').getBoundingClientRect();
+  let j = i;
+  if (e.key === 'ArrowLeft') j = Math.max(0, i - 1);
+  else if (e.key === 'ArrowRight') j = Math.min(all.length - 1, i + 1);
+  else if (e.key === 'Home') j = 0;
+  else if (e.key === 'End') j = all.length - 1;
+  else {
+    const r0 = box(all[i]), cx = r0.left + r0.width / 2, down = e.key === 'ArrowDown';
+    const rows = all.map((el, k) => [k, box(el)])
+      .filter(([, r]) => down ? r.top >= r0.bottom - 1 : r.bottom <= r0.top + 1);
+    if (rows.length) {
+      const y = down ? Math.min(...rows.map(([, r]) => r.top)) : Math.max(...rows.map(([, r]) => r.top));
+      const dist = ([, r]) => Math.abs(r.left + r.width / 2 - cx);
+      j = rows.filter(([, r]) => Math.abs(r.top - y) < 2).reduce((a, b) => dist(b) < dist(a) ? b : a)[0];
+    }
+  }
+  e.preventDefault();
+  if (j === i) return;
+  all[j].checked = true;
+  all[j].focus();
+  all[j].dispatchEvent(new Event('change', { bubbles: true }));
 }
 
 const currentFormat = () => formats.find((f) => f.name === $('input[name=format]:checked')?.value);
@@ -137,6 +197,7 @@ function onFormatChange() {
   const kbps = d.audio_bitrate ? Math.round(d.audio_bitrate / 1000) : 0;
   $('#abitrate').options[0].textContent = kbps ? `Recommended (${kbps} kbit/s)` : 'Recommended';
   summarize();
+  for (const item of items) if (item.status === 'ready') renderSetup(item);
   refreshButtons();
 }
 
@@ -154,8 +215,7 @@ function summarize() {
 
 // Checks the fields as the server would; returns {params, errors}. The size
 // presets are applied per file later (portrait videos get a width).
-function readOptions() {
-  const f = currentFormat();
+function readOptions(f = currentFormat()) {
   const uses = usesOf(f);
   const errors = [];
   const opt = { format: f.name };
@@ -230,6 +290,7 @@ function paramsFor(item, opt) {
 // Reads duration and picture size locally, when the browser can decode it.
 function probe(file) {
   return new Promise((resolve) => {
+    if (!(file instanceof Blob)) return resolve(null);
     if (!/^(video|audio)\//.test(file.type) && !/\.(mp4|mov|m4v|webm|mkv|mp3|m4a|ogg|opus|wav|flac)$/i.test(file.name)) return resolve(null);
     const v = document.createElement('video');
     const src = URL.createObjectURL(file);
@@ -247,28 +308,72 @@ function addFiles(files) {
   const list = [...files];
   if (!list.length) return;
   for (const file of list) newItem(file, null);
-  announce(`${list.length} file${list.length > 1 ? 's' : ''} added. Choose a format, then Convert.`);
+  const f = currentFormat();
+  announce(`${list.length} file${list.length > 1 ? 's' : ''} added${f ? `, to be converted to ${upper(f)}` : ''}. Convert is below the formats.`);
 }
 
-function newItem(file, meta) {
+// The file kind's icon: a film strip, a note, a picture, or a plain page.
+const ICONS = {
+  video: '<path d="M4 5h16v14H4zM8 5v14M16 5v14M4 9h4M4 15h4M16 9h4M16 15h4"/>',
+  audio: '<path d="M9 18V6l10-2v12"/><circle cx="6.5" cy="18" r="2.5"/><circle cx="16.5" cy="16" r="2.5"/>',
+  image: '<path d="M4 5h16v14H4z"/><circle cx="9" cy="10" r="1.8"/><path d="m4 17 5-5 4 4 3-3 4 4"/>',
+  file: '<path d="M6 3h8l4 4v14H6zM14 3v4h4"/>',
+};
+function kindOfFile(file) {
+  const t = (file.type || '').split('/')[0];
+  if (t === 'video' || t === 'audio' || t === 'image') return t;
+  const ext = /\.([a-z0-9]+)$/i.exec(file.name || '')?.[1]?.toLowerCase();
+  if (/^(mp4|mov|m4v|mkv|webm|avi|flv|ts|m2ts|mts|mpg|mpeg|wmv|3gp|mxf|dv)$/.test(ext)) return 'video';
+  if (/^(mp3|m4a|aac|wav|flac|ogg|opus|wma)$/.test(ext)) return 'audio';
+  if (/^(gif|webp|png|jpe?g|bmp)$/.test(ext)) return 'image';
+  return 'file';
+}
+
+// file: a File, or {name, size, type} for a job restored after a reload.
+// o: {own: options of its own, fmt: its format, after: the element to follow}
+function newItem(file, meta, o = {}) {
   const el = $('#item-tpl').content.firstElementChild.cloneNode(true);
-  const item = { id: nextId++, file, meta, el, status: 'ready', job: null };
+  const item = { id: nextId++, file, meta, el, status: 'ready', job: null, own: o.own || null,
+    fmt: o.fmt || null, restored: !(file instanceof Blob) };
   el.dataset.item = item.id;
   $('.name', el).textContent = file.name;
+  $('.name', el).title = file.name;
   $('.remove', el).setAttribute('aria-label', `Remove ${file.name}`);
-  $('.icon', el).dataset.type = (file.type.split('/')[0] || 'file');
+  const kind = kindOfFile(file);
+  const icon = $('.icon', el);
+  icon.dataset.type = kind;
+  icon.innerHTML = `<svg viewBox="0 0 24 24" width="22" height="22" fill="none" stroke="currentColor" stroke-width="1.7" stroke-linecap="round" stroke-linejoin="round">${ICONS[kind]}</svg>`;
+  const sel = $('select.fmt', el);
+  sel.setAttribute('aria-label', `Format for ${file.name}`);
+  sel.addEventListener('change', () => { item.fmt = sel.value; renderSetup(item); refreshButtons(); });
   el.addEventListener('click', (e) => {
-    const act = e.target.closest('[data-act]')?.dataset.act;
+    const act = e.target.closest('button[data-act]')?.dataset.act;
     if (act) actions[act](item);
   });
-  items.push(item);
-  $('#items').append(el);
+  items.splice(o.after ? items.indexOf(o.after) + 1 : items.length, 0, item);
+  if (o.after) o.after.el.after(el); else $('#items').append(el);
   $('#empty').hidden = true;
+  fillFormatSelect(item);
   renderMeta(item);
-  if (!meta) probe(file).then((m) => { item.meta = m; renderMeta(item); });
+  if (!meta) probe(file).then((m) => { item.meta = m; renderMeta(item); renderSetup(item); });
   setStatus(item, 'ready');
   return item;
 }
+
+function fillFormatSelect(item) {
+  const sel = $('select.fmt', item.el);
+  if (!formats.length || sel.options.length) return;
+  for (const [group, title] of GROUPS) {
+    const og = document.createElement('optgroup');
+    og.label = title;
+    for (const f of formats.filter((x) => x.group === group)) og.append(new Option(upper(f), f.name));
+    if (og.children.length) sel.append(og);
+  }
+  renderSetup(item);
+}
+
+// The format an item will be converted to: its own choice, else the form's.
+const formatOf = (item) => formats.find((f) => f.name === item.fmt) || currentFormat();
 
 function renderMeta(item) {
   const bits = [fmtBytes(item.file.size)];
@@ -277,26 +382,106 @@ function renderMeta(item) {
   $('.meta', item.el).textContent = bits.join(' · ');
 }
 
+// The options in words: "720p, 15 fps, trimmed, no sound".
+function describe(opt) {
+  const bits = [];
+  if (opt.size) bits.push(`${opt.size}p`);
+  else if (opt.width || opt.height) bits.push(`${opt.width || 'auto'}×${opt.height || 'auto'}`);
+  if (opt.fps) bits.push(`${opt.fps} fps`);
+  if (opt.quality) bits.push(`quality ${opt.quality}`);
+  if (opt.start) bits.push(`from ${fmtDur(+opt.start)}`);
+  if (opt.duration) bits.push(`${fmtDur(+opt.duration)} long`);
+  if (opt.audio === '0') bits.push('no sound');
+  if (opt.audio_bitrate) bits.push(`${+opt.audio_bitrate / 1000} kbit/s`);
+  return bits.join(', ');
+}
+
+// An item's own options for another format: what that format cannot use goes.
+function adapt(own, f) {
+  const uses = usesOf(f);
+  const opt = { format: f.name };
+  for (const [k, v] of Object.entries(own)) if (OPTION_FIELD[k] && uses.includes(OPTION_FIELD[k])) opt[k] = v;
+  return opt;
+}
+
+// A rough size of the result, from the file's duration and picture size and
+// the server's presets (README, "Presets"); NaN when there is no telling.
+const AUDIO_KBPS = { mp3: 192, m4a: 192, opus: 128, ogg: 160, wav: 1411, flac: 800, mp4: 128, mov: 128, mkv: 128, webm: 96 };
+export function estimateBytes(meta, f, opt = {}) {
+  if (!meta || !f) return NaN;
+  const kind = kindOf(f);
+  let dur = meta.duration;
+  if (!Number.isFinite(dur) || dur <= 0) dur = NaN;
+  if (Number.isFinite(dur)) {
+    dur = Math.max(0, dur - (+opt.start || 0));
+    if (+opt.duration) dur = Math.min(dur, +opt.duration);
+  }
+  let w = meta.width || 0, h = meta.height || 0;
+  if (w && h) {
+    let s = 1;
+    if (opt.size) s = Math.min(1, +opt.size / Math.min(w, h));
+    else if (opt.height) s = Math.min(1, +opt.height / h);
+    else if (opt.width) s = Math.min(1, +opt.width / w);
+    const maxw = f.defaults?.max_width || (kind === 'animation' ? 480 : 0);
+    if (maxw && w * s > maxw) s = maxw / w;
+    w *= s; h *= s;
+  }
+  const abps = (+opt.audio_bitrate || (AUDIO_KBPS[f.name] || 128) * 1000) * (opt.audio === '0' ? 0 : 1);
+  const px = w * h;
+  if (kind === 'audio') return dur * abps / 8;
+  if (!px) return NaN;
+  if (kind === 'image') return px * (f.name === 'png' ? 1.2 : 0.15);
+  const fps = +opt.fps || (kind === 'animation' ? (f.defaults?.fps || 12) : 30);
+  const q = +opt.quality ? 2 ** ((+opt.quality - 60) / 20) : 1;
+  const bpp = { webm: 0.12, gif: 2.5, webp: 0.6 }[f.name] ?? 0.1;
+  const video = px * fps * bpp * q * dur / 8;
+  return kind === 'animation' ? video : video + dur * abps / 8;
+}
+
+// A ready item: its format menu, the estimate, a warning when it grows a lot.
+function renderSetup(item) {
+  const f = formatOf(item);
+  const sel = $('select.fmt', item.el);
+  if (f && sel.value !== f.name) sel.value = f.name;
+  const opt = item.own ? adapt(item.own, f || {}) : (f ? readOptions(f).opt : {});
+  const est = estimateBytes(item.meta, f, opt);
+  $('.estimate', item.el).textContent = Number.isFinite(est) && est > 0 ? `about ${fmtBytes(est)}` : '';
+  $('.own', item.el).textContent = item.own ? `its own settings${describe(adapt(item.own, f || {})) ? ': ' + describe(adapt(item.own, f || {})) : ''}` : '';
+  const ratio = est / item.file.size;
+  const warn = $('.warn', item.el);
+  warn.hidden = !(item.status === 'ready' && ratio >= 3);
+  if (!warn.hidden) {
+    warn.textContent = `As ${upper(f)} this file will be about ${Math.round(ratio)}× larger than it is now (${fmtBytes(est)}).`
+      + (kindOf(f) === 'animation' ? ' MP4 or WebM keep moving pictures much smaller.' : '');
+  }
+}
+
 const STATE_TEXT = {
   ready: 'Ready', waiting: 'Waiting to upload', uploading: 'Uploading', starting: 'Starting',
   queued: 'In line', running: 'Converting', done: 'Done', failed: 'Failed', canceled: 'Canceled',
 };
+const ACTIVE = ['waiting', 'uploading', 'starting', 'queued', 'running'];
 
 function setStatus(item, status, detail = '') {
   const el = item.el;
   const prev = item.status;
   item.status = status;
   el.dataset.status = status;
-  const active = ['waiting', 'uploading', 'starting', 'queued', 'running'].includes(status);
+  const active = ACTIVE.includes(status);
   $('.progress', el).hidden = !active;
   $('.cancel', el).hidden = !active;
   $('.remove', el).hidden = active;
+  $('.setup', el).hidden = status !== 'ready';
+  if (status !== 'ready') $('.warn', el).hidden = true;
   $('.state', el).textContent = STATE_TEXT[status] || status;
   $('.detail', el).textContent = detail;
   if (status !== 'failed' && status !== 'canceled') $('.message', el).hidden = true;
   if (status !== 'done') $('.result', el).hidden = true;
-  if (prev !== status && status !== 'ready') announce(`${item.file.name}: ${(STATE_TEXT[status] || status).toLowerCase()}. ${detail}`);
+  if (prev !== status && status !== 'ready' && status !== 'failed' && status !== 'canceled') {
+    announce(`${item.file.name}: ${(STATE_TEXT[status] || status).toLowerCase()}. ${detail}`, { key: item.id });
+  }
   refreshButtons();
+  save();
 }
 
 function setBar(item, value, label) {
@@ -307,37 +492,79 @@ function setBar(item, value, label) {
   const q = value == null ? -1 : Math.floor(value * 4);
   if (q > 0 && q < 4 && q !== item.lastQuarter) {
     item.lastQuarter = q;
-    announce(`${item.file.name}: ${label} ${q * 25}%`);
+    announce(`${item.file.name}: ${label} ${q * 25}%`, { key: item.id, minor: true });
   }
 }
 
 function refreshButtons() {
   const f = currentFormat();
-  const ready = items.filter((i) => i.status === 'ready').length;
+  const ready = items.filter((i) => i.status === 'ready');
   const go = $('#go');
-  go.disabled = !f || !ready;
-  const name = f ? (f.ext || f.name).toUpperCase() : '';
-  go.textContent = ready > 1 ? `Convert ${ready} files to ${name}` : `Convert to ${name}`.trim();
-  for (const b of document.querySelectorAll('.again')) b.textContent = `Convert again as ${name}`;
+  go.disabled = !f || !ready.length;
+  const names = new Set(ready.map((i) => upper(formatOf(i))));
+  const name = names.size > 1 ? 'their formats' : upper(ready.length ? formatOf(ready[0]) : f);
+  go.textContent = ready.length > 1 ? `Convert ${ready.length} files to ${name}` : `Convert to ${name}`.trim();
+  const count = ready.length ? `${ready.length} file${ready.length > 1 ? 's' : ''} ready` : '';
+  $('#ready-count').textContent = count;
+  document.body.classList.toggle('has-ready', ready.length > 0);
+  const picked = $('#picked');
+  picked.hidden = !items.length;
+  picked.classList.toggle('summary', !ready.length);
+  if (!ready.length && items.length) {
+    // on a phone the list is far below: say how it goes, and link to it
+    const n = (st) => items.filter((i) => st.includes(i.status)).length;
+    const parts = [[n(['done']), 'converted'], [n(ACTIVE), 'on the way'], [n(['failed']), 'failed']]
+      .filter(([k]) => k).map(([k, w]) => `${k} ${w}`);
+    picked.innerHTML = '<a href="#queue-title"></a>';
+    $('a', picked).textContent = `${parts.join(', ') || `${items.length} in the list`}: see your files ↓`;
+  } else if (ready.length) {
+    // what was picked, where it was picked: on a phone the list is far below
+    picked.innerHTML = '<strong></strong><ul></ul>';
+    $('strong', picked).textContent = `✓ ${count} to convert`;
+    const shown = ready.slice(0, 3).map((i) => i.file.name);
+    if (ready.length > 3) shown.push(`and ${ready.length - 3} more`);
+    for (const name of shown) {
+      const li = document.createElement('li');
+      li.textContent = name;
+      li.title = name;
+      $('ul', picked).append(li);
+    }
+  }
+  const done = items.filter((i) => i.status === 'done');
+  $('#bulk').hidden = !items.length;
+  $('#zip').hidden = done.length < 2;
+  $('#zip').textContent = `Download all ${done.length} (.zip)`;
 }
 
 function start(item, opt) {
+  const f = formats.find((x) => x.name === opt.format);
   const { params, error } = paramsFor(item, opt);
-  if (error) return fail(item, new ApiError(-1, 'client', '', {}), error);
+  item.opt = opt;
+  item.format = f;
+  $('.target', item.el).textContent = `→ ${upper(f)}`;
+  if (error) return fail(item, new ApiError(-1, 'start_beyond_end', '', {}), error, 'settings');
   item.params = params;
-  item.format = formats.find((f) => f.name === params.format);
-  $('.target', item.el).textContent = `→ ${(item.format.ext || item.format.name).toUpperCase()}`;
   item.lastQuarter = 0;
+  item.busyTries = 0;
   setStatus(item, 'waiting');
   setBar(item, 0, 'upload');
   pump();
 }
 
-// Sends the next waiting file; one upload at a time keeps each one fast.
+// Sends the next waiting file. One upload at a time keeps each one fast; at
+// most two starts a second keep a batch under conf.example's limit_req; a
+// 429 or 503 holds every upload for its Retry-After (the limit is per client).
 function pump() {
   if (uploading) return;
   const item = items.find((i) => i.status === 'waiting');
   if (!item) return;
+  const now = Date.now(), at = Math.max(holdUntil, lastStart + PACE_MS);
+  if (at > now) {
+    clearTimeout(pumpTimer);
+    pumpTimer = setTimeout(pump, at - now);
+    return;
+  }
+  lastStart = now;
   uploading = item;
   setStatus(item, 'uploading', '0%');
   const t0 = performance.now();
@@ -361,7 +588,19 @@ function pump() {
     item.el.dataset.job = job.id;
     follow(item);
   }, (err) => {
-    if (err.code !== 'aborted') fail(item, err);
+    if (err.code === 'aborted') return;
+    if (remedy(err) === 'busy' && item.status !== 'canceled' && ++item.busyTries <= MAX_BUSY_TRIES) {
+      // wait what the server says (or 1, 2, 4... s), then send it again
+      const wait = Math.min(60, Math.max(err.retryAfter || 0, 2 ** (item.busyTries - 1)));
+      holdUntil = Date.now() + wait * 1000;
+      item.retries = (item.retries || 0) + 1;
+      setStatus(item, 'waiting', `The server is busy; trying again in ${wait} s`);
+      item.el.dataset.retried = String(item.retries);
+      setBar(item, 0, 'upload');
+      return;
+    }
+    if (remedy(err) === 'busy') return fail(item, err, 'The server stayed busy and did not take the file. Try again in a minute.', 'retry');
+    fail(item, err);
   }).finally(() => {
     item.req = null;
     uploading = null;
@@ -395,7 +634,9 @@ function follow(item) {
   if (TERMINAL.has(item.job.status)) return finish(item, item.job);
   item.watcher = watch(item.job.id, show);
   item.watcher.promise.then((job) => finish(item, job), (err) => {
-    if (item.status !== 'canceled') fail(item, err);
+    if (item.status === 'canceled') return;
+    if (item.restored && err.status === 404) return actions.remove(item, { quiet: true });
+    fail(item, err);
   });
 }
 
@@ -408,19 +649,42 @@ function finish(item, job) {
   fail(item, jobError(job));
 }
 
-// Ends an item with a sentence (and the technical detail, small).
-function message(item, status, text, detail = '') {
+// Ends an item with a sentence (and the technical detail, small), and the
+// buttons that can help: "Try again" only where the same again may work.
+function message(item, status, text, detail = '', fix = 'retry') {
   setStatus(item, status);
+  const canResend = !item.restored;
   $('.message', item.el).hidden = false;
   $('.msg', item.el).textContent = text;
   $('.msg-detail', item.el).textContent = detail;
-  announce(`${item.file.name}: ${text}`);
+  $('.message .retry', item.el).hidden = !(canResend && (fix === 'retry' || fix === 'busy'));
+  $('.message .change', item.el).hidden = !(canResend && fix === 'settings');
+  announce(`${item.file.name}: ${text}`, { key: item.id });
 }
 
-function fail(item, err, text) {
+function fail(item, err, text, fix) {
   const detail = [err.detail && err.detail !== err.message ? err.detail : '',
     err.status > 0 ? `HTTP ${err.status}` : '', err.code && err.code !== 'client' ? err.code : ''];
-  message(item, 'failed', text || err.message, detail.filter(Boolean).join(' · '));
+  message(item, 'failed', text || err.message, detail.filter(Boolean).join(' · '), fix || remedy(err));
+}
+
+function note(item, text) {
+  const el = $('.notes', item.el);
+  if (!text || el.textContent.includes(text)) return;
+  el.textContent = [el.textContent, text].filter(Boolean).join(' ');
+  el.hidden = false;
+}
+
+// "kept 320×568: the video is smaller than 720p", when the asked size was
+// larger than the source (the server never enlarges unless asked).
+function sizeNote(item, w, h) {
+  const o = item.opt || {}, p = item.params || {};
+  if (!w || !h) return;
+  const askedH = +p.height, askedW = +p.width;
+  const label = o.size ? `${o.size}p` : askedH ? `${askedH} px high` : `${askedW} px wide`;
+  if ((askedH && h < askedH && !(askedW && w >= askedW)) || (askedW && w < askedW && !(askedH && h >= askedH))) {
+    note(item, `Kept ${w}×${h}: the ${kindOf(item.format || {}) === 'video' ? 'video' : 'picture'} is smaller than ${label}.`);
+  }
 }
 
 function showResult(item, job) {
@@ -431,6 +695,8 @@ function showResult(item, job) {
   const src = outputUrl(job);
   const box = $('.preview', el);
   box.textContent = '';
+  $('.notes', el).textContent = '';
+  $('.notes', el).hidden = true;
   const media = document.createElement(kind === 'video' ? 'video' : kind === 'audio' ? 'audio' : 'img');
   if (kind === 'video' || kind === 'audio') {
     media.controls = true;
@@ -438,17 +704,24 @@ function showResult(item, job) {
     media.playsInline = true;
     media.addEventListener('loadedmetadata', () => {
       $('.out-dur', el).textContent = fmtDur(media.duration);
-      if (media.videoWidth) $('.out-px', el).textContent = `${media.videoWidth}×${media.videoHeight}`;
+      if (media.videoWidth) {
+        $('.out-px', el).textContent = `${media.videoWidth}×${media.videoHeight}`;
+        sizeNote(item, media.videoWidth, media.videoHeight);
+      }
     });
   } else {
-    media.alt = `Preview of ${item.file.name} as ${(f.ext || f.name || '').toUpperCase()}`;
-    media.addEventListener('load', () => { $('.out-px', el).textContent = `${media.naturalWidth}×${media.naturalHeight}`; });
+    media.alt = `Preview of ${item.file.name} as ${upper(f)}`;
+    media.addEventListener('load', () => {
+      $('.out-px', el).textContent = `${media.naturalWidth}×${media.naturalHeight}`;
+      sizeNote(item, media.naturalWidth, media.naturalHeight);
+    });
   }
   media.src = src;
   box.append(media);
   const inDur = +job.input?.duration || item.meta?.duration;
-  $('.in-bytes', el).textContent = fmtBytes(+job.input?.bytes || item.file.size);
-  $('.out-bytes', el).textContent = fmtBytes(+job.output?.bytes);
+  const inBytes = +job.input?.bytes || item.file.size, outBytes = +job.output?.bytes;
+  $('.in-bytes', el).textContent = fmtBytes(inBytes);
+  $('.out-bytes', el).textContent = fmtBytes(outBytes);
   $('.in-dur', el).textContent = fmtDur(inDur);
   $('.in-px', el).textContent = item.meta?.width ? `${item.meta.width}×${item.meta.height}` : '—';
   $('.out-px', el).textContent = kind === 'audio' ? 'none' : '—';
@@ -458,18 +731,31 @@ function showResult(item, job) {
     : kind === 'animation' && Number.isFinite(asked) ? fmtDur(asked) : '—';
   const ext = /\.([a-z0-9]{2,5})$/i.exec(item.file.name)?.[1];
   $('.in-fmt', el).textContent = ext ? ext.toUpperCase() : String(job.input?.format || '—').split(',')[0];
-  $('.out-fmt', el).textContent = (f.ext || f.name || job.output?.format || '').toUpperCase();
+  $('.out-fmt', el).textContent = upper(f) || String(job.output?.format || '').toUpperCase();
+  if (outBytes >= 3 * inBytes && inBytes > 0) {
+    note(item, `This ${upper(f)} is ${Math.round(outBytes / inBytes)}× larger than the original.`
+      + (kind === 'animation' ? ' MP4 or WebM keep moving pictures much smaller.' : ''));
+  }
   const a = $('.download', el);
   a.href = src;
-  a.textContent = `Download ${(f.ext || f.name || '').toUpperCase()} (${fmtBytes(+job.output?.bytes)})`;
-  a.setAttribute('download', item.file.name.replace(/\.[^.]*$/, '') + '.' + (f.ext || f.name));
+  a.textContent = `Download ${upper(f)} (${fmtBytes(outBytes)})`;
+  item.outName = item.file.name.replace(/\.[^.]*$/, '') + '.' + (f.ext || f.name);
+  a.setAttribute('download', item.outName);
+  $('.again', el).hidden = item.restored;
   const exp = toDate(job.expires);
   $('.expires', el).textContent = exp
     ? `Kept on the server until ${exp.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' })}${fromNow(exp)}.` : '';
   $('.result', el).classList.toggle('sound', kind === 'audio');
   $('.result', el).hidden = false;
   refreshButtons();
-  announce(`${item.file.name} is converted. The download button is ready.`);
+  if (!item.quietDone) announce(`${item.file.name} is converted. The download button is ready.`, { key: item.id });
+  item.quietDone = false;
+}
+
+// The first button of an item that can take focus, else the file picker.
+function focusIn(item) {
+  const b = item && [...item.el.querySelectorAll('button, a[href], select')].find((x) => x.offsetParent !== null);
+  (b || $('#file')).focus();
 }
 
 const actions = {
@@ -478,33 +764,151 @@ const actions = {
     item.req?.abort();
     item.watcher?.stop();
     item.watcher = null;
-    message(item, 'canceled', 'Canceled.');
+    message(item, 'canceled', 'Canceled.', '', 'retry');
+    const again = $('.message .retry', item.el);
+    if (!again.hidden) again.focus(); else focusIn(item);
     if (item.job && !['waiting', 'uploading'].includes(was)) {
       try { await deleteJob(item.job.id); } catch (e) { if (e.status !== 404) fail(item, e); }
     }
   },
-  remove(item) {
+  remove(item, o = {}) {
     if (item.job?.id && item.status === 'done') deleteJob(item.job.id).catch(() => {});
-    items.splice(items.indexOf(item), 1);
-    const next = item.el.nextElementSibling || item.el.previousElementSibling;
+    const i = items.indexOf(item);
+    if (i < 0) return;
+    items.splice(i, 1);
+    const next = items[i] || items[i - 1];
     item.el.remove();
     $('#empty').hidden = items.length > 0;
-    (next ? $('button', next) : $('#file')).focus();
+    if (!o.quiet) {
+      focusIn(next);
+      announce(`${item.file.name} removed.`);
+    }
     refreshButtons();
+    save();
   },
-  retry(item) { convert([item]); },
+  retry(item) {
+    $('.notes', item.el).textContent = '';
+    start(item, item.opt || readOptions(formatOf(item)).opt);
+  },
+  // A copy of the file with this conversion's own settings, ready to be
+  // sent again (its format can be changed first).
   again(item) {
-    const copy = newItem(item.file, item.meta);
-    if (!convert([copy])) actions.remove(copy);
-    else copy.el.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+    const copy = newItem(item.file, item.meta, { own: item.opt, fmt: item.opt?.format, after: item });
+    $('select.fmt', copy.el).focus();
+    copy.el.scrollIntoView({ block: 'nearest' });
+    announce(`${item.file.name} is in the list again with its own settings. Pick its format, then Convert.`);
   },
 };
 
 function convert(list) {
-  const { opt, errors } = readOptions();
+  const fromForm = new Map();
+  const errors = [], plans = [];
+  for (const item of list) {
+    const f = formatOf(item);
+    if (!f) continue;
+    let opt;
+    if (item.own) opt = adapt(item.own, f);
+    else {
+      if (!fromForm.has(f.name)) fromForm.set(f.name, readOptions(f));
+      const r = fromForm.get(f.name);
+      opt = r.opt;
+      for (const e of r.errors) if (!errors.some(([el]) => el === e[0])) errors.push(e);
+    }
+    plans.push([item, opt]);
+  }
   if (!showErrors(errors)) return false;
-  for (const item of list) start(item, opt);
+  for (const [item, opt] of plans) start(item, opt);
   return true;
+}
+
+// ---------- the list kept across reloads ----------
+
+// Jobs the server took (their ids and settings) go into localStorage; after
+// a reload they come back from GET /api/jobs/{id} until they expire.
+let restoring = false;
+function save() {
+  if (restoring) return;
+  try {
+    const keep = items.filter((i) => i.job?.id && i.status !== 'canceled').slice(-50).map((i) => ({
+      job: i.job.id, name: i.file.name, size: i.file.size, type: i.file.type || '',
+      meta: i.meta || null, opt: i.opt || null, params: i.params || null,
+    }));
+    if (keep.length) localStorage.setItem(STORE_KEY, JSON.stringify(keep));
+    else localStorage.removeItem(STORE_KEY);
+  } catch { /* private mode or full: the list is just not kept */ }
+}
+
+async function restore() {
+  let saved = [];
+  try { saved = JSON.parse(localStorage.getItem(STORE_KEY) || '[]'); } catch { /* ignore */ }
+  if (!Array.isArray(saved) || !saved.length) return;
+  restoring = true;
+  await Promise.all(saved.filter((s) => s && typeof s.job === 'string').map(async (s) => {
+    const item = newItem({ name: String(s.name || 'file'), size: +s.size || 0, type: String(s.type || '') }, s.meta);
+    item.opt = s.opt;
+    item.params = s.params;
+    item.format = formats.find((f) => f.name === s.opt?.format || f.name === s.params?.format);
+    $('.target', item.el).textContent = item.format ? `→ ${upper(item.format)}` : '';
+    item.job = { id: s.job, status: 'queued' };
+    item.el.dataset.job = s.job;
+    setStatus(item, 'starting', 'Checking on the server…');
+    try {
+      item.job = await getJob(s.job);
+    } catch (e) {
+      if (e.status === 404 || e.status === 410) return actions.remove(item, { quiet: true });
+      return fail(item, e);
+    }
+    item.quietDone = true;
+    follow(item);
+  })).finally(() => { restoring = false; save(); });
+  const n = items.length;
+  if (n) announce(`${n} earlier conversion${n > 1 ? 's are' : ' is'} back in the list.`);
+}
+
+// ---------- batches ----------
+
+async function downloadAll() {
+  const done = items.filter((i) => i.status === 'done');
+  const status = $('#bulk-status');
+  const btn = $('#zip');
+  btn.disabled = true;
+  status.hidden = false;
+  try {
+    const entries = [];
+    for (const [k, item] of done.entries()) {
+      status.textContent = `Preparing the ZIP: fetching ${k + 1} of ${done.length}…`;
+      const res = await fetch(outputUrl(item.job));
+      if (!res.ok) throw new Error(`${item.file.name}: HTTP ${res.status}`);
+      entries.push({ name: item.outName || item.file.name, blob: await res.blob() });
+    }
+    status.textContent = 'Preparing the ZIP…';
+    const zip = await makeZip(entries);
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(zip);
+    const d = new Date(), p = (x) => String(x).padStart(2, '0');
+    a.download = `vconv-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}.zip`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+    status.textContent = `${done.length} files in ${a.download} (${fmtBytes(zip.size)}).`;
+    announce(status.textContent);
+  } catch (e) {
+    status.textContent = `The ZIP could not be made: ${e.message}. Download the files one by one.`;
+    announce(status.textContent);
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+function clearAll() {
+  const busy = items.filter((i) => ACTIVE.includes(i.status));
+  for (const item of items.filter((i) => !ACTIVE.includes(i.status))) actions.remove(item, { quiet: true });
+  const status = $('#bulk-status');
+  status.hidden = !busy.length;
+  status.textContent = busy.length ? `${busy.length} file${busy.length > 1 ? 's' : ''} still on the way stayed in the list.` : '';
+  announce(busy.length ? `List cleared. ${status.textContent}` : 'List cleared.');
+  focusIn(busy[0]);
 }
 
 // ---------- wiring ----------
@@ -524,11 +928,24 @@ function wire() {
     addFiles(e.dataTransfer?.files || []);
   });
   $('#size').addEventListener('change', onFormatChange);
-  $('#opts').addEventListener('input', () => { summarize(); if (!$('#opt-error').hidden) showErrors(readOptions().errors); });
+  $('#opts').addEventListener('input', () => {
+    summarize();
+    for (const item of items) if (item.status === 'ready') renderSetup(item);
+    if (!$('#opt-error').hidden) showErrors(readOptions().errors);
+  });
   $('#opts').addEventListener('submit', (e) => {
     e.preventDefault();
     const ready = items.filter((i) => i.status === 'ready');
     if (ready.length && convert(ready)) $('#queue-title').focus();
+  });
+  $('#zip').addEventListener('click', downloadAll);
+  $('#clear').addEventListener('click', clearAll);
+  // Leaving while a file is being sent loses it; after that the server has it.
+  window.addEventListener('beforeunload', (e) => {
+    if (uploading || items.some((i) => i.status === 'waiting')) {
+      e.preventDefault();
+      e.returnValue = '';
+    }
   });
 }
 
@@ -546,6 +963,7 @@ async function init() {
       if (limits[key]?.max != null) $(`#${id}`).max = limits[key].max;
     }
     renderFormats();
+    await restore();
   } catch (e) {
     $('#formats').removeAttribute('aria-busy');
     $('#formats-status').textContent = e instanceof ApiError && e.status

@@ -32,12 +32,12 @@ typedef struct {
 } ngx_http_vconv_node_t;
 
 
-/* counters for /api/metrics, in the zone */
+/* counters for /api/metrics, in the zone; they change under its lock */
 typedef struct {
-    ngx_atomic_uint_t           finished[3];   /* done, failed, canceled */
-    ngx_atomic_uint_t           errors[VCONV_E_COUNT];
-    ngx_atomic_uint_t           bytes_in;
-    ngx_atomic_uint_t           bytes_out;
+    ngx_uint_t                  finished[3];   /* done, failed, canceled */
+    ngx_uint_t                  errors[VCONV_E_COUNT];
+    ngx_uint_t                  bytes_in;
+    ngx_uint_t                  bytes_out;
     double                      transcode_seconds;
 } ngx_http_vconv_counters_t;
 
@@ -50,6 +50,9 @@ typedef struct {
     ngx_uint_t                  njobs;
     off_t                       store_bytes;   /* sum of node->disk */
     time_t                      last_sweep;
+    ngx_uint_t                  loaded;        /* the store was scanned */
+    ngx_uint_t                  on_disk;       /* jobs left out of it */
+    off_t                       on_disk_bytes; /* and their bytes */
     ngx_http_vconv_counters_t   counters;
 } ngx_http_vconv_shctx_t;
 
@@ -65,7 +68,8 @@ typedef struct {
 
 /* http{} level settings */
 struct ngx_http_vconv_main_conf_s {
-    ngx_shm_zone_t             *shm_zone;
+    ngx_shm_zone_t             *shm_zone;       /* NULL: module unused */
+    ssize_t                     zone_size;
     ngx_str_t                   store;          /* no trailing slash */
     off_t                       max_size;       /* 0: no bound */
     time_t                      ttl;
@@ -81,8 +85,20 @@ struct ngx_http_vconv_main_conf_s {
     ngx_msec_t                  stall_timeout;
     ngx_int_t                   codec_threads;
     ngx_int_t                   priority;       /* nice of transcodes */
-    ngx_event_t                 sweeper;
+    ngx_flag_t                  used;           /* a handler needs us */
+    time_t                      next_scan;      /* the store manager's */
+
+    /* the sandbox (ngx_http_vconv_sandbox.c) */
+    ngx_uint_t                  isolation;      /* NGX_HTTP_VCONV_ISO_* */
+    off_t                       job_memory;     /* vconv_job_memory */
+    ngx_str_t                   quarantine;     /* "" or a folder */
+    ngx_str_t                   sandbox_helper; /* the executable */
+    ngx_flag_t                  uploads;        /* a vconv_upload exists */
 };
+
+
+#define NGX_HTTP_VCONV_ISO_THREAD   0
+#define NGX_HTTP_VCONV_ISO_PROCESS  1
 
 
 /* location settings */
@@ -162,37 +178,59 @@ typedef struct {
 } ngx_http_vconv_ctx_t;
 
 
-/* module (ngx_http_vconv_module.c) */
-ngx_http_vconv_zone_t *ngx_http_vconv_zone(ngx_http_request_t *r);
-
-/* zone (ngx_http_vconv_zone.c); every call takes the zone's lock itself */
+/*
+ * zone (ngx_http_vconv_zone.c): the job registry in shared memory; every
+ * call takes the zone's lock itself unless its name ends in _locked
+ */
 ngx_int_t ngx_http_vconv_zone_init(ngx_shm_zone_t *shm_zone, void *data);
-ngx_http_vconv_node_t *ngx_http_vconv_job_add(ngx_http_vconv_zone_t *z,
+/* NULL when no vconv_* handler uses the module */
+ngx_http_vconv_zone_t *ngx_http_vconv_zone(ngx_http_request_t *r);
+ngx_http_vconv_node_t *ngx_http_vconv_zone_add(ngx_http_vconv_zone_t *z,
     vconv_job_info_t *info, ngx_log_t *log);
-/* copies the job out; NGX_DECLINED if unknown */
-ngx_int_t ngx_http_vconv_job_get(ngx_http_vconv_zone_t *z, ngx_str_t *id,
+ngx_int_t ngx_http_vconv_zone_load(ngx_http_vconv_zone_t *z,
+    vconv_job_info_t *info, off_t disk, ngx_uint_t count);
+/* copies the job out; NGX_DECLINED if unknown, NGX_ABORT if going */
+ngx_int_t ngx_http_vconv_zone_get(ngx_http_vconv_zone_t *z, ngx_str_t *id,
     vconv_job_info_t *info, ngx_uint_t *version, ngx_uint_t *queue_pos);
-ngx_int_t ngx_http_vconv_job_cancel(ngx_http_vconv_zone_t *z, ngx_str_t *id);
-void ngx_http_vconv_job_update(ngx_http_vconv_zone_t *z,
+ngx_int_t ngx_http_vconv_zone_cancel(ngx_http_vconv_zone_t *z,
+    ngx_str_t *id);
+void ngx_http_vconv_zone_update(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node, vconv_job_info_t *info);
-void ngx_http_vconv_job_progress(ngx_http_vconv_zone_t *z,
+void ngx_http_vconv_zone_progress(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node, double progress);
-void ngx_http_vconv_job_disk(ngx_http_vconv_zone_t *z,
+void ngx_http_vconv_zone_disk(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node, off_t delta);
-void ngx_http_vconv_job_input(ngx_http_vconv_zone_t *z,
+void ngx_http_vconv_zone_input(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node, off_t n);
-void ngx_http_vconv_job_remove(ngx_http_vconv_zone_t *z, ngx_str_t *id);
-/* count of uploading + queued jobs, and the store's bytes */
+void ngx_http_vconv_zone_remove(ngx_http_vconv_zone_t *z, ngx_str_t *id);
+void ngx_http_vconv_zone_count_error(ngx_http_vconv_zone_t *z,
+    vconv_err_e code);
+/* uploading + queued jobs; the store's bytes, jobs left on disk too */
 void ngx_http_vconv_zone_room(ngx_http_vconv_zone_t *z, ngx_uint_t *waiting,
     off_t *store_bytes);
+ngx_http_vconv_node_t *ngx_http_vconv_zone_lookup_locked(
+    ngx_http_vconv_zone_t *z, ngx_str_t *id);
+void ngx_http_vconv_zone_free_locked(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node);
+void ngx_http_vconv_zone_count_locked(ngx_http_vconv_zone_t *z,
+    vconv_job_info_t *info);
 
-/* files (ngx_http_vconv_zone.c) */
-u_char *ngx_http_vconv_job_path(ngx_pool_t *pool,
+/* store (ngx_http_vconv_store.c): job folders, recovery, the sweeper */
+ngx_int_t ngx_http_vconv_store_add_path(ngx_conf_t *cf,
+    ngx_http_vconv_main_conf_t *vmcf);
+void ngx_http_vconv_store_init_process(ngx_cycle_t *cycle);
+u_char *ngx_http_vconv_store_path(ngx_pool_t *pool,
     ngx_http_vconv_main_conf_t *vmcf, ngx_str_t *id, const char *file);
-void ngx_http_vconv_job_rmdir(ngx_http_vconv_main_conf_t *vmcf,
+ngx_int_t ngx_http_vconv_store_create(u_char *dir, u_char *input,
+    u_char *tmp, ngx_fd_t *wfd, ngx_fd_t *ofd, ngx_log_t *log);
+void ngx_http_vconv_store_rmdir(ngx_http_vconv_main_conf_t *vmcf,
     const char *id, ngx_log_t *log);
-void ngx_http_vconv_sweep(ngx_http_vconv_main_conf_t *vmcf,
-    ngx_http_vconv_zone_t *z, ngx_log_t *log);
+/* the zone's copy, else the job.json of a job the zone does not hold */
+ngx_int_t ngx_http_vconv_store_get(ngx_http_vconv_zone_t *z, ngx_str_t *id,
+    vconv_job_info_t *info, ngx_uint_t *version, ngx_uint_t *queue_pos);
+/* the zone's answer, else NGX_OK for a finished job only on disk */
+ngx_int_t ngx_http_vconv_store_cancel(ngx_http_vconv_zone_t *z,
+    ngx_str_t *id);
 
 /* jobs in the owning worker (ngx_http_vconv_task.c) */
 ngx_http_vconv_job_t *ngx_http_vconv_job_create(ngx_http_request_t *r,
@@ -202,6 +240,15 @@ void ngx_http_vconv_job_release(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_drop_input(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job);
+
+/* the sandbox (ngx_http_vconv_sandbox.c) */
+char *ngx_http_vconv_sandbox_conf(ngx_conf_t *cf,
+    ngx_http_vconv_main_conf_t *vmcf);
+ngx_int_t ngx_http_vconv_sandbox_init_process(ngx_cycle_t *cycle,
+    ngx_http_vconv_main_conf_t *vmcf);
+/* vconv_transcode()'s contract, in the thread or in a sandboxed child */
+int ngx_http_vconv_transcode(ngx_http_vconv_job_t *job,
+    vconv_transcode_t *tc);
 
 /* handlers */
 ngx_int_t ngx_http_vconv_upload_handler(ngx_http_request_t *r);

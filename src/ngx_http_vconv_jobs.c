@@ -228,7 +228,7 @@ ngx_http_vconv_send_output(ngx_http_request_t *r, vconv_job_info_t *info)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    path.data = ngx_http_vconv_job_path(r->pool, vmcf, &id, "output");
+    path.data = ngx_http_vconv_store_path(r->pool, vmcf, &id, "output");
     if (path.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -594,7 +594,7 @@ ngx_http_vconv_send_job(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     ngx_uint_t         version, queue_pos;
     vconv_job_info_t   info;
 
-    if (ngx_http_vconv_job_get(z, id, &info, &version, &queue_pos)
+    if (ngx_http_vconv_store_get(z, id, &info, &version, &queue_pos)
         != NGX_OK)
     {
         return ngx_http_vconv_not_found(r, "no such job");
@@ -619,7 +619,7 @@ ngx_http_vconv_get_output(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     ngx_uint_t         version, queue_pos;
     vconv_job_info_t   info;
 
-    if (ngx_http_vconv_job_get(z, id, &info, &version, &queue_pos)
+    if (ngx_http_vconv_store_get(z, id, &info, &version, &queue_pos)
         != NGX_OK)
     {
         return ngx_http_vconv_not_found(r, "no such job");
@@ -753,7 +753,7 @@ ngx_http_vconv_cancel(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     ngx_int_t                    rc;
     ngx_http_vconv_main_conf_t  *vmcf;
 
-    rc = ngx_http_vconv_job_cancel(z, id);
+    rc = ngx_http_vconv_store_cancel(z, id);
 
     if (rc == NGX_DECLINED || rc == NGX_AGAIN) {
         return rc;
@@ -770,8 +770,8 @@ ngx_http_vconv_cancel(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_vconv_job_rmdir(vmcf, cid, r->connection->log);
-    ngx_http_vconv_job_remove(z, id);
+    ngx_http_vconv_store_rmdir(vmcf, cid, r->connection->log);
+    ngx_http_vconv_zone_remove(z, id);
 
     return ngx_http_vconv_send_no_content(r);
 }
@@ -828,7 +828,7 @@ ngx_http_vconv_events(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     vconv_job_info_t         info;
     ngx_http_vconv_watch_t  *w;
 
-    if (ngx_http_vconv_job_get(z, id, &info, &version, &queue_pos)
+    if (ngx_http_vconv_store_get(z, id, &info, &version, &queue_pos)
         != NGX_OK)
     {
         return ngx_http_vconv_not_found(r, "no such job");
@@ -923,7 +923,7 @@ ngx_http_vconv_events_step(ngx_http_vconv_watch_t *w, ngx_uint_t first)
         return NGX_DONE;
     }
 
-    if (ngx_http_vconv_job_get(w->zone, &w->id, &info, &version, &queue_pos)
+    if (ngx_http_vconv_store_get(w->zone, &w->id, &info, &version, &queue_pos)
         != NGX_OK)
     {
         /* deleted meanwhile; the id is of our shape, no escaping needed */

@@ -112,7 +112,7 @@ ngx_http_vconv_status_handler(ngx_http_request_t *r)
 
     for (i = 0; i < 3; i++) {
         p = ngx_slprintf(p, end,
-                         "vconv_jobs_finished_total{result=\"%s\"} %uA\n",
+                         "vconv_jobs_finished_total{result=\"%s\"} %ui\n",
                          ngx_http_vconv_results[i], m.counters.finished[i]);
     }
 
@@ -126,7 +126,7 @@ ngx_http_vconv_status_handler(ngx_http_request_t *r)
             continue;
         }
 
-        p = ngx_slprintf(p, end, "vconv_job_errors_total{code=\"%s\"} %uA\n",
+        p = ngx_slprintf(p, end, "vconv_job_errors_total{code=\"%s\"} %ui\n",
                          vconv_error_name((vconv_err_e) i),
                          m.counters.errors[i]);
     }
@@ -140,10 +140,10 @@ ngx_http_vconv_status_handler(ngx_http_request_t *r)
             "vconv_queue_length %ui\n"
             "# HELP vconv_bytes_in_total Bytes of uploaded input.\n"
             "# TYPE vconv_bytes_in_total counter\n"
-            "vconv_bytes_in_total %uA\n"
+            "vconv_bytes_in_total %ui\n"
             "# HELP vconv_bytes_out_total Bytes of converted output.\n"
             "# TYPE vconv_bytes_out_total counter\n"
-            "vconv_bytes_out_total %uA\n"
+            "vconv_bytes_out_total %ui\n"
             "# HELP vconv_transcode_seconds_total Time spent "
             "transcoding.\n"
             "# TYPE vconv_transcode_seconds_total counter\n"

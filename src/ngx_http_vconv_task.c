@@ -95,10 +95,10 @@ ngx_http_vconv_job_create(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     job->id.data = (u_char *) job->info.id;
     job->id.len = ngx_strlen(job->info.id);
 
-    job->dir = ngx_http_vconv_job_path(pool, vmcf, &job->id, NULL);
-    job->input = ngx_http_vconv_job_path(pool, vmcf, &job->id, "input");
-    job->output = ngx_http_vconv_job_path(pool, vmcf, &job->id, "output");
-    job->tmp = ngx_http_vconv_job_path(pool, vmcf, &job->id, "output.tmp");
+    job->dir = ngx_http_vconv_store_path(pool, vmcf, &job->id, NULL);
+    job->input = ngx_http_vconv_store_path(pool, vmcf, &job->id, "input");
+    job->output = ngx_http_vconv_store_path(pool, vmcf, &job->id, "output");
+    job->tmp = ngx_http_vconv_store_path(pool, vmcf, &job->id, "output.tmp");
 
     if (job->dir == NULL || job->input == NULL || job->output == NULL
         || job->tmp == NULL)
@@ -107,23 +107,16 @@ ngx_http_vconv_job_create(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
         return NULL;
     }
 
-    job->node = ngx_http_vconv_job_add(z, &job->info, r->connection->log);
+    job->node = ngx_http_vconv_zone_add(z, &job->info, r->connection->log);
     if (job->node == NULL) {
         ngx_destroy_pool(pool);
         return NULL;
     }
 
-    if (ngx_create_dir(job->dir, 0700) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_CRIT, r->connection->log, ngx_errno,
-                      "vconv: mkdir \"%s\" failed", job->dir);
-        goto failed;
-    }
-
-    job->wfd = ngx_open_file(job->input, NGX_FILE_WRONLY,
-                             NGX_FILE_CREATE_OR_OPEN | O_EXCL, 0600);
-    if (job->wfd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_CRIT, r->connection->log, ngx_errno,
-                      "vconv: open \"%s\" failed", job->input);
+    if (ngx_http_vconv_store_create(job->dir, job->input, job->tmp,
+                                    &job->wfd, NULL, r->connection->log)
+        != NGX_OK)
+    {
         goto failed;
     }
 
@@ -204,8 +197,8 @@ ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job)
     ngx_http_vconv_job_drop_input(job);
 
     if (!job->posted || job->node->cancel || job->discard) {
-        ngx_http_vconv_job_rmdir(job->vmcf, job->info.id, job->log);
-        ngx_http_vconv_job_remove(z, &job->id);
+        ngx_http_vconv_store_rmdir(job->vmcf, job->info.id, job->log);
+        ngx_http_vconv_zone_remove(z, &job->id);
         return;
     }
 
@@ -244,7 +237,7 @@ ngx_http_vconv_job_drop_input(ngx_http_vconv_job_t *job)
                       "vconv: unlink \"%s\" failed", job->input);
     }
 
-    ngx_http_vconv_job_disk(job->zone, job->node, -job->written);
+    ngx_http_vconv_zone_disk(job->zone, job->node, -job->written);
 }
 
 
@@ -312,8 +305,13 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
 
     vconv_log_job(job->info.id);
 
-    if (job->vmcf->priority) {
-        /* transcodes yield to the event loop on the same cores */
+    if (job->vmcf->priority
+        && job->vmcf->isolation == NGX_HTTP_VCONV_ISO_THREAD)
+    {
+        /*
+         * transcodes yield to the event loop on the same cores; a
+         * sandboxed child lowers its own, the thread only relays for it
+         */
         (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid),
                            (int) job->vmcf->priority);
     }
@@ -341,14 +339,13 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     tc.read = vconv_reader_read;
     tc.seek = vconv_reader_seek;
     tc.io_opaque = &job->reader;
-    tc.output_path = (char *) job->tmp;
     tc.growing = !job->reader.ended;
     tc.probed = ngx_http_vconv_task_probed;
     tc.progress = ngx_http_vconv_task_progress;
     tc.interrupt = ngx_http_vconv_task_interrupt;
     tc.data = job;
 
-    rc = vconv_transcode(&tc);
+    rc = ngx_http_vconv_transcode(job, &tc);
 
     if (rc == VCONV_OK && stat((char *) job->tmp, &st) == -1) {
         rc = vconv_error_set(&tc.err, VCONV_E_IO, "output is missing");
@@ -430,10 +427,10 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
         (void) vconv_job_save(&info, (char *) job->dir, &err);
     }
 
-    ngx_http_vconv_job_update(z, job->node, &info);
+    ngx_http_vconv_zone_update(z, job->node, &info);
 
     if (rc == VCONV_OK) {
-        ngx_http_vconv_job_disk(z, job->node, st.st_size);
+        ngx_http_vconv_zone_disk(z, job->node, st.st_size);
     }
 
     vconv_log_job("");
@@ -477,8 +474,8 @@ ngx_http_vconv_task_progress(void *data, double fraction)
 
     job->last_progress = now;
 
-    ngx_http_vconv_job_progress(job->zone, job->node,
-                                fraction > 0.999 ? 0.999 : fraction);
+    ngx_http_vconv_zone_progress(job->zone, job->node,
+                                 fraction > 0.999 ? 0.999 : fraction);
 }
 
 

@@ -220,9 +220,7 @@ ngx_http_vconv_refuse(ngx_http_request_t *r, vconv_error_t *err)
 
     z = ngx_http_vconv_zone(r);
 
-    if (err->code > VCONV_E_NONE && err->code < VCONV_E_COUNT) {
-        (void) ngx_atomic_fetch_add(&z->sh->counters.errors[err->code], 1);
-    }
+    ngx_http_vconv_zone_count_error(z, err->code);
 
     return ngx_http_vconv_send_error(r, err);
 }
@@ -581,7 +579,7 @@ ngx_http_vconv_write_input(ngx_http_vconv_ctx_t *ctx, const u_char *p,
         len -= n;
         job->written += n;
 
-        ngx_http_vconv_job_input(z, job->node, n);
+        ngx_http_vconv_zone_input(z, job->node, n);
     }
 
     if (job->reader_ready) {
@@ -695,7 +693,7 @@ ngx_http_vconv_answer(ngx_http_request_t *r)
     job = ctx->job;
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vconv_module);
 
-    if (ngx_http_vconv_job_get(job->zone, &job->id, &info, &version, &pos)
+    if (ngx_http_vconv_zone_get(job->zone, &job->id, &info, &version, &pos)
         != NGX_OK)
     {
         (void) vconv_error_set(&err, VCONV_E_CANCELED, "the job was deleted");

@@ -1,9 +1,15 @@
 /*
- * vconv: encoders and the muxer.  The output file is the only path the
- * core ever opens, and it is the one the caller chose.
+ * vconv: encoders and the muxer.  The output is written through a file
+ * descriptor the caller gives (or, for the CLI, the one path it names):
+ * the muxer never opens anything by name, so the same code runs in a
+ * sandboxed child that may not open files at all.
  */
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <libavfilter/buffersink.h>
 #include <libavutil/avstring.h>
@@ -27,13 +33,33 @@ static int vconv_output_check(vconv_job_t *job, vconv_stream_t *st,
 static vconv_err_e vconv_output_mux_error(int rc);
 static const vconv_codec_t *vconv_output_tune(AVCodecContext *enc,
     const char *encoder);
+static AVIOContext *vconv_output_io(int fd, int write);
+static int vconv_output_io_write(void *opaque, uint8_t *buf, int size);
+static int vconv_output_io_read(void *opaque, uint8_t *buf, int size);
+static int64_t vconv_output_io_seek(void *opaque, int64_t offset,
+    int whence);
+static void vconv_output_io_free(AVIOContext **pb);
+static int vconv_output_io_open(struct AVFormatContext *s, AVIOContext **pb,
+    const char *url, int flags, AVDictionary **options);
+static int vconv_output_io_close(struct AVFormatContext *s, AVIOContext *pb);
+
+
+#define VCONV_OUTPUT_BUFFER  65536
+
+/* the muxer's name for the output; any other name is refused */
+#define VCONV_OUTPUT_URL     "vconv-output"
+
+
+typedef struct {
+    int       fd;      /* our own dup, closed with the context */
+    int64_t   pos;     /* pread/pwrite: dups share the file offset */
+} vconv_output_file_t;
 
 
 int
 vconv_output_open(vconv_job_t *job)
 {
     int          rc;
-    char        *url;
     const char  *muxer;
 
     /*
@@ -43,23 +69,23 @@ vconv_output_open(vconv_job_t *job)
     muxer = job->fmt->kind == VCONV_KIND_IMAGE ? "image2pipe"
                                                 : job->fmt->muxer;
 
-    url = av_asprintf("file:%s", job->tc->output_path);
-    if (url == NULL) {
-        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "output");
-    }
-
-    rc = avformat_alloc_output_context2(&job->ofmt, NULL, muxer, url);
-    av_free(url);
+    rc = avformat_alloc_output_context2(&job->ofmt, NULL, muxer,
+                                        VCONV_OUTPUT_URL);
 
     if (rc < 0 || job->ofmt == NULL) {
         return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "muxer");
     }
 
-    /* faststart reopens the output by name; nothing else is reachable */
-    job->ofmt->protocol_whitelist = av_strdup("file");
+    /* no libav protocol is reachable: every open goes to io_open */
+    job->ofmt->protocol_whitelist = av_strdup("");
     if (job->ofmt->protocol_whitelist == NULL) {
         return vconv_job_fail(job, VCONV_E_NOMEM, 0, "output");
     }
+
+    job->ofmt->io_open = vconv_output_io_open;
+    job->ofmt->io_close2 = vconv_output_io_close;
+    job->ofmt->opaque = job;
+    job->ofmt->flags |= AVFMT_FLAG_CUSTOM_IO;
 
     job->ofmt->interrupt_callback.callback = vconv_job_interrupt;
     job->ofmt->interrupt_callback.opaque = job;
@@ -262,8 +288,8 @@ vconv_output_header(vconv_job_t *job)
     opts = NULL;
 
     if (!(ofmt->oformat->flags & AVFMT_NOFILE)) {
-        rc = avio_open2(&ofmt->pb, ofmt->url, AVIO_FLAG_WRITE,
-                        &ofmt->interrupt_callback, NULL);
+        rc = vconv_output_io_open(ofmt, &ofmt->pb, ofmt->url,
+                                  AVIO_FLAG_WRITE, NULL);
         if (rc < 0) {
             return vconv_job_fail(job, VCONV_E_IO, rc, "output");
         }
@@ -463,12 +489,219 @@ vconv_output_close(vconv_job_t *job)
         return;
     }
 
-    if (!(job->ofmt->oformat->flags & AVFMT_NOFILE)) {
-        avio_closep(&job->ofmt->pb);
+    if (job->ofmt->pb != NULL) {
+        avio_flush(job->ofmt->pb);
+        vconv_output_io_free(&job->ofmt->pb);
     }
 
     avformat_free_context(job->ofmt);
     job->ofmt = NULL;
+}
+
+
+/*
+ * The muxer's opens: the output itself (once for writing, and again for
+ * reading and writing when MP4's +faststart moves the index to the
+ * front), over a dup of the caller's descriptor.  Any other name is
+ * refused: no muxer may reach a file or a protocol of its own.
+ */
+static int
+vconv_output_io_open(struct AVFormatContext *s, AVIOContext **pb,
+    const char *url, int flags, AVDictionary **options)
+{
+    int           fd;
+    vconv_job_t  *job = s->opaque;
+
+    if (url == NULL || strcmp(url, VCONV_OUTPUT_URL) != 0) {
+        av_log(s, AV_LOG_ERROR, "refused to open \"%s\"\n",
+               url ? url : "");
+        return AVERROR(EPERM);
+    }
+
+    fd = job->tc->output_fd;
+
+    if (job->tc->output_path != NULL) {
+        /* the CLI and the fuzzer name a path; the server never does */
+        fd = open(job->tc->output_path,
+                  O_RDWR | O_CREAT | (job->out_open ? 0 : O_TRUNC)
+                  | O_CLOEXEC, 0600);
+        if (fd == -1) {
+            return AVERROR(errno);
+        }
+
+    } else {
+        fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (fd == -1) {
+            return AVERROR(errno);
+        }
+
+        if (!job->out_open && ftruncate(fd, 0) == -1) {
+            (void) close(fd);
+            return AVERROR(errno);
+        }
+    }
+
+    *pb = vconv_output_io(fd, (flags & AVIO_FLAG_WRITE) != 0);
+    if (*pb == NULL) {
+        (void) close(fd);
+        return AVERROR(ENOMEM);
+    }
+
+    job->out_open = 1;
+
+    return 0;
+}
+
+
+static int
+vconv_output_io_close(struct AVFormatContext *s, AVIOContext *pb)
+{
+    avio_flush(pb);
+    vconv_output_io_free(&pb);
+
+    return 0;
+}
+
+
+static AVIOContext *
+vconv_output_io(int fd, int write)
+{
+    uint8_t              *buf;
+    AVIOContext          *pb;
+    vconv_output_file_t  *f;
+
+    f = av_mallocz(sizeof(vconv_output_file_t));
+    buf = av_malloc(VCONV_OUTPUT_BUFFER);
+
+    if (f == NULL || buf == NULL) {
+        av_free(f);
+        av_free(buf);
+        return NULL;
+    }
+
+    f->fd = fd;
+
+    /* a reading context too: faststart reads back what it wrote */
+    pb = avio_alloc_context(buf, VCONV_OUTPUT_BUFFER, write, f,
+                            vconv_output_io_read, vconv_output_io_write,
+                            vconv_output_io_seek);
+    if (pb == NULL) {
+        av_free(f);
+        av_free(buf);
+        return NULL;
+    }
+
+    return pb;
+}
+
+
+static void
+vconv_output_io_free(AVIOContext **pb)
+{
+    vconv_output_file_t  *f;
+
+    if (*pb == NULL) {
+        return;
+    }
+
+    f = (*pb)->opaque;
+
+    if (f != NULL) {
+        (void) close(f->fd);
+        av_free(f);
+    }
+
+    av_freep(&(*pb)->buffer);
+    avio_context_free(pb);
+}
+
+
+static int
+vconv_output_io_write(void *opaque, uint8_t *buf, int size)
+{
+    ssize_t               n;
+    int                   done;
+    vconv_output_file_t  *f = opaque;
+
+    done = 0;
+
+    while (done < size) {
+        n = pwrite(f->fd, buf + done, size - done, f->pos + done);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+
+        if (n <= 0) {
+            return n < 0 ? AVERROR(errno) : AVERROR(EIO);
+        }
+
+        done += n;
+    }
+
+    f->pos += done;
+
+    return done;
+}
+
+
+static int
+vconv_output_io_read(void *opaque, uint8_t *buf, int size)
+{
+    ssize_t               n;
+    vconv_output_file_t  *f = opaque;
+
+    do {
+        n = pread(f->fd, buf, size, f->pos);
+    } while (n < 0 && errno == EINTR);
+
+    if (n < 0) {
+        return AVERROR(errno);
+    }
+
+    if (n == 0) {
+        return AVERROR_EOF;
+    }
+
+    f->pos += n;
+
+    return (int) n;
+}
+
+
+static int64_t
+vconv_output_io_seek(void *opaque, int64_t offset, int whence)
+{
+    struct stat           st;
+    vconv_output_file_t  *f = opaque;
+
+    whence &= ~AVSEEK_FORCE;
+
+    if (whence == AVSEEK_SIZE || whence == SEEK_END) {
+        if (fstat(f->fd, &st) == -1) {
+            return AVERROR(errno);
+        }
+
+        if (whence == AVSEEK_SIZE) {
+            return st.st_size;
+        }
+
+        offset += st.st_size;
+
+    } else if (whence == SEEK_CUR) {
+        offset += f->pos;
+
+    } else if (whence != SEEK_SET) {
+        return AVERROR(EINVAL);
+    }
+
+    if (offset < 0) {
+        return AVERROR(EINVAL);
+    }
+
+    f->pos = offset;
+
+    return offset;
 }
 
 
@@ -590,6 +823,8 @@ vconv_output_mux_error(int rc)
     case AVERROR(EROFS):
     case AVERROR(EBADF):
     case AVERROR(EPIPE):
+    case AVERROR(EPERM):
+    case AVERROR(EACCES):
         return VCONV_E_IO;
     default:
         return VCONV_E_DECODE;

@@ -47,6 +47,20 @@ vconv_reader_now(void)
 }
 
 
+/* with the mutex held */
+static void
+vconv_reader_wake(vconv_reader_t *rd)
+{
+    ssize_t  n;
+
+    if (rd->wake_fd >= 0) {
+        /* a full pipe is as good as a new byte */
+        n = write(rd->wake_fd, "", 1);
+        (void) n;
+    }
+}
+
+
 static int
 vconv_reader_stop_error(vconv_err_e why)
 {
@@ -70,6 +84,7 @@ vconv_reader_init(vconv_reader_t *rd, int fd, int64_t written, int ended,
     rd->last_growth = vconv_reader_now();
     rd->interrupt = NULL;
     rd->data = NULL;
+    rd->wake_fd = -1;
 
     if (pthread_mutex_init(&rd->mutex, NULL) != 0) {
         return VCONV_ERROR;
@@ -117,6 +132,7 @@ vconv_reader_grow(vconv_reader_t *rd, int64_t written)
         rd->written = written;
         rd->last_growth = vconv_reader_now();
         pthread_cond_broadcast(&rd->cond);
+        vconv_reader_wake(rd);
     }
 
     pthread_mutex_unlock(&rd->mutex);
@@ -130,6 +146,7 @@ vconv_reader_end(vconv_reader_t *rd)
 
     rd->ended = 1;
     pthread_cond_broadcast(&rd->cond);
+    vconv_reader_wake(rd);
 
     pthread_mutex_unlock(&rd->mutex);
 }
@@ -146,6 +163,7 @@ vconv_reader_stop(vconv_reader_t *rd, vconv_err_e why)
     }
 
     pthread_cond_broadcast(&rd->cond);
+    vconv_reader_wake(rd);
 
     pthread_mutex_unlock(&rd->mutex);
 }
@@ -313,6 +331,7 @@ vconv_reader_expect(vconv_reader_t *rd, int64_t size)
 {
     pthread_mutex_lock(&rd->mutex);
     rd->size = size;
+    vconv_reader_wake(rd);
     pthread_mutex_unlock(&rd->mutex);
 }
 

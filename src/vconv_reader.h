@@ -27,6 +27,12 @@ typedef struct {
     int64_t          stall_ms;      /* no growth for this long: stall */
     int64_t          last_growth;   /* monotonic ms */
 
+    /*
+     * -1, or a non-blocking pipe that gets a byte on every grow, end,
+     * expect and stop: a sandboxed transcode relays them at once.
+     */
+    int              wake_fd;
+
     /* optional poll, called at least every 200 ms while a read waits */
     int            (*interrupt)(void *data);
     void            *data;

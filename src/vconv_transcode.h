@@ -52,7 +52,13 @@ struct vconv_transcode_s {
     int64_t              (*seek)(void *opaque, int64_t offset, int whence);
     void                  *io_opaque;
 
-    const char            *output_path;  /* written in place */
+    /*
+     * The output: written through output_fd (the caller's, kept open;
+     * the core writes through dups of it), or, when output_path is set,
+     * through a file the core opens at that path (the CLI).
+     */
+    const char            *output_path;
+    int                    output_fd;
     int                    growing;      /* the input is still arriving */
 
     /*

@@ -54,6 +54,9 @@ my %cfg = (
     http    => "    vconv_max_duration 60s;\n    vconv_stall_timeout 10s;\n"
              . "    vconv_max_resolution 1920x1080;\n",
 );
+# with the ASan module the core must run in the instrumented worker, not
+# in a sandboxed child of the (uninstrumented) helper
+$cfg{http} .= "    vconv_isolation thread;\n" if $ENV{VCONV_ASAN_MODULE};
 my $ng;
 {
     local $ENV{VCONV_MODULE} = $ENV{VCONV_ASAN_MODULE} if $ENV{VCONV_ASAN_MODULE};

@@ -29,7 +29,18 @@ my $small = VconvMedia::make_media($dir, 'mp4', size => '160x120', duration => 1
 # test when it sees "exited on signal" in the log
 use constant NC => (no_crash_check => 1);
 
+# a worker's own ticks and, in process isolation, those of its sandbox
+# helper's job children: the job runs there
 sub cpu_ticks {
+    my ($pid) = @_;
+    my $t = proc_ticks($pid) // return undef;
+    for my $h (@{ VconvNginx::_children($pid) }) {
+        $t += proc_ticks($_) // 0 for @{ VconvNginx::_children($h) };
+    }
+    return $t;
+}
+
+sub proc_ticks {
     my ($pid) = @_;
     my $t = 0;
     opendir my $d, "/proc/$pid/task" or return undef;
@@ -54,6 +65,11 @@ sub threads_of {
 sub busy_worker {
     my ($ng) = @_;
     my @w = @{ $ng->worker_pids };
+    # process isolation: the worker whose sandbox helper has a job child
+    my @owner = grep {
+        grep { @{ VconvNginx::_children($_) } } @{ VconvNginx::_children($_) }
+    } @w;
+    return $owner[0] if @owner == 1;
     my %a = map { $_ => cpu_ticks($_) // 0 } @w;
     sleep 1.5;
     my %b = map { $_ => cpu_ticks($_) // 0 } @w;

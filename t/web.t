@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 # The web page (html/) in a real browser: Debian's chromium driven by
-# playwright-core (t/web/e2e.mjs) against nginx with the module, serving
-# html/ at / and the API under /api/ as conf.example lays them out.
+# playwright-core (t/web/e2e.mjs) against nginx with the module, run with
+# conf.example itself (as `make run` runs it: its limit_req, its JSON
+# error pages), serving html/ at / and the API under /api/.
 # Screenshots and downloads go to t/artifacts/web/.
 
 use strict;
@@ -30,7 +31,8 @@ my $art = "$root/t/artifacts/web";
 make_path($art);
 my $media = tempdir('vconv-web-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 
-# A short clip to convert, a longer and larger one to cancel.
+# A short clip to convert, a longer and larger one to cancel, a portrait
+# one smaller than 720p, a wide one for the phone.
 sub ffmpeg {
     my @cmd = ('ffmpeg', '-nostdin', '-v', 'error', '-y', @_);
     system(@cmd) == 0 or BAIL_OUT("ffmpeg failed: @cmd");
@@ -44,9 +46,39 @@ ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=25:duration=20',
        '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p',
        '-c:a', 'aac', '-shortest', "$media/big.mp4");
 
+ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=320x568:rate=25:duration=1',
+       '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p',
+       "$media/tall.mp4");
+# wider than a phone: its preview must not widen the page
+ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=960x540:rate=25:duration=1',
+       '-f', 'lavfi', '-i', 'sine=frequency=550:sample_rate=44100:duration=1',
+       '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p',
+       '-c:a', 'aac', '-shortest', "$media/wide.mp4");
+
+# conf.example with its paths moved into the test's prefix (as tools/run.sh
+# does for `make run`)
+open my $cfh, '<', "$root/conf.example" or die "conf.example: $!";
+my $conf = do { local $/; <$cfh> };
+close $cfh;
+my $user = $> == 0 ? "user root root;\n" : '';
+$conf =~ s{/usr/lib/nginx/modules/ngx_http_vconv_module\.so}{%%MODULE%%};
+$conf =~ s{^error_log\s.*?;}{error_log %%PREFIX%%/error.log info;}m;
+$conf =~ s{/var/log/nginx/}{%%PREFIX%%/logs/}g;
+$conf =~ s{/run/nginx\.pid}{%%PREFIX%%/nginx.pid};
+$conf =~ s{/var/lib/vconv}{%%STORE%%}g;
+$conf =~ s{/usr/share/vconv/html}{%%HTML%%}g;
+$conf =~ s{listen 8080;}{listen 127.0.0.1:%%PORT%%;};
+$conf =~ s{^worker_processes\s+\S+;}{${user}worker_processes 2;\ndaemon off;}m
+    or BAIL_OUT('conf.example: no worker_processes line');
+my $temp = join '', map { "\n    ${_}_temp_path %%PREFIX%%/tmp/$_;" }
+    qw(client_body proxy fastcgi uwsgi scgi);
+$conf =~ s/^http \{/http {$temp/m;
+like($conf, qr/limit_req zone=/, 'conf.example limits uploads (the page must cope)');
+
 my $ng = VconvNginx->new(
     html_root => "$root/html",
-    http      => "    vconv_max_queue 16;\n",
+    workers   => 2,
+    conf      => $conf,
 )->start;
 my $base = $ng->url('/');
 note("nginx on $base, prefix " . $ng->prefix);
@@ -80,7 +112,8 @@ my $exit = $? >> 8;
 ok($seen > 0 && $plan == $seen, "browser test ran to its end ($seen of $plan)");
 is($exit, 0, 'browser test exit status');
 
-$ng->assert_clean_log;
+# the page's own 429 test trips conf.example's limit_req on purpose
+$ng->assert_clean_log(undef, allow => qr/limiting requests/);
 $ng->stop;
 
 done_testing;

@@ -71,7 +71,8 @@ undef at the deadline.
 
 Environment: VCONV_BUILD (build dir, default <repo>/build), VCONV_MODULE
 (the .so), VCONV_NGINX (default /usr/sbin/nginx), VCONV_KEEP=1 keeps the
-temp prefix. When a test file fails, each instance's error.log is copied to
+temp prefix, VCONV_ISOLATION=thread|process sets vconv_isolation in the
+default config (the module's own default is process). When a test file fails, each instance's error.log is copied to
 t/artifacts/.
 
 =cut
@@ -147,6 +148,11 @@ sub new {
     if (-f $self->{module}) {
         require File::Copy;
         my $copy = "$self->{prefix}/ngx_http_vconv_module.so";
+        # the sandbox helper goes next to it, where the module looks
+        my $helper = dirname($self->{module}) . '/vconv-sandbox';
+        my $hcopy = "$self->{prefix}/vconv-sandbox";
+        File::Copy::copy($helper, $hcopy) && chmod(0755, $hcopy)
+            if -f $helper;
         File::Copy::copy($self->{module}, $copy) && chmod(0755, $copy)
             and $self->{module} = $copy;
     }
@@ -195,6 +201,9 @@ sub default_conf {
     my $main = $self->{main} // '';
     my $zone = $self->{zone} // '8m';
     my $http = $self->{http} // '';
+    # VCONV_ISOLATION=thread runs a test file with the in-thread core
+    $http = "    vconv_isolation $ENV{VCONV_ISOLATION};\n$http"
+        if $ENV{VCONV_ISOLATION} && $http !~ /vconv_isolation/;
     my $server = $self->{server} // '';
 
     return <<"EOF";

@@ -3,8 +3,11 @@
 //   node t/web/e2e.mjs BASE_URL [ARTIFACT_DIR] [MEDIA_DIR]
 //
 // Debian's chromium driven by playwright-core. MEDIA_DIR holds small.mp4
-// (2 s 320x240 H.264/AAC) and big.mp4 (long enough to cancel); they are made
-// with ffmpeg if missing. Prints TAP; exits 1 if a test failed.
+// (2 s 320x240 H.264/AAC), big.mp4 (long enough to cancel) and tall.mp4
+// (1 s 320x568) and wide.mp4 (1 s 960x540); they are made with ffmpeg if
+// missing. The server is
+// expected to run conf.example (its limit_req and JSON error pages).
+// Prints TAP; exits 1 if a test failed.
 
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
@@ -49,6 +52,15 @@ if (!fs.existsSync(big)) {
   ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=25:duration=20', '-f', 'lavfi', '-i', 'sine=frequency=330:duration=20',
     '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', big]);
 }
+const tall = path.join(media, 'tall.mp4');
+if (!fs.existsSync(tall)) {
+  ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=320x568:rate=25:duration=1', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', tall]);
+}
+const wide = path.join(media, 'wide.mp4');
+if (!fs.existsSync(wide)) {
+  ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=960x540:rate=25:duration=1', '-f', 'lavfi', '-i', 'sine=frequency=550:duration=1',
+    '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', wide]);
+}
 function probe(file) {
   return JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-of', 'json', '-show_format', '-show_streams', file]));
 }
@@ -72,16 +84,19 @@ const origin = new URL(base).origin;
 page.on('pageerror', (e) => pageErrors.push(String(e.stack || e)));
 // Each item's states in order, to check that progress was shown.
 await page.addInitScript(() => {
-  window.__statuses = [];
+  window.__statuses = {};
+  window.__said = [];
   new MutationObserver((list) => {
     for (const m of list) {
-      if (m.type !== 'attributes' || m.target.parentElement?.id !== 'items') continue;
-      const i = [...m.target.parentElement.children].indexOf(m.target);
-      const h = (window.__statuses[i] ||= []);
-      const st = m.target.dataset.status;
-      if (h[h.length - 1] !== st) h.push(st);
+      if (m.type === 'attributes' && m.target.parentElement?.id === 'items') {
+        const h = (window.__statuses[m.target.dataset.item] ||= []);
+        const st = m.target.dataset.status;
+        if (h[h.length - 1] !== st) h.push(st);
+      }
+      const live = m.target.closest?.('#announce') || (m.target.parentElement?.id === 'announce' && m.target.parentElement);
+      if (m.type === 'childList' && live && live.textContent) window.__said.push(live.textContent);
     }
-  }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-status'] });
+  }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-status'] });
 });
 page.on('request', (r) => { const u = r.url(); if (/^https?:/.test(u) && !u.startsWith(origin)) foreign.push(u); });
 
@@ -102,6 +117,49 @@ const shot = async (name, opts = {}) => {
   await page.waitForTimeout(300); // let colour transitions settle
   await page.screenshot({ path: path.join(artifacts, name), ...opts });
 };
+
+const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+const inView = (loc) => loc.evaluate((el) => {
+  const r = el.getBoundingClientRect();
+  return r.height > 0 && r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth;
+});
+// The focused element in words: "button.retry in item 4", or "body".
+const focused = () => page.evaluate(() => {
+  const a = document.activeElement;
+  if (!a || a === document.body) return 'body';
+  const li = a.closest('#items > li');
+  return `${a.tagName.toLowerCase()}${a.id ? '#' + a.id : ''}${a.classList.length ? '.' + [...a.classList].join('.') : ''}`
+    + (li ? ` in item ${li.dataset.item}` : '');
+});
+const said = () => page.evaluate(() => window.__said.slice());
+const api = (p) => new URL(`api/${p}`, base).href;
+const longNames = [
+  'Holiday_in_the_mountains_with_the_whole_family_2024-07-14_GoPro_HERO11_Black_4K_60fps_stabilised_final_final_v3.mp4',
+  'A very long name with spaces that a phone camera app would never choose but people rename files like this anyway.mp4',
+  'Ünïcödé—très_long_nom_de_fichier_sans_espaces_pour_vérifier_que_rien_ne_déborde_sur_un_téléphone_étroit.mp4',
+];
+
+// A ZIP's entries read back (central directory), each checked with its CRC-32.
+function readZip(file) {
+  const b = fs.readFileSync(file);
+  const eocd = b.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  const count = b.readUInt16LE(eocd + 10);
+  let p = b.readUInt32LE(eocd + 16);
+  const crcTable = [...Array(256)].map((_, n) => { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; return c >>> 0; });
+  const crc = (d) => { let c = ~0 >>> 0; for (const x of d) c = crcTable[(c ^ x) & 0xff] ^ (c >>> 8); return ~c >>> 0; };
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    if (b.readUInt32LE(p) !== 0x02014b50) throw new Error('bad central directory');
+    const want = b.readUInt32LE(p + 16), size = b.readUInt32LE(p + 20), nlen = b.readUInt16LE(p + 28);
+    const xlen = b.readUInt16LE(p + 30), clen = b.readUInt16LE(p + 32), off = b.readUInt32LE(p + 42);
+    const name = b.subarray(p + 46, p + 46 + nlen).toString('utf8');
+    const lnlen = b.readUInt16LE(off + 26), lxlen = b.readUInt16LE(off + 28);
+    const data = b.subarray(off + 30 + lnlen + lxlen, off + 30 + lnlen + lxlen + size);
+    out.push({ name, size, crcOk: crc(data) === want, data });
+    p += 46 + nlen + xlen + clen;
+  }
+  return out;
+}
 
 try {
   await step('page loads and lists the formats by group', async () => {
@@ -133,6 +191,26 @@ try {
     return first === 'file' && second === 'format';
   });
 
+  await step('keyboard: arrow keys move through the formats as a grid (down goes to the row below)', async () => {
+    await page.check('#fmt-mp4');
+    await page.focus('#fmt-mp4');
+    const at = () => page.evaluate(() => {
+      const a = document.activeElement, r = a.closest('.chip').getBoundingClientRect();
+      return { id: a.id, checked: a.checked, x: r.left + r.width / 2, y: r.top };
+    });
+    const p0 = await at();
+    await page.keyboard.press('ArrowDown');
+    const p1 = await at();
+    await page.keyboard.press('ArrowRight');
+    const p2 = await at();
+    await page.keyboard.press('ArrowUp');
+    const p3 = await at();
+    diag(`mp4 -down-> ${p1.id} -right-> ${p2.id} -up-> ${p3.id}`);
+    await page.check('#fmt-mp4');
+    return p1.y > p0.y && Math.abs(p1.x - p0.x) < 20 && p1.checked && p2.y === p1.y && p2.x > p1.x
+      && p3.y === p0.y && Math.abs(p3.x - p2.x) < 20;
+  });
+
   await step('client-side check refuses a width the server would refuse', async () => {
     await page.setInputFiles('#file', small);
     await page.locator('#more').evaluate((d) => { d.open = true; });
@@ -152,13 +230,26 @@ try {
     return !posted && /between/.test(text) && invalid === 'true' && await item(0).getAttribute('data-status') === 'ready';
   });
 
+  await step('desktop 1280x800 with Options open: the Convert button is on screen', async () => {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    const go = page.locator('#go');
+    const box = await go.boundingBox();
+    diag(`#go at y=${Math.round(box.y)}..${Math.round(box.y + box.height)} of 800`);
+    return await inView(go);
+  });
+
   const first = item(0);
-  await step('MP4: upload, convert, done', async () => {
+  await step('MP4 (from 0.5 s): an estimate before, then upload, convert, done', async () => {
     await page.check('#fmt-mp4');
+    await page.fill('#start', '0.5');
+    await first.locator('.estimate:not(:empty)').waitFor();
+    const est = await first.locator('.estimate').textContent();
+    const warn = await first.locator('.warn').isVisible();
+    diag(`estimate: ${est}; warning shown: ${warn}`);
     await page.click('#go');
     const st = await waitStatus(first, ['done', 'failed']);
     if (st !== 'done') throw new Error(await first.locator('.message').innerText());
-    return true;
+    return /about \d/.test(est) && !warn;
   });
 
   await step('MP4: result shows preview, sizes, durations, expiry', async () => {
@@ -170,107 +261,346 @@ try {
       expires: await first.locator('.expires').textContent(),
     };
     diag(JSON.stringify(facts));
-    return /\d/.test(facts.inBytes) && /\d/.test(facts.outBytes) && /0:0[12]/.test(facts.outDur) && /\d/.test(facts.expires);
+    return /\d/.test(facts.inBytes) && /\d/.test(facts.outBytes) && /0:01/.test(facts.outDur) && /\d/.test(facts.expires);
   });
 
-  await step('MP4: download is H.264 320x240, about 2 s', async () => {
+  await step('MP4: download is H.264 320x240, about 1.5 s', async () => {
     const { file, suggested } = await download(first, 'download.mp4');
     const p = probe(file);
     const v = p.streams.find((s) => s.codec_type === 'video');
     const dur = +p.format.duration;
     diag(`${suggested}: ${p.format.format_name} ${v?.codec_name} ${v?.width}x${v?.height} ${dur}s, audio ${p.streams.some((s) => s.codec_type === 'audio')}`);
-    return v?.codec_name === 'h264' && v.width === 320 && v.height === 240 && Math.abs(dur - 2) < 0.3 && /\.mp4$/.test(suggested);
+    return v?.codec_name === 'h264' && v.width === 320 && v.height === 240 && Math.abs(dur - 1.5) < 0.3 && /\.mp4$/.test(suggested);
   });
 
   await shot('desktop-light-mp4-done.png');
 
   const second = item(1);
-  await step('GIF (trimmed 0.5 to 1.5 s): the same file converted again without picking it again', async () => {
-    await page.check('#fmt-gif');
-    await page.locator('#more').evaluate((d) => { d.open = true; });
-    await page.fill('#start', '0.5');
-    await page.fill('#end', '0:01.5');
-    const label = await first.locator('button.again').textContent();
+  await step('"Convert again" keeps the file\'s own settings (from 0.5 s) although the form changed; its format is its own (GIF), with a size warning', async () => {
+    await page.fill('#start', '');
     await first.locator('button.again').click();
+    await second.waitFor();
+    const foc = await focused();
+    const own = await second.locator('.own').textContent();
+    await second.locator('select.fmt').selectOption('gif');
+    await second.locator('.warn:not([hidden])').waitFor();
+    const warn = await second.locator('.warn').textContent();
+    const go = await page.locator('#go').textContent();
+    diag(`focus: ${foc}; own: ${own}; warning: ${warn}; button: ${go}`);
+    await shot('desktop-light-ready.png');
+    await page.click('#go');
     const st = await waitStatus(second, ['done', 'failed']);
     if (st !== 'done') throw new Error(await second.locator('.message').innerText());
     await page.waitForFunction(() => document.querySelectorAll('#items > li')[1]?.querySelector('.preview img')?.naturalWidth > 0);
-    diag(`button: ${label}`);
-    await page.fill('#start', '');
-    await page.fill('#end', '');
-    return /GIF/.test(label) && (await items.count()) === 2;
+    return /select\.fmt in item/.test(foc) && /from 0:00\.5/.test(own) && /GIF/.test(warn) && /larger/.test(warn)
+      && /GIF/.test(go) && (await items.count()) === 2 && await page.locator('#fmt-mp4').isChecked();
   });
 
-  await step('GIF: download is a GIF animation of about 1 s', async () => {
+  await step('GIF: download is a GIF animation of about 1.5 s', async () => {
     const { file } = await download(second, 'download.gif');
     const p = probe(file);
     const v = p.streams[0];
     const dur = +p.format.duration;
-    diag(`${p.format.format_name} ${v.codec_name} ${v.width}x${v.height} ${dur}s`);
-    return v.codec_name === 'gif' && v.width > 0 && v.width <= 320 && Math.abs(dur - 1) < 0.25;
+    diag(`${p.format.format_name} ${v.codec_name} ${v.width}x${v.height} ${dur}s; note: ${await second.locator('.notes').textContent()}`);
+    return v.codec_name === 'gif' && v.width > 0 && v.width <= 320 && Math.abs(dur - 1.5) < 0.3;
   });
 
   const third = item(2);
   // The server may refuse it at once (HTTP 415) or, as it converts while it
   // uploads, take it (202) and fail the job with the same error code.
-  await step('a text file gets the 415 message', async () => {
+  await step('a text file gets the 415 message, and no useless "Try again"', async () => {
     await page.check('#fmt-mp4');
     await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello, this is not a video\n'.repeat(20)) });
+    const icon = await third.locator('.icon').getAttribute('data-type');
     await page.click('#go');
     await waitStatus(third, 'failed', 30000);
     const msg = await third.locator('.msg').textContent();
     const detail = await third.locator('.msg-detail').textContent();
-    diag(`${msg} [${detail}]`);
+    const retry = await third.locator('.message button.retry').isVisible();
+    const change = await third.locator('.message button.change').isVisible();
+    diag(`${msg} [${detail}] icon ${icon}; retry shown ${retry}, change shown ${change}`);
     return /not a video, audio or image file|does not accept files of this type/.test(msg)
-      && /HTTP 415|unsupported_input|input_format_not_allowed/.test(detail);
+      && /HTTP 415|unsupported_input|input_format_not_allowed/.test(detail) && !retry && !change && icon === 'file';
   });
 
-  const fourth = item(3);
-  await step('cancel during a conversion', async () => {
+  await step('damaged files (decode_error, empty_output) say so and offer no retry; the icons show the file kind', async () => {
+    const r = await page.evaluate(async () => {
+      const m = await import('./api.js');
+      return ['decode_error', 'empty_output', 'stalled'].map((code) => {
+        const e = m.jobError({ status: 'failed', error: { code, message: 'x' } });
+        return [code, e.message, m.remedy(e)];
+      });
+    });
+    diag(JSON.stringify(r));
+    const icons = await page.locator('#items .icon').evaluateAll((els) => els.map((e) => e.dataset.type + ':' + (e.querySelector('svg') ? 'svg' : e.textContent)));
+    diag(`icons: ${icons.join(' ')}`);
+    return /damaged or incomplete/.test(r[0][1]) && r[0][2] === 'none' && /damaged or incomplete/.test(r[1][1]) && r[1][2] === 'none'
+      && r[2][2] === 'retry' && icons[0] === 'video:svg';
+  });
+
+  await step('a size larger than the video is noted: "Kept 320×568: the video is smaller than 720p"', async () => {
+    await page.setInputFiles('#file', tall);
+    const it = items.last();
+    await page.selectOption('#size', '720');
+    await page.click('#go');
+    const st = await waitStatus(it, ['done', 'failed']);
+    if (st !== 'done') throw new Error(await it.locator('.message').innerText());
+    await it.locator('.notes:not([hidden])').waitFor();
+    const text = await it.locator('.notes').textContent();
+    diag(text);
+    await page.selectOption('#size', '');
+    return /Kept 320×568: the video is smaller than 720p/.test(text);
+  });
+
+  await step('cancel during a conversion: the job goes, focus lands on the item\'s "Try again"', async () => {
     await page.check('#fmt-webm');
     await page.setInputFiles('#file', big);
+    const it = items.last();
+    const key = await it.getAttribute('data-item');
     await page.click('#go');
-    await waitStatus(fourth, 'running');
-    const id = await fourth.getAttribute('data-job');
+    await waitStatus(it, 'running');
+    const id = await it.getAttribute('data-job');
     // conversion progress arrives (SSE, or polling) before we cancel
-    await page.waitForFunction(() => document.querySelectorAll('#items > li')[3]?.querySelector('progress')?.value > 0,
-      null, { timeout: slow });
-    diag(`running: ${await fourth.locator('.prog-line .detail').textContent()}`);
-    await fourth.screenshot({ path: path.join(artifacts, 'item-running.png') });
+    await page.waitForFunction((k) => document.querySelector(`#items > li[data-item="${k}"] progress`)?.value > 0, key, { timeout: slow });
+    diag(`running: ${await it.locator('.prog-line .detail').textContent()}`);
+    await it.screenshot({ path: path.join(artifacts, 'item-running.png') });
     const t0 = Date.now();
     const del = page.waitForResponse((r) => r.request().method() === 'DELETE');
-    await fourth.locator('button.cancel').click();
+    await it.locator('button.cancel').click();
     const res = await del;
-    await waitStatus(fourth, 'canceled', 5000);
+    await waitStatus(it, 'canceled', 5000);
+    const foc = await focused();
     // The job is gone (404) or says canceled, within a few seconds.
     let after = 0, status = '';
     for (let i = 0; i < 10; i++) {
-      const r = await page.request.get(new URL(`api/jobs/${id}`, base).href);
+      const r = await page.request.get(api(`jobs/${id}`));
       after = r.status();
       status = after === 200 ? (await r.json()).status : '';
       if (after === 404 || after === 410 || status === 'canceled') break;
       await page.waitForTimeout(500);
     }
-    const seen = await page.evaluate(() => window.__statuses?.[3] || []);
-    diag(`DELETE ${res.status()}; then GET ${after} ${status} (${Date.now() - t0} ms); states: ${seen.join(' > ')}`);
-    return seen.includes('uploading') && seen.includes('running') && res.status() === 204 && (after === 404 || after === 410 || status === 'canceled');
+    const seen = await page.evaluate((k) => window.__statuses?.[k] || [], key);
+    diag(`DELETE ${res.status()}; then GET ${after} ${status} (${Date.now() - t0} ms); states: ${seen.join(' > ')}; focus: ${foc}`);
+    return seen.includes('uploading') && seen.includes('running') && res.status() === 204
+      && (after === 404 || after === 410 || status === 'canceled') && foc === `button.ghost.retry in item ${key}`;
   });
 
-  await step('screenshots at desktop and phone widths, light and dark', async () => {
+  await step('remove: focus moves to the neighbouring file, not the page', async () => {
+    const it = items.last();
+    const prevKey = await items.nth((await items.count()) - 2).getAttribute('data-item');
+    await it.locator('button.remove').click();
+    const foc = await focused();
+    diag(`focus: ${foc}`);
+    return foc.endsWith(`in item ${prevKey}`);
+  });
+
+  await step('a batch of 14 files stays under conf.example\'s limit_req (no 429), and all convert', async () => {
+    await page.click('#clear');
+    await page.check('#fmt-mp4');
+    const posts = [];
+    const onRes = (r) => { if (r.request().method() === 'POST' && r.request().resourceType() === 'xhr') posts.push(r.status()); };
+    page.on('response', onRes);
+    const buf = fs.readFileSync(small);
+    await page.setInputFiles('#file', [...Array(14)].map((_, i) => ({ name: `batch-${String(i + 1).padStart(2, '0')}.mp4`, mimeType: 'video/mp4', buffer: buf })));
+    const t0 = Date.now();
+    await page.click('#go');
+    await page.waitForFunction(() => document.querySelectorAll('#items > li[data-status=done], #items > li[data-status=failed]').length === 14, null, { timeout: slow });
+    page.off('response', onRes);
+    const done = await page.locator('#items > li[data-status=done]').count();
+    diag(`POSTs: ${posts.join(' ')}; ${done} done in ${Date.now() - t0} ms`);
+    await page.click('#clear');
+    return done === 14 && posts.length === 14 && posts.every((st) => st === 202);
+  });
+
+  await step('a 429 from conf.example\'s limit_req is JSON with Retry-After; the page waits, sends again, and the file converts', async () => {
+    await page.check('#fmt-mp4');
+    const posts = [];
+    let got429 = false;
+    const onRes = (r) => {
+      if (r.request().method() === 'POST' && r.request().resourceType() === 'xhr' && /\/api\/jobs\b/.test(r.url())) {
+        posts.push(r.status());
+        if (r.status() === 429) got429 = true;
+      }
+    };
+    page.on('response', onRes);
+    // Another client on this address keeps the upload bucket full until the
+    // page has been refused once.
+    let stop = false, first429 = null;
+    const flood = (async () => {
+      while (!stop && !got429) {
+        const r = await page.request.post(api('jobs?format=nope'), { data: 'x' });
+        if (r.status() === 429 && !first429) first429 = { type: r.headers()['content-type'], ra: r.headers()['retry-after'], body: await r.text() };
+        await new Promise((res) => setTimeout(res, 40));
+      }
+    })();
+    await new Promise((res) => setTimeout(res, 600));
+    await page.setInputFiles('#file', small);
+    const it = items.last();
+    await page.click('#go');
+    const st = await waitStatus(it, ['done', 'failed'], 60000);
+    stop = true;
+    await flood;
+    page.off('response', onRes);
+    const retried = await it.getAttribute('data-retried');
+    const said = (await page.evaluate(() => window.__said.slice())).filter((t) => /busy/.test(t));
+    diag(`flood's 429: ${JSON.stringify(first429)}; page's POSTs: ${posts.join(' ')}; retried ${retried}; said: ${said[0] || ''}`);
+    if (st !== 'done') throw new Error(await it.locator('.message').innerText());
+    return posts[0] === 429 && posts[posts.length - 1] === 202 && +retried >= 1
+      && /application\/json/.test(first429?.type) && /^\d+$/.test(first429?.ra || '')
+      && JSON.parse(first429.body).error?.code === 'rate_limited';
+  });
+
+  // ---------- a phone ----------
+  await step('phone 390x844: three 960x540 files with long names; the list shows them and Convert is on screen at once', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.click('#clear');
     await page.locator('#more').evaluate((d) => { d.open = false; });
     await page.evaluate(() => window.scrollTo(0, 0));
-    await shot('desktop-light.png', { fullPage: true });
-    await page.emulateMedia({ colorScheme: 'dark' });
-    await shot('desktop-dark.png', { fullPage: true });
-    await page.setViewportSize({ width: 390, height: 844 });
+    const buf = fs.readFileSync(wide);
+    await page.setInputFiles('#file', longNames.map((name) => ({ name, mimeType: 'video/mp4', buffer: buf })));
+    const go = page.locator('#go');
+    const text = await go.textContent();
+    const picked = await page.locator('#picked').textContent();
+    const ov = await overflow();
+    diag(`button "${text}" in view ${await inView(go)}; picked: ${picked}; overflow ${ov}px`);
+    await shot('phone-light-picked.png');
+    return await inView(go) && /Convert 3 files/.test(text) && await inView(page.locator('#picked')) && ov <= 0
+      && (await items.count()) === 3;
+  });
+
+  // Would leaving the page ask first? (the page's beforeunload handler)
+  const asksBeforeLeaving = () => page.evaluate(() => {
+    const e = new Event('beforeunload', { cancelable: true });
+    window.dispatchEvent(e);
+    return e.defaultPrevented;
+  });
+
+  await step('phone: the three convert; the page is never wider than the screen, with previews; leaving asks only while uploads wait', async () => {
+    const saidBefore = (await said()).length;
+    await page.click('#go');
+    const asksWhileSending = await asksBeforeLeaving(); // two of the three wait their turn
+    let worst = await overflow();
+    for (let i = 0; i < 3; i++) {
+      const st = await waitStatus(item(i), ['done', 'failed']);
+      worst = Math.max(worst, await overflow());
+      if (st !== 'done') throw new Error(await item(i).locator('.message').innerText());
+    }
+    await page.waitForFunction(() => [...document.querySelectorAll('#items .preview video')].every((v) => v.readyState >= 1), null, { timeout: 15000 });
+    worst = Math.max(worst, await overflow());
+    const wide = await page.locator('#items > li').evaluateAll((els) => els.map((e) => Math.round(e.getBoundingClientRect().right)));
+    // the live region: the click queued a message for each of the three in
+    // one moment; they are said in that order (the third's did not replace
+    // the others), and each file's end is said
+    const all = await page.waitForFunction(([n, names]) => {
+      const s = window.__said.slice(n);
+      return names.every((name) => s.some((t) => t.startsWith(name) && /is converted/.test(t)));
+    }, [saidBefore, longNames], { timeout: 30000 }).then(() => true, () => false);
+    const s = (await said()).slice(saidBefore);
+    const order = s.map((t) => longNames.findIndex((name) => t.startsWith(name))).filter((i) => i >= 0)
+      .filter((i, k, a) => a.indexOf(i) === k);
+    const asksAfter = await asksBeforeLeaving();
+    diag(`widest overflow ${worst}px; item right edges ${wide.join(', ')}; said: ${s.join(' / ')}`);
+    diag(`leaving asks first: while sending ${asksWhileSending}, after ${asksAfter}`);
+    return worst <= 0 && wide.every((r) => r <= 390) && all && order.join() === '0,1,2' && asksWhileSending && !asksAfter;
+  });
+
+  await step('phone screenshots, light and dark (viewport and full page)', async () => {
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.emulateMedia({ colorScheme: 'light' });
     await shot('phone-light.png');
     await shot('phone-light-full.png', { fullPage: true });
     await page.emulateMedia({ colorScheme: 'dark' });
+    await shot('phone-dark.png');
     await shot('phone-dark-full.png', { fullPage: true });
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    diag(`phone: horizontal overflow ${overflow}px; screenshots in ${artifacts}`);
-    return overflow <= 0;
+    await page.emulateMedia({ colorScheme: 'light' });
+    return (await overflow()) <= 0;
+  });
+
+  await step('"Download all": one ZIP with the three MP4s, names kept, CRCs right', async () => {
+    const zip = page.locator('#zip');
+    const label = await zip.textContent();
+    const [dl] = await Promise.all([page.waitForEvent('download'), zip.click()]);
+    const file = path.join(artifacts, 'all.zip');
+    await dl.saveAs(file);
+    const entries = readZip(file);
+    diag(`${label}: ${dl.suggestedFilename()}: ${entries.map((e) => `${e.name} ${e.size} crc ${e.crcOk}`).join('; ')}`);
+    const first = path.join(artifacts, 'from-zip.mp4');
+    fs.writeFileSync(first, entries[0].data);
+    const v = probe(first).streams.find((s) => s.codec_type === 'video');
+    return entries.length === 3 && entries.every((e) => e.crcOk && e.size > 1000)
+      && longNames.every((n) => entries.some((e) => e.name === n)) && v?.codec_name === 'h264' && /\.zip$/.test(dl.suggestedFilename());
+  });
+
+  await step('a reload brings the list back, with the downloads', async () => {
+    const before = await page.locator('#items .name').allTextContents();
+    await page.reload({ waitUntil: 'load' });
+    await page.locator('html[data-ready]').waitFor();
+    await page.waitForFunction((n) => document.querySelectorAll('#items > li[data-status=done]').length === n, before.length, { timeout: 15000 });
+    const after = await page.locator('#items .name').allTextContents();
+    const hrefs = await page.locator('#items a.download').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    diag(`before: ${before.length}, after: ${after.length}; ${hrefs[0]}`);
+    const r = await page.request.get(new URL(hrefs[0], base).href);
+    return JSON.stringify(before) === JSON.stringify(after) && hrefs.every((h) => /output/.test(h)) && r.status() === 200
+      && (await overflow()) <= 0;
+  });
+
+  await step('screenshots at desktop size, light and dark', async () => {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await shot('desktop-light.png', { fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await shot('desktop-dark.png', { fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
+    return (await overflow()) <= 0;
+  });
+
+  await step('keyboard only: pick, convert, cancel; focus stays on a sensible element', async () => {
+    await page.click('#clear');
+    const trail = [];
+    const note = async (what) => { const f = await focused(); trail.push(`${what}: ${f}`); return f; };
+    await page.focus('#file');
+    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Space')]);
+    await chooser.setFiles(big);
+    await page.waitForTimeout(200);
+    const afterPick = await note('picked');
+    let f = '';
+    for (let i = 0; i < 25 && f !== 'button#go.primary'; i++) {
+      await page.keyboard.press('Tab');
+      f = await focused();
+      if (f === 'body') break;
+    }
+    trail.push(`tabbed to: ${f}`);
+    await page.keyboard.press('Enter');
+    const afterGo = await note('convert');
+    const it = items.last();
+    await waitStatus(it, ['uploading', 'starting', 'queued', 'running']);
+    for (let i = 0; i < 15 && !/^button\.ghost\.cancel/.test(f); i++) {
+      await page.keyboard.press('Tab');
+      f = await focused();
+      if (f === 'body') break;
+    }
+    trail.push(`tabbed to: ${f}`);
+    await page.keyboard.press('Enter');
+    await waitStatus(it, 'canceled', 5000);
+    const afterCancel = await note('cancel');
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.press('Shift+Tab');
+    const back = await note('back');
+    diag(trail.join('; '));
+    return afterPick === 'input#file' && afterGo === 'h2#queue-title' && /^button\.ghost\.retry in item/.test(afterCancel)
+      && !trail.some((t) => /body$/.test(t));
+  });
+
+  await step('"Clear all" empties the list, focus goes to the file picker, a reload keeps it empty', async () => {
+    await page.click('#clear');
+    const foc = await focused();
+    const n = await items.count();
+    await page.reload({ waitUntil: 'load' });
+    await page.locator('html[data-ready]').waitFor();
+    await page.waitForTimeout(500);
+    const m = await items.count();
+    diag(`focus ${foc}; items ${n}, after reload ${m}`);
+    return foc === 'input#file' && n === 0 && m === 0 && await page.locator('#empty').isVisible();
   });
 
   ok(foreign.length === 0, 'the page loads nothing from other hosts', foreign.join('\n'));

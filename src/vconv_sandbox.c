@@ -1,0 +1,677 @@
+/*
+ * vconv: the caller's side of the sandbox (see vconv_sandbox.h): starts
+ * the helper, hands it a job, and drives the job's child over the job
+ * socket exactly as vconv_transcode() would be driven in the thread.
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "vconv_sandbox.h"
+
+
+/* how often the upload, cancel and the stall clock are looked at */
+#define VCONV_SANDBOX_POLL_MS  100
+
+
+static int vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
+    const int *fds, char *err, size_t len);
+static void vconv_sandbox_kill(vconv_sandbox_t *sb, uint64_t token);
+static void vconv_sandbox_log(vconv_sandbox_t *sb, const char *job,
+    int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static int64_t vconv_sandbox_now_us(void);
+
+
+int
+vconv_sb_send(int fd, const vconv_sb_msg_t *m, const int *fds, int nfds,
+    int flags)
+{
+    ssize_t          n;
+    struct iovec     iov;
+    struct msghdr    mh;
+    struct cmsghdr  *cm;
+    union {
+        char            buf[CMSG_SPACE(3 * sizeof(int))];
+        struct cmsghdr  align;
+    } ctl;
+
+    memset(&mh, 0, sizeof(mh));
+    iov.iov_base = (void *) m;
+    iov.iov_len = sizeof(vconv_sb_msg_t);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+
+    if (nfds > 0) {
+        memset(&ctl, 0, sizeof(ctl));
+        mh.msg_control = ctl.buf;
+        mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+        cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+    }
+
+    do {
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL | flags);
+    } while (n == -1 && errno == EINTR);
+
+    return n == (ssize_t) sizeof(vconv_sb_msg_t) ? 0 : -1;
+}
+
+
+int
+vconv_sb_recv(int fd, vconv_sb_msg_t *m, int *fds, int *nfds, int flags)
+{
+    int              i, n, *p;
+    ssize_t          got;
+    struct iovec     iov;
+    struct msghdr    mh;
+    struct cmsghdr  *cm;
+    union {
+        char            buf[CMSG_SPACE(8 * sizeof(int))];
+        struct cmsghdr  align;
+    } ctl;
+
+    if (nfds) {
+        *nfds = 0;
+    }
+
+    memset(&mh, 0, sizeof(mh));
+    iov.iov_base = m;
+    iov.iov_len = sizeof(vconv_sb_msg_t);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof(ctl.buf);
+
+    do {
+        got = recvmsg(fd, &mh, flags | MSG_CMSG_CLOEXEC);
+    } while (got == -1 && errno == EINTR);
+
+    if (got <= 0) {
+        return got == 0 ? 0 : -1;
+    }
+
+    for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+
+        n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        p = (int *) CMSG_DATA(cm);
+
+        for (i = 0; i < n; i++) {
+            if (fds != NULL && nfds != NULL && *nfds < 3) {
+                fds[(*nfds)++] = p[i];
+
+            } else {
+                (void) close(p[i]);
+            }
+        }
+    }
+
+    /* a short or cut message is no message: never act on half of one */
+    if (got != (ssize_t) sizeof(vconv_sb_msg_t)
+        || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+    {
+        for (i = 0; nfds != NULL && i < *nfds; i++) {
+            (void) close(fds[i]);
+        }
+
+        if (nfds) {
+            *nfds = 0;
+        }
+
+        errno = EPROTO;
+        return -1;
+    }
+
+    return 1;
+}
+
+
+int
+vconv_sandbox_init(vconv_sandbox_t *sb, const char *path,
+    vconv_log_handler_pt log)
+{
+    memset(sb, 0, sizeof(vconv_sandbox_t));
+
+    sb->fd = -1;
+    sb->log = log;
+
+    if (strlen(path) >= sizeof(sb->path)) {
+        return VCONV_ERROR;
+    }
+
+    strcpy(sb->path, path);
+
+    return pthread_mutex_init(&sb->mutex, NULL) == 0 ? VCONV_OK
+                                                       : VCONV_ERROR;
+}
+
+
+/*
+ * posix_spawn, not fork: the caller is a multi-threaded nginx worker.
+ * The helper gets its control socket as fd 3, /dev/null for stdin and
+ * stdout, the worker's stderr (nginx's error log) and nothing else: no
+ * listening socket, no connection, no environment (LD_PRELOAD of an ASan
+ * build included).  Pool threads block every signal; the helper must not
+ * inherit that mask.
+ */
+int
+vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len)
+{
+    int                         sv[2], rc, sig;
+    char                        ppid[32];
+    char                       *argv[4], *envp[1];
+    pid_t                       pid;
+    sigset_t                    set;
+    posix_spawnattr_t           attr;
+    posix_spawn_file_actions_t  fa;
+
+    if (sb->fd != -1) {
+        (void) close(sb->fd);
+        sb->fd = -1;
+    }
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+        snprintf(err, len, "socketpair() failed: %s", strerror(errno));
+        return VCONV_ERROR;
+    }
+
+    snprintf(ppid, sizeof(ppid), "%ld", (long) getpid());
+
+    argv[0] = sb->path;
+    argv[1] = "--helper";
+    argv[2] = ppid;
+    argv[3] = NULL;
+    envp[0] = NULL;
+
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], VCONV_SANDBOX_CTL_FD);
+    posix_spawn_file_actions_addclosefrom_np(&fa, VCONV_SANDBOX_CTL_FD + 1);
+
+    posix_spawnattr_init(&attr);
+    sigemptyset(&set);
+    posix_spawnattr_setsigmask(&attr, &set);
+
+    for (sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            sigaddset(&set, sig);
+        }
+    }
+
+    posix_spawnattr_setsigdefault(&attr, &set);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK
+                                    | POSIX_SPAWN_SETSIGDEF);
+
+    rc = posix_spawn(&pid, sb->path, &fa, &attr, argv, envp);
+
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    (void) close(sv[1]);
+
+    if (rc != 0) {
+        (void) close(sv[0]);
+        snprintf(err, len, "posix_spawn(\"%s\") failed: %s", sb->path,
+                 strerror(rc));
+        return VCONV_ERROR;
+    }
+
+    sb->fd = sv[0];
+    sb->pid = pid;
+
+    return VCONV_OK;
+}
+
+
+int
+vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
+    vconv_reader_t *rd, vconv_sandbox_job_t *job)
+{
+    int                 js[2], wake[2], fds[3], rc, why, got_result;
+    int                 memory, exited, helper_gone, sent_end, ended;
+    int                 sig, status;
+    char                buf[256], why_text[64];
+    int64_t             written, size, sent_written, sent_size, t0;
+    int64_t             limit;
+    uint64_t            token;
+    vconv_err_e         stop;
+    struct pollfd       pfd[2];
+    vconv_sb_msg_t      m;
+    vconv_sb_result_t   result;
+
+    memset(&tc->input, 0, sizeof(tc->input));
+    memset(&tc->err, 0, sizeof(tc->err));
+    tc->input.duration = -1;
+    tc->output_bytes = 0;
+    tc->output_duration = 0;
+    job->signal = 0;
+    job->spawn_us = -1;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, js) == -1) {
+        return vconv_error_set(&tc->err, VCONV_E_INTERNAL,
+                               "socketpair() failed: %s", strerror(errno));
+    }
+
+    if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == -1) {
+        (void) close(js[0]);
+        (void) close(js[1]);
+        return vconv_error_set(&tc->err, VCONV_E_INTERNAL,
+                               "pipe2() failed: %s", strerror(errno));
+    }
+
+    memset(&m, 0, sizeof(m));
+    m.type = VCONV_SB_JOB;
+    m.u.job.spec = *tc->spec;
+
+    if (tc->limits) {
+        m.u.job.limits = *tc->limits;
+
+        if (tc->limits->input_formats) {
+            snprintf(m.u.job.input_formats, sizeof(m.u.job.input_formats),
+                     "%s", tc->limits->input_formats);
+        }
+    }
+
+    m.u.job.limits.input_formats = NULL;
+    snprintf(m.u.job.job, sizeof(m.u.job.job), "%s",
+             job->job ? job->job : "");
+    m.u.job.priority = job->priority;
+    m.u.job.log_level = job->log_level;
+    limit = job->memory > 0 ? job->memory : VCONV_SANDBOX_MEMORY;
+    m.u.job.memory = limit;
+
+    /* from here on every grow, end or stop of the upload wakes us */
+    pthread_mutex_lock(&rd->mutex);
+    rd->wake_fd = wake[1];
+    written = rd->written;
+    size = rd->size;
+    ended = rd->ended;
+    pthread_mutex_unlock(&rd->mutex);
+
+    m.u.job.written = written;
+    m.u.job.size = size;
+    m.u.job.ended = ended;
+
+    sent_written = written;
+    sent_size = size;
+    sent_end = ended;
+
+    fds[0] = rd->fd;
+    fds[1] = tc->output_fd;
+    fds[2] = js[1];
+
+    t0 = vconv_sandbox_now_us();
+
+    rc = vconv_sandbox_send_job(sb, &m, fds, buf, sizeof(buf));
+    token = m.token;
+
+    (void) close(js[1]);
+
+    why = 0;
+    got_result = 0;
+    memory = 0;
+    exited = 0;
+    helper_gone = 0;
+    status = 0;
+    memset(&result, 0, sizeof(result));
+
+    if (rc != VCONV_OK) {
+        (void) vconv_error_set(&tc->err, VCONV_E_INTERNAL,
+                               "the sandbox helper is not running: %s", buf);
+        goto done;
+    }
+
+    pfd[0].fd = js[0];
+    pfd[0].events = POLLIN;
+    pfd[1].fd = wake[0];
+    pfd[1].events = POLLIN;
+
+    while (!exited && !helper_gone && !got_result) {
+
+        pfd[0].revents = 0;
+        pfd[1].revents = 0;
+
+        rc = poll(pfd, 2, VCONV_SANDBOX_POLL_MS);
+
+        if (rc == -1 && errno != EINTR) {
+            (void) vconv_error_set(&tc->err, VCONV_E_INTERNAL,
+                                   "poll() failed: %s", strerror(errno));
+            vconv_sandbox_kill(sb, token);
+            why = VCONV_E_INTERNAL;
+        }
+
+        if (pfd[1].revents & POLLIN) {
+            while (read(wake[0], buf, sizeof(buf)) > 0) { /* void */ }
+        }
+
+        pthread_mutex_lock(&rd->mutex);
+        written = rd->written;
+        size = rd->size;
+        ended = rd->ended;
+        stop = rd->stop;
+        pthread_mutex_unlock(&rd->mutex);
+
+        if (!why) {
+            memset(&m, 0, sizeof(m));
+
+            /*
+             * Never blocking: a child that does not read (stopped, stuck)
+             * must not keep us from cancel and the stall clock.  Each
+             * notice is retried until it goes; a child gone already just
+             * misses them (EPIPE).
+             */
+
+            if (written > sent_written) {
+                m.type = VCONV_SB_GROW;
+                m.u.value = written;
+
+                if (vconv_sb_send(js[0], &m, NULL, 0, MSG_DONTWAIT) == 0) {
+                    sent_written = written;
+                }
+            }
+
+            if (size != sent_size) {
+                m.type = VCONV_SB_EXPECT;
+                m.u.value = size;
+
+                if (vconv_sb_send(js[0], &m, NULL, 0, MSG_DONTWAIT) == 0) {
+                    sent_size = size;
+                }
+            }
+
+            if (ended && !sent_end && sent_written == written) {
+                m.type = VCONV_SB_END;
+
+                if (vconv_sb_send(js[0], &m, NULL, 0, MSG_DONTWAIT) == 0) {
+                    sent_end = 1;
+                }
+            }
+
+            why = stop;
+
+            if (!why && tc->interrupt) {
+                why = tc->interrupt(tc->data);
+            }
+
+            if (why) {
+                /* cancel and stall do not wait for the child's consent */
+                vconv_sandbox_kill(sb, token);
+            }
+        }
+
+        if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+            continue;
+        }
+
+        for ( ;; ) {
+            rc = vconv_sb_recv(js[0], &m, NULL, NULL, MSG_DONTWAIT);
+
+            if (rc == 0) {
+                /* the helper and the child both let go of the socket */
+                helper_gone = 1;
+                break;
+            }
+
+            if (rc < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    break;
+                }
+
+                if (errno == EPROTO) {
+                    continue;
+                }
+
+                helper_gone = 1;
+                break;
+            }
+
+            switch (m.type) {
+
+            case VCONV_SB_READY:
+                job->spawn_us = vconv_sandbox_now_us() - t0;
+                break;
+
+            case VCONV_SB_PROBED:
+                m.u.input.format[sizeof(m.u.input.format) - 1] = '\0';
+                m.u.input.vcodec[sizeof(m.u.input.vcodec) - 1] = '\0';
+                m.u.input.acodec[sizeof(m.u.input.acodec) - 1] = '\0';
+                tc->input = m.u.input;
+
+                if (tc->probed && !why) {
+                    tc->probed(tc->data, &tc->input);
+                }
+
+                break;
+
+            case VCONV_SB_PROGRESS:
+                if (tc->progress && !why) {
+                    tc->progress(tc->data, m.u.fraction);
+                }
+
+                break;
+
+            case VCONV_SB_LOG:
+                m.u.log.text[sizeof(m.u.log.text) - 1] = '\0';
+
+                if (sb->log) {
+                    sb->log(m.u.log.level, job->job ? job->job : "",
+                            m.u.log.text);
+                }
+
+                break;
+
+            case VCONV_SB_RESULT:
+                result = m.u.result;
+                result.err.message[sizeof(result.err.message) - 1] = '\0';
+                got_result = 1;
+                break;
+
+            case VCONV_SB_MEMORY:
+                memory = 1;
+                break;
+
+            case VCONV_SB_EXIT:
+                status = (int) m.u.value;
+                exited = 1;
+                break;
+
+            default:
+                break;
+            }
+
+            if (exited || got_result) {
+                break;
+            }
+        }
+    }
+
+    if (got_result) {
+        /*
+         * Its output is written (pwrite: in the page cache already), so
+         * the job does not wait for the exit and the reaping; the child
+         * is only making sure it is gone.
+         */
+        vconv_sandbox_kill(sb, token);
+    }
+
+done:
+
+    pthread_mutex_lock(&rd->mutex);
+    rd->wake_fd = -1;
+    pthread_mutex_unlock(&rd->mutex);
+
+    (void) close(wake[0]);
+    (void) close(wake[1]);
+    (void) close(js[0]);
+
+    if (got_result && result.err.code != VCONV_E_CRASHED) {
+        /* it finished; a cancel at the same moment is the caller's */
+        tc->input = result.input;
+        tc->output_bytes = result.output_bytes;
+        tc->output_duration = result.output_duration;
+        tc->err = result.err;
+
+        if (result.rc != VCONV_OK && tc->err.code == VCONV_E_NONE) {
+            tc->err.code = VCONV_E_INTERNAL;
+        }
+
+        return result.rc == VCONV_OK ? VCONV_OK : VCONV_ERROR;
+    }
+
+    if (why) {
+        if (tc->err.code == VCONV_E_NONE) {
+            (void) vconv_error_set(&tc->err, why, "%s",
+                                   vconv_error_name(why));
+        }
+
+        return VCONV_ERROR;
+    }
+
+    if (tc->err.code != VCONV_E_NONE) {
+        return VCONV_ERROR;
+    }
+
+    if (helper_gone) {
+        return vconv_error_set(&tc->err, VCONV_E_CRASHED,
+                               "the converter's sandbox helper died");
+    }
+
+    if (WIFSIGNALED(status)) {
+        sig = WTERMSIG(status);
+        job->signal = sig;
+
+        if (memory) {
+            return vconv_error_set(&tc->err, VCONV_E_MEMORY_LIMIT,
+                                   "the conversion needs more than "
+                                   "vconv_job_memory (%lld MB)",
+                                   (long long) (limit >> 20));
+        }
+
+        snprintf(why_text, sizeof(why_text), "SIG%s",
+                 sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+
+        return vconv_error_set(&tc->err, VCONV_E_CRASHED,
+                               "the converter crashed (signal %d, %s)",
+                               sig, why_text);
+    }
+
+    return vconv_error_set(&tc->err, VCONV_E_CRASHED,
+                           "the converter exited with status %d and no "
+                           "result", WIFEXITED(status)
+                                     ? WEXITSTATUS(status) : -1);
+}
+
+
+/*
+ * Several pool threads share the control socket: one message at a time.
+ * A helper that died (killed, or its worker's reload raced it) is
+ * started again once.
+ */
+static int
+vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
+    const int *fds, char *err, size_t len)
+{
+    int  rc, tries;
+
+    pthread_mutex_lock(&sb->mutex);
+
+    m->token = ++sb->token;
+
+    rc = VCONV_ERROR;
+
+    for (tries = 0; tries < 2; tries++) {
+
+        if (sb->fd == -1 || tries > 0) {
+            if (vconv_sandbox_spawn(sb, err, len) != VCONV_OK) {
+                break;
+            }
+
+            vconv_sandbox_log(sb, "", 24, "sandbox helper started, pid %ld",
+                              (long) sb->pid);
+        }
+
+        if (vconv_sb_send(sb->fd, m, fds, 3, 0) == 0) {
+            rc = VCONV_OK;
+            break;
+        }
+
+        snprintf(err, len, "send to the helper failed: %s",
+                 strerror(errno));
+    }
+
+    pthread_mutex_unlock(&sb->mutex);
+
+    return rc;
+}
+
+
+static void
+vconv_sandbox_kill(vconv_sandbox_t *sb, uint64_t token)
+{
+    vconv_sb_msg_t  m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = VCONV_SB_KILL;
+    m.token = token;
+
+    pthread_mutex_lock(&sb->mutex);
+
+    if (sb->fd != -1) {
+        (void) vconv_sb_send(sb->fd, &m, NULL, 0, 0);
+    }
+
+    pthread_mutex_unlock(&sb->mutex);
+}
+
+
+static void
+vconv_sandbox_log(vconv_sandbox_t *sb, const char *job, int level,
+    const char *fmt, ...)
+{
+    char     line[256];
+    va_list  ap;
+
+    if (sb->log == NULL) {
+        return;
+    }
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+
+    sb->log(level, job, line);
+}
+
+
+static int64_t
+vconv_sandbox_now_us(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}

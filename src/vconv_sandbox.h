@@ -1,0 +1,154 @@
+/*
+ * vconv: each transcode in a sandboxed child process.
+ *
+ * A worker starts one helper (build/vconv-sandbox, a fresh exec: no
+ * nginx memory) over a SOCK_SEQPACKET socketpair.  The helper is single
+ * threaded, never parses media, and forks one child per job.  The child
+ * keeps only its job's descriptors (the growing input, the output file,
+ * its job socket), sets resource limits and a seccomp filter, and runs
+ * vconv_transcode() with the callbacks relayed as messages on the job
+ * socket.  The helper reaps the child and sends its exit status on a
+ * copy of the job socket, so the caller always learns how the child
+ * ended.
+ *
+ * This file is shared by the caller's side (the nginx worker, through
+ * vconv_sandbox_transcode()) and the helper (tools/vconv_sandbox_main.c).
+ */
+
+#ifndef _VCONV_SANDBOX_H_INCLUDED_
+#define _VCONV_SANDBOX_H_INCLUDED_
+
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include "vconv.h"
+#include "vconv_options.h"
+#include "vconv_reader.h"
+#include "vconv_transcode.h"
+
+
+/* the helper's control socket is this descriptor after the exec */
+#define VCONV_SANDBOX_CTL_FD      3
+
+/* what vconv_job_memory is when not set */
+#define VCONV_SANDBOX_MEMORY      ((int64_t) 1024 * 1024 * 1024)
+
+
+typedef enum {
+    VCONV_SB_JOB = 1,      /* caller -> helper; fds: input, output, job */
+    VCONV_SB_KILL,         /* caller -> helper: kill the job's child */
+    VCONV_SB_READY,        /* child -> caller: confined, starts reading */
+    VCONV_SB_GROW,         /* caller -> child: bytes on disk */
+    VCONV_SB_END,          /* caller -> child: the upload is complete */
+    VCONV_SB_EXPECT,       /* caller -> child: the announced size */
+    VCONV_SB_PROBED,       /* child -> caller: input info */
+    VCONV_SB_PROGRESS,     /* child -> caller */
+    VCONV_SB_LOG,          /* child -> caller: a libav log line */
+    VCONV_SB_RESULT,       /* child -> caller: vconv_transcode()'s end */
+    VCONV_SB_MEMORY,       /* child -> caller: crashed near its limit */
+    VCONV_SB_EXIT          /* helper -> caller: the child's wait status */
+} vconv_sb_type_e;
+
+
+typedef struct {
+    vconv_spec_t        spec;
+    vconv_limits_t      limits;          /* input_formats: see below */
+    char                input_formats[1024];
+    char                job[128];        /* id, for log lines */
+    int64_t             written;         /* the upload so far */
+    int64_t             size;            /* announced size, -1 */
+    int                 ended;
+    int                 priority;        /* nice, 0: keep */
+    int                 log_level;       /* AV_LOG_* */
+    int64_t             memory;          /* bytes over the libraries */
+} vconv_sb_job_t;
+
+
+typedef struct {
+    int                 rc;
+    vconv_error_t       err;
+    vconv_input_info_t  input;
+    int64_t             output_bytes;
+    double              output_duration;
+} vconv_sb_result_t;
+
+
+typedef struct {
+    uint32_t            type;            /* vconv_sb_type_e */
+    uint32_t            pid;             /* READY: the child */
+    uint64_t            token;           /* JOB, KILL: the caller's id */
+
+    union {
+        vconv_sb_job_t      job;
+        vconv_sb_result_t   result;
+        vconv_input_info_t  input;
+        int64_t             value;       /* GROW, EXPECT, EXIT status */
+        double              fraction;
+        struct {
+            int             level;
+            char            text[1024];
+        } log;
+    } u;
+} vconv_sb_msg_t;
+
+
+/*
+ * MSG_NOSIGNAL, EINTR retried; fds (up to 3) go as SCM_RIGHTS; flags:
+ * MSG_DONTWAIT where a full socket must not block the sender.
+ */
+int vconv_sb_send(int fd, const vconv_sb_msg_t *m, const int *fds,
+    int nfds, int flags);
+
+/*
+ * One message: 1, 0 on EOF, -1 on error (errno; EAGAIN with
+ * MSG_DONTWAIT in flags).  Received fds (CLOEXEC) go to fds[], their
+ * count to *nfds; extra ones are closed.
+ */
+int vconv_sb_recv(int fd, vconv_sb_msg_t *m, int *fds, int *nfds,
+    int flags);
+
+
+/* the caller's side: one per process (an nginx worker) */
+typedef struct {
+    pthread_mutex_t     mutex;           /* the control socket, the pid */
+    int                 fd;              /* control socket, -1: none */
+    pid_t               pid;
+    uint64_t            token;
+    char                path[1024];      /* the helper executable */
+
+    /* log lines (libav's and the sandbox's), as vconv_log_init()'s */
+    vconv_log_handler_pt  log;
+} vconv_sandbox_t;
+
+
+typedef struct {
+    int64_t             memory;          /* vconv_job_memory, 0: default */
+    int                 priority;
+    int                 log_level;
+    const char         *job;             /* id */
+
+    /* out */
+    int                 signal;          /* the child died of it, 0 */
+    int64_t             spawn_us;        /* JOB sent -> child confined */
+} vconv_sandbox_job_t;
+
+
+int vconv_sandbox_init(vconv_sandbox_t *sb, const char *path,
+    vconv_log_handler_pt log);
+
+/* starts the helper (again); with sb->mutex held or before threads */
+int vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len);
+
+/*
+ * Runs tc in a child: the same contract as vconv_transcode().  tc's read
+ * and seek are not used: the child reads the file of rd->fd itself, and
+ * rd (the caller's reader, fed by the upload) is watched for growth, the
+ * end and stop; tc->interrupt is polled every 100 ms and kills the child.
+ * tc->output_fd is the output.
+ */
+int vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
+    vconv_reader_t *rd, vconv_sandbox_job_t *job);
+
+
+#endif /* _VCONV_SANDBOX_H_INCLUDED_ */

@@ -1,0 +1,293 @@
+#!/usr/bin/perl
+# vconv_isolation process (the default): each transcode runs in a child
+# of the worker's sandbox helper, confined by seccomp and rlimits.  A
+# child that crashes, aborts (the libmp3lame repro files) or runs out of
+# vconv_job_memory fails its own job; the worker and its other jobs carry
+# on.  Cancel kills the child at once; nothing is left after -s quit; a
+# missing helper stops nginx -t; no upload location, no helper.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Temp qw(tempdir);
+use Test::More;
+use Time::HiRes qw(time sleep);
+use VconvNginx;
+use VconvMedia ();
+use VconvHostile qw(:all);
+
+my $dir = tempdir('vconv-sb-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $J = VconvNginx->json;
+my $build = $ENV{VCONV_BUILD} || "$FindBin::Bin/../build";
+my $repro = "$FindBin::Bin/../../shared/repro";
+$repro = '/work/shared/repro' unless -d $repro;
+
+# crashes of children are the point here, not of workers; the harness's
+# own check still stops the file if a worker dies
+my $long = "$dir/long1080.mp4";
+ff('-f', 'lavfi', '-i', 'testsrc2=size=1920x1080:rate=25:duration=10',
+   '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', $long);
+my $small = VconvMedia::make_media($dir, 'mp4', size => '160x120',
+                                   duration => 1, name => 'small.mp4');
+
+sub comm {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/comm" or return '';
+    my $c = <$fh> // '';
+    chomp $c;
+    return $c;
+}
+
+sub state_of {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or return '';
+    my $st = <$fh> // '';
+    return $st =~ /^\d+ \(.*\) (\S)/s ? $1 : '';
+}
+
+sub kids { @{ VconvNginx::_children($_[0]) } }
+
+sub helpers {
+    my ($ng) = @_;
+    return map { my $w = $_; grep { comm($_) eq 'vconv-sandbox' } kids($w) }
+           @{ $ng->worker_pids };
+}
+
+sub job_children {
+    my ($ng) = @_;
+    return grep { state_of($_) ne 'Z' } map { kids($_) } helpers($ng);
+}
+
+# every live process whose command line names this instance's prefix
+sub leftovers {
+    my ($prefix) = @_;
+    my @left;
+    opendir my $d, '/proc' or return ();
+    for my $p (grep { /^\d+$/ } readdir $d) {
+        open my $fh, '<', "/proc/$p/cmdline" or next;
+        my $cmd = do { local $/; <$fh> } // '';
+        next unless index($cmd, $prefix) >= 0;
+        next if state_of($p) eq 'Z';
+        push @left, $p if comm($p) eq 'vconv-sandbox';
+    }
+    return @left;
+}
+
+sub status_field {
+    my ($pid, $key) = @_;
+    open my $fh, '<', "/proc/$pid/status" or return undef;
+    while (<$fh>) {
+        return $1 if /^\Q$key\E:\s+(\S+)/;
+    }
+    return undef;
+}
+
+sub start_long {
+    my ($ng, $query) = @_;
+    my $r = $ng->post_file("/api/jobs?$query", $long, name => 'long.mp4');
+    my $id = $r->{json} ? $r->{json}{id} : undef;
+    my @child;
+    VconvNginx::poll(20, sub {
+        my $j = $ng->get("/api/jobs/$id")->{json} // {};
+        @child = job_children($ng);
+        ($j->{status} // '') eq 'running' && @child;
+    }, 0.05) if $id;
+    return ($id, $child[0]);
+}
+
+# ------------------------------------------------------------ the filter
+{
+    my $out = `'$build/vconv-sandbox' --selftest 2>&1`;
+    is($?, 0, 'vconv-sandbox --selftest: the confined child is refused '
+              . 'what it must be') or diag($out);
+    for my $what ('open /etc/passwd', 'openat /etc/hostname', 'openat2',
+                  'creat', 'stat /etc/passwd', 'socket AF_INET',
+                  'socket AF_UNIX', 'connect',
+                  'fork', 'vfork', 'clone \(process\)', 'execve', 'ptrace')
+    {
+        like($out, qr/^ok $what.* refused: Operation not permitted$/m,
+             "... $what gets EPERM");
+    }
+    like($out, qr/^ok clone3 refused: Function not implemented$/m,
+         '... clone3 gets ENOSYS (glibc falls back to clone for threads)');
+    like($out, qr/^ok a thread starts$/m, '... threads still start');
+}
+
+# --------------------------------------------------------- a live child
+my $ng = VconvNginx->new(workers => 2,
+                         http => "vconv_quarantine $dir/quarantine;")
+         ->start;
+my @workers = @{ $ng->worker_pids };
+
+my @h = helpers($ng);
+is(scalar @h, 2, 'one sandbox helper per worker (' . "@h" . ')');
+for my $h (@h) {
+    is(status_field($h, 'Threads'), 1, "helper $h is single-threaded");
+    my @fds = glob("/proc/$h/fd/*");
+    cmp_ok(scalar @fds, '<=', 6, "helper $h holds only its own fds ("
+                                  . scalar(@fds) . ')');
+}
+
+{
+    my ($id, $child) = start_long($ng, 'format=webm');
+    ok($child, "a running job has a child (" . ($child // 'none') . ')');
+    if ($child) {
+        # a child just forked confines itself before it reads a byte
+        VconvNginx::poll(3, sub {
+            (status_field($child, 'Seccomp') // '') eq '2' });
+        is(status_field($child, 'Seccomp'), 2, '... with Seccomp: 2');
+        is(status_field($child, 'NoNewPrivs'), 1, '... and NoNewPrivs: 1');
+        # the job's input, output and socket, its own status, stdio
+        my @fds = map { readlink($_) // '' } glob("/proc/$child/fd/*");
+        my @sockets = grep { /^socket:/ } @fds;
+        is(scalar @sockets, 1, '... one socket, its job socket');
+        my @other = grep { !/^socket:|^\/dev\/null$|\/(?:input|output\.tmp)$
+                             |^\/proc\/\d+\/status$|(?:stderr|error)\.log$/x }
+                    @fds;
+        is("@other", '', '... and no other descriptor (' . "@fds" . ')');
+    }
+
+    # cancel kills the child at once
+    my $t0 = time;
+    is($ng->delete($id)->{status}, 204, 'DELETE of the running job -> 204');
+    my $gone = $child && VconvNginx::poll(1, sub {
+        !-e "/proc/$child" || state_of($child) eq 'Z' }, 0.02);
+    ok($gone, sprintf('... its child is gone within 1 s (%.2f s)',
+                      time - $t0));
+}
+
+# ------------------------------------------- a worker killed mid-job
+{
+    my ($id, $child) = start_long($ng, 'format=webm');
+    my %owner;
+    for my $w (@{ $ng->worker_pids }) {
+        for my $h (grep { comm($_) eq 'vconv-sandbox' } kids($w)) {
+            $owner{$w} = $h if grep { $_ == ($child // 0) } kids($h);
+        }
+    }
+    my ($victim) = keys %owner;
+    ok($victim, 'found the worker whose helper runs the child');
+    if ($victim) {
+        my $h = $owner{$victim};
+        kill 'KILL', $victim;
+        my $gone = VconvNginx::poll(2, sub {
+            !grep { -e "/proc/$_" && state_of($_) ne 'Z' } $h, $child });
+        ok($gone, 'a worker killed mid-job takes its helper and the child');
+        VconvNginx::poll(10, sub { @{ $ng->worker_pids } == 2 });
+        @workers = @{ $ng->worker_pids };
+        is(scalar(helpers($ng)), 2, '... and its successor starts one');
+        $ng->wait_job($id, 20);
+    }
+}
+
+# ------------------------------------------------------------ crashes
+for my $sig (qw(SEGV KILL)) {
+    my ($id, $child) = start_long($ng, 'format=webm');
+    ok($child, "[$sig] the job's child runs");
+    kill $sig, $child if $child;
+    my $job = $id ? $ng->wait_job($id, 20) : {};
+    is($job->{status} // '', 'failed', "[$sig] the job failed");
+    is($job->{error}{code} // '', 'converter_crashed',
+       "[$sig] ... converter_crashed");
+    my $num = $sig eq 'SEGV' ? 11 : 9;
+    like($job->{error}{message} // '', qr/signal $num\b/,
+         "[$sig] ... the message names the signal");
+    is("@{ $ng->worker_pids }", "@workers", "[$sig] same worker pids");
+    like($ng->error_log,
+         qr/\[error\].*vconv: job \Q$id\E: the converter crashed/,
+         "[$sig] an error line with the job id");
+    ok(-f "$dir/quarantine/$id", "[$sig] the input is in the quarantine")
+        if $id;
+    my $r = $ng->post_file('/api/jobs?format=mp4&wait=1', $small,
+                           name => 'after.mp4');
+    is($r->{status}, 200, "[$sig] the next job converts");
+}
+
+like($ng->get('/api/metrics')->{body},
+     qr/converter_crashed"?\}? [1-9]/, 'a metric counts the crashes');
+
+# ------------------------------------- libmp3lame aborts on these inputs
+SKIP: {
+    skip "no $repro", 2 unless -f "$repro/lame-abort.asf";
+    for my $f ('lame-abort.asf', 'lame-abort.aac') {
+        my @got;
+        for my $n (1 .. 3) {
+            my $r = $ng->post_file('/api/jobs?format=mp3&audio_bitrate=32k'
+                                   . '&wait=1', "$repro/$f", name => $f);
+            my $code = $r->{json} && ref $r->{json}{error} eq 'HASH'
+                     ? $r->{json}{error}{code} : '';
+            push @got, $r->{status} == 200 ? 'file'
+                     : $code ? "$r->{status} $code" : "$r->{status} ?";
+        }
+        ok(!grep({ /\?/ } @got), "$f x3 -> a file or a JSON error (@got)");
+    }
+    is("@{ $ng->worker_pids }", "@workers",
+       '... and the same worker pids after them');
+}
+
+# ------------------------------------------------------ -s quit: nothing
+{
+    my $prefix = $ng->prefix;
+    my ($id, $child) = start_long($ng, 'format=webm');
+    my @before = leftovers($prefix);
+    ok(@before >= 3 && $child, "helpers and a child run before the quit "
+                               . "(@before)");
+    $ng->stop(quit_timeout => 1);
+    my @left;
+    my $none = VconvNginx::poll(3, sub { @left = leftovers($prefix); !@left });
+    ok($none, "after -s quit no helper or child is left (@left)");
+}
+
+# ------------------------------------------------------ vconv_job_memory
+{
+    my $m = VconvNginx->new(workers => 1,
+                            http => 'vconv_job_memory 128m;')->start;
+    my @w = @{ $m->worker_pids };
+    my $r = $m->post_file('/api/jobs?format=mp4&height=720', $long,
+                          name => 'long.mp4');
+    my $job = $r->{json} ? $m->wait_job($r->{json}{id}, 60) : {};
+    is($job->{error}{code} // '', 'memory_limit',
+       '1080p -> 720p mp4 under vconv_job_memory 128m: memory_limit')
+        or diag($J->encode($job));
+    is("@{ $m->worker_pids }", "@w", '... the worker lives');
+    $r = $m->post_file('/api/jobs?format=jpg&wait=1', $small,
+                       name => 'small.mp4');
+    is($r->{status}, 200, '... and a smaller job fits in 128m');
+    $m->stop;
+}
+
+# ------------------------------------------------- thread mode, no helper
+{
+    my $t = VconvNginx->new(workers => 1,
+                            http => 'vconv_isolation thread;')->start;
+    is(scalar(helpers($t)), 0, 'vconv_isolation thread: no helper');
+    my $r = $t->post_file('/api/jobs?format=mp4&wait=1', $small,
+                          name => 'small.mp4');
+    is($r->{status}, 200, '... and jobs convert in the thread');
+    $t->stop;
+
+    my $conf = $t->default_conf;
+    $conf =~ s/vconv_upload;/return 204;/;
+    my $n = VconvNginx->new(workers => 1, conf => $conf)->start;
+    is(scalar(helpers($n)), 0, 'no vconv_upload location: no helper');
+    $n->stop;
+}
+
+# ------------------------------------------------------- a missing helper
+{
+    my $x = VconvNginx->new(workers => 1,
+                            http => "vconv_sandbox_helper $dir/nope;");
+    my ($ok, $out) = $x->test_conf;
+    ok(!$ok, 'nginx -t fails when the helper is missing');
+    like($out, qr/sandbox helper "\Q$dir\E\/nope" cannot be run/,
+         '... and says which one') or diag($out);
+
+    $x = VconvNginx->new(workers => 1,
+                         http => "vconv_sandbox_helper $dir/nope;\n"
+                                 . 'vconv_isolation thread;');
+    ($ok, $out) = $x->test_conf;
+    ok($ok, '... but not with vconv_isolation thread') or diag($out);
+}
+
+done_testing;

@@ -1,0 +1,920 @@
+/*
+ * vconv-sandbox: the helper an nginx worker starts (posix_spawn, fresh
+ * exec: no nginx memory in it) to run each transcode in a child process.
+ *
+ *     vconv-sandbox --helper PPID     control socket on fd 3 (the worker)
+ *     vconv-sandbox --selftest        confine a child as for a job, then
+ *                                     try what the filter must refuse
+ *
+ * The helper is single-threaded and never parses media: it forks one
+ * child per job, kills children on request, reaps them, and sends each
+ * one's wait status on the job socket.  The child drops everything but
+ * its job's descriptors, sets limits and a seccomp filter before it reads
+ * a byte of media, and runs vconv_transcode() with its callbacks relayed
+ * as messages.  See src/vconv_sandbox.h.
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/sched.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <seccomp.h>
+
+#include <libavutil/cpu.h>
+#include <libavutil/log.h>
+
+#include "vconv_sandbox.h"
+
+
+/* descriptors of the child, after it dropped everything else */
+#define VCONV_CHILD_IN     3
+#define VCONV_CHILD_OUT    4
+#define VCONV_CHILD_SOCK   5
+#define VCONV_CHILD_STATUS 6
+
+/*
+ * A failure or crash with the address space's peak this close to
+ * RLIMIT_AS counts as running out of memory: the allocation that failed
+ * (a frame pool, an encoder's lookahead) is not in the peak itself.
+ */
+#define VCONV_NEAR_LIMIT(limit)                                              \
+    ((limit) / 8 > 48 * 1024 * 1024 ? (limit) / 8 : 48 * 1024 * 1024)
+
+
+typedef struct {
+    uint64_t   token;
+    pid_t      pid;
+    int        sock;       /* the helper's copy of the child's job socket */
+} vconv_child_t;
+
+
+typedef struct {
+    int        priority;   /* the nice value the job may take, 0: none */
+    int64_t    rlimit_as;  /* bytes, the whole address space */
+    int64_t    cpu;        /* seconds */
+    int64_t    fsize;      /* bytes, 0: none */
+} vconv_confine_t;
+
+
+static int vconv_helper(pid_t ppid);
+static void vconv_helper_job(vconv_child_t **children, size_t *n,
+    vconv_sb_msg_t *m, int *fds, int nfds);
+static void vconv_helper_reap(vconv_child_t *children, size_t *n);
+static void vconv_child(vconv_sb_msg_t *m, int in, int out, int sock,
+    pid_t helper) __attribute__((noreturn));
+static int vconv_child_fds(int in, int out, int sock);
+static int64_t vconv_child_vm(const char *field);
+static void vconv_child_crash(int sig);
+static void *vconv_child_relay(void *data);
+static void vconv_child_log(int level, const char *job, const char *msg);
+static void vconv_child_probed(void *data, const vconv_input_info_t *in);
+static void vconv_child_progress(void *data, double fraction);
+static int vconv_confine(const vconv_confine_t *c, char *err, size_t len);
+static int vconv_selftest(void);
+
+
+/* the child's state, for its relay thread and signal handlers */
+static vconv_reader_t  vconv_child_reader;
+static int64_t         vconv_child_limit;
+static int64_t         vconv_child_memory;
+
+
+int
+main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--helper") == 0) {
+        return vconv_helper((pid_t) atol(argv[2]));
+    }
+
+    if (argc == 2 && strcmp(argv[1], "--selftest") == 0) {
+        return vconv_selftest();
+    }
+
+    fprintf(stderr, "usage: vconv-sandbox --helper PPID | --selftest\n"
+            "(an nginx worker with the vconv module starts it)\n");
+
+    return 2;
+}
+
+
+static int
+vconv_helper(pid_t ppid)
+{
+    int              sfd, fds[3], nfds, rc, i;
+    size_t           n, k;
+    sigset_t         set;
+    struct pollfd    pfd[2];
+    vconv_child_t   *children;
+    vconv_sb_msg_t   m;
+    struct signalfd_siginfo  si;
+
+    /* the helper dies with its worker, whatever way the worker goes */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != ppid) {
+        return 1;
+    }
+
+    (void) close_range(VCONV_SANDBOX_CTL_FD + 1, ~0U, 0);
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+
+    if (sigprocmask(SIG_BLOCK, &set, NULL) == -1) {
+        return 1;
+    }
+
+    sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd == -1) {
+        fprintf(stderr, "vconv-sandbox: signalfd() failed: %s\n",
+                strerror(errno));
+        return 1;
+    }
+
+    children = NULL;
+    n = 0;
+
+    pfd[0].fd = VCONV_SANDBOX_CTL_FD;
+    pfd[0].events = POLLIN;
+    pfd[1].fd = sfd;
+    pfd[1].events = POLLIN;
+
+    for ( ;; ) {
+        rc = poll(pfd, 2, -1);
+
+        if (rc == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+
+            break;
+        }
+
+        if (pfd[1].revents & POLLIN) {
+            while (read(sfd, &si, sizeof(si)) > 0) { /* void */ }
+            vconv_helper_reap(children, &n);
+        }
+
+        if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+            continue;
+        }
+
+        rc = vconv_sb_recv(VCONV_SANDBOX_CTL_FD, &m, fds, &nfds,
+                           MSG_DONTWAIT);
+
+        if (rc == 0) {
+            /* the worker is gone: so are its jobs */
+            break;
+        }
+
+        if (rc < 0) {
+            if (errno == EAGAIN || errno == EPROTO) {
+                continue;
+            }
+
+            break;
+        }
+
+        if (m.type == VCONV_SB_JOB) {
+            vconv_helper_job(&children, &n, &m, fds, nfds);
+            continue;
+        }
+
+        for (i = 0; i < nfds; i++) {
+            (void) close(fds[i]);
+        }
+
+        if (m.type == VCONV_SB_KILL) {
+            for (k = 0; k < n; k++) {
+                if (children[k].token == m.token) {
+                    /* not reaped yet, so the pid is still this child's */
+                    (void) kill(children[k].pid, SIGKILL);
+                }
+            }
+        }
+    }
+
+    for (k = 0; k < n; k++) {
+        (void) kill(children[k].pid, SIGKILL);
+    }
+
+    return 0;
+}
+
+
+static void
+vconv_helper_job(vconv_child_t **children, size_t *n, vconv_sb_msg_t *m,
+    int *fds, int nfds)
+{
+    int             i;
+    pid_t           pid, self;
+    vconv_child_t  *c;
+    vconv_sb_msg_t  ex;
+
+    if (nfds != 3) {
+        for (i = 0; i < nfds; i++) {
+            (void) close(fds[i]);
+        }
+
+        return;
+    }
+
+    c = realloc(*children, (*n + 1) * sizeof(vconv_child_t));
+    if (c == NULL) {
+        goto failed;
+    }
+
+    *children = c;
+    self = getpid();
+
+    pid = fork();
+
+    if (pid == 0) {
+        vconv_child(m, fds[0], fds[1], fds[2], self);
+    }
+
+    if (pid == -1) {
+        goto failed;
+    }
+
+    (void) close(fds[0]);
+    (void) close(fds[1]);
+
+    c[*n].token = m->token;
+    c[*n].pid = pid;
+    c[*n].sock = fds[2];
+    (*n)++;
+
+    return;
+
+failed:
+
+    /* no child: its caller learns it as an exit with no result */
+    memset(&ex, 0, sizeof(ex));
+    ex.type = VCONV_SB_EXIT;
+    ex.u.value = 127 << 8;
+    (void) vconv_sb_send(fds[2], &ex, NULL, 0, MSG_DONTWAIT);
+
+    for (i = 0; i < nfds; i++) {
+        (void) close(fds[i]);
+    }
+}
+
+
+static void
+vconv_helper_reap(vconv_child_t *children, size_t *n)
+{
+    int             status;
+    pid_t           pid;
+    size_t          k;
+    vconv_sb_msg_t  ex;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+
+        for (k = 0; k < *n; k++) {
+            if (children[k].pid == pid) {
+                break;
+            }
+        }
+
+        if (k == *n) {
+            continue;
+        }
+
+        memset(&ex, 0, sizeof(ex));
+        ex.type = VCONV_SB_EXIT;
+        ex.token = children[k].token;
+        ex.u.value = status;
+
+        /*
+         * The helper never blocks on a job: if the socket is full, the
+         * caller sees EOF when this copy closes, which it takes as a
+         * converter that died.
+         */
+        (void) vconv_sb_send(children[k].sock, &ex, NULL, 0, MSG_DONTWAIT);
+        (void) close(children[k].sock);
+
+        children[k] = children[--(*n)];
+    }
+}
+
+
+/* in the forked child: the job's whole life */
+static void
+vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
+{
+    int                  rc, i;
+    char                 err[256];
+    int64_t              base;
+    sigset_t             set;
+    pthread_t            tid;
+    vconv_sb_msg_t       m;
+    vconv_sb_job_t      *job;
+    vconv_limits_t       limits;
+    vconv_confine_t      conf;
+    vconv_transcode_t    tc;
+    struct sigaction     sa;
+    static int           crash_signals[] = {
+        SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, 0
+    };
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != helper) {
+        _exit(1);
+    }
+
+    if (vconv_child_fds(in, out, sock) != 0) {
+        _exit(1);
+    }
+
+    sigemptyset(&set);
+    (void) sigprocmask(SIG_SETMASK, &set, NULL);
+
+    job = &jm->u.job;
+    job->input_formats[sizeof(job->input_formats) - 1] = '\0';
+    job->job[sizeof(job->job) - 1] = '\0';
+
+    /*
+     * Everything that opens a file happens now, before the filter: the
+     * time zone, the CPU count (av_cpu_count() is cached), and the
+     * address-space size of the libraries (the limit is on top of it).
+     */
+    tzset();
+    (void) av_cpu_count();
+
+    base = vconv_child_vm("VmSize:");
+    if (base <= 0) {
+        _exit(1);
+    }
+
+    /* one 64 MB arena reservation per thread would eat the limit */
+    (void) mallopt(M_ARENA_MAX, 2);
+
+    vconv_child_limit = base + job->memory;
+    vconv_child_memory = job->memory;
+
+    conf.priority = job->priority;
+    conf.rlimit_as = vconv_child_limit;
+    conf.cpu = job->limits.max_duration > 0
+               ? 10 * (job->limits.max_duration / 1000000) + 600
+               : 24 * 3600;
+    conf.fsize = job->limits.max_output > 0
+                 ? job->limits.max_output + 64 * 1024 * 1024 : 0;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = vconv_child_crash;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+
+    for (i = 0; crash_signals[i]; i++) {
+        (void) sigaction(crash_signals[i], &sa, NULL);
+    }
+
+    if (vconv_confine(&conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vconv-sandbox: job %s: %s\n", job->job, err);
+        _exit(1);
+    }
+
+    memset(&m, 0, sizeof(m));
+    m.type = VCONV_SB_READY;
+    m.pid = (uint32_t) getpid();
+    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
+
+    vconv_log_init(vconv_child_log, job->log_level ? job->log_level
+                                                   : AV_LOG_WARNING);
+    vconv_log_job(job->job);
+
+    if (vconv_reader_init(&vconv_child_reader, VCONV_CHILD_IN, job->written,
+                          job->ended, 0)
+        != VCONV_OK)
+    {
+        _exit(1);
+    }
+
+    if (job->size >= 0) {
+        vconv_reader_expect(&vconv_child_reader, job->size);
+    }
+
+    if (pthread_create(&tid, NULL, vconv_child_relay, NULL) != 0) {
+        _exit(1);
+    }
+
+    /*
+     * Only now: the start and the relay of upload notices run at the
+     * helper's priority; the media work (this thread, and the codec
+     * threads it starts) yields to the event loop.
+     */
+    if (job->priority > 0) {
+        (void) setpriority(PRIO_PROCESS, 0, job->priority);
+    }
+
+    limits = job->limits;
+    limits.input_formats = job->input_formats[0] ? job->input_formats
+                                                 : NULL;
+
+    memset(&tc, 0, sizeof(tc));
+    tc.spec = &job->spec;
+    tc.limits = &limits;
+    tc.read = vconv_reader_read;
+    tc.seek = vconv_reader_seek;
+    tc.io_opaque = &vconv_child_reader;
+    tc.output_fd = VCONV_CHILD_OUT;
+    tc.growing = !job->ended;
+    tc.probed = vconv_child_probed;
+    tc.progress = vconv_child_progress;
+
+    rc = vconv_transcode(&tc);
+
+    if (rc != VCONV_OK
+        && (tc.err.code == VCONV_E_NOMEM
+            || strstr(tc.err.message, "allocate memory") != NULL
+            || vconv_child_vm("VmPeak:") + VCONV_NEAR_LIMIT(job->memory)
+               >= vconv_child_limit))
+    {
+        /*
+         * Under RLIMIT_AS an allocation that fails is the job's limit,
+         * whatever error a library made of it ("Generic error in an
+         * external library" from libx264).
+         */
+        (void) vconv_error_set(&tc.err, VCONV_E_MEMORY_LIMIT,
+                               "the conversion needs more than "
+                               "vconv_job_memory (%lld MB)",
+                               (long long) (job->memory >> 20));
+    }
+
+    memset(&m, 0, sizeof(m));
+    m.type = VCONV_SB_RESULT;
+    m.u.result.rc = rc;
+    m.u.result.err = tc.err;
+    m.u.result.input = tc.input;
+    m.u.result.output_bytes = tc.output_bytes;
+    m.u.result.output_duration = tc.output_duration;
+
+    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
+
+    /* no atexit, no libav teardown: the process is the cleanup */
+    _exit(0);
+}
+
+
+/* the job's three descriptors become 3, 4, 5; every other one goes */
+static int
+vconv_child_fds(int in, int out, int sock)
+{
+    int  a, b, c, fd;
+
+    a = fcntl(in, F_DUPFD, 1000);
+    b = fcntl(out, F_DUPFD, 1000);
+    c = fcntl(sock, F_DUPFD, 1000);
+
+    if (a == -1 || b == -1 || c == -1) {
+        return -1;
+    }
+
+    (void) close_range(3, 999, 0);
+
+    if (dup2(a, VCONV_CHILD_IN) == -1 || dup2(b, VCONV_CHILD_OUT) == -1
+        || dup2(c, VCONV_CHILD_SOCK) == -1)
+    {
+        return -1;
+    }
+
+    (void) close_range(VCONV_CHILD_SOCK + 1, ~0U, 0);
+
+    /* kept for the memory checks: the filter forbids opening it later */
+    fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd == -1 || (fd != VCONV_CHILD_STATUS
+                     && dup2(fd, VCONV_CHILD_STATUS) == -1))
+    {
+        return -1;
+    }
+
+    if (fd != VCONV_CHILD_STATUS) {
+        (void) close(fd);
+    }
+
+    return 0;
+}
+
+
+/*
+ * A "Vm...:" field of /proc/self/status in bytes, from the descriptor
+ * kept open; async-signal-safe (the crash handler calls it).
+ */
+static int64_t
+vconv_child_vm(const char *field)
+{
+    char     buf[4096];
+    size_t   flen;
+    ssize_t  n, i;
+    int64_t  kb;
+
+    n = pread(VCONV_CHILD_STATUS, buf, sizeof(buf) - 1, 0);
+    if (n <= 0) {
+        return -1;
+    }
+
+    buf[n] = '\0';
+    flen = strlen(field);
+
+    for (i = 0; i < n; i++) {
+        if ((i == 0 || buf[i - 1] == '\n')
+            && strncmp(buf + i, field, flen) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == n) {
+        return -1;
+    }
+
+    for (i += flen; i < n && (buf[i] == ' ' || buf[i] == '\t'); i++) {
+        /* void */
+    }
+
+    kb = 0;
+
+    for ( /* void */ ; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) {
+        kb = kb * 10 + (buf[i] - '0');
+    }
+
+    return kb * 1024;
+}
+
+
+/*
+ * A crash near the address-space limit is a library that did not check
+ * an allocation: the job ran out of its memory.  The worker is told
+ * before the signal takes the process (SA_RESETHAND: default next).
+ */
+static void
+vconv_child_crash(int sig)
+{
+    int64_t         vm;
+    vconv_sb_msg_t  m;
+
+    vm = vconv_child_vm("VmPeak:");
+
+    if (vm > 0 && vm + VCONV_NEAR_LIMIT(vconv_child_memory)
+                  >= vconv_child_limit)
+    {
+        memset(&m, 0, sizeof(m));
+        m.type = VCONV_SB_MEMORY;
+        m.u.value = vm;
+        (void) send(VCONV_CHILD_SOCK, &m, sizeof(m), MSG_NOSIGNAL);
+    }
+
+    (void) raise(sig);
+}
+
+
+/* the worker's notices about the upload; EOF: the worker let go */
+static void *
+vconv_child_relay(void *data)
+{
+    int             rc;
+    vconv_sb_msg_t  m;
+
+    for ( ;; ) {
+        rc = vconv_sb_recv(VCONV_CHILD_SOCK, &m, NULL, NULL, 0);
+
+        if (rc == 0 || (rc < 0 && errno != EPROTO)) {
+            _exit(3);
+        }
+
+        if (rc < 0) {
+            continue;
+        }
+
+        switch (m.type) {
+
+        case VCONV_SB_GROW:
+            vconv_reader_grow(&vconv_child_reader, m.u.value);
+            break;
+
+        case VCONV_SB_EXPECT:
+            vconv_reader_expect(&vconv_child_reader, m.u.value);
+            break;
+
+        case VCONV_SB_END:
+            vconv_reader_end(&vconv_child_reader);
+            break;
+
+        default:
+            break;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+vconv_child_log(int level, const char *job, const char *msg)
+{
+    vconv_sb_msg_t  m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = VCONV_SB_LOG;
+    m.u.log.level = level;
+    snprintf(m.u.log.text, sizeof(m.u.log.text), "%s", msg);
+
+    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
+}
+
+
+static void
+vconv_child_probed(void *data, const vconv_input_info_t *in)
+{
+    vconv_sb_msg_t  m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = VCONV_SB_PROBED;
+    m.u.input = *in;
+
+    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
+}
+
+
+static void
+vconv_child_progress(void *data, double fraction)
+{
+    vconv_sb_msg_t  m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = VCONV_SB_PROGRESS;
+    m.u.fraction = fraction;
+
+    (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
+}
+
+
+/*
+ * Limits, no new privileges, and the seccomp allow-list.  Everything
+ * not listed fails with EPERM (open, openat, openat2, creat, socket,
+ * connect, bind, execve, ptrace, fork, ...); clone3 fails with ENOSYS so
+ * that glibc's pthread_create falls back to clone, which is allowed only
+ * with CLONE_THREAD (threads for the codecs, never a new process).
+ */
+static int
+vconv_confine(const vconv_confine_t *c, char *err, size_t len)
+{
+    int             rc;
+    size_t          i;
+    scmp_filter_ctx ctx;
+    struct rlimit   rl;
+
+    static const int  allow[] = {
+        /* the job's descriptors: the input, output and job socket */
+        SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(pread64),
+        SCMP_SYS(pwrite64), SCMP_SYS(readv), SCMP_SYS(writev),
+        SCMP_SYS(lseek), SCMP_SYS(close), SCMP_SYS(fstat),
+        SCMP_SYS(ftruncate), SCMP_SYS(fcntl),
+        SCMP_SYS(sendmsg), SCMP_SYS(sendto), SCMP_SYS(recvmsg),
+        SCMP_SYS(recvfrom), SCMP_SYS(poll), SCMP_SYS(ppoll),
+        /* memory: malloc, thread stacks, libav's buffers */
+        SCMP_SYS(brk), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap),
+        SCMP_SYS(mprotect), SCMP_SYS(madvise),
+        /* threads and their locks */
+        SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(rseq),
+        SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity),
+        SCMP_SYS(gettid), SCMP_SYS(getpid), SCMP_SYS(exit),
+        SCMP_SYS(exit_group), SCMP_SYS(restart_syscall),
+        /* signals: abort() and the crash handler */
+        SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask),
+        SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack),
+        /* clocks and sleeps */
+        SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres),
+        SCMP_SYS(gettimeofday), SCMP_SYS(nanosleep),
+        SCMP_SYS(clock_nanosleep),
+        /* glibc's qsort asks for the memory size; getrusage for times */
+        SCMP_SYS(sysinfo), SCMP_SYS(getrusage), SCMP_SYS(getrandom)
+    };
+
+    rl.rlim_cur = rl.rlim_max = (rlim_t) c->rlimit_as;
+    if (setrlimit(RLIMIT_AS, &rl) == -1) {
+        snprintf(err, len, "RLIMIT_AS: %s", strerror(errno));
+        return -1;
+    }
+
+    rl.rlim_cur = rl.rlim_max = 0;
+    (void) setrlimit(RLIMIT_CORE, &rl);
+
+    /* 3 job fds, status, dups of the output for the muxer */
+    rl.rlim_cur = rl.rlim_max = 16;
+    (void) setrlimit(RLIMIT_NOFILE, &rl);
+
+    rl.rlim_cur = (rlim_t) c->cpu;
+    rl.rlim_max = (rlim_t) c->cpu + 5;
+    (void) setrlimit(RLIMIT_CPU, &rl);
+
+    if (c->fsize > 0) {
+        /* a write past it fails with EFBIG instead of a signal */
+        (void) signal(SIGXFSZ, SIG_IGN);
+        rl.rlim_cur = rl.rlim_max = (rlim_t) c->fsize;
+        (void) setrlimit(RLIMIT_FSIZE, &rl);
+    }
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
+        snprintf(err, len, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+        return -1;
+    }
+
+    ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    if (ctx == NULL) {
+        snprintf(err, len, "seccomp_init() failed");
+        return -1;
+    }
+
+    rc = 0;
+
+    for (i = 0; i < sizeof(allow) / sizeof(allow[0]) && rc == 0; i++) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow[i], 0);
+    }
+
+    /* threads only: a clone without CLONE_THREAD would be a process */
+    if (rc == 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD,
+                                      CLONE_THREAD));
+    }
+
+    if (rc == 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3),
+                              0);
+    }
+
+    /* glibc's fstat(): newfstatat(fd, "", AT_EMPTY_PATH), never a path */
+    if (rc == 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
+                              SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH,
+                                      AT_EMPTY_PATH));
+    }
+
+    /* the job's own nice value, once, for the calling thread only */
+    if (rc == 0 && c->priority > 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setpriority), 3,
+                              SCMP_A0(SCMP_CMP_EQ, PRIO_PROCESS),
+                              SCMP_A1(SCMP_CMP_EQ, 0),
+                              SCMP_A2(SCMP_CMP_EQ,
+                                      (scmp_datum_t) c->priority));
+    }
+
+    /* raise() and abort(): signals to this process only */
+    if (rc == 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t) getpid()));
+    }
+
+    /* thread names (pthread_setname_np on itself) */
+    if (rc == 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                              SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+    }
+
+    if (rc == 0) {
+        rc = seccomp_load(ctx);
+    }
+
+    seccomp_release(ctx);
+
+    if (rc != 0) {
+        snprintf(err, len, "seccomp: %s", strerror(-rc));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static void *
+vconv_selftest_thread(void *data)
+{
+    return data;
+}
+
+
+/*
+ * The filter as a job's child gets it, then the calls it must refuse.
+ * Prints one line per check ("ok ..." or "not ok ..."); exit 0 if all
+ * passed.  t/sandbox.t runs it.
+ */
+static int
+vconv_selftest(void)
+{
+    int              status, fails, fd;
+    char             err[256];
+    pid_t            pid, r;
+    struct stat      st;
+    pthread_t        tid;
+    vconv_confine_t  conf;
+
+    pid = fork();
+    if (pid == -1) {
+        perror("fork");
+        return 1;
+    }
+
+    if (pid > 0) {
+        while ((r = waitpid(pid, &status, 0)) == -1 && errno == EINTR) {
+            /* void */
+        }
+
+        return (r == pid && WIFEXITED(status)) ? WEXITSTATUS(status) : 1;
+    }
+
+    setvbuf(stdout, NULL, _IONBF, 0);
+
+    conf.priority = 10;
+    conf.rlimit_as = (int64_t) 4 * 1024 * 1024 * 1024;
+    conf.cpu = 60;
+    conf.fsize = 0;
+
+    if (vconv_confine(&conf, err, sizeof(err)) != 0) {
+        printf("not ok confine: %s\n", err);
+        _exit(1);
+    }
+
+    fails = 0;
+
+#define VCONV_REFUSED(what, call, want)                                      \
+    do {                                                                     \
+        long  rv_;                                                           \
+        errno = 0;                                                           \
+        rv_ = (long) (call);                                                 \
+        if (rv_ == -1 && errno == (want)) {                                  \
+            printf("ok %s refused: %s\n", what, strerror(errno));            \
+        } else {                                                             \
+            printf("not ok %s: returned %ld, errno %d\n", what, rv_, errno); \
+            fails++;                                                         \
+        }                                                                    \
+    } while (0)
+
+    VCONV_REFUSED("open /etc/passwd", open("/etc/passwd", O_RDONLY), EPERM);
+    VCONV_REFUSED("openat /etc/hostname",
+                  openat(AT_FDCWD, "/etc/hostname", O_RDONLY), EPERM);
+    VCONV_REFUSED("openat2", syscall(SYS_openat2, AT_FDCWD, "/etc/passwd",
+                                     NULL, 0), EPERM);
+    VCONV_REFUSED("creat /tmp/vconv-selftest",
+                  creat("/tmp/vconv-selftest", 0600), EPERM);
+    VCONV_REFUSED("stat /etc/passwd", stat("/etc/passwd", &st), EPERM);
+    VCONV_REFUSED("socket AF_INET", socket(AF_INET, SOCK_STREAM, 0), EPERM);
+    VCONV_REFUSED("socket AF_UNIX", socket(AF_UNIX, SOCK_STREAM, 0), EPERM);
+    VCONV_REFUSED("connect", connect(1, NULL, 0), EPERM);
+    VCONV_REFUSED("fork", syscall(SYS_fork), EPERM);
+    VCONV_REFUSED("vfork", syscall(SYS_vfork), EPERM);
+    VCONV_REFUSED("clone (process)",
+                  syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0), EPERM);
+    VCONV_REFUSED("clone3", syscall(SYS_clone3, NULL, 0), ENOSYS);
+    VCONV_REFUSED("execve /bin/true",
+                  execve("/bin/true", (char *[]) { "true", NULL },
+                         (char *[]) { NULL }), EPERM);
+    VCONV_REFUSED("ptrace", ptrace(PTRACE_TRACEME, 0, NULL, NULL), EPERM);
+    VCONV_REFUSED("kill the parent", kill(getppid(), SIGTERM), EPERM);
+    VCONV_REFUSED("setpriority -5", setpriority(PRIO_PROCESS, 0, -5), EPERM);
+    VCONV_REFUSED("setrlimit", setrlimit(RLIMIT_AS, &(struct rlimit) {
+                      RLIM_INFINITY, RLIM_INFINITY }), EPERM);
+
+    /* what a codec needs still works */
+    if (pthread_create(&tid, NULL, vconv_selftest_thread, NULL) == 0
+        && pthread_join(tid, NULL) == 0)
+    {
+        printf("ok a thread starts\n");
+
+    } else {
+        printf("not ok a thread does not start\n");
+        fails++;
+    }
+
+    fd = fcntl(1, F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0 && fstat(fd, &st) == 0 && close(fd) == 0
+        && malloc(64 << 20) != NULL)
+    {
+        printf("ok dup, fstat, close and malloc work\n");
+
+    } else {
+        printf("not ok dup, fstat, close or malloc\n");
+        fails++;
+    }
+
+    _exit(fails ? 1 : 0);
+}
