@@ -2,15 +2,17 @@
  * libFuzzer harness for the transcode core (vconv_transcode.c,
  * vconv_filter.c, vconv_encode.c, vconv_log.c) over an in-memory input.
  *
- * Input: byte 0 picks the conversion (low 3 bits: vconv_fuzz_targets[])
- * and how the input is read (bit 7 set: a pipe, no seek callback); the
- * rest is the media file, complete (a read at its end is the end).
- * Outputs are tiny and the limits tight, so one run costs milliseconds:
- * libav itself is not instrumented, the point is our code around it.
+ * Input: the first VCONV_FUZZ_HDR bytes say the conversion (format and
+ * option values, see vconv_fuzz_query()) and how the input is read (a
+ * pipe, or with seeks); the rest is the media file, complete (a read at
+ * its end is the end).  Outputs are small and the limits tight, so one
+ * run costs milliseconds: libav itself is not instrumented, the point is
+ * our code around it.
  *
  * Checks: the result is VCONV_OK or VCONV_ERROR with an error code in
- * range and a terminated, non-empty message; a success wrote a non-empty
- * file of the size it says, within max_output; the limits hold.
+ * range, not a 500 (internal_error, io_error), and a terminated,
+ * non-empty message; a success wrote a non-empty file of the size it
+ * says, within max_output; the limits hold.
  *
  * VCONV_FUZZ_VERBOSE=1 in the environment prints libav's messages and
  * each result.
@@ -45,22 +47,6 @@ typedef struct {
     size_t          size;
     size_t          pos;
 } vconv_fuzz_io_t;
-
-
-/* each a query string, as the API would hand it to the option parser */
-static const char  *vconv_fuzz_targets[] = {
-    "format=mp4&width=32&duration=1&fps=5",
-    "format=mp3&duration=1&audio_bitrate=32k",
-    "format=png&width=48",
-    "format=gif&width=32&duration=1&fps=5",
-    "format=mkv&vcodec=copy&acodec=copy&duration=1",
-    "format=wav&start=0.2&duration=0.5",
-    "format=jpg&height=32&start=0.1",
-    "format=mp4&vcodec=copy&audio=0&start=0.3&duration=0.5"
-};
-
-#define VCONV_FUZZ_NTARGETS                                                  \
-    (sizeof(vconv_fuzz_targets) / sizeof(vconv_fuzz_targets[0]))
 
 
 /*
@@ -225,13 +211,172 @@ vconv_fuzz_seek(void *opaque, int64_t offset, int whence)
 }
 
 
-static void
-vconv_fuzz_spec(vconv_spec_t *spec, const char *q)
+/*
+ * The conversion comes from the input's first VCONV_FUZZ_HDR bytes, as a
+ * query string the API would hand to the option parser:
+ *
+ *   0  format (low 4 bits, modulo the formats), bit 6: limits of
+ *      720x576 instead of 256x256, bit 7: read as a pipe
+ *   1  which options are set: 0x01 width, 0x02 height, 0x04 fps,
+ *      0x08 start, 0x10 duration, 0x20 vcodec, 0x40 acodec, 0x80 audio
+ *   2  more: 0x01 quality, 0x02 crf, 0x04 video_bitrate,
+ *      0x08 audio_bitrate, 0x10 upscale, 0x20 sample rate, 0x40 channels
+ *   3  width     16 + 2n, up to 270
+ *   4  height    16 + 2n
+ *   5  fps       n / 4 + 0.25, or (odd n) an NTSC-style fraction
+ *   6  start     n / 100 s
+ *   7  duration  n / 100 s + 0.01
+ *   8  vcodec and acodec: the n-th of the format's allowed ones (nibbles)
+ *   9  quality 1-100, crf 0-63 (modulo), audio=0 or 1 (bit 0)
+ *  10  video_bitrate 8k + 4k n, audio_bitrate 8k + 2k n
+ *  11  sample rate (low nibble, from a table, 0: keep) and channels
+ *      (high nibble, 0: keep)
+ *
+ * The parser refuses some mixes (crf with video_bitrate, width for
+ * audio): those inputs end there, as such requests would.  Sample rate
+ * and channels are not request options; they are set in the finished
+ * spec, where the core reads them.
+ */
+
+#define VCONV_FUZZ_HDR  12
+
+static const int  vconv_fuzz_rates[16] = {
+    0, 8000, 11025, 16000, 22050, 32000, 44100, 48000,
+    96000, 192000, 768000, 7350, 4000, 1, 12345, 88200
+};
+
+
+/* the n-th (modulo) name of a comma list into buf; 0 if the list is "" */
+static int
+vconv_fuzz_pick(const char *list, unsigned n, char *buf, size_t len)
+{
+    unsigned     count, i;
+    size_t       l;
+    const char  *p, *end;
+
+    if (list == NULL || list[0] == '\0') {
+        return 0;
+    }
+
+    count = 1;
+    for (p = list; *p; p++) {
+        count += (*p == ',');
+    }
+
+    p = list;
+    for (i = 0; i < n % count; i++) {
+        p = strchr(p, ',') + 1;
+    }
+
+    end = strchr(p, ',');
+    l = end ? (size_t) (end - p) : strlen(p);
+    if (l >= len) {
+        return 0;
+    }
+
+    memcpy(buf, p, l);
+    buf[l] = '\0';
+
+    return 1;
+}
+
+
+static int
+vconv_fuzz_query(const uint8_t *h, char *q, size_t len)
+{
+    int                    n;
+    char                   codec[32];
+    unsigned               a, b;
+    const vconv_format_t  *f;
+
+    f = vconv_format((h[0] & 0x0f) % VCONV_FMT_COUNT);
+    a = h[1];
+    b = h[2];
+
+    n = snprintf(q, len, "format=%s", f->name);
+
+#define VCONV_FUZZ_ADD(...)                                                  \
+    n += snprintf(q + n, n < (int) len ? len - n : 0, __VA_ARGS__)
+
+    if (a & 0x01) {
+        VCONV_FUZZ_ADD("&width=%d", 16 + 2 * h[3]);
+    }
+
+    if (a & 0x02) {
+        VCONV_FUZZ_ADD("&height=%d", 16 + 2 * h[4]);
+    }
+
+    if (a & 0x04) {
+        if (h[5] & 1) {
+            VCONV_FUZZ_ADD("&fps=%d/1001", (h[5] / 2 + 1) * 1000);
+
+        } else {
+            VCONV_FUZZ_ADD("&fps=%.2f", h[5] / 4.0 + 0.25);
+        }
+    }
+
+    if (a & 0x08) {
+        VCONV_FUZZ_ADD("&start=%.2f", h[6] / 100.0);
+    }
+
+    if (a & 0x10) {
+        VCONV_FUZZ_ADD("&duration=%.2f", h[7] / 100.0 + 0.01);
+    }
+
+    if ((a & 0x20) && vconv_fuzz_pick(f->vcodecs, h[8] & 0x0f, codec,
+                                      sizeof(codec)))
+    {
+        VCONV_FUZZ_ADD("&vcodec=%s", codec);
+    }
+
+    if ((a & 0x40) && vconv_fuzz_pick(f->acodecs, h[8] >> 4, codec,
+                                      sizeof(codec)))
+    {
+        VCONV_FUZZ_ADD("&acodec=%s", codec);
+    }
+
+    if (a & 0x80) {
+        VCONV_FUZZ_ADD("&audio=%d", h[9] & 1);
+    }
+
+    if (b & 0x01) {
+        VCONV_FUZZ_ADD("&quality=%d", 1 + h[9] % 100);
+    }
+
+    if (b & 0x02) {
+        VCONV_FUZZ_ADD("&crf=%d", h[9] % 64);
+    }
+
+    if (b & 0x04) {
+        VCONV_FUZZ_ADD("&video_bitrate=%dk", 8 + 4 * h[10]);
+    }
+
+    if (b & 0x08) {
+        VCONV_FUZZ_ADD("&audio_bitrate=%dk", 8 + 2 * h[10]);
+    }
+
+    if (b & 0x10) {
+        VCONV_FUZZ_ADD("&upscale=1");
+    }
+
+#undef VCONV_FUZZ_ADD
+
+    return n < (int) len ? VCONV_OK : VCONV_ERROR;
+}
+
+
+/* VCONV_ERROR: the parser refused the request, as it would the API's */
+static int
+vconv_fuzz_spec(vconv_spec_t *spec, const uint8_t *h, char *q, size_t len)
 {
     const char     *p, *amp, *eq;
     vconv_error_t   err;
 
     vconv_spec_init(spec);
+
+    if (vconv_fuzz_query(h, q, len) != VCONV_OK) {
+        abort();
+    }
 
     for (p = q; *p; p = *amp ? amp + 1 : amp) {
         amp = strchr(p, '&');
@@ -240,20 +385,30 @@ vconv_fuzz_spec(vconv_spec_t *spec, const char *q)
         }
 
         eq = memchr(p, '=', amp - p);
-
-        if (eq == NULL
-            || vconv_spec_set(spec, p, eq - p, eq + 1, amp - (eq + 1), &err)
-               != VCONV_OK)
-        {
-            fprintf(stderr, "fuzz: bad target \"%s\"\n", q);
+        if (eq == NULL) {
             abort();
+        }
+
+        if (vconv_spec_set(spec, p, eq - p, eq + 1, amp - (eq + 1), &err)
+            != VCONV_OK)
+        {
+            return VCONV_ERROR;
         }
     }
 
     if (vconv_spec_finish(spec, VCONV_FMT_ALL, &err) != VCONV_OK) {
-        fprintf(stderr, "fuzz: bad target \"%s\": %s\n", q, err.message);
-        abort();
+        return VCONV_ERROR;
     }
+
+    if ((h[2] & 0x20) && spec->aencoder[0]) {
+        spec->sample_rate = vconv_fuzz_rates[h[11] & 0x0f];
+    }
+
+    if ((h[2] & 0x40) && spec->aencoder[0]) {
+        spec->channels = h[11] >> 4;
+    }
+
+    return VCONV_OK;
 }
 
 
@@ -261,31 +416,35 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int                 rc;
+    char                target[512];
     struct stat         sb;
-    const char         *target;
     vconv_spec_t        spec;
     vconv_limits_t      limits;
     vconv_fuzz_io_t     io;
     vconv_transcode_t   tc;
 
-    if (size < 1) {
+    if (size < VCONV_FUZZ_HDR) {
         return 0;
     }
 
-    target = vconv_fuzz_targets[(data[0] & 0x7f) % VCONV_FUZZ_NTARGETS];
-    vconv_fuzz_spec(&spec, target);
+    if (vconv_fuzz_spec(&spec, data, target, sizeof(target)) != VCONV_OK) {
+        return 0;
+    }
 
     memset(&limits, 0, sizeof(limits));
-    limits.max_width = 256;
-    limits.max_height = 256;
+    /* bit 6: room for a camera's picture (DV is 720x576 or 720x480) */
+    limits.max_width = (data[0] & 0x40) ? 720 : 256;
+    limits.max_height = (data[0] & 0x40) ? 576 : 256;
     limits.max_duration = 2000000;
     limits.max_output = VCONV_FUZZ_MAX_OUTPUT;
     limits.max_streams = 8;
     limits.probesize = 32768;
     limits.codec_threads = 1;
+    /* DESIGN.md's camera formats, not yet in the default list */
+    limits.input_formats = VCONV_DEFAULT_INPUT_FORMATS ",mxf,dv";
 
-    io.data = data + 1;
-    io.size = size - 1;
+    io.data = data + VCONV_FUZZ_HDR;
+    io.size = size - VCONV_FUZZ_HDR;
     io.pos = 0;
 
     memset(&tc, 0, sizeof(tc));
@@ -327,6 +486,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     {
         fprintf(stderr, "fuzz: %s: bad error: rc %d code %d\n", target, rc,
                 (int) tc.err.code);
+        abort();
+
+    } else if (tc.err.code == VCONV_E_INTERNAL || tc.err.code == VCONV_E_IO) {
+        /*
+         * A 500 says the server is broken; here the input is all that
+         * varies (reads never fail, the output is a small local file),
+         * so whatever it is, it is the input's fault and a 4xx.
+         */
+        fprintf(stderr, "fuzz: %s: a 500 for the input: %s (%s)\n", target,
+                vconv_error_name(tc.err.code), tc.err.message);
         abort();
     }
 

@@ -30,11 +30,12 @@ declare -A SRCS=(
     [job]="src/vconv_job_file.c src/vconv_job.c src/vconv_options.c
            src/vconv_error.c src/vconv_json.c"
     [options]="src/vconv_options.c src/vconv_error.c src/vconv_json.c"
-    [transcode]="src/vconv_transcode.c src/vconv_filter.c src/vconv_encode.c
-                 src/vconv_log.c src/vconv_options.c src/vconv_error.c
-                 src/vconv_json.c"
+    [transcode]="src/vconv_transcode.c src/vconv_pipeline.c src/vconv_filter.c
+                 src/vconv_encode.c src/vconv_frame.c src/vconv_log.c
+                 src/vconv_options.c src/vconv_error.c src/vconv_json.c"
 )
-NAMES="job multipart options transcode"
+# FUZZ_NAMES="transcode" runs only that one
+NAMES=${FUZZ_NAMES:-job multipart options transcode}
 
 # libav frees that fuzz_transcode.c checks the argument of, see there
 WRAP=
@@ -46,9 +47,14 @@ do
 done
 declare -A LINK=([transcode]="$WRAP")
 
+# a single allocation past this is a bomb (a WAV at 855 MHz had the
+# resampler ask for 1.7 GB), on replay as in fuzzing
+MALLOC_LIMIT=512
+
 # per harness: the largest input and the slowest single input allowed
+# (transcode: one DV frame is 144000 bytes)
 declare -A MAX_LEN=([job]=8192 [multipart]=8192 [options]=8192
-                   [transcode]=65536)
+                   [transcode]=150000)
 declare -A TIMEOUT=([job]=10 [multipart]=10 [options]=10 [transcode]=25)
 
 # readable stacks: Debian puts llvm-symbolizer in PATH only with "llvm"
@@ -58,6 +64,10 @@ then
     sym=$($CC -print-prog-name=llvm-symbolizer 2>/dev/null)
     [ -x "$sym" ] && export ASAN_SYMBOLIZER_PATH=$sym
 fi
+
+# leaks in the codec libraries that are not per job (see the file)
+LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export LSAN_OPTIONS
 
 mkdir -p "$OUT"
 
@@ -137,13 +147,46 @@ seed_options() {
 }
 
 
-# tiny media from ffmpeg's lavfi sources (each well under 10 KB), each
-# behind a control byte per conversion target (see fuzz_transcode.c)
+# the conversions the seeds start from: VCONV_FUZZ_HDR bytes each, see
+# vconv_fuzz_query() in fuzz_transcode.c for what each byte means
+TRANSCODE_HDRS=(
+    "00 15 00 08 00 14 00 63 00 00 00 00"   # mp4 width=32 fps=5 duration=1
+    "80 15 00 08 00 14 00 63 00 00 00 00"   # the same, read as a pipe
+    "06 10 08 00 00 00 00 63 00 00 0c 00"   # mp3 audio_bitrate=32k
+    "0d 01 00 10 00 00 00 00 00 00 00 00"   # png width=48
+    "04 15 00 08 00 14 00 63 00 00 00 00"   # gif width=32 fps=5
+    "02 70 00 00 00 00 00 63 55 00 00 00"   # mkv vcodec,acodec=copy
+    "82 70 00 00 00 00 00 63 55 00 00 00"   # the same, read as a pipe
+    "0a 18 00 00 00 00 14 31 00 00 00 00"   # wav start=0.2 duration=0.5
+    "0c 0a 00 00 08 00 0a 00 00 00 00 00"   # jpg height=32 start=0.1
+    "00 b8 00 00 00 00 1e 31 03 00 00 00"   # mp4 vcodec=copy audio=0
+    "01 15 00 08 00 14 00 63 00 00 00 00"   # webm width=32 fps=5
+    "08 10 60 00 00 00 00 63 00 00 00 16"   # opus 44.1 kHz mono asked
+    "07 00 28 00 00 00 00 00 00 00 3c 21"   # m4a 200k, 8 kHz stereo
+    "4c 00 00 00 00 00 00 00 00 00 00 00"   # jpg, camera-sized limits
+    "40 11 00 08 00 00 00 00 00 00 00 00"   # mp4 width=32, camera limits
+)
+
+
+hdr() {
+    local b
+
+    for b in $1; do
+        printf "\\x$b"
+    done
+}
+
+
+# tiny media from ffmpeg's lavfi sources, one or more of every format the
+# core reads by default (and mxf, dv), each behind every seed header, and
+# the saved regressions' media
 seed_transcode() {
-    local c=$1 m=$OUT/media f t
+    local c=$1 m=$OUT/media f i
     local ff="ffmpeg -nostdin -hide_banner -loglevel error -y"
     local v="-f lavfi -i testsrc2=size=32x24:rate=5:duration=0.6"
     local a="-f lavfi -i sine=frequency=440:sample_rate=8000:duration=0.6"
+    local a48="-f lavfi -i sine=frequency=440:sample_rate=48000:duration=0.6"
+    local pal="-f lavfi -i testsrc2=size=720x576:rate=25:duration=0.04"
     local x264="-c:v libx264 -preset ultrafast -pix_fmt yuv420p"
 
     mkdir -p "$m"
@@ -154,20 +197,37 @@ seed_transcode() {
     && $ff $v $a $x264 -c:a libopus -b:a 8k -t 0.6 "$m/s.mkv" \
     && $ff $v $a -c:v libvpx -deadline realtime -cpu-used 8 -b:v 50k \
            -c:a libopus -b:a 8k -t 0.6 "$m/s.webm" \
+    && $ff $v $a -c:v mpeg4 -c:a libmp3lame -b:a 8k -t 0.6 "$m/s.avi" \
+    && $ff $v $a $x264 -c:a aac -ar 22050 -b:a 16k -t 0.6 "$m/s.flv" \
     && $ff $v $a -c:v mpeg2video -c:a mp2 -b:a 32k -t 0.6 "$m/s.ts" \
+    && $ff $v $a -c:v mpeg1video -r 25 -c:a mp2 -b:a 32k -t 0.6 -f vob \
+           "$m/s.mpg" \
+    && $ff $v $a -c:v wmv2 -c:a wmav2 -b:a 24k -t 0.6 "$m/s.asf" \
+    && $ff $v $a -c:v libtheora -c:a libvorbis -t 0.6 "$m/s.ogv" \
+    && $ff $a -c:a libopus -b:a 8k -t 0.6 "$m/s.opus" \
     && $ff $a -c:a pcm_u8 -t 0.6 "$m/s.wav" \
+    && $ff $a -af volume=8 -c:a pcm_f32le -ac 3 -t 0.3 "$m/s-f32.wav" \
     && $ff $a -c:a libmp3lame -b:a 8k -t 0.6 "$m/s.mp3" \
+    && $ff $a -c:a flac -t 0.6 "$m/s.flac" \
+    && $ff $a -c:a aac -b:a 16k -t 0.6 "$m/s.aac" \
     && $ff $v -t 0.6 "$m/s.gif" \
     && $ff $v -frames:v 1 "$m/s.png" \
+    && $ff $v -frames:v 1 "$m/s.jpg" \
+    && $ff -f lavfi -i testsrc2=size=32x24:rate=25:duration=0.2 $a48 \
+           -c:v mpeg2video -c:a pcm_s16le -t 0.2 -f mxf "$m/s.mxf" \
+    && $ff $pal $a48 -c:v dvvideo -pix_fmt yuv420p -c:a pcm_s16le -ac 2 \
+           -t 0.04 -f dv "$m/s.dv" \
     && $ff -i "$m/s.mp4" -c copy -metadata:s:v:0 rotate=90 "$m/s-rot.mov" \
     && $ff -i "$m/s.mp4" -c copy -movflags +frag_keyframe+empty_moov \
            "$m/s-frag.mp4" \
     || { echo "fuzz: ffmpeg could not make the seed media"; return 1; }
 
+    cp fuzz/regressions/media/* "$m/" 2>/dev/null
+
     for f in "$m"/*; do
-        # targets 0-7 with seeking, and 0 and 4 read as a pipe
-        for t in 00 01 02 03 04 05 06 07 80 84; do
-            { printf "\\x$t"; cat "$f"; } >"$c/seed-$t-${f##*/}"
+        for i in "${!TRANSCODE_HDRS[@]}"; do
+            { hdr "${TRANSCODE_HDRS[$i]}"; cat "$f"; } \
+                >"$c/seed-$i-${f##*/}"
         done
     done
 }
@@ -186,7 +246,8 @@ for name in $NAMES; do
     # replay: every input that ever crashed must pass now
     if compgen -G "$reg/*" >/dev/null; then
         echo "fuzz: replaying $(ls "$reg" | wc -l) saved inputs for $name"
-        if ! "$OUT/fuzz_$name" -runs=1 "$reg"/* \
+        if ! "$OUT/fuzz_$name" -runs=1 -malloc_limit_mb=$MALLOC_LIMIT \
+            "$reg"/* \
             >"$OUT/replay-$name.log" 2>&1
         then
             echo "fuzz: $name: a saved input still fails:"
@@ -203,8 +264,10 @@ for name in $NAMES; do
     echo "fuzz: running fuzz_$name for ${SECONDS_EACH}s"
     if ! "$OUT/fuzz_$name" -max_total_time="$SECONDS_EACH" \
         -timeout="${TIMEOUT[$name]}" -rss_limit_mb=2048 \
+        -malloc_limit_mb=$MALLOC_LIMIT \
         -max_len="${MAX_LEN[$name]}" -print_final_stats=1 \
-        -artifact_prefix="$reg/" "$corpus" >"$OUT/fuzz-$name.log" 2>&1
+        -artifact_prefix="$reg/" "$corpus" "$reg" \
+        >"$OUT/fuzz-$name.log" 2>&1
     then
         echo "fuzz: $name: crash, input kept in $reg/:"
         grep -A 20 -m 1 'ERROR\|runtime error\|SUMMARY\|==.*==' \

@@ -16,6 +16,7 @@
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 
+#include "vconv_frame.h"
 #include "vconv_pipeline.h"
 
 
@@ -27,6 +28,11 @@ static int vconv_output_rate(const AVCodec *codec, int want);
 static enum AVSampleFormat vconv_output_sample_fmt(const AVCodec *codec,
     enum AVSampleFormat want);
 static int vconv_output_is_mov(const AVOutputFormat *of);
+static int vconv_output_check(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame);
+static vconv_err_e vconv_output_mux_error(int rc);
+static const vconv_codec_t *vconv_output_tune(AVCodecContext *enc,
+    const char *encoder);
 static AVIOContext *vconv_output_io(int fd, int write);
 static int vconv_output_io_write(void *opaque, uint8_t *buf, int size);
 static int vconv_output_io_read(void *opaque, uint8_t *buf, int size);
@@ -91,10 +97,11 @@ vconv_output_open(vconv_job_t *job)
 int
 vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
 {
-    AVRational          fr;
-    AVCodecContext     *enc, *dec;
-    const AVCodec      *codec;
-    const vconv_spec_t *spec;
+    AVRational           fr;
+    AVCodecContext      *enc, *dec;
+    const AVCodec       *codec;
+    const vconv_spec_t  *spec;
+    const vconv_codec_t *c;
 
     spec = job->spec;
     dec = st->dec;
@@ -132,20 +139,13 @@ vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
     enc->color_trc = dec->color_trc;
     enc->colorspace = dec->colorspace;
 
-    if (codec->id == AV_CODEC_ID_MJPEG) {
-        /* q 3 of 2..31: what people expect of a "good" JPEG */
-        enc->flags |= AV_CODEC_FLAG_QSCALE;
-        enc->global_quality = FF_QP2LAMBDA * 3;
-        enc->color_range = AVCOL_RANGE_JPEG;
-        enc->strict_std_compliance = FF_COMPLIANCE_UNOFFICIAL;
-    }
-
-    if (spec->x264_preset[0]) {
-        av_opt_set(enc->priv_data, "preset", spec->x264_preset, 0);
-    }
+    c = vconv_output_tune(enc, spec->vencoder);
 
     if (spec->video_bitrate > 0) {
         enc->bit_rate = spec->video_bitrate;
+
+    } else if (c != NULL && c->cq_bitrate > 0 && spec->crf >= 0) {
+        enc->bit_rate = c->cq_bitrate;
 
     } else {
         enc->bit_rate = 0;
@@ -155,13 +155,6 @@ vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
         && av_opt_find(enc->priv_data, "crf", NULL, 0, 0) != NULL)
     {
         av_opt_set_int(enc->priv_data, "crf", spec->crf, 0);
-    }
-
-    if (spec->vpx_deadline_rt) {
-        /* realtime keeps VP9 within a few times the speed of x264 */
-        av_opt_set(enc->priv_data, "deadline", "realtime", 0);
-        av_opt_set_int(enc->priv_data, "cpu-used", 8, 0);
-        av_opt_set_int(enc->priv_data, "row-mt", 1, 0);
     }
 
     return vconv_output_open_encoder(job, st, codec);
@@ -223,6 +216,8 @@ vconv_output_audio(vconv_job_t *job, vconv_stream_t *st)
     if (spec->audio_bitrate > 0) {
         enc->bit_rate = spec->audio_bitrate;
     }
+
+    (void) vconv_output_tune(enc, spec->aencoder);
 
     return vconv_output_open_encoder(job, st, codec);
 }
@@ -333,6 +328,11 @@ vconv_output_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
     enc = st->enc;
 
     if (frame != NULL) {
+        rc = vconv_output_check(job, st, frame);
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+
         tb = av_buffersink_get_time_base(st->sink);
 
         if (frame->pts != AV_NOPTS_VALUE) {
@@ -347,6 +347,13 @@ vconv_output_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 
             st->last_pts = frame->pts;
             frame->pict_type = AV_PICTURE_TYPE_NONE;
+
+            /*
+             * Unused by us; libx265's wrapper allocates a copy of it per
+             * picture when it is not 0 and leaks those still queued when
+             * a job ends early.
+             */
+            frame->reordered_opaque = 0;
 
             /* some encoders (libwebp_anim) hold every packet to the end */
             t = frame->pts * av_q2d(enc->time_base);
@@ -427,12 +434,7 @@ vconv_output_packet(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt,
             return vconv_job_fail(job, job->stop, 0, NULL);
         }
 
-        if (rc == AVERROR(EINVAL)) {
-            /* the muxer's own check of what the input gave us */
-            return vconv_job_fail(job, VCONV_E_DECODE, rc, "mux");
-        }
-
-        return vconv_job_fail(job, VCONV_E_IO, rc, "write");
+        return vconv_job_fail(job, vconv_output_mux_error(rc), rc, "write");
     }
 
     if (job->limits->max_output > 0 && job->ofmt->pb != NULL) {
@@ -456,7 +458,8 @@ vconv_output_trailer(vconv_job_t *job)
 
     rc = av_write_trailer(job->ofmt);
     if (rc < 0) {
-        return vconv_job_fail(job, VCONV_E_IO, rc, "output trailer");
+        return vconv_job_fail(job, vconv_output_mux_error(rc), rc,
+                              "output trailer");
     }
 
     job->header = 0;
@@ -767,6 +770,68 @@ vconv_output_open_encoder(vconv_job_t *job, vconv_stream_t *st,
 }
 
 
+/*
+ * The encoder's tuning from the codec table (vconv_options.c): a fixed
+ * quantizer and AVOptions, on the codec context or its private part.
+ * An option this libav's encoder lacks is not the job's fault: logged.
+ */
+static const vconv_codec_t *
+vconv_output_tune(AVCodecContext *enc, const char *encoder)
+{
+    int                         rc;
+    const vconv_codec_t        *c;
+    const vconv_encoder_opt_t  *o;
+
+    c = vconv_codec_by_encoder(encoder);
+    if (c == NULL) {
+        return NULL;
+    }
+
+    if (c->qscale > 0) {
+        enc->flags |= AV_CODEC_FLAG_QSCALE;
+        enc->global_quality = FF_QP2LAMBDA * c->qscale;
+    }
+
+    for (o = c->opts; o != NULL && o->name != NULL; o++) {
+        rc = av_opt_set(enc, o->name, o->value, AV_OPT_SEARCH_CHILDREN);
+        if (rc < 0) {
+            av_log(enc, AV_LOG_WARNING, "%s has no option %s=%s: %s\n",
+                   encoder, o->name, o->value, av_err2str(rc));
+        }
+    }
+
+    return c;
+}
+
+
+/*
+ * A muxer fails a write or the trailer either because the file cannot
+ * be written (a 500, the server's) or because of what the input gave it:
+ * EINVAL from its checks of timestamps and parameters, PATCHWELCOME for
+ * a mix it cannot store, and the like (a 422, the input's).
+ */
+static vconv_err_e
+vconv_output_mux_error(int rc)
+{
+    switch (rc) {
+    case AVERROR(ENOMEM):
+        return VCONV_E_NOMEM;
+    case AVERROR(EIO):
+    case AVERROR(ENOSPC):
+    case AVERROR(EDQUOT):
+    case AVERROR(EFBIG):
+    case AVERROR(EROFS):
+    case AVERROR(EBADF):
+    case AVERROR(EPIPE):
+    case AVERROR(EPERM):
+    case AVERROR(EACCES):
+        return VCONV_E_IO;
+    default:
+        return VCONV_E_DECODE;
+    }
+}
+
+
 /* the asked rate if the encoder takes it, else the nearest it takes */
 static int
 vconv_output_rate(const AVCodec *codec, int want)
@@ -825,6 +890,65 @@ vconv_output_sample_fmt(const AVCodec *codec, enum AVSampleFormat want)
     }
 
     return codec->sample_fmts[0];
+}
+
+
+/*
+ * The graph's frame before it meets the encoder, which was opened for
+ * one picture size and format, or one sample format, rate and layout,
+ * and trusts the frame to be that.  A graph rebuilt for a changed input
+ * still ends in the same scale and format filters, so a mismatch here
+ * is our fault, refused rather than handed on.  Float samples are
+ * clamped again: a downmix of in-range channels can add up past 1.0.
+ */
+static int
+vconv_output_check(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
+{
+    int64_t          rc;
+    AVCodecContext  *enc;
+
+    enc = st->enc;
+
+    if (enc->codec_type == AVMEDIA_TYPE_VIDEO) {
+        if (frame->width != enc->width || frame->height != enc->height
+            || frame->format != enc->pix_fmt
+            || vconv_frame_check_video(frame) < 0)
+        {
+            return vconv_error_set(&job->tc->err, VCONV_E_INTERNAL,
+                                   "the filter made a %dx%d picture of "
+                                   "format %d for a %dx%d encoder of "
+                                   "format %d", frame->width,
+                                   frame->height, frame->format,
+                                   enc->width, enc->height,
+                                   (int) enc->pix_fmt);
+        }
+
+        return VCONV_OK;
+    }
+
+    if (frame->format != enc->sample_fmt
+        || frame->sample_rate != enc->sample_rate
+        || frame->ch_layout.nb_channels != enc->ch_layout.nb_channels
+        || vconv_frame_check_audio(frame) < 0)
+    {
+        return vconv_error_set(&job->tc->err, VCONV_E_INTERNAL,
+                               "the filter made audio of format %d, "
+                               "%d Hz, %d channels for an encoder of "
+                               "format %d, %d Hz, %d channels",
+                               frame->format, frame->sample_rate,
+                               frame->ch_layout.nb_channels,
+                               (int) enc->sample_fmt, enc->sample_rate,
+                               enc->ch_layout.nb_channels);
+    }
+
+    rc = vconv_frame_clamp_audio(frame);
+    if (rc < 0) {
+        return vconv_job_fail(job, rc == AVERROR(ENOMEM) ? VCONV_E_NOMEM
+                                                         : VCONV_E_INTERNAL,
+                              (int) rc, "audio frame");
+    }
+
+    return VCONV_OK;
 }
 
 

@@ -28,6 +28,8 @@ static int vconv_filter_graph(vconv_job_t *job, vconv_stream_t *st,
 static int vconv_filter_has_fmt(const enum AVPixelFormat *list,
     enum AVPixelFormat fmt);
 static int vconv_filter_even(int v);
+static int vconv_filter_pan(char *buf, size_t len, int in,
+    const AVChannelLayout *out, const char *olayout);
 
 
 /*
@@ -287,7 +289,7 @@ int
 vconv_filter_audio_init(vconv_job_t *job, vconv_stream_t *st,
     const AVFrame *frame)
 {
-    int              n, rc;
+    int              n, rc, known;
     char             args[256], chain[VCONV_GRAPH_LEN], layout[64],
                      olayout[64];
     AVRational       tb;
@@ -301,10 +303,12 @@ vconv_filter_audio_init(vconv_job_t *job, vconv_stream_t *st,
     /* decoders may leave the order unknown; abuffer wants a real layout */
     if (frame->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
         av_channel_layout_default(&in, frame->ch_layout.nb_channels);
+        known = in.order == AV_CHANNEL_ORDER_NATIVE;
         rc = av_channel_layout_describe(&in, layout, sizeof(layout));
         av_channel_layout_uninit(&in);
 
     } else {
+        known = frame->ch_layout.order == AV_CHANNEL_ORDER_NATIVE;
         rc = av_channel_layout_describe(&frame->ch_layout, layout,
                                         sizeof(layout));
     }
@@ -337,6 +341,25 @@ vconv_filter_audio_init(vconv_job_t *job, vconv_stream_t *st,
         n += snprintf(chain + n, sizeof(chain) - n, ",");
     }
 
+    /*
+     * swresample downmixes only channels it knows the place of: for
+     * counts with no standard layout (9, 10, 25 ... 64 channels) we mix
+     * ourselves, evenly, so that nothing is lost and nothing clips.
+     */
+    if (!known
+        && frame->ch_layout.nb_channels != enc->ch_layout.nb_channels)
+    {
+        rc = vconv_filter_pan(chain + n, sizeof(chain) - n,
+                              frame->ch_layout.nb_channels, &enc->ch_layout,
+                              olayout);
+        if (rc < 0) {
+            return vconv_job_fail(job, VCONV_E_INTERNAL, 0,
+                                  "filter too long");
+        }
+
+        n += rc;
+    }
+
     n += snprintf(chain + n, sizeof(chain) - n,
                   "aresample=%d,aformat=sample_fmts=%s:sample_rates=%d"
                   ":channel_layouts=%s",
@@ -350,6 +373,13 @@ vconv_filter_audio_init(vconv_job_t *job, vconv_stream_t *st,
     st->in_w = frame->sample_rate;
     st->in_h = frame->ch_layout.nb_channels;
     st->in_fmt = frame->format;
+
+    av_channel_layout_uninit(&st->in_layout);
+
+    rc = av_channel_layout_copy(&st->in_layout, &frame->ch_layout);
+    if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, rc, "channel layout");
+    }
 
     rc = vconv_filter_graph(job, st, "abuffer", args, "abuffersink", chain);
     if (rc != VCONV_OK) {
@@ -480,6 +510,38 @@ vconv_filter_has_fmt(const enum AVPixelFormat *list, enum AVPixelFormat fmt)
     }
 
     return 0;
+}
+
+
+/*
+ * "pan=stereo|c0<c0+c2+...|c1<c1+c3+...,": input channel i goes to
+ * output channel i mod the output's count; "<" has pan scale each sum
+ * so that it stays within full scale.  Returns the length, or -1 when
+ * it does not fit.
+ */
+static int
+vconv_filter_pan(char *buf, size_t len, int in, const AVChannelLayout *out,
+    const char *olayout)
+{
+    int     o, i, nout;
+    size_t  n;
+
+    nout = out->nb_channels;
+    n = snprintf(buf, len, "pan=%s", olayout);
+
+    for (o = 0; o < nout && n < len; o++) {
+        n += snprintf(buf + n, len - n, "|c%d<", o);
+
+        for (i = o; i < in && n < len; i += nout) {
+            n += snprintf(buf + n, len - n, "%sc%d", i == o ? "" : "+", i);
+        }
+    }
+
+    if (n < len) {
+        n += snprintf(buf + n, len - n, ",");
+    }
+
+    return n < len ? (int) n : -1;
 }
 
 

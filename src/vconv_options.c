@@ -37,40 +37,94 @@
 
 
 /*
- * The codecs a user may name.  crf_max is the top of the encoder's CRF
- * scale (-1: no CRF).  crf and abr are the defaults when the codec is
- * picked in a format whose preset uses another one.
+ * How each encoder is tuned where it is opened (vconv_encode.c), set on
+ * its codec context or, failing that, on its private options.
  */
-typedef struct {
-    const char  *name;
-    const char  *encoder;       /* NULL: copy */
-    int          video;
-    int          crf_max;
-    int          crf;
-    int64_t      abr;
-    int          lossless;
-} vconv_codec_t;
+
+/* the slower presets cost far more time than they save bytes */
+static const vconv_encoder_opt_t  vconv_x26x_opts[] = {
+    { "preset", "veryfast" },
+    { NULL, NULL }
+};
+
+/*
+ * The "good" modes of libvpx and libaom are many times slower than x264
+ * veryfast; realtime keeps VP9 within a few times its speed.
+ */
+static const vconv_encoder_opt_t  vconv_vpx_opts[] = {
+    { "deadline", "realtime" },
+    { "cpu-used", "8" },
+    { "row-mt", "1" },
+    { NULL, NULL }
+};
+
+/* VP8 has no row-mt */
+static const vconv_encoder_opt_t  vconv_vp8_opts[] = {
+    { "deadline", "realtime" },
+    { "cpu-used", "8" },
+    { NULL, NULL }
+};
+
+/* libaom takes the same speed options; its realtime switch is "usage" */
+static const vconv_encoder_opt_t  vconv_aom_opts[] = {
+    { "cpu-used", "8" },
+    { "row-mt", "1" },
+    { NULL, NULL }
+};
+
+/* full-range YUV is what JPEG means; libav calls that unofficial */
+static const vconv_encoder_opt_t  vconv_mjpeg_opts[] = {
+    { "color_range", "pc" },
+    { "strict", "unofficial" },
+    { NULL, NULL }
+};
 
 
+/*
+ * The codecs a user may name.  crf, abr and rate are the defaults when
+ * the codec is picked in a format whose preset uses another one.  The
+ * quality scale maps 1-100 (100 best) linearly onto a CRF range that
+ * stays useful for web delivery: x264 45..12 (q 67 is x264's own default
+ * 23), x265 the same +5 (its CRF 28 looks like x264's 23), libvpx and
+ * libaom 60..15 (q 64 is about VP9's usual 32).  The lossless ends (CRF
+ * 0) make files far too big to be anyone's "best quality".
+ */
 static const vconv_codec_t  vconv_codecs[] = {
-    { "h264",      "libx264",      1, 51, 23, 0,      0 },
-    { "hevc",      "libx265",      1, 51, 28, 0,      0 },
-    { "vp8",       "libvpx",       1, 63, 12, 0,      0 },
-    { "vp9",       "libvpx-vp9",   1, 63, 32, 0,      0 },
-    { "av1",       "libaom-av1",   1, 63, 34, 0,      0 },
-    { "gif",       "gif",          1, -1, -1, 0,      0 },
-    { "webp",      "libwebp_anim", 1, -1, -1, 0,      0 },
-    { "mjpeg",     "mjpeg",        1, -1, -1, 0,      0 },
-    { "png",       "png",          1, -1, -1, 0,      1 },
-    { "copy",      NULL,           1, -1, -1, 0,      0 },
+    { .name = "h264", .encoder = "libx264", .video = 1,
+      .crf_max = 51, .crf = 23, .crf_q1 = 45, .crf_span = 33,
+      .opts = vconv_x26x_opts },
+    { .name = "hevc", .encoder = "libx265", .video = 1,
+      .crf_max = 51, .crf = 28, .crf_q1 = 50, .crf_span = 33,
+      .opts = vconv_x26x_opts },
+    /*
+     * VP8 has no pure CRF mode: its CRF is constrained quality under a
+     * bitrate, which libvpx otherwise sets to a blurry 256k.
+     */
+    { .name = "vp8", .encoder = "libvpx", .video = 1,
+      .crf_max = 63, .crf = 12, .crf_q1 = 60, .crf_span = 45,
+      .cq_bitrate = VCONV_VP8_CQ_BITRATE, .opts = vconv_vp8_opts },
+    { .name = "vp9", .encoder = "libvpx-vp9", .video = 1,
+      .crf_max = 63, .crf = 32, .crf_q1 = 60, .crf_span = 45,
+      .opts = vconv_vpx_opts },
+    { .name = "av1", .encoder = "libaom-av1", .video = 1,
+      .crf_max = 63, .crf = 34, .crf_q1 = 60, .crf_span = 45,
+      .opts = vconv_aom_opts },
+    { .name = "gif", .encoder = "gif", .video = 1 },
+    { .name = "webp", .encoder = "libwebp_anim", .video = 1, .quality = 1 },
+    /* q 3 of 2..31: what people expect of a "good" JPEG */
+    { .name = "mjpeg", .encoder = "mjpeg", .video = 1, .quality = 1,
+      .qscale = 3, .opts = vconv_mjpeg_opts },
+    { .name = "png", .encoder = "png", .video = 1, .lossless = 1 },
+    { .name = "copy", .encoder = NULL, .video = 1 },
 
-    { "aac",       "aac",          0, -1, -1, 128000, 0 },
-    { "mp3",       "libmp3lame",   0, -1, -1, 192000, 0 },
-    { "opus",      "libopus",      0, -1, -1, 96000,  0 },
-    { "vorbis",    "libvorbis",    0, -1, -1, 160000, 0 },
-    { "flac",      "flac",         0, -1, -1, 0,      1 },
-    { "pcm_s16le", "pcm_s16le",    0, -1, -1, 0,      1 },
-    { "copy",      NULL,           0, -1, -1, 0,      0 }
+    { .name = "aac", .encoder = "aac", .abr = 128000 },
+    { .name = "mp3", .encoder = "libmp3lame", .abr = 192000 },
+    /* 48 kHz: the only rate libopus takes for every input */
+    { .name = "opus", .encoder = "libopus", .abr = 96000, .rate = 48000 },
+    { .name = "vorbis", .encoder = "libvorbis", .abr = 160000 },
+    { .name = "flac", .encoder = "flac", .lossless = 1 },
+    { .name = "pcm_s16le", .encoder = "pcm_s16le", .lossless = 1 },
+    { .name = "copy", .encoder = NULL }
 };
 
 #define VCONV_NCODECS  (sizeof(vconv_codecs) / sizeof(vconv_codecs[0]))
@@ -169,6 +223,18 @@ static int vconv_opt_vcodec(vconv_spec_t *spec, const char *name,
     const char *val, size_t vlen, vconv_error_t *err);
 static int vconv_opt_acodec(vconv_spec_t *spec, const char *name,
     const char *val, size_t vlen, vconv_error_t *err);
+
+static int vconv_spec_format(vconv_spec_t *spec, unsigned allowed_formats,
+    vconv_error_t *err);
+static int vconv_spec_check(const vconv_spec_t *spec,
+    const vconv_format_t *f, vconv_error_t *err);
+static int vconv_spec_check_codecs(const vconv_spec_t *spec,
+    const vconv_format_t *f, const vconv_codec_t *vc,
+    const vconv_codec_t *ac, vconv_error_t *err);
+static void vconv_spec_video_defaults(vconv_spec_t *spec,
+    const vconv_format_t *f, const vconv_codec_t *vc);
+static void vconv_spec_audio_defaults(vconv_spec_t *spec,
+    const vconv_format_t *f, const vconv_codec_t *ac);
 
 
 static const vconv_option_t  vconv_options[] = {
@@ -303,7 +369,7 @@ vconv_codec_by_name(const char *name, size_t len, int video)
 }
 
 
-static const vconv_codec_t *
+const vconv_codec_t *
 vconv_codec_by_encoder(const char *encoder)
 {
     size_t  i;
@@ -1168,46 +1234,77 @@ vconv_pick_codec(vconv_spec_t *spec, const vconv_format_t *f, int video,
 }
 
 
-/*
- * quality 1-100 (100 best) onto a CRF scale, linear between two ends
- * that stay useful for web delivery: x264 45..12 (q 67 is x264's own
- * default 23), x265 the same +5 (its CRF 28 looks like x264's 23),
- * libvpx/libaom 60..15 (q 64 is about VP9's usual 32).  The lossless
- * ends (CRF 0) make files far too big to be anyone's "best quality".
- */
+/* quality 1-100 (100 best) onto the codec's CRF scale, see vconv_codecs */
 static int
 vconv_quality_crf(const vconv_codec_t *c, int q)
 {
     int  crf;
 
-    if (c->crf_max == 51) {
-        crf = 45 - ((q - 1) * 33 + 49) / 99;
+    crf = c->crf_q1 - ((q - 1) * c->crf_span + 49) / 99;
 
-        if (strcmp(c->name, "hevc") == 0) {
-            crf += 5;
-        }
-
-        return crf > 51 ? 51 : crf;
-    }
-
-    return 60 - ((q - 1) * 45 + 49) / 99;
+    return crf > c->crf_max ? c->crf_max : crf;
 }
 
 
+/*
+ * Turns the user's options into a spec: checks them against the format
+ * and each other, picks the codecs, checks what depends on them, and
+ * fills in the preset's defaults for what the user left out.  How each
+ * encoder is tuned is in vconv_codecs[], applied by vconv_encode.c.
+ */
 int
 vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
     vconv_error_t *err)
 {
-    int                    fmt, q_direct;
-    unsigned               set, bad;
     const vconv_codec_t   *vc, *ac;
     const vconv_format_t  *f;
-    const vconv_preset_t  *p;
 
-    set = spec->set;
+    if (vconv_spec_format(spec, allowed_formats, err) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
+
+    f = &vconv_formats[spec->format];
+
+    if (vconv_spec_check(spec, f, err) != VCONV_OK
+        || vconv_pick_codec(spec, f, 1, &vc, err) != VCONV_OK
+        || vconv_pick_codec(spec, f, 0, &ac, err) != VCONV_OK)
+    {
+        return VCONV_ERROR;
+    }
+
+    spec->vcopy = (vc != NULL && vc->encoder == NULL);
+    spec->acopy = (ac != NULL && ac->encoder == NULL);
+
+    if (vconv_spec_check_codecs(spec, f, vc, ac, err) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
+
+    vconv_spec_video_defaults(spec, f, vc);
+    vconv_spec_audio_defaults(spec, f, ac);
+
+    if (!(spec->set & VCONV_SET_START)) {
+        spec->start = 0;
+        spec->start_set = 0;
+    }
+
+    if (!(spec->set & VCONV_SET_DURATION)) {
+        spec->duration = 0;
+    }
+
+    return VCONV_OK;
+}
+
+
+/* the asked format, or the first one allowed; and that it is allowed */
+static int
+vconv_spec_format(vconv_spec_t *spec, unsigned allowed_formats,
+    vconv_error_t *err)
+{
+    int  fmt;
+
     allowed_formats &= VCONV_FMT_ALL;
 
-    if (!(set & VCONV_SET_FORMAT)) {
+    if (!(spec->set & VCONV_SET_FORMAT)) {
         if (allowed_formats == 0) {
             return vconv_error_set(err, VCONV_E_FORMAT_NOT_ALLOWED,
                                    "no output format is enabled");
@@ -1225,16 +1322,24 @@ vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
         return vconv_error_set(err, VCONV_E_INTERNAL, "bad format in spec");
     }
 
-    f = &vconv_formats[spec->format];
-    p = &vconv_presets[spec->format];
-
     if (!(allowed_formats & (1u << spec->format))) {
         return vconv_error_set(err, VCONV_E_FORMAT_NOT_ALLOWED,
                                "format %s is not enabled on this server",
-                               f->name);
+                               vconv_formats[spec->format].name);
     }
 
-    /* options that make no sense for the kind of format */
+    return VCONV_OK;
+}
+
+
+/* options that make no sense for the kind of format, or together */
+static int
+vconv_spec_check(const vconv_spec_t *spec, const vconv_format_t *f,
+    vconv_error_t *err)
+{
+    unsigned  set, bad;
+
+    set = spec->set;
 
     switch (f->kind) {
 
@@ -1311,16 +1416,18 @@ vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
         }
     }
 
-    /* codecs */
+    return VCONV_OK;
+}
 
-    if (vconv_pick_codec(spec, f, 1, &vc, err) != VCONV_OK
-        || vconv_pick_codec(spec, f, 0, &ac, err) != VCONV_OK)
-    {
-        return VCONV_ERROR;
-    }
 
-    spec->vcopy = (vc != NULL && vc->encoder == NULL);
-    spec->acopy = (ac != NULL && ac->encoder == NULL);
+/* options that depend on the codecs picked: copy, lossless, CRF scale */
+static int
+vconv_spec_check_codecs(const vconv_spec_t *spec, const vconv_format_t *f,
+    const vconv_codec_t *vc, const vconv_codec_t *ac, vconv_error_t *err)
+{
+    unsigned  set, bad;
+
+    set = spec->set;
 
     if (spec->vcopy) {
         bad = set & (VCONV_SET_WIDTH | VCONV_SET_HEIGHT | VCONV_SET_UPSCALE
@@ -1345,15 +1452,9 @@ vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
                                "lossless %s", ac->name);
     }
 
-    /* quality and CRF against the encoder */
-
-    q_direct = vc != NULL && vc->encoder != NULL
-               && (strcmp(vc->encoder, "mjpeg") == 0
-                   || strcmp(vc->encoder, "libwebp_anim") == 0);
-
     if ((set & (VCONV_SET_QUALITY | VCONV_SET_CRF)) && !spec->vcopy
-        && (vc == NULL || vc->crf_max < 0)
-        && !((set & VCONV_SET_QUALITY) && q_direct))
+        && (vc == NULL || vc->crf_max == 0)
+        && !((set & VCONV_SET_QUALITY) && vc != NULL && vc->quality))
     {
         return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
                                "option '%s' does not apply to %s",
@@ -1361,13 +1462,28 @@ vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
                                vc ? vc->name : f->name);
     }
 
-    if ((set & VCONV_SET_CRF) && vc != NULL && vc->crf_max >= 0
+    if ((set & VCONV_SET_CRF) && vc != NULL && vc->crf_max > 0
         && spec->crf > vc->crf_max)
     {
         return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
                                "option 'crf': %d is out of range (0-%d) "
                                "for %s", spec->crf, vc->crf_max, vc->name);
     }
+
+    return VCONV_OK;
+}
+
+
+/* the format's preset for the picture options the user left out */
+static void
+vconv_spec_video_defaults(vconv_spec_t *spec, const vconv_format_t *f,
+    const vconv_codec_t *vc)
+{
+    unsigned               set;
+    const vconv_preset_t  *p;
+
+    set = spec->set;
+    p = &vconv_presets[spec->format];
 
     if (!(set & VCONV_SET_QUALITY)) {
         spec->quality = 0;
@@ -1376,13 +1492,13 @@ vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
     if (!(set & VCONV_SET_CRF)) {
         spec->crf = -1;
 
-        if (vc != NULL && vc->crf_max >= 0 && !spec->vcopy
+        if (vc != NULL && vc->crf_max > 0 && !spec->vcopy
             && !(set & VCONV_SET_VBITRATE))
         {
             if (set & VCONV_SET_QUALITY) {
                 spec->crf = vconv_quality_crf(vc, spec->quality);
 
-            } else if (p->crf && strcmp(f->vcodec, vc->encoder) == 0) {
+            } else if (p->crf && vconv_codec_by_encoder(f->vcodec) == vc) {
                 spec->crf = p->crf;
 
             } else {
@@ -1390,8 +1506,6 @@ vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
             }
         }
     }
-
-    /* the rest of the preset */
 
     if (!(set & VCONV_SET_WIDTH)) {
         spec->width = 0;
@@ -1426,38 +1540,19 @@ vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
             spec->fps_den = 1;
         }
     }
+}
 
-    spec->x264_preset[0] = '\0';
-    spec->vpx_deadline_rt = 0;
 
-    if (vc != NULL && vc->encoder != NULL) {
-        if (strcmp(vc->encoder, "libx264") == 0
-            || strcmp(vc->encoder, "libx265") == 0)
-        {
-            strcpy(spec->x264_preset, "veryfast");
-        }
+/* the format's preset for the sound options the user left out */
+static void
+vconv_spec_audio_defaults(vconv_spec_t *spec, const vconv_format_t *f,
+    const vconv_codec_t *ac)
+{
+    unsigned               set;
+    const vconv_preset_t  *p;
 
-        /*
-         * Their "good" modes are many times slower than x264 veryfast;
-         * libaom takes the same cpu-used/row-mt speed options (its
-         * realtime switch is "usage", not "deadline").
-         */
-        if (strncmp(vc->encoder, "libvpx", 6) == 0
-            || strcmp(vc->encoder, "libaom-av1") == 0)
-        {
-            spec->vpx_deadline_rt = 1;
-        }
-
-        /*
-         * VP8 has no pure CRF mode: its CRF is constrained quality under
-         * a bitrate, which libvpx otherwise sets to a blurry 256k.
-         */
-        if (strcmp(vc->encoder, "libvpx") == 0 && spec->crf >= 0
-            && spec->video_bitrate == 0)
-        {
-            spec->video_bitrate = VCONV_VP8_CQ_BITRATE;
-        }
-    }
+    set = spec->set;
+    p = &vconv_presets[spec->format];
 
     if (!(set & VCONV_SET_AUDIO)) {
         spec->audio = (f->kind == VCONV_KIND_VIDEO
@@ -1468,21 +1563,14 @@ vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
         spec->audio_bitrate = 0;
 
         if (ac != NULL && !spec->acopy) {
-            spec->audio_bitrate = (p->abr && strcmp(f->acodec, ac->encoder)
-                                             == 0)
+            spec->audio_bitrate = (p->abr
+                                   && vconv_codec_by_encoder(f->acodec) == ac)
                                   ? p->abr : ac->abr;
         }
     }
 
-    spec->sample_rate = 0;
+    spec->sample_rate = ac != NULL ? ac->rate : 0;
     spec->channels = 0;
-
-    if (ac != NULL && ac->encoder != NULL
-        && strcmp(ac->encoder, "libopus") == 0)
-    {
-        /* the only rate libopus takes for every input */
-        spec->sample_rate = 48000;
-    }
 
     if (!spec->audio) {
         spec->aencoder[0] = '\0';
@@ -1490,17 +1578,6 @@ vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
         spec->audio_bitrate = 0;
         spec->sample_rate = 0;
     }
-
-    if (!(set & VCONV_SET_START)) {
-        spec->start = 0;
-        spec->start_set = 0;
-    }
-
-    if (!(set & VCONV_SET_DURATION)) {
-        spec->duration = 0;
-    }
-
-    return VCONV_OK;
 }
 
 
@@ -1615,12 +1692,10 @@ vconv_format_options(const vconv_format_t *f, const vconv_spec_t *s)
         m |= VCONV_SET_WIDTH | VCONV_SET_HEIGHT | VCONV_SET_UPSCALE
              | VCONV_SET_VCODEC;
 
-        if (vc != NULL && vc->crf_max >= 0) {
+        if (vc != NULL && vc->crf_max > 0) {
             m |= VCONV_SET_QUALITY | VCONV_SET_CRF;
 
-        } else if (strcmp(f->vcodec, "mjpeg") == 0
-                   || strcmp(f->vcodec, "libwebp_anim") == 0)
-        {
+        } else if (vc != NULL && vc->quality) {
             m |= VCONV_SET_QUALITY;
         }
     }

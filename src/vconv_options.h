@@ -52,6 +52,39 @@ typedef struct {
 } vconv_format_t;
 
 
+/* an AVOption set on an encoder where it is opened, by name */
+typedef struct {
+    const char     *name;
+    const char     *value;
+} vconv_encoder_opt_t;
+
+
+/*
+ * A codec a user may name (vcodec, acodec), with what the option parser
+ * needs to know of it and how vconv_encode.c tunes its encoder.
+ */
+typedef struct {
+    const char                 *name;       /* option value: "h264" */
+    const char                 *encoder;    /* libav encoder, NULL: copy */
+    int                         video;
+
+    /* the spec's defaults and checks (vconv_options.c) */
+    int                         crf_max;    /* top of its CRF scale, 0: none */
+    int                         crf;        /* default CRF */
+    int                         crf_q1;     /* quality 1 maps to this CRF, */
+    int                         crf_span;   /* quality 100 to crf_q1 - this */
+    int                         quality;    /* takes quality, no CRF */
+    int64_t                     abr;        /* default audio bitrate */
+    int                         lossless;
+    int                         rate;       /* its one rate for any input */
+
+    /* the encoder's tuning (vconv_encode.c) */
+    int                         qscale;     /* fixed quantizer, 0: none */
+    int64_t                     cq_bitrate; /* CRF caps quality under it */
+    const vconv_encoder_opt_t  *opts;       /* ends with a NULL name */
+} vconv_codec_t;
+
+
 /* The defaults when no option changes them; the presets per format. */
 typedef struct {
     vconv_format_e  format;
@@ -66,8 +99,6 @@ typedef struct {
     int64_t         video_bitrate;  /* bit/s, 0: CRF/quality mode */
     char            vencoder[32];   /* libav encoder name, "" for none */
     int             vcopy;          /* 1: remux video packets */
-    char            x264_preset[16];/* libx264/x265 preset, "" if n/a */
-    int             vpx_deadline_rt;/* libvpx: realtime + cpu-used */
     int             gif_max_width;  /* gif/webp default bound, 0: none */
 
     /* audio */
@@ -112,6 +143,9 @@ typedef struct {
 
 
 const vconv_format_t *vconv_format(vconv_format_e fmt);
+
+/* the codec whose libav encoder this is; NULL for none of ours */
+const vconv_codec_t *vconv_codec_by_encoder(const char *encoder);
 
 /* -1 when the name is no format of ours */
 int vconv_format_by_name(const char *name, size_t len);

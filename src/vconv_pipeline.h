@@ -1,8 +1,9 @@
 /*
  * vconv: the transcode job's private state, shared by the pipeline's
  * parts: vconv_transcode.c (input, stream selection, the packet loop),
- * vconv_filter.c (filter graphs) and vconv_encode.c (encoders, muxer).
- * Not part of the core's public contract.
+ * vconv_filter.c (filter graphs) and vconv_encode.c (encoders, muxer),
+ * with how a job fails or stops in vconv_pipeline.c, which the three use
+ * and which uses none of them.  Not part of the core's public contract.
  */
 
 #ifndef _VCONV_PIPELINE_H_INCLUDED_
@@ -35,6 +36,7 @@ typedef struct {
     int                 in_w;
     int                 in_h;
     int                 in_fmt;
+    AVChannelLayout     in_layout;  /* audio */
 
     /* the encoder's picture, fixed for the whole job */
     int                 out_w;
@@ -44,6 +46,11 @@ typedef struct {
     int64_t             last_pts;   /* video: keeps encoder pts rising */
     int64_t             last_dts;   /* muxer's time base: keeps dts rising */
     int64_t             frames;     /* frames sent to the encoder */
+    int64_t             clamped;    /* audio samples made finite, in range */
+
+    /* audio: the last frame time seen, and samples since, for those without */
+    int64_t             base_ts;
+    int64_t             base_samples;
     int                 started;    /* copy: first key packet seen */
     int                 done;       /* no more packets for the muxer */
 } vconv_stream_t;
@@ -68,6 +75,7 @@ typedef struct {
     AVPacket               *opkt;
     AVFrame                *frame;
     AVFrame                *filt;
+    AVFrame                *held;     /* image: last picture before start */
 
     int64_t                 offset;   /* input us that becomes output 0 */
     int64_t                 start;    /* us after the file start */
@@ -105,7 +113,7 @@ int vconv_output_packet(vconv_job_t *job, vconv_stream_t *st,
 int vconv_output_trailer(vconv_job_t *job);
 void vconv_output_close(vconv_job_t *job);
 
-/* vconv_transcode.c */
+/* vconv_pipeline.c */
 int vconv_job_fail(vconv_job_t *job, vconv_err_e code, int averr,
     const char *what);
 int vconv_job_interrupt(void *data);

@@ -12,6 +12,7 @@
 #include <libavutil/avstring.h>
 #include <libavutil/time.h>
 
+#include "vconv_frame.h"
 #include "vconv_pipeline.h"
 
 
@@ -20,6 +21,9 @@
 #define VCONV_MAX_STREAMS    32
 #define VCONV_PROGRESS_US    250000
 
+/* vconv_frame_in(): the frame is dropped, the job goes on */
+#define VCONV_SKIP           1
+
 
 static int vconv_input_open(vconv_job_t *job);
 static int vconv_input_read(void *opaque, uint8_t *buf, int size);
@@ -27,6 +31,8 @@ static int64_t vconv_input_seek(void *opaque, int64_t offset, int whence);
 static int vconv_input_refuse(struct AVFormatContext *s, AVIOContext **pb,
     const char *url, int flags, AVDictionary **options);
 static int vconv_input_probe(vconv_job_t *job);
+static int vconv_input_audio(vconv_job_t *job);
+static int vconv_audio_bounds(vconv_job_t *job, int rate, int channels);
 static int vconv_select(vconv_job_t *job);
 static int vconv_select_video(AVFormatContext *ifmt);
 static int vconv_limits(vconv_job_t *job);
@@ -36,8 +42,12 @@ static int vconv_run(vconv_job_t *job);
 static int vconv_copy(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt);
 static int vconv_decode(vconv_job_t *job, vconv_stream_t *st,
     AVPacket *pkt);
+static int vconv_frame_in(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame);
 static int vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
+static int vconv_frame_time(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame, int64_t *out);
 static int vconv_drain(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_check_time(vconv_job_t *job, vconv_stream_t *st,
@@ -78,9 +88,10 @@ vconv_transcode(vconv_transcode_t *tc)
     job.opkt = av_packet_alloc();
     job.frame = av_frame_alloc();
     job.filt = av_frame_alloc();
+    job.held = av_frame_alloc();
 
     if (job.pkt == NULL || job.opkt == NULL || job.frame == NULL
-        || job.filt == NULL)
+        || job.filt == NULL || job.held == NULL)
     {
         rc = vconv_job_fail(&job, VCONV_E_NOMEM, 0, "job");
         goto done;
@@ -117,46 +128,6 @@ done:
     vconv_cleanup(&job);
 
     return rc;
-}
-
-
-int
-vconv_job_fail(vconv_job_t *job, vconv_err_e code, int averr,
-    const char *what)
-{
-    char  buf[AV_ERROR_MAX_STRING_SIZE];
-
-    /* a cancel or stall makes libav calls fail: report the cause */
-    if (job->stop != VCONV_E_NONE) {
-        return vconv_error_set(&job->tc->err, job->stop, "%s",
-                               vconv_error_name(job->stop));
-    }
-
-    if (what == NULL) {
-        return vconv_error_set(&job->tc->err, code, "%s",
-                               vconv_error_name(code));
-    }
-
-    if (averr == 0) {
-        return vconv_error_set(&job->tc->err, code, "%s failed", what);
-    }
-
-    av_strerror(averr, buf, sizeof(buf));
-
-    return vconv_error_set(&job->tc->err, code, "%s: %s", what, buf);
-}
-
-
-int
-vconv_job_interrupt(void *data)
-{
-    vconv_job_t  *job = data;
-
-    if (job->stop == VCONV_E_NONE && job->tc->interrupt != NULL) {
-        job->stop = job->tc->interrupt(job->tc->data);
-    }
-
-    return job->stop != VCONV_E_NONE;
 }
 
 
@@ -264,6 +235,12 @@ vconv_input_open(vconv_job_t *job)
                                "the input has more than %d streams", max);
     }
 
+    /* before probing decodes anything: the header's word is enough */
+    rc = vconv_input_audio(job);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
     /*
      * Bound what probing decoders may allocate for one picture.  Probing
      * may add streams (MPEG-TS, FLV): libav reads options only for the
@@ -306,11 +283,66 @@ vconv_input_open(vconv_job_t *job)
                                "the input has more than %d streams", max);
     }
 
+    /* probing may have found streams or parameters the header had not */
+    rc = vconv_input_audio(job);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
     av_strlcpy(tc->input.format, ifmt->iformat->name,
                sizeof(tc->input.format));
     tc->input.streams = ifmt->nb_streams;
     if (ifmt->duration != AV_NOPTS_VALUE && ifmt->duration > 0) {
         tc->input.duration = ifmt->duration / (double) AV_TIME_BASE;
+    }
+
+    return VCONV_OK;
+}
+
+
+/*
+ * No real file has an audio stream past these bounds; converting one
+ * would have the resampler allocate gigabytes for its filter (a WAV that
+ * says 855 MHz) or fail deep in the graph.  Any stream counts, not only
+ * the one we would pick: probing decodes them all.
+ */
+static int
+vconv_input_audio(vconv_job_t *job)
+{
+    unsigned            i;
+    AVCodecParameters  *par;
+
+    for (i = 0; i < job->ifmt->nb_streams; i++) {
+        par = job->ifmt->streams[i]->codecpar;
+
+        if (par->codec_type == AVMEDIA_TYPE_AUDIO
+            && vconv_audio_bounds(job, par->sample_rate,
+                                  par->ch_layout.nb_channels)
+               != VCONV_OK)
+        {
+            return VCONV_ERROR;
+        }
+    }
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_audio_bounds(vconv_job_t *job, int rate, int channels)
+{
+    if (rate > VCONV_AUDIO_MAX_RATE) {
+        return vconv_error_set(&job->tc->err, VCONV_E_BAD_AUDIO_FORMAT,
+                               "the audio's sample rate is %d Hz; at most "
+                               "%d Hz can be converted", rate,
+                               VCONV_AUDIO_MAX_RATE);
+    }
+
+    if (channels > VCONV_AUDIO_MAX_CHANNELS) {
+        return vconv_error_set(&job->tc->err, VCONV_E_BAD_AUDIO_FORMAT,
+                               "the input has %d audio channels; at most "
+                               "%d can be converted", channels,
+                               VCONV_AUDIO_MAX_CHANNELS);
     }
 
     return VCONV_OK;
@@ -466,6 +498,8 @@ vconv_select(vconv_job_t *job)
         ist = ifmt->streams[job->a.index];
         job->a.ist = ist;
         job->a.copy = spec->acopy;
+        job->a.base_ts = ist->start_time != AV_NOPTS_VALUE
+                         ? ist->start_time : 0;
     }
 
     i = job->a.index >= 0
@@ -920,13 +954,75 @@ vconv_drain(vconv_job_t *job, vconv_stream_t *st)
             continue;
         }
 
-        rc = vconv_filter_frame(job, st, job->frame);
+        rc = vconv_frame_in(job, st, job->frame);
+        if (rc == VCONV_OK) {
+            rc = vconv_filter_frame(job, st, job->frame);
+
+        } else if (rc == VCONV_SKIP) {
+            rc = VCONV_OK;
+        }
+
         av_frame_unref(job->frame);
 
         if (rc != VCONV_OK || st->done) {
             return rc;
         }
     }
+}
+
+
+/*
+ * The decoder's frame before it meets the graph: what no graph can take
+ * is refused (the job, when the input says so; the frame, when it is a
+ * damaged one), and float samples are made finite within +-1.0, so no
+ * encoder ever sees what a damaged stream decodes to.
+ */
+static int
+vconv_frame_in(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
+{
+    int64_t  rc;
+
+    if (st == &job->v) {
+        if (vconv_frame_check_video(frame) < 0) {
+            av_log(st->dec, AV_LOG_WARNING, "damaged picture skipped\n");
+            return VCONV_SKIP;
+        }
+
+        return VCONV_OK;
+    }
+
+    if (vconv_audio_bounds(job, frame->sample_rate,
+                           frame->ch_layout.nb_channels)
+        != VCONV_OK)
+    {
+        return VCONV_ERROR;
+    }
+
+    if (vconv_frame_check_audio(frame) < 0) {
+        av_log(st->dec, AV_LOG_WARNING, "damaged audio frame skipped\n");
+        return VCONV_SKIP;
+    }
+
+    rc = vconv_frame_clamp_audio(frame);
+
+    if (rc == AVERROR(ENOMEM)) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, (int) rc, "audio frame");
+    }
+
+    if (rc < 0) {
+        av_log(st->dec, AV_LOG_WARNING, "damaged audio frame skipped\n");
+        return VCONV_SKIP;
+    }
+
+    /* once a stream: a damaged one would say it for every frame */
+    if (rc > 0 && st->clamped == 0) {
+        av_log(st->dec, AV_LOG_WARNING,
+               "samples outside -1..1 or not finite: clamped\n");
+    }
+
+    st->clamped += rc;
+
+    return VCONV_OK;
 }
 
 
@@ -948,27 +1044,38 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
                       || frame->format != st->in_fmt;
 
         } else {
+            /* abuffer refuses a new layout even of the same count */
             rebuild = frame->sample_rate != st->in_w
                       || frame->ch_layout.nb_channels != st->in_h
-                      || frame->format != st->in_fmt;
+                      || frame->format != st->in_fmt
+                      || av_channel_layout_compare(&frame->ch_layout,
+                                                   &st->in_layout)
+                         != 0;
         }
 
-        ts = frame->best_effort_timestamp;
-        if (ts == AV_NOPTS_VALUE) {
-            ts = frame->pts;
-        }
-
-        if (ts != AV_NOPTS_VALUE) {
-            if (vconv_check_time(job, st, ts) != VCONV_OK) {
-                return VCONV_ERROR;
-            }
-
-            /* output time 0 is the asked start in the input */
-            ts -= av_rescale_q(job->offset, AV_TIME_BASE_Q,
-                               st->ist->time_base);
+        if (vconv_frame_time(job, st, frame, &ts) != VCONV_OK) {
+            return VCONV_ERROR;
         }
 
         frame->pts = ts;
+
+        if (st == &job->v && job->fmt->kind == VCONV_KIND_IMAGE
+            && !job->spec->start_set && ts != AV_NOPTS_VALUE && ts < 0)
+        {
+            /*
+             * Before the start we picked: kept, for a clip whose one
+             * picture (a still with sound, a single frame) is all there
+             * is before it.
+             */
+            av_frame_unref(job->held);
+
+            rc = av_frame_ref(job->held, frame);
+            if (rc < 0) {
+                return vconv_job_fail(job, VCONV_E_NOMEM, rc, "frame");
+            }
+
+            return VCONV_OK;
+        }
 
         if (st->graph == NULL || rebuild) {
             rc = st == &job->v ? vconv_filter_video_init(job, st, frame)
@@ -1026,11 +1133,62 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 }
 
 
+/*
+ * The frame's time in the output's clock (0 is the asked start), in the
+ * input stream's time base; AV_NOPTS_VALUE if it has none.  The time is
+ * checked against max_duration on the way.
+ */
+static int
+vconv_frame_time(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame,
+    int64_t *out)
+{
+    int64_t  ts;
+
+    ts = frame->best_effort_timestamp;
+    if (ts == AV_NOPTS_VALUE) {
+        ts = frame->pts;
+    }
+
+    if (st == &job->a) {
+        /*
+         * A damaged stream's frames may carry no time; they follow the
+         * last one that did, by their samples, or the graph and the
+         * muxer make up a clock that ends at 0 s.
+         */
+        if (ts == AV_NOPTS_VALUE) {
+            ts = st->base_ts
+                 + av_rescale_q(st->base_samples,
+                                (AVRational) { 1, frame->sample_rate },
+                                st->ist->time_base);
+
+        } else {
+            st->base_ts = ts;
+            st->base_samples = 0;
+        }
+
+        st->base_samples += frame->nb_samples;
+    }
+
+    if (ts != AV_NOPTS_VALUE) {
+        if (vconv_check_time(job, st, ts) != VCONV_OK) {
+            return VCONV_ERROR;
+        }
+
+        ts -= av_rescale_q(job->offset, AV_TIME_BASE_Q, st->ist->time_base);
+    }
+
+    *out = ts;
+
+    return VCONV_OK;
+}
+
+
 /* at the end of the input: flush decoder, graph and encoder, in order */
 static int
 vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st)
 {
-    int  rc;
+    int      rc;
+    int64_t  ts;
 
     if (st->done || st->copy) {
         st->done = 1;
@@ -1045,6 +1203,20 @@ vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st)
     rc = vconv_drain(job, st);
     if (rc != VCONV_OK || st->done) {
         return rc;
+    }
+
+    if (st->graph == NULL && job->held->buf[0] != NULL) {
+        /* nothing came after the start we picked: the last picture */
+        ts = av_rescale_q(job->offset, AV_TIME_BASE_Q, st->ist->time_base);
+        job->held->best_effort_timestamp = ts;
+        job->held->pts = ts;
+
+        rc = vconv_filter_frame(job, st, job->held);
+        av_frame_unref(job->held);
+
+        if (rc != VCONV_OK || st->done) {
+            return rc;
+        }
     }
 
     if (st->graph == NULL) {
@@ -1145,6 +1317,7 @@ vconv_cleanup(vconv_job_t *job)
     for (i = 0; i < 2; i++) {
         st = i ? &job->a : &job->v;
         vconv_filter_free(st);
+        av_channel_layout_uninit(&st->in_layout);
         avcodec_free_context(&st->dec);
         avcodec_free_context(&st->enc);
     }
@@ -1162,4 +1335,5 @@ vconv_cleanup(vconv_job_t *job)
     av_packet_free(&job->opkt);
     av_frame_free(&job->frame);
     av_frame_free(&job->filt);
+    av_frame_free(&job->held);
 }

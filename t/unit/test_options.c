@@ -12,6 +12,25 @@
 #include "json_valid.h"
 
 
+/* the value the codec table sets on an encoder, "" if none */
+static const char *
+enc_opt(const char *encoder, const char *name)
+{
+    const vconv_codec_t        *c;
+    const vconv_encoder_opt_t  *o;
+
+    c = vconv_codec_by_encoder(encoder);
+
+    for (o = c ? c->opts : NULL; o != NULL && o->name != NULL; o++) {
+        if (strcmp(o->name, name) == 0) {
+            return o->value;
+        }
+    }
+
+    return "";
+}
+
+
 /*
  * Parses "k=v&k=v" (no URL decoding: tests use plain bytes) into spec
  * and finishes it; returns the error code, VCONV_E_NONE on success.
@@ -235,7 +254,7 @@ test_defaults(void)
     is_int(s.format, VCONV_FMT_MP4, "default format mp4");
     is_str(s.vencoder, "libx264", "mp4 libx264");
     is_int(s.crf, 23, "mp4 crf 23");
-    is_str(s.x264_preset, "veryfast", "mp4 veryfast");
+    is_str(enc_opt(s.vencoder, "preset"), "veryfast", "mp4 veryfast");
     is_str(s.aencoder, "aac", "mp4 aac");
     is_int(s.audio_bitrate, 128000, "mp4 aac 128k");
     is_int(s.audio, 1, "mp4 audio on");
@@ -243,7 +262,7 @@ test_defaults(void)
     is_int(s.width + s.height + s.fps_num + s.gif_max_width, 0,
            "mp4 keeps size and rate");
     is_int(s.start + s.duration, 0, "mp4 whole input");
-    is_int(s.vpx_deadline_rt, 0, "mp4 no vpx");
+    is_str(enc_opt(s.vencoder, "deadline"), "", "mp4 no vpx");
 
     is_int(parse("", 1u << VCONV_FMT_WEBM | 1u << VCONV_FMT_GIF, &s, &err),
            VCONV_E_NONE, "default format when mp4 is off");
@@ -263,8 +282,8 @@ test_defaults(void)
            "webm");
     is_str(s.vencoder, "libvpx-vp9", "webm vp9");
     is_int(s.crf, 32, "webm crf 32");
-    is_int(s.vpx_deadline_rt, 1, "webm realtime");
-    is_str(s.x264_preset, "", "webm no x264 preset");
+    is_str(enc_opt(s.vencoder, "deadline"), "realtime", "webm realtime");
+    is_str(enc_opt(s.vencoder, "preset"), "", "webm no x264 preset");
     is_str(s.aencoder, "libopus", "webm opus");
     is_int(s.audio_bitrate, 96000, "webm opus 96k");
     is_int(s.sample_rate, 48000, "opus at 48 kHz");
@@ -422,7 +441,7 @@ test_values(void)
     is_int(parse("vcodec=hevc&quality=67", VCONV_FMT_ALL, &s, &err),
            VCONV_E_NONE, "hevc quality");
     is_int(s.crf, 28, "hevc q67 crf 28");
-    is_str(s.x264_preset, "veryfast", "x265 preset");
+    is_str(enc_opt(s.vencoder, "preset"), "veryfast", "x265 preset");
     is_int(parse("format=jpg&quality=80", VCONV_FMT_ALL, &s, &err),
            VCONV_E_NONE, "jpg quality");
     is_int(s.quality, 80, "jpg quality passed on");
@@ -475,7 +494,8 @@ test_values(void)
                  &err), VCONV_E_NONE, "mkv vp9 flac");
     is_str(s.vencoder, "libvpx-vp9", "mkv vp9 encoder");
     is_int(s.crf, 32, "vp9 codec default crf in mkv");
-    is_int(s.vpx_deadline_rt, 1, "vp9 realtime in mkv");
+    is_str(enc_opt(s.vencoder, "deadline"), "realtime",
+           "vp9 realtime in mkv");
     is_str(s.aencoder, "flac", "mkv flac");
     is_int(s.audio_bitrate, 0, "flac no bitrate");
 
@@ -486,8 +506,10 @@ test_values(void)
                  &err), VCONV_E_NONE, "webm vp8 vorbis");
     is_str(s.vencoder, "libvpx", "vp8 encoder");
     is_int(s.crf, 12, "vp8 crf");
-    is_int(s.video_bitrate, 4000000, "vp8 constrained quality cap");
-    is_int(s.vpx_deadline_rt, 1, "vp8 realtime");
+    is_int(s.video_bitrate, 0, "vp8 no bitrate asked");
+    is_int(vconv_codec_by_encoder(s.vencoder)->cq_bitrate, 4000000,
+           "vp8 constrained quality cap");
+    is_str(enc_opt(s.vencoder, "deadline"), "realtime", "vp8 realtime");
     is_str(s.aencoder, "libvorbis", "vorbis encoder");
     is_int(parse("format=ogg&acodec=opus", VCONV_FMT_ALL, &s, &err),
            VCONV_E_NONE, "ogg opus");
@@ -498,7 +520,7 @@ test_values(void)
            VCONV_E_NONE, "webm av1");
     is_str(s.vencoder, "libaom-av1", "av1 encoder");
     is_int(s.crf, 34, "av1 crf");
-    is_int(s.vpx_deadline_rt, 1, "av1 speed settings");
+    is_str(enc_opt(s.vencoder, "cpu-used"), "8", "av1 speed settings");
     is_int(parse("format=webm&vcodec=vp8&video_bitrate=1M", VCONV_FMT_ALL,
                  &s, &err), VCONV_E_NONE, "vp8 bitrate");
     is_int(s.video_bitrate, 1000000, "vp8 user bitrate kept");

@@ -1,0 +1,48 @@
+/*
+ * vconv: what the pipeline's parts share besides the job's state (in
+ * vconv_pipeline.h): how a job fails and how it learns that it must
+ * stop.  vconv_transcode.c, vconv_filter.c and vconv_encode.c call these;
+ * this file calls none of them, so no part depends on another in a circle.
+ */
+
+#include "vconv_pipeline.h"
+
+
+int
+vconv_job_fail(vconv_job_t *job, vconv_err_e code, int averr,
+    const char *what)
+{
+    char  buf[AV_ERROR_MAX_STRING_SIZE];
+
+    /* a cancel or stall makes libav calls fail: report the cause */
+    if (job->stop != VCONV_E_NONE) {
+        return vconv_error_set(&job->tc->err, job->stop, "%s",
+                               vconv_error_name(job->stop));
+    }
+
+    if (what == NULL) {
+        return vconv_error_set(&job->tc->err, code, "%s",
+                               vconv_error_name(code));
+    }
+
+    if (averr == 0) {
+        return vconv_error_set(&job->tc->err, code, "%s failed", what);
+    }
+
+    av_strerror(averr, buf, sizeof(buf));
+
+    return vconv_error_set(&job->tc->err, code, "%s: %s", what, buf);
+}
+
+
+int
+vconv_job_interrupt(void *data)
+{
+    vconv_job_t  *job = data;
+
+    if (job->stop == VCONV_E_NONE && job->tc->interrupt != NULL) {
+        job->stop = job->tc->interrupt(job->tc->data);
+    }
+
+    return job->stop != VCONV_E_NONE;
+}
