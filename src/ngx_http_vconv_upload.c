@@ -34,6 +34,7 @@ static void ngx_http_vconv_body_done(ngx_http_request_t *r);
 static void ngx_http_vconv_upload_fail(ngx_http_request_t *r,
     ngx_int_t status, vconv_error_t *err);
 static ngx_int_t ngx_http_vconv_answer(ngx_http_request_t *r);
+static void ngx_http_vconv_upload_job_done(ngx_event_t *ev);
 static void ngx_http_vconv_upload_cleanup(void *data);
 static void ngx_http_vconv_watch_handler(ngx_event_t *ev);
 static int ngx_http_vconv_mp_field(void *data, const char *name,
@@ -61,7 +62,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     ngx_http_vconv_main_conf_t  *vmcf;
 
     if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT))) {
-        return ngx_http_vconv_not_allowed(r, "POST, PUT");
+        return ngx_http_vconv_reply_not_allowed(r, "POST, PUT");
     }
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vconv_module);
@@ -130,7 +131,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     ngx_http_vconv_zone_room(z, &waiting, &store_bytes);
 
     if (waiting >= vmcf->max_queue) {
-        if (ngx_http_vconv_add_header(r, "Retry-After", (u_char *) "5", 1)
+        if (ngx_http_vconv_reply_header(r, "Retry-After", (u_char *) "5", 1)
             != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -171,7 +172,6 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
         return ngx_http_vconv_refuse(r, &ctx->err);
     }
 
-    job->request = r;
     job->spec = *ctx->spec;
     job->wait = ctx->wait;
     ctx->job = job;
@@ -189,6 +189,12 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
     cln->handler = ngx_http_vconv_upload_cleanup;
     cln->data = ctx;
+
+    /* the job's end: the answer to wait=1, or an error while uploading */
+    ctx->waiter.event.handler = ngx_http_vconv_upload_job_done;
+    ctx->waiter.event.data = r;
+    ctx->waiter.event.log = r->connection->log;
+    ngx_http_vconv_job_wait(job, &ctx->waiter);
 
     /*
      * A DELETE from any worker only sets a flag in the zone; a stalled
@@ -222,7 +228,7 @@ ngx_http_vconv_refuse(ngx_http_request_t *r, vconv_error_t *err)
 
     ngx_http_vconv_zone_count_error(z, err->code);
 
-    return ngx_http_vconv_send_error(r, err);
+    return ngx_http_vconv_reply_error(r, err);
 }
 
 
@@ -439,8 +445,9 @@ ngx_http_vconv_body_handler(ngx_http_request_t *r)
 /*
  * Takes what nginx has read so far, hands it to the spool file (through
  * the multipart parser when the body is a form) and asks for more, until
- * nothing is ready; also the read event handler while the body arrives.  The buffers are given back at once, so the memory
- * used is nginx's client_body_buffer_size, whatever the body's size.
+ * nothing is ready; also the read event handler while the body arrives.
+ * The buffers are given back at once, so the memory used is nginx's
+ * client_body_buffer_size, whatever the body's size.
  */
 static void
 ngx_http_vconv_process_body(ngx_http_request_t *r)
@@ -483,7 +490,11 @@ ngx_http_vconv_process_body(ngx_http_request_t *r)
                 continue;
             }
 
-            if (ctx->multipart_on) {
+            if (ctx->drain) {
+                ctx->dropped += len;
+                rc = NGX_OK;
+
+            } else if (ctx->multipart_on) {
                 rc = vconv_multipart_feed(ctx->multipart, b->pos, len,
                                           &ctx->err);
             } else {
@@ -500,7 +511,7 @@ ngx_http_vconv_process_body(ngx_http_request_t *r)
 
         rb->bufs = NULL;
 
-        if (job->node->cancel) {
+        if (job->node->cancel && !job->task_done) {
             (void) vconv_error_set(&err, VCONV_E_CANCELED,
                                    "the job was canceled");
             ngx_http_vconv_upload_fail(r, 0, &err);
@@ -641,9 +652,21 @@ ngx_http_vconv_body_done(ngx_http_request_t *r)
         return;
     }
 
+    job->upload_done = 1;
+
+    if (ctx->drain) {
+        /* the record is final already: what was dropped is not in it */
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, job->log, 0,
+                       "vconv: job %V: %O bytes after its end dropped",
+                       &job->id, ctx->dropped);
+
+        ctx->done = 1;
+        ngx_http_finalize_request(r, ngx_http_vconv_answer(r));
+        return;
+    }
+
     (void) ngx_close_file(job->wfd);
     job->wfd = NGX_INVALID_FILE;
-    job->upload_done = 1;
 
     ngx_shmtx_lock(&job->zone->shpool->mutex);
     job->node->info.in_bytes = job->written;
@@ -663,7 +686,7 @@ ngx_http_vconv_body_done(ngx_http_request_t *r)
     }
 
     if (job->wait && !job->task_done) {
-        /* the answer comes from ngx_http_vconv_upload_task_done() */
+        /* the answer comes from ngx_http_vconv_upload_job_done() */
         r->read_event_handler = ngx_http_test_reading;
         return;
     }
@@ -681,7 +704,7 @@ static ngx_int_t
 ngx_http_vconv_answer(ngx_http_request_t *r)
 {
     u_char                     *json, *loc;
-    size_t                      len;
+    size_t                      len, n;
     ngx_uint_t                  version, pos;
     vconv_error_t               err;
     vconv_job_info_t            info;
@@ -697,7 +720,7 @@ ngx_http_vconv_answer(ngx_http_request_t *r)
         != NGX_OK)
     {
         (void) vconv_error_set(&err, VCONV_E_CANCELED, "the job was deleted");
-        return ngx_http_vconv_send_error(r, &err);
+        return ngx_http_vconv_reply_error(r, &err);
     }
 
     if (info.status == VCONV_JOB_FAILED || info.status == VCONV_JOB_CANCELED)
@@ -706,50 +729,50 @@ ngx_http_vconv_answer(ngx_http_request_t *r)
         err.code = info.err_code;
         ngx_cpystrn((u_char *) err.message, (u_char *) info.err_message,
                     sizeof(err.message));
-        return ngx_http_vconv_send_error(r, &err);
+        return ngx_http_vconv_reply_error(r, &err);
     }
 
     if (job->wait && info.status == VCONV_JOB_DONE) {
-        return ngx_http_vconv_send_output(r, &info);
+        return ngx_http_vconv_reply_output(r, &info);
     }
 
-    len = vconv_job_json(&info, (char *) vlcf->jobs_uri.data, (int) pos,
-                         NULL, 0);
-
-    json = ngx_pnalloc(r->pool, len + 1);
+    json = ngx_http_vconv_reply_job_json(r->pool, &info,
+                                         (char *) vlcf->jobs_uri.data, pos,
+                                         &len);
     loc = ngx_pnalloc(r->pool, vlcf->jobs_uri.len + job->id.len);
 
     if (json == NULL || loc == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    (void) vconv_job_json(&info, (char *) vlcf->jobs_uri.data, (int) pos,
-                          (char *) json, len + 1);
+    n = ngx_sprintf(loc, "%V%V", &vlcf->jobs_uri, &job->id) - loc;
 
-    if (ngx_http_vconv_add_header(r, "Location", loc,
-                                  ngx_sprintf(loc, "%V%V", &vlcf->jobs_uri,
-                                              &job->id)
-                                  - loc)
-        != NGX_OK)
-    {
+    if (ngx_http_vconv_reply_header(r, "Location", loc, n) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_vconv_send_json(r, NGX_HTTP_ACCEPTED, json, len);
+    return ngx_http_vconv_reply_json(r, NGX_HTTP_ACCEPTED, json, len);
 }
 
 
-/* the task ended while its upload request is still here */
-void
-ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job)
+/*
+ * The job's end, while its upload request is still here: the answer to
+ * wait=1 once the body is in; a job that ended before its upload either
+ * failed (the upload stops) or is done: the rest of the body is read
+ * and dropped, and the answer follows the body.
+ */
+static void
+ngx_http_vconv_upload_job_done(ngx_event_t *ev)
 {
-    ngx_connection_t      *c;
-    ngx_http_request_t    *r;
-    ngx_http_vconv_ctx_t  *ctx;
+    ngx_http_request_t  *r = ev->data;
 
-    r = job->request;
+    ngx_connection_t      *c;
+    ngx_http_vconv_ctx_t  *ctx;
+    ngx_http_vconv_job_t  *job;
+
     c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
+    job = ctx->job;
 
     if (ctx->done) {
         return;
@@ -763,12 +786,18 @@ ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job)
         return;
     }
 
-    /* the job failed before the upload ended: stop taking the body */
-
     if (job->err.code == VCONV_E_NONE) {
-        (void) vconv_error_set(&job->err, VCONV_E_INTERNAL,
-                               "the job ended before its upload");
+        ctx->drain = 1;
+
+        if (job->wfd != NGX_INVALID_FILE) {
+            (void) ngx_close_file(job->wfd);
+            job->wfd = NGX_INVALID_FILE;
+        }
+
+        return;
     }
+
+    /* the job failed before the upload ended: stop taking the body */
 
     ngx_http_vconv_upload_fail(r, 0, &job->err);
     ngx_http_run_posted_requests(c);
@@ -815,7 +844,7 @@ ngx_http_vconv_upload_fail(ngx_http_request_t *r, ngx_int_t status,
         return;
     }
 
-    ngx_http_finalize_request(r, ngx_http_vconv_send_error(r, err));
+    ngx_http_finalize_request(r, ngx_http_vconv_reply_error(r, err));
 }
 
 
@@ -864,7 +893,7 @@ ngx_http_vconv_upload_cleanup(void *data)
     }
 
     ctx->job = NULL;
-    job->request = NULL;
+    ngx_http_vconv_job_unwait(&ctx->waiter);
 
     if (!job->upload_done) {
         job->upload_done = 1;
