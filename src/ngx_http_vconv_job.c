@@ -494,6 +494,8 @@ ngx_http_vconv_job_find(ngx_str_t *id)
 static void
 ngx_http_vconv_job_log_end(ngx_http_vconv_job_t *job)
 {
+    u_char                *p;
+    u_char                 why[512];   /* a code, its 256-byte message */
     ngx_uint_t             version, pos;
     vconv_job_info_t       info;
     const vconv_format_t  *fmt;
@@ -507,12 +509,18 @@ ngx_http_vconv_job_log_end(ngx_http_vconv_job_t *job)
     fmt = (info.out_format >= 0 && info.out_format < VCONV_FMT_COUNT)
           ? vconv_format(info.out_format) : NULL;
 
+    p = why;
+
+    if (info.err_code != VCONV_E_NONE) {
+        p = ngx_snprintf(why, sizeof(why), ": %s \"%s\"",
+                         vconv_error_name(info.err_code), info.err_message);
+    }
+
     ngx_log_error(NGX_LOG_INFO, job->log, 0,
-                  "vconv: job %s, error: %s \"%s\", "
-                  "input: %L bytes %s, output: %L bytes %s, %.3f s",
-                  vconv_status_name(info.status),
-                  info.err_code ? vconv_error_name(info.err_code) : "none",
-                  info.err_message, info.in_bytes,
-                  info.in_format[0] ? info.in_format : "-", info.out_bytes,
-                  fmt ? fmt->name : "-", info.transcode_seconds);
+                  "vconv: job %s%*s, input: %L bytes (%s), "
+                  "output: %L bytes (%s), %.3f s",
+                  vconv_status_name(info.status), p - why, why,
+                  info.in_bytes, info.in_format[0] ? info.in_format : "-",
+                  info.out_bytes, fmt ? fmt->name : "-",
+                  info.transcode_seconds);
 }
