@@ -15,35 +15,35 @@
 #include "ngx_http_vconv.h"
 
 
-static ngx_int_t ngx_http_vconv_refuse(ngx_http_request_t *r,
+static ngx_int_t ngx_http_vconv_upload_refuse(ngx_http_request_t *r,
     vconv_error_t *err);
-static ngx_int_t ngx_http_vconv_parse_args(ngx_http_request_t *r,
+static ngx_int_t ngx_http_vconv_upload_parse_args(ngx_http_request_t *r,
     ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info);
-static ngx_int_t ngx_http_vconv_option(ngx_http_vconv_ctx_t *ctx,
+static ngx_int_t ngx_http_vconv_upload_option(ngx_http_vconv_ctx_t *ctx,
     vconv_job_info_t *info, u_char *key, size_t klen, u_char *val,
     size_t vlen);
-static void ngx_http_vconv_header_name(ngx_http_request_t *r,
+static void ngx_http_vconv_upload_header_name(ngx_http_request_t *r,
     vconv_job_info_t *info);
-static ngx_int_t ngx_http_vconv_make_id(ngx_http_request_t *r,
+static ngx_int_t ngx_http_vconv_upload_make_id(ngx_http_request_t *r,
     vconv_job_info_t *info);
-static void ngx_http_vconv_body_handler(ngx_http_request_t *r);
-static void ngx_http_vconv_process_body(ngx_http_request_t *r);
-static ngx_int_t ngx_http_vconv_write_input(ngx_http_vconv_ctx_t *ctx,
+static void ngx_http_vconv_upload_body_handler(ngx_http_request_t *r);
+static void ngx_http_vconv_upload_process_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vconv_upload_write_input(ngx_http_vconv_ctx_t *ctx,
     const u_char *p, size_t len);
-static void ngx_http_vconv_body_done(ngx_http_request_t *r);
+static void ngx_http_vconv_upload_body_done(ngx_http_request_t *r);
 static void ngx_http_vconv_upload_fail(ngx_http_request_t *r,
     ngx_int_t status, vconv_error_t *err);
-static ngx_int_t ngx_http_vconv_answer(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vconv_upload_answer(ngx_http_request_t *r);
 static void ngx_http_vconv_upload_job_done(ngx_event_t *ev);
 static void ngx_http_vconv_upload_cleanup(void *data);
-static void ngx_http_vconv_watch_handler(ngx_event_t *ev);
-static int ngx_http_vconv_mp_field(void *data, const char *name,
+static void ngx_http_vconv_upload_watch_handler(ngx_event_t *ev);
+static int ngx_http_vconv_upload_mp_field(void *data, const char *name,
     size_t nlen, const char *value, size_t vlen, vconv_error_t *err);
-static int ngx_http_vconv_mp_file_begin(void *data, const char *filename,
+static int ngx_http_vconv_upload_mp_file_begin(void *data,
+    const char *filename, size_t len, vconv_error_t *err);
+static int ngx_http_vconv_upload_mp_file_data(void *data, const uint8_t *p,
     size_t len, vconv_error_t *err);
-static int ngx_http_vconv_mp_file_data(void *data, const uint8_t *p,
-    size_t len, vconv_error_t *err);
-static int ngx_http_vconv_mp_file_end(void *data, vconv_error_t *err);
+static int ngx_http_vconv_upload_mp_file_end(void *data, vconv_error_t *err);
 
 
 ngx_int_t
@@ -97,15 +97,15 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
     /* everything that can be refused is refused before the body is read */
 
-    if (ngx_http_vconv_parse_args(r, ctx, &info) != NGX_OK) {
-        return ngx_http_vconv_refuse(r, &ctx->err);
+    if (ngx_http_vconv_upload_parse_args(r, ctx, &info) != NGX_OK) {
+        return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
 
     if (!ctx->multipart_on
         && vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats, &ctx->err)
            != VCONV_OK)
     {
-        return ngx_http_vconv_refuse(r, &ctx->err);
+        return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
 
     if (ctx->multipart_on) {
@@ -118,13 +118,13 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
                                  h->value.len, &ctx->err)
             != VCONV_OK)
         {
-            return ngx_http_vconv_refuse(r, &ctx->err);
+            return ngx_http_vconv_upload_refuse(r, &ctx->err);
         }
 
-        ctx->multipart->on_field = ngx_http_vconv_mp_field;
-        ctx->multipart->on_file_begin = ngx_http_vconv_mp_file_begin;
-        ctx->multipart->on_file_data = ngx_http_vconv_mp_file_data;
-        ctx->multipart->on_file_end = ngx_http_vconv_mp_file_end;
+        ctx->multipart->on_field = ngx_http_vconv_upload_mp_field;
+        ctx->multipart->on_file_begin = ngx_http_vconv_upload_mp_file_begin;
+        ctx->multipart->on_file_data = ngx_http_vconv_upload_mp_file_data;
+        ctx->multipart->on_file_end = ngx_http_vconv_upload_mp_file_end;
         ctx->multipart->data = ctx;
     }
 
@@ -140,7 +140,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
         (void) vconv_error_set(&ctx->err, VCONV_E_QUEUE_FULL,
                                "the queue is full (%u jobs waiting)",
                                (unsigned) waiting);
-        return ngx_http_vconv_refuse(r, &ctx->err);
+        return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
 
     if (vmcf->max_size
@@ -149,14 +149,14 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     {
         (void) vconv_error_set(&ctx->err, VCONV_E_STORE_FULL,
                                "the store has no room for this upload");
-        return ngx_http_vconv_refuse(r, &ctx->err);
+        return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
 
     if (!ctx->name_set) {
-        ngx_http_vconv_header_name(r, &info);
+        ngx_http_vconv_upload_header_name(r, &info);
     }
 
-    if (ngx_http_vconv_make_id(r, &info) != NGX_OK) {
+    if (ngx_http_vconv_upload_make_id(r, &info) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -169,7 +169,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     if (job == NULL) {
         (void) vconv_error_set(&ctx->err, VCONV_E_QUEUE_FULL,
                                "the server cannot take a job now");
-        return ngx_http_vconv_refuse(r, &ctx->err);
+        return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
 
     job->spec = *ctx->spec;
@@ -200,7 +200,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
      * A DELETE from any worker only sets a flag in the zone; a stalled
      * upload brings no event that would look at it, so a timer does.
      */
-    ctx->watch.handler = ngx_http_vconv_watch_handler;
+    ctx->watch.handler = ngx_http_vconv_upload_watch_handler;
     ctx->watch.data = r;
     ctx->watch.log = r->connection->log;
     ctx->watch.cancelable = 1;
@@ -208,7 +208,8 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
     r->request_body_no_buffering = 1;
 
-    rc = ngx_http_read_client_request_body(r, ngx_http_vconv_body_handler);
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_vconv_upload_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
@@ -220,7 +221,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
 /* an upload refused before it became a job: counted, then answered */
 static ngx_int_t
-ngx_http_vconv_refuse(ngx_http_request_t *r, vconv_error_t *err)
+ngx_http_vconv_upload_refuse(ngx_http_request_t *r, vconv_error_t *err)
 {
     ngx_http_vconv_zone_t  *z;
 
@@ -233,8 +234,8 @@ ngx_http_vconv_refuse(ngx_http_request_t *r, vconv_error_t *err)
 
 
 static ngx_int_t
-ngx_http_vconv_parse_args(ngx_http_request_t *r, ngx_http_vconv_ctx_t *ctx,
-    vconv_job_info_t *info)
+ngx_http_vconv_upload_parse_args(ngx_http_request_t *r,
+    ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info)
 {
     u_char  *p, *last, *amp, *eq, *key, *val, *dst;
     size_t   klen, vlen;
@@ -282,7 +283,7 @@ ngx_http_vconv_parse_args(ngx_http_request_t *r, ngx_http_vconv_ctx_t *ctx,
         }
         vlen = dst - val;
 
-        if (ngx_http_vconv_option(ctx, info, key, klen, val, vlen)
+        if (ngx_http_vconv_upload_option(ctx, info, key, klen, val, vlen)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -297,7 +298,7 @@ ngx_http_vconv_parse_args(ngx_http_request_t *r, ngx_http_vconv_ctx_t *ctx,
 
 /* "wait" and "name" are the upload's own; the rest is the spec's */
 static ngx_int_t
-ngx_http_vconv_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
+ngx_http_vconv_upload_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
     u_char *key, size_t klen, u_char *val, size_t vlen)
 {
     if (klen == 4 && ngx_strncmp(key, "wait", 4) == 0) {
@@ -331,8 +332,8 @@ ngx_http_vconv_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
 
 
 static ngx_table_elt_t *
-ngx_http_vconv_find_header(ngx_http_request_t *r, const char *name,
-    size_t len)
+ngx_http_vconv_upload_find_header(ngx_http_request_t *r,
+    const char *name, size_t len)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -364,14 +365,15 @@ ngx_http_vconv_find_header(ngx_http_request_t *r, const char *name,
 
 /* X-File-Name (URL-encoded), else Content-Disposition's filename */
 static void
-ngx_http_vconv_header_name(ngx_http_request_t *r, vconv_job_info_t *info)
+ngx_http_vconv_upload_header_name(ngx_http_request_t *r,
+    vconv_job_info_t *info)
 {
     u_char           *p, *last, *dst, *src;
     size_t            len;
     ngx_table_elt_t  *h;
 
-    h = ngx_http_vconv_find_header(r, "X-File-Name",
-                                   sizeof("X-File-Name") - 1);
+    h = ngx_http_vconv_upload_find_header(r, "X-File-Name",
+                                          sizeof("X-File-Name") - 1);
     if (h && h->value.len) {
         dst = (u_char *) info->in_name;
         src = h->value.data;
@@ -382,8 +384,8 @@ ngx_http_vconv_header_name(ngx_http_request_t *r, vconv_job_info_t *info)
         return;
     }
 
-    h = ngx_http_vconv_find_header(r, "Content-Disposition",
-                                   sizeof("Content-Disposition") - 1);
+    h = ngx_http_vconv_upload_find_header(r, "Content-Disposition",
+                                          sizeof("Content-Disposition") - 1);
     if (h == NULL) {
         return;
     }
@@ -406,7 +408,7 @@ ngx_http_vconv_header_name(ngx_http_request_t *r, vconv_job_info_t *info)
 
 
 static ngx_int_t
-ngx_http_vconv_make_id(ngx_http_request_t *r, vconv_job_info_t *info)
+ngx_http_vconv_upload_make_id(ngx_http_request_t *r, vconv_job_info_t *info)
 {
     u_char                      *p;
     u_char                       rnd[16];
@@ -434,11 +436,11 @@ ngx_http_vconv_make_id(ngx_http_request_t *r, vconv_job_info_t *info)
 
 
 static void
-ngx_http_vconv_body_handler(ngx_http_request_t *r)
+ngx_http_vconv_upload_body_handler(ngx_http_request_t *r)
 {
-    r->read_event_handler = ngx_http_vconv_process_body;
+    r->read_event_handler = ngx_http_vconv_upload_process_body;
 
-    ngx_http_vconv_process_body(r);
+    ngx_http_vconv_upload_process_body(r);
 }
 
 
@@ -450,7 +452,7 @@ ngx_http_vconv_body_handler(ngx_http_request_t *r)
  * client_body_buffer_size, whatever the body's size.
  */
 static void
-ngx_http_vconv_process_body(ngx_http_request_t *r)
+ngx_http_vconv_upload_process_body(ngx_http_request_t *r)
 {
     size_t                       len;
     ngx_int_t                    rc;
@@ -498,7 +500,7 @@ ngx_http_vconv_process_body(ngx_http_request_t *r)
                 rc = vconv_multipart_feed(ctx->multipart, b->pos, len,
                                           &ctx->err);
             } else {
-                rc = ngx_http_vconv_write_input(ctx, b->pos, len);
+                rc = ngx_http_vconv_upload_write_input(ctx, b->pos, len);
             }
 
             b->pos = b->last;
@@ -528,7 +530,7 @@ ngx_http_vconv_process_body(ngx_http_request_t *r)
         }
 
         if (!r->reading_body) {
-            ngx_http_vconv_body_done(r);
+            ngx_http_vconv_upload_body_done(r);
             return;
         }
 
@@ -549,7 +551,7 @@ ngx_http_vconv_process_body(ngx_http_request_t *r)
 
 
 static ngx_int_t
-ngx_http_vconv_write_input(ngx_http_vconv_ctx_t *ctx, const u_char *p,
+ngx_http_vconv_upload_write_input(ngx_http_vconv_ctx_t *ctx, const u_char *p,
     size_t len)
 {
     ssize_t                      n;
@@ -602,7 +604,7 @@ ngx_http_vconv_write_input(ngx_http_vconv_ctx_t *ctx, const u_char *p,
 
 
 static void
-ngx_http_vconv_body_done(ngx_http_request_t *r)
+ngx_http_vconv_upload_body_done(ngx_http_request_t *r)
 {
     vconv_error_t               err;
     ngx_http_vconv_ctx_t       *ctx;
@@ -661,7 +663,7 @@ ngx_http_vconv_body_done(ngx_http_request_t *r)
                        &job->id, ctx->dropped);
 
         ctx->done = 1;
-        ngx_http_finalize_request(r, ngx_http_vconv_answer(r));
+        ngx_http_finalize_request(r, ngx_http_vconv_upload_answer(r));
         return;
     }
 
@@ -692,7 +694,7 @@ ngx_http_vconv_body_done(ngx_http_request_t *r)
     }
 
     ctx->done = 1;
-    ngx_http_finalize_request(r, ngx_http_vconv_answer(r));
+    ngx_http_finalize_request(r, ngx_http_vconv_upload_answer(r));
 }
 
 
@@ -701,7 +703,7 @@ ngx_http_vconv_body_done(ngx_http_request_t *r)
  * converted file; a job that already failed answers with its error.
  */
 static ngx_int_t
-ngx_http_vconv_answer(ngx_http_request_t *r)
+ngx_http_vconv_upload_answer(ngx_http_request_t *r)
 {
     u_char                     *json, *loc;
     size_t                      len, n;
@@ -781,7 +783,7 @@ ngx_http_vconv_upload_job_done(ngx_event_t *ev)
     if (job->upload_done) {
         /* wait=1 */
         ctx->done = 1;
-        ngx_http_finalize_request(r, ngx_http_vconv_answer(r));
+        ngx_http_finalize_request(r, ngx_http_vconv_upload_answer(r));
         ngx_http_run_posted_requests(c);
         return;
     }
@@ -849,7 +851,7 @@ ngx_http_vconv_upload_fail(ngx_http_request_t *r, ngx_int_t status,
 
 
 static void
-ngx_http_vconv_watch_handler(ngx_event_t *ev)
+ngx_http_vconv_upload_watch_handler(ngx_event_t *ev)
 {
     ngx_http_request_t  *r = ev->data;
 
@@ -908,7 +910,7 @@ ngx_http_vconv_upload_cleanup(void *data)
 
 
 static int
-ngx_http_vconv_mp_field(void *data, const char *name, size_t nlen,
+ngx_http_vconv_upload_mp_field(void *data, const char *name, size_t nlen,
     const char *value, size_t vlen, vconv_error_t *err)
 {
     ngx_http_vconv_ctx_t *ctx = data;
@@ -917,8 +919,8 @@ ngx_http_vconv_mp_field(void *data, const char *name, size_t nlen,
 
     ngx_memzero(&info, sizeof(vconv_job_info_t));
 
-    if (ngx_http_vconv_option(ctx, &info, (u_char *) name, nlen,
-                              (u_char *) value, vlen)
+    if (ngx_http_vconv_upload_option(ctx, &info, (u_char *) name, nlen,
+                                     (u_char *) value, vlen)
         != NGX_OK)
     {
         *err = ctx->err;
@@ -930,8 +932,8 @@ ngx_http_vconv_mp_field(void *data, const char *name, size_t nlen,
 
 
 static int
-ngx_http_vconv_mp_file_begin(void *data, const char *filename, size_t len,
-    vconv_error_t *err)
+ngx_http_vconv_upload_mp_file_begin(void *data, const char *filename,
+    size_t len, vconv_error_t *err)
 {
     ngx_http_vconv_ctx_t *ctx = data;
 
@@ -950,12 +952,12 @@ ngx_http_vconv_mp_file_begin(void *data, const char *filename, size_t len,
 
 
 static int
-ngx_http_vconv_mp_file_data(void *data, const uint8_t *p, size_t len,
+ngx_http_vconv_upload_mp_file_data(void *data, const uint8_t *p, size_t len,
     vconv_error_t *err)
 {
     ngx_http_vconv_ctx_t *ctx = data;
 
-    if (ngx_http_vconv_write_input(ctx, p, len) != NGX_OK) {
+    if (ngx_http_vconv_upload_write_input(ctx, p, len) != NGX_OK) {
         *err = ctx->err;
         return 1;
     }
@@ -965,7 +967,7 @@ ngx_http_vconv_mp_file_data(void *data, const uint8_t *p, size_t len,
 
 
 static int
-ngx_http_vconv_mp_file_end(void *data, vconv_error_t *err)
+ngx_http_vconv_upload_mp_file_end(void *data, vconv_error_t *err)
 {
     return 0;
 }

@@ -67,6 +67,19 @@ sub loop_state {
     return $st =~ /\)\s+(\S)/ ? $1 : '';
 }
 
+# nginx -s reload, back once the new workers are up; unlike the
+# harness's reload it does not wait for the old ones to go
+sub reload_now {
+    my ($ng) = @_;
+    my %old = map { $_ => 1 } @{ $ng->worker_pids };
+    $ng->_write_conf;
+    my $out = `'$VconvNginx::NGINX' @{[ map { "'$_'" } $ng->_args ]} -s reload 2>&1`;
+    die "nginx -s reload failed: $out" if $?;
+    VconvNginx::poll(10, sub {
+        (grep { !$old{$_} } @{ $ng->worker_pids }) >= $ng->{workers};
+    }) or die "no new workers after reload\n";
+}
+
 sub alive { my ($pid) = @_; return $pid && kill(0, $pid) }
 
 # the job folder a wait=1 upload made (its id is not answered yet)
@@ -162,9 +175,10 @@ if (want('reload')) {
 
     my %old = map { $_ => 1 } @{ $ng->worker_pids };
     my $t0 = time;
-    $ng->reload;
+    reload_now($ng);
 
     # the old worker still there is the one that holds the job
+    VconvNginx::poll(5, sub { (grep { alive($_) } keys %old) < 2 });
     my ($holder) = grep { alive($_) } sort keys %old;
     my $job = $ng->get("/api/jobs/$id")->{json} // {};
     SKIP: {
@@ -382,6 +396,36 @@ if (want('upgrade')) {
 
 
 # --- worker_shutdown_timeout: the job is interrupted -----------------------
+# --- a job queued behind another when the worker exits: not lost --------
+#
+# One transcode thread: the second job waits in the old worker's thread
+# pool queue.  It is not handed to the new workers; the old worker keeps
+# both and runs them to the end.
+if (want('queued')) {
+    my $ng = VconvNginx->new(workers => 1,
+                             main => 'thread_pool one threads=1;',
+                             http => 'vconv_thread_pool one;')->start;
+    my @id;
+    for my $n (1, 2) {
+        my $r = $ng->post_file("/api/jobs?$LONG", $long, name => "q$n.mp4");
+        push @id, $r->{json} ? $r->{json}{id} : 'none';
+    }
+    is(wait_running($ng, $id[0]), 'running', '[queued] the first job runs');
+    is(($ng->get("/api/jobs/$id[1]")->{json} // {})->{status}, 'queued',
+       '[queued] the second waits for the thread');
+    my @old = @{ $ng->worker_pids };
+    reload_now($ng);
+    for my $i (0, 1) {
+        my $job = $ng->wait_job($id[$i], 180) // {};
+        is($job->{status}, 'done', "[queued] job " . ($i + 1) . ' done');
+    }
+    ok(VconvNginx::poll(10, sub { !grep { alive($_) } @old }),
+       '[queued] then the old worker exits');
+    $ng->assert_clean_log('[queued] no alert');
+    $ng->stop;
+}
+
+
 if (want('timeout')) {
     my $ng = VconvNginx->new(workers => 2,
                              main => 'worker_shutdown_timeout 1s;')->start;
