@@ -400,11 +400,7 @@ ngx_http_vconv_job_complete(ngx_http_vconv_job_t *job)
 
     ngx_http_vconv_job_notify(job, 0);
 
-    /* the input is of no use now, unless the upload still writes it */
-    if (job->upload_done || job->err.code == VCONV_E_NONE) {
-        ngx_http_vconv_job_drop_input(job);
-    }
-
+    /* an upload still arriving drops the rest of its body by now */
     ngx_http_vconv_job_settle(job);
 }
 

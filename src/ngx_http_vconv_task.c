@@ -121,6 +121,8 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
 
     (void) vconv_job_save(&info, (char *) job->dir, &err);
 
+    vconv_reader_state(&job->reader, &ended, NULL, NULL);
+
     ngx_memzero(&tc, sizeof(vconv_transcode_t));
 
     tc.spec = &job->spec;
@@ -128,7 +130,6 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     tc.read = vconv_reader_read;
     tc.seek = vconv_reader_seek;
     tc.io_opaque = &job->reader;
-    vconv_reader_state(&job->reader, &ended, NULL, NULL);
     tc.growing = !ended;
     tc.probed = ngx_http_vconv_task_probed;
     tc.progress = ngx_http_vconv_task_progress;
