@@ -4,9 +4,11 @@
 # The old worker waits for its job idle in its event loop (under 10 % CPU
 # on its event-loop thread), a wait=1 client gets its file, an event
 # stream its terminal event; worker_shutdown_timeout bounds the wait and
-# the job then ends failed "interrupted".  A raw upload slower than its
-# conversion (jpg, duration=1) ends done, the rest of the body dropped.
-# One info line per finished job in the error log, with its id.
+# the job then ends failed "interrupted".  A download across a reload
+# ends whole; a job still queued for a thread is kept and run by the old
+# worker.  A raw upload slower than its conversion (jpg, duration=1) ends
+# done, the rest of the body dropped.  One info line per finished job in
+# the error log, with its id.  PS_ONLY=part,... runs only those parts.
 
 use strict;
 use warnings;
@@ -396,6 +398,28 @@ if (want('upgrade')) {
 
 
 # --- worker_shutdown_timeout: the job is interrupted -----------------------
+# --- a download served by the old worker ends cleanly ----------------------
+if (want('download')) {
+    my $ng = VconvNginx->new(workers => 2)->start;
+    my $r = $ng->post_file('/api/jobs?format=mp4&duration=2&wait=1', $long,
+                           output => "$dir/dl-src.mp4", max_time => 120);
+    is($r->{status}, 200, '[download] a finished job');
+    my ($id) = grep { /^[0-9a-f]{32}$/ } @{ $ng->store_entries };
+    my $bytes = -s "$dir/dl-src.mp4";
+    my $p = $ng->download($id // 'none', "$dir/dl.mp4", async => 1,
+                          limit_rate => int($bytes / 4), max_time => 60);
+    sleep 1;
+    reload_now($ng);
+    $r = $p->wait(60);
+    is($r->{curl_exit}, 0, '[download] the download across the reload '
+                           . 'ended cleanly')
+        or diag($r->{curl_err});
+    is(-s "$dir/dl.mp4", $bytes, '[download] ... whole');
+    $ng->assert_clean_log('[download] no alert');
+    $ng->stop;
+}
+
+
 # --- a job queued behind another when the worker exits: not lost --------
 #
 # One transcode thread: the second job waits in the old worker's thread
