@@ -437,11 +437,19 @@ if (want('queued')) {
     is(wait_running($ng, $id[0]), 'running', '[queued] the first job runs');
     is(($ng->get("/api/jobs/$id[1]")->{json} // {})->{status}, 'queued',
        '[queued] the second waits for the thread');
+    # one worker: these streams are the exiting worker's, on its jobs
+    my @sse = map { $ng->get("/api/jobs/$_/events", async => 1,
+                             no_buffer => 1, max_time => 180) } @id;
+    sleep 0.5;
     my @old = @{ $ng->worker_pids };
     reload_now($ng);
     for my $i (0, 1) {
         my $job = $ng->wait_job($id[$i], 180) // {};
         is($job->{status}, 'done', "[queued] job " . ($i + 1) . ' done');
+        my $s = $sse[$i]->wait(30);
+        is($s->{curl_exit}, 0, "[queued] its event stream ended cleanly");
+        like($s->{body}, qr/^event:\s?done$/m,
+             '[queued] ... with the done event, from the exiting worker');
     }
     ok(VconvNginx::poll(10, sub { !grep { alive($_) } @old }),
        '[queued] then the old worker exits');
