@@ -165,13 +165,16 @@ struct ngx_http_vconv_job_s {
     off_t                       written;
 
     ngx_thread_task_t          *task;
+    ngx_str_t                   options;     /* "key=escaped value\n"... */
+    ngx_msec_t                  offered;     /* to the new workers, at */
 
     /*
-     * Shared with the pool thread: interrupt is atomic; the two clocks
-     * are the task's own once it is posted (the post orders the first
-     * write); err is handed back through the task's completion.
+     * Shared with the pool thread: interrupt and claim are atomic; the
+     * two clocks are the task's own once it is posted (the post orders
+     * the first write); err is handed back through the task's completion.
      */
     ngx_atomic_t                interrupt;   /* 1: the worker is leaving */
+    ngx_atomic_t                claim;       /* NGX_HTTP_VCONV_CLAIM_* */
     int64_t                     last_activity;  /* ms, for stalls */
     int64_t                     last_progress;  /* ms, progress writes */
 
@@ -185,7 +188,16 @@ struct ngx_http_vconv_job_s {
     unsigned                    input_gone:1;
     unsigned                    settled:1;
     unsigned                    held:1;      /* by an exiting worker */
+    unsigned                    offer:1;     /* claim is OFFERED */
+    unsigned                    skipped:1;   /* its task ran, did nothing */
+    unsigned                    handed:1;    /* another worker took it */
 };
+
+
+/* who runs a posted job: the task, or a new worker it was offered to */
+#define NGX_HTTP_VCONV_CLAIM_POSTED   0
+#define NGX_HTTP_VCONV_CLAIM_RUNNING  1
+#define NGX_HTTP_VCONV_CLAIM_OFFERED  2
 
 
 /* the upload request's context */
@@ -197,6 +209,9 @@ typedef struct {
     ngx_event_t                 watch;       /* DELETE while uploading */
     ngx_http_vconv_waiter_t     waiter;      /* the job's end */
     off_t                       dropped;     /* body after the job's end */
+    ngx_pool_t                 *pool;        /* the request's */
+    ngx_str_t                   options;     /* as job->options */
+    size_t                      options_size;
     char                        name[VCONV_NAME_MAX];
     unsigned                    wait:1;
     unsigned                    multipart_on:1;
@@ -234,6 +249,9 @@ void ngx_http_vconv_zone_input(ngx_http_vconv_zone_t *z,
 void ngx_http_vconv_zone_remove(ngx_http_vconv_zone_t *z, ngx_str_t *id);
 void ngx_http_vconv_zone_count_error(ngx_http_vconv_zone_t *z,
     vconv_err_e code);
+/* a queued job offered by an exiting worker, now the caller's */
+ngx_http_vconv_node_t *ngx_http_vconv_zone_take(ngx_http_vconv_zone_t *z,
+    vconv_job_info_t *info);
 /* uploading + queued jobs; the store's bytes, jobs left on disk too */
 void ngx_http_vconv_zone_room(ngx_http_vconv_zone_t *z, ngx_uint_t *waiting,
     off_t *store_bytes);
@@ -270,6 +288,9 @@ void ngx_http_vconv_job_release(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_drop_input(ngx_http_vconv_job_t *job);
 /* this worker's job of that id, NULL if another worker has it */
 ngx_http_vconv_job_t *ngx_http_vconv_job_find(ngx_str_t *id);
+/* this worker takes over queued jobs exiting workers offer */
+void ngx_http_vconv_job_init_process(ngx_cycle_t *cycle,
+    ngx_http_vconv_main_conf_t *vmcf);
 void ngx_http_vconv_job_wait(ngx_http_vconv_job_t *job,
     ngx_http_vconv_waiter_t *w);
 void ngx_http_vconv_job_unwait(ngx_http_vconv_waiter_t *w);

@@ -89,6 +89,13 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     job = *ctx;
     z = job->zone;
 
+    /* an exiting worker may have offered the job to its new workers */
+    if (!ngx_atomic_cmp_set(&job->claim, NGX_HTTP_VCONV_CLAIM_POSTED,
+                            NGX_HTTP_VCONV_CLAIM_RUNNING))
+    {
+        return;
+    }
+
     vconv_log_job(job->info.id);
 
     if (job->vmcf->priority
@@ -316,6 +323,6 @@ ngx_http_vconv_task_done(ngx_event_t *ev)
 {
     ngx_http_vconv_job_t  *job = ev->data;
 
+    /* the job lets go of the task's reference itself */
     ngx_http_vconv_job_complete(job);
-    ngx_http_vconv_job_release(job);
 }

@@ -35,6 +35,9 @@ static void ngx_http_vconv_upload_fail(ngx_http_request_t *r,
     ngx_int_t status, vconv_error_t *err);
 static ngx_int_t ngx_http_vconv_upload_answer(ngx_http_request_t *r);
 static void ngx_http_vconv_upload_job_done(ngx_event_t *ev);
+static ngx_int_t ngx_http_vconv_upload_keep_option(ngx_http_vconv_ctx_t *ctx,
+    u_char *key, size_t klen, u_char *val, size_t vlen);
+static ngx_int_t ngx_http_vconv_upload_start(ngx_http_vconv_ctx_t *ctx);
 static void ngx_http_vconv_upload_cleanup(void *data);
 static void ngx_http_vconv_upload_watch_handler(ngx_event_t *ev);
 static int ngx_http_vconv_upload_mp_field(void *data, const char *name,
@@ -75,6 +78,8 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     }
 
     ngx_http_set_ctx(r, ctx, ngx_http_vconv_module);
+
+    ctx->pool = r->pool;
 
     ngx_memzero(&info, sizeof(vconv_job_info_t));
     info.in_duration = -1;
@@ -327,7 +332,78 @@ ngx_http_vconv_upload_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
         return NGX_ERROR;
     }
 
+    return ngx_http_vconv_upload_keep_option(ctx, key, klen, val, vlen);
+}
+
+
+/*
+ * The options as "key=value\n" lines, the value escaped: what a new
+ * worker rebuilds the spec from when an exiting one offers it the job.
+ */
+static ngx_int_t
+ngx_http_vconv_upload_keep_option(ngx_http_vconv_ctx_t *ctx, u_char *key,
+    size_t klen, u_char *val, size_t vlen)
+{
+    u_char  *p;
+    size_t   need, size;
+
+    need = klen + 1 + vlen
+           + 2 * ngx_escape_uri(NULL, val, vlen, NGX_ESCAPE_ARGS) + 1;
+
+    if (ctx->options.len + need > ctx->options_size) {
+        size = ngx_max(2 * ctx->options_size, ctx->options.len + need);
+        size = ngx_max(size, 256);
+
+        p = ngx_pnalloc(ctx->pool, size);
+        if (p == NULL) {
+            (void) vconv_error_set(&ctx->err, VCONV_E_NOMEM,
+                                   "out of memory");
+            return NGX_ERROR;
+        }
+
+        if (ctx->options.len) {
+            ngx_memcpy(p, ctx->options.data, ctx->options.len);
+        }
+
+        ctx->options.data = p;
+        ctx->options_size = size;
+    }
+
+    p = ngx_cpymem(ctx->options.data + ctx->options.len, key, klen);
+    *p++ = '=';
+    p = (u_char *) ngx_escape_uri(p, val, vlen, NGX_ESCAPE_ARGS);
+    *p++ = '\n';
+
+    ctx->options.len = p - ctx->options.data;
+
     return NGX_OK;
+}
+
+
+/* the job takes its own copy of the options: it may outlive the request */
+static ngx_int_t
+ngx_http_vconv_upload_start(ngx_http_vconv_ctx_t *ctx)
+{
+    ngx_http_vconv_job_t  *job;
+
+    job = ctx->job;
+
+    if (job->posted) {
+        return NGX_OK;
+    }
+
+    job->options.data = ngx_pnalloc(job->pool, ctx->options.len + 1);
+    if (job->options.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    job->options.len = ctx->options.len;
+
+    if (ctx->options.len) {
+        ngx_memcpy(job->options.data, ctx->options.data, ctx->options.len);
+    }
+
+    return ngx_http_vconv_job_start(job);
 }
 
 
@@ -521,7 +597,7 @@ ngx_http_vconv_upload_process_body(ngx_http_request_t *r)
         }
 
         if (job->written && !job->posted && !ctx->multipart_on
-            && ngx_http_vconv_job_start(job) != NGX_OK)
+            && ngx_http_vconv_upload_start(ctx) != NGX_OK)
         {
             (void) vconv_error_set(&err, VCONV_E_INTERNAL,
                                    "the transcode could not start");
@@ -680,7 +756,7 @@ ngx_http_vconv_upload_body_done(ngx_http_request_t *r)
 
     vconv_reader_end(&job->reader);
 
-    if (!job->posted && ngx_http_vconv_job_start(job) != NGX_OK) {
+    if (!job->posted && ngx_http_vconv_upload_start(ctx) != NGX_OK) {
         (void) vconv_error_set(&err, VCONV_E_INTERNAL,
                                "the transcode could not start");
         ngx_http_vconv_upload_fail(r, 0, &err);
