@@ -141,7 +141,7 @@ if (want('reloadwait')) {
     my %before = map { $_ => 1 } @{ $ng->store_entries };
     my $out = "$dir/reload-wait.mp4";
     my $p = $ng->post_file("/api/jobs?$LONG&wait=1", $long, async => 1,
-                           max_time => 120, output => $out);
+                           max_time => 300, output => $out);
     my $id = new_job($ng, %before) // 'none';
     is(wait_running($ng, $id), 'running', '[reload, wait=1] job running');
 
@@ -153,7 +153,7 @@ if (want('reloadwait')) {
     my @old = @{ $ng->worker_pids };
     my $t0 = time;
     $ng->reload;
-    my $r = $p->wait(120);
+    my $r = $p->wait(300);
     is($r->{status}, 200, '[reload, wait=1] 200 after the reload')
         or diag("curl exit $r->{curl_exit}: $r->{curl_err}");
     probe_ok($out, '[reload, wait=1]');
@@ -260,8 +260,8 @@ if (want('quit')) {
     my $id = $r->{json} ? $r->{json}{id} : 'none';
     my %before = map { $_ => 1 } @{ $ng->store_entries };
     my $out = "$dir/quit-wait.mp4";
-    my $p = $ng->post_file("/api/jobs?$LONG&wait=1", $long, async => 1,
-                           max_time => 120, output => $out);
+    my $p = $ng->post_file("/api/jobs?$SHORT&wait=1", $long, async => 1,
+                           max_time => 300, output => $out);
     my $wid = new_job($ng, %before) // 'none';
     is(wait_running($ng, $id), 'running', '[quit] job running');
     is(wait_running($ng, $wid), 'running', '[quit, wait=1] job running');
@@ -271,7 +271,7 @@ if (want('quit')) {
     my $q = nginx_signal($ng, 'quit');
     is($?, 0, '[quit] nginx -s quit') or diag($q);
 
-    $r = $p->wait(120);
+    $r = $p->wait(300);
     is($r->{status}, 200, '[quit, wait=1] 200 after -s quit')
         or diag("curl exit $r->{curl_exit}: $r->{curl_err}");
     probe_ok($out, '[quit, wait=1]');
