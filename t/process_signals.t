@@ -396,22 +396,19 @@ if (want('upgrade')) {
        '[upgrade] ... and the second job\'s');
 
     $ng->{pid} = $new;
-    TODO: {
-        local $TODO = 'the new master\'s store recovery removes the running '
-                    . 'job\'s output.tmp and the queued job\'s folder '
-                    . '(issue 9 item 1, store recovery)';
-        like($ng->error_log,
-             qr/no new worker took the queued job, it runs here.*\Q$id2\E/,
-             '[upgrade] the offered job came back to the old worker');
-        is($job->{status}, 'done', '[upgrade] the job ends done');
-        $r = $ng->get("/api/jobs/$id");
-        is($r->{json} && $r->{json}{status}, 'done',
-           '[upgrade] the new master serves the finished job');
-        $r = $ng->download($id, "$dir/upgrade.mp4");
-        is($r->{status}, 200, '[upgrade] its output');
-        probe_ok("$dir/upgrade.mp4", '[upgrade]');
-        $ng->assert_clean_log('[upgrade] no alert');
-    }
+    like($ng->error_log,
+         qr/no new worker took the queued job, it runs here.*\Q$id2\E/,
+         '[upgrade] the offered job came back to the old worker');
+    is($job->{status}, 'done', '[upgrade] the job ends done');
+    $r = $ng->get("/api/jobs/$id");
+    is($r->{json} && $r->{json}{status}, 'done',
+       '[upgrade] the new master serves the finished job');
+    $r = $ng->download($id, "$dir/upgrade.mp4");
+    is($r->{status}, 200, '[upgrade] its output');
+    probe_ok("$dir/upgrade.mp4", '[upgrade]');
+    my $job2 = $ng->wait_job($id2, 60) // {};
+    is($job2->{status}, 'done', '[upgrade] the second job too');
+    $ng->assert_clean_log('[upgrade] no alert');
 
     # neither master is our child
     $ng->{pid} = undef;
