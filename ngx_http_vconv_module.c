@@ -877,6 +877,9 @@ ngx_http_vconv_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    /* a worker takes the queued jobs an exiting worker offers */
+    ngx_http_vconv_job_init_process(cycle, vmcf);
+
     return NGX_OK;
 }
 

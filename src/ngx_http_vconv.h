@@ -119,23 +119,40 @@ typedef struct {
 extern ngx_module_t  ngx_http_vconv_module;
 
 
+typedef struct ngx_http_vconv_job_s  ngx_http_vconv_job_t;
+
+
+/*
+ * Whoever waits for a job's end (the upload, an event stream) registers
+ * one with ngx_http_vconv_job_wait(): event.handler runs on the event
+ * loop once the transcode has ended (or the job went away unstarted).
+ */
+typedef struct {
+    ngx_queue_t                 queue;
+    ngx_event_t                 event;
+    unsigned                    linked:1;
+} ngx_http_vconv_waiter_t;
+
+
 /*
  * A job as its owning worker sees it: lives in its own pool from the
  * upload until both the upload request and the thread task let go.
  */
-typedef struct {
+struct ngx_http_vconv_job_s {
     ngx_pool_t                 *pool;
-    ngx_log_t                  *log;
+    ngx_log_t                  *log;         /* its lines carry the id */
     ngx_uint_t                  refs;
     ngx_http_vconv_zone_t      *zone;
     ngx_http_vconv_main_conf_t *vmcf;
     ngx_http_vconv_node_t      *node;
-    ngx_http_request_t         *request;     /* the upload, while alive */
+    ngx_queue_t                 queue;       /* the worker's jobs */
+    ngx_queue_t                 waiters;
+    ngx_event_t                 alive;       /* holds an exiting worker */
 
     vconv_job_info_t            info;        /* owner's copy */
     vconv_spec_t                spec;
     vconv_limits_t              limits;
-    vconv_reader_t              reader;
+    vconv_reader_t              reader;      /* its own lock inside */
     vconv_error_t               err;         /* the task's result */
 
     ngx_str_t                   id;
@@ -148,9 +165,20 @@ typedef struct {
     off_t                       written;
 
     ngx_thread_task_t          *task;
+    ngx_str_t                   options;     /* "key=escaped value\n"... */
+    ngx_msec_t                  offered;     /* to the new workers, at */
+
+    /*
+     * Shared with the pool thread: interrupt and claim are atomic; the
+     * two clocks are the task's own once it is posted (the post orders
+     * the first write); err is handed back through the task's completion.
+     */
+    ngx_atomic_t                interrupt;   /* 1: the worker is leaving */
+    ngx_atomic_t                claim;       /* NGX_HTTP_VCONV_CLAIM_* */
     int64_t                     last_activity;  /* ms, for stalls */
     int64_t                     last_progress;  /* ms, progress writes */
 
+    /* the event loop's own, never touched by the pool thread */
     unsigned                    reader_ready:1;
     unsigned                    posted:1;
     unsigned                    task_done:1;
@@ -159,7 +187,17 @@ typedef struct {
     unsigned                    discard:1;   /* nobody learned its id */
     unsigned                    input_gone:1;
     unsigned                    settled:1;
-} ngx_http_vconv_job_t;
+    unsigned                    held:1;      /* by an exiting worker */
+    unsigned                    offer:1;     /* claim is OFFERED */
+    unsigned                    skipped:1;   /* its task ran, did nothing */
+    unsigned                    handed:1;    /* another worker took it */
+};
+
+
+/* who runs a posted job: the task, or a new worker it was offered to */
+#define NGX_HTTP_VCONV_CLAIM_POSTED   0
+#define NGX_HTTP_VCONV_CLAIM_RUNNING  1
+#define NGX_HTTP_VCONV_CLAIM_OFFERED  2
 
 
 /* the upload request's context */
@@ -169,12 +207,18 @@ typedef struct {
     vconv_multipart_t          *multipart;
     vconv_error_t               err;
     ngx_event_t                 watch;       /* DELETE while uploading */
+    ngx_http_vconv_waiter_t     waiter;      /* the job's end */
+    off_t                       dropped;     /* body after the job's end */
+    ngx_pool_t                 *pool;        /* the request's */
+    ngx_str_t                   options;     /* as job->options */
+    size_t                      options_size;
     char                        name[VCONV_NAME_MAX];
     unsigned                    wait:1;
     unsigned                    multipart_on:1;
     unsigned                    file_seen:1;
     unsigned                    name_set:1;
     unsigned                    done:1;
+    unsigned                    drain:1;     /* the job ended first */
 } ngx_http_vconv_ctx_t;
 
 
@@ -205,6 +249,9 @@ void ngx_http_vconv_zone_input(ngx_http_vconv_zone_t *z,
 void ngx_http_vconv_zone_remove(ngx_http_vconv_zone_t *z, ngx_str_t *id);
 void ngx_http_vconv_zone_count_error(ngx_http_vconv_zone_t *z,
     vconv_err_e code);
+/* a queued job offered by an exiting worker, now the caller's */
+ngx_http_vconv_node_t *ngx_http_vconv_zone_take(ngx_http_vconv_zone_t *z,
+    vconv_job_info_t *info);
 /* uploading + queued jobs; the store's bytes, jobs left on disk too */
 void ngx_http_vconv_zone_room(ngx_http_vconv_zone_t *z, ngx_uint_t *waiting,
     off_t *store_bytes);
@@ -232,14 +279,26 @@ ngx_int_t ngx_http_vconv_store_get(ngx_http_vconv_zone_t *z, ngx_str_t *id,
 ngx_int_t ngx_http_vconv_store_cancel(ngx_http_vconv_zone_t *z,
     ngx_str_t *id);
 
-/* jobs in the owning worker (ngx_http_vconv_task.c) */
+/* jobs in the owning worker (ngx_http_vconv_job.c) */
 ngx_http_vconv_job_t *ngx_http_vconv_job_create(ngx_http_request_t *r,
     ngx_http_vconv_zone_t *z, vconv_job_info_t *info);
 ngx_int_t ngx_http_vconv_job_start(ngx_http_vconv_job_t *job);
+void ngx_http_vconv_job_complete(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_release(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_drop_input(ngx_http_vconv_job_t *job);
-void ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job);
-void ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job);
+/* this worker's job of that id, NULL if another worker has it */
+ngx_http_vconv_job_t *ngx_http_vconv_job_find(ngx_str_t *id);
+/* this worker takes over queued jobs exiting workers offer */
+void ngx_http_vconv_job_init_process(ngx_cycle_t *cycle,
+    ngx_http_vconv_main_conf_t *vmcf);
+void ngx_http_vconv_job_wait(ngx_http_vconv_job_t *job,
+    ngx_http_vconv_waiter_t *w);
+void ngx_http_vconv_job_unwait(ngx_http_vconv_waiter_t *w);
+
+/* the transcode as a thread task (ngx_http_vconv_task.c) */
+ngx_int_t ngx_http_vconv_task_post(ngx_http_vconv_job_t *job);
+int ngx_http_vconv_task_interrupt(void *data);
+int64_t ngx_http_vconv_task_now(void);
 
 /* the sandbox (ngx_http_vconv_sandbox.c) */
 char *ngx_http_vconv_sandbox_conf(ngx_conf_t *cf,
@@ -253,20 +312,33 @@ int ngx_http_vconv_transcode(ngx_http_vconv_job_t *job,
 /* handlers */
 ngx_int_t ngx_http_vconv_upload_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_vconv_jobs_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_vconv_events_handler(ngx_http_request_t *r,
+    ngx_http_vconv_zone_t *z, ngx_str_t *id, char *jobs_uri);
 ngx_int_t ngx_http_vconv_presets_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_vconv_status_handler(ngx_http_request_t *r);
 
-/* shared HTTP helpers (ngx_http_vconv_jobs.c) */
-ngx_int_t ngx_http_vconv_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    u_char *json, size_t len);
-ngx_int_t ngx_http_vconv_add_header(ngx_http_request_t *r, char *key,
+/* the answers every handler shares (ngx_http_vconv_reply.c) */
+ngx_int_t ngx_http_vconv_reply_json(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *json, size_t len);
+ngx_int_t ngx_http_vconv_reply_header(ngx_http_request_t *r, char *key,
     u_char *value, size_t len);
-ngx_int_t ngx_http_vconv_send_body(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *type, u_char *body, size_t len);
-ngx_int_t ngx_http_vconv_not_allowed(ngx_http_request_t *r, char *allow);
-ngx_int_t ngx_http_vconv_send_error(ngx_http_request_t *r,
+ngx_int_t ngx_http_vconv_reply_no_store(ngx_http_request_t *r);
+ngx_int_t ngx_http_vconv_reply_body(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *type, u_char *body, size_t len);
+ngx_int_t ngx_http_vconv_reply_code(ngx_http_request_t *r,
+    ngx_uint_t status, char *code, u_char *message, size_t len);
+ngx_int_t ngx_http_vconv_reply_not_found(ngx_http_request_t *r,
+    char *message);
+ngx_int_t ngx_http_vconv_reply_not_allowed(ngx_http_request_t *r,
+    char *allow);
+ngx_int_t ngx_http_vconv_reply_no_content(ngx_http_request_t *r);
+ngx_int_t ngx_http_vconv_reply_error(ngx_http_request_t *r,
     vconv_error_t *err);
-ngx_int_t ngx_http_vconv_send_output(ngx_http_request_t *r,
+ngx_int_t ngx_http_vconv_reply_output(ngx_http_request_t *r,
     vconv_job_info_t *info);
+/* the job JSON in the pool, NULL on no memory */
+u_char *ngx_http_vconv_reply_job_json(ngx_pool_t *pool,
+    vconv_job_info_t *info, char *jobs_uri, ngx_uint_t queue_pos,
+    size_t *len);
 
 #endif /* _NGX_HTTP_VCONV_H_INCLUDED_ */

@@ -23,11 +23,8 @@ typedef struct {
 } ngx_http_vconv_metrics_t;
 
 
-static ngx_int_t ngx_http_vconv_get_only(ngx_http_request_t *r);
 static void ngx_http_vconv_metrics_collect(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_metrics_t *m);
-static ngx_int_t ngx_http_vconv_send_text(ngx_http_request_t *r,
-    u_char *text, size_t len);
 
 
 static u_char  ngx_http_vconv_metrics_type[] = "text/plain; version=0.0.4";
@@ -44,7 +41,7 @@ ngx_http_vconv_presets_handler(ngx_http_request_t *r)
     ngx_http_vconv_loc_conf_t  *vlcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_vconv_get_only(r);
+        return ngx_http_vconv_reply_not_allowed(r, "GET, HEAD");
     }
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vconv_module);
@@ -59,7 +56,7 @@ ngx_http_vconv_presets_handler(ngx_http_request_t *r)
     len = vconv_presets_json((char *) json, len + 1,
                              (unsigned) vlcf->formats);
 
-    return ngx_http_vconv_send_json(r, NGX_HTTP_OK, json, len);
+    return ngx_http_vconv_reply_json(r, NGX_HTTP_OK, json, len);
 }
 
 
@@ -68,13 +65,14 @@ ngx_http_vconv_status_handler(ngx_http_request_t *r)
 {
     u_char                      *text, *p, *end;
     size_t                       size;
+    ngx_str_t                    type;
     ngx_uint_t                   i, waiting;
     ngx_http_vconv_zone_t       *z;
     ngx_http_vconv_metrics_t     m;
     ngx_http_vconv_main_conf_t  *vmcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_vconv_get_only(r);
+        return ngx_http_vconv_reply_not_allowed(r, "GET, HEAD");
     }
 
     z = ngx_http_vconv_zone(r);
@@ -168,33 +166,10 @@ ngx_http_vconv_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_vconv_send_text(r, text, p - text);
-}
+    type.data = ngx_http_vconv_metrics_type;
+    type.len = sizeof(ngx_http_vconv_metrics_type) - 1;
 
-
-static ngx_int_t
-ngx_http_vconv_get_only(ngx_http_request_t *r)
-{
-    ngx_table_elt_t  *h;
-
-    static u_char  json[] = "{\"error\":{\"code\":\"method_not_allowed\","
-                            "\"message\":\"method not allowed\"}}";
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Allow");
-    ngx_str_set(&h->value, "GET, HEAD");
-    h->lowcase_key = NULL;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    return ngx_http_vconv_send_json(r, NGX_HTTP_NOT_ALLOWED, json,
-                                    sizeof(json) - 1);
+    return ngx_http_vconv_reply_body(r, NGX_HTTP_OK, &type, text, p - text);
 }
 
 
@@ -232,16 +207,4 @@ ngx_http_vconv_metrics_collect(ngx_http_vconv_zone_t *z,
     m->counters = z->sh->counters;
 
     ngx_shmtx_unlock(&z->shpool->mutex);
-}
-
-
-static ngx_int_t
-ngx_http_vconv_send_text(ngx_http_request_t *r, u_char *text, size_t len)
-{
-    ngx_str_t  type;
-
-    type.data = ngx_http_vconv_metrics_type;
-    type.len = sizeof(ngx_http_vconv_metrics_type) - 1;
-
-    return ngx_http_vconv_send_body(r, NGX_HTTP_OK, &type, text, len);
 }

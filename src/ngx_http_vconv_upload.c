@@ -15,34 +15,38 @@
 #include "ngx_http_vconv.h"
 
 
-static ngx_int_t ngx_http_vconv_refuse(ngx_http_request_t *r,
+static ngx_int_t ngx_http_vconv_upload_refuse(ngx_http_request_t *r,
     vconv_error_t *err);
-static ngx_int_t ngx_http_vconv_parse_args(ngx_http_request_t *r,
+static ngx_int_t ngx_http_vconv_upload_parse_args(ngx_http_request_t *r,
     ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info);
-static ngx_int_t ngx_http_vconv_option(ngx_http_vconv_ctx_t *ctx,
+static ngx_int_t ngx_http_vconv_upload_option(ngx_http_vconv_ctx_t *ctx,
     vconv_job_info_t *info, u_char *key, size_t klen, u_char *val,
     size_t vlen);
-static void ngx_http_vconv_header_name(ngx_http_request_t *r,
+static void ngx_http_vconv_upload_header_name(ngx_http_request_t *r,
     vconv_job_info_t *info);
-static ngx_int_t ngx_http_vconv_make_id(ngx_http_request_t *r,
+static ngx_int_t ngx_http_vconv_upload_make_id(ngx_http_request_t *r,
     vconv_job_info_t *info);
-static void ngx_http_vconv_body_handler(ngx_http_request_t *r);
-static void ngx_http_vconv_process_body(ngx_http_request_t *r);
-static ngx_int_t ngx_http_vconv_write_input(ngx_http_vconv_ctx_t *ctx,
+static void ngx_http_vconv_upload_body_handler(ngx_http_request_t *r);
+static void ngx_http_vconv_upload_process_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vconv_upload_write_input(ngx_http_vconv_ctx_t *ctx,
     const u_char *p, size_t len);
-static void ngx_http_vconv_body_done(ngx_http_request_t *r);
+static void ngx_http_vconv_upload_body_done(ngx_http_request_t *r);
 static void ngx_http_vconv_upload_fail(ngx_http_request_t *r,
     ngx_int_t status, vconv_error_t *err);
-static ngx_int_t ngx_http_vconv_answer(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vconv_upload_answer(ngx_http_request_t *r);
+static void ngx_http_vconv_upload_job_done(ngx_event_t *ev);
+static ngx_int_t ngx_http_vconv_upload_keep_option(ngx_http_vconv_ctx_t *ctx,
+    u_char *key, size_t klen, u_char *val, size_t vlen);
+static ngx_int_t ngx_http_vconv_upload_start(ngx_http_vconv_ctx_t *ctx);
 static void ngx_http_vconv_upload_cleanup(void *data);
-static void ngx_http_vconv_watch_handler(ngx_event_t *ev);
-static int ngx_http_vconv_mp_field(void *data, const char *name,
+static void ngx_http_vconv_upload_watch_handler(ngx_event_t *ev);
+static int ngx_http_vconv_upload_mp_field(void *data, const char *name,
     size_t nlen, const char *value, size_t vlen, vconv_error_t *err);
-static int ngx_http_vconv_mp_file_begin(void *data, const char *filename,
+static int ngx_http_vconv_upload_mp_file_begin(void *data,
+    const char *filename, size_t len, vconv_error_t *err);
+static int ngx_http_vconv_upload_mp_file_data(void *data, const uint8_t *p,
     size_t len, vconv_error_t *err);
-static int ngx_http_vconv_mp_file_data(void *data, const uint8_t *p,
-    size_t len, vconv_error_t *err);
-static int ngx_http_vconv_mp_file_end(void *data, vconv_error_t *err);
+static int ngx_http_vconv_upload_mp_file_end(void *data, vconv_error_t *err);
 
 
 ngx_int_t
@@ -61,7 +65,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     ngx_http_vconv_main_conf_t  *vmcf;
 
     if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT))) {
-        return ngx_http_vconv_not_allowed(r, "POST, PUT");
+        return ngx_http_vconv_reply_not_allowed(r, "POST, PUT");
     }
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vconv_module);
@@ -74,6 +78,8 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     }
 
     ngx_http_set_ctx(r, ctx, ngx_http_vconv_module);
+
+    ctx->pool = r->pool;
 
     ngx_memzero(&info, sizeof(vconv_job_info_t));
     info.in_duration = -1;
@@ -96,15 +102,15 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
     /* everything that can be refused is refused before the body is read */
 
-    if (ngx_http_vconv_parse_args(r, ctx, &info) != NGX_OK) {
-        return ngx_http_vconv_refuse(r, &ctx->err);
+    if (ngx_http_vconv_upload_parse_args(r, ctx, &info) != NGX_OK) {
+        return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
 
     if (!ctx->multipart_on
         && vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats, &ctx->err)
            != VCONV_OK)
     {
-        return ngx_http_vconv_refuse(r, &ctx->err);
+        return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
 
     if (ctx->multipart_on) {
@@ -117,20 +123,20 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
                                  h->value.len, &ctx->err)
             != VCONV_OK)
         {
-            return ngx_http_vconv_refuse(r, &ctx->err);
+            return ngx_http_vconv_upload_refuse(r, &ctx->err);
         }
 
-        ctx->multipart->on_field = ngx_http_vconv_mp_field;
-        ctx->multipart->on_file_begin = ngx_http_vconv_mp_file_begin;
-        ctx->multipart->on_file_data = ngx_http_vconv_mp_file_data;
-        ctx->multipart->on_file_end = ngx_http_vconv_mp_file_end;
+        ctx->multipart->on_field = ngx_http_vconv_upload_mp_field;
+        ctx->multipart->on_file_begin = ngx_http_vconv_upload_mp_file_begin;
+        ctx->multipart->on_file_data = ngx_http_vconv_upload_mp_file_data;
+        ctx->multipart->on_file_end = ngx_http_vconv_upload_mp_file_end;
         ctx->multipart->data = ctx;
     }
 
     ngx_http_vconv_zone_room(z, &waiting, &store_bytes);
 
     if (waiting >= vmcf->max_queue) {
-        if (ngx_http_vconv_add_header(r, "Retry-After", (u_char *) "5", 1)
+        if (ngx_http_vconv_reply_header(r, "Retry-After", (u_char *) "5", 1)
             != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -139,7 +145,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
         (void) vconv_error_set(&ctx->err, VCONV_E_QUEUE_FULL,
                                "the queue is full (%u jobs waiting)",
                                (unsigned) waiting);
-        return ngx_http_vconv_refuse(r, &ctx->err);
+        return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
 
     if (vmcf->max_size
@@ -148,14 +154,14 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     {
         (void) vconv_error_set(&ctx->err, VCONV_E_STORE_FULL,
                                "the store has no room for this upload");
-        return ngx_http_vconv_refuse(r, &ctx->err);
+        return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
 
     if (!ctx->name_set) {
-        ngx_http_vconv_header_name(r, &info);
+        ngx_http_vconv_upload_header_name(r, &info);
     }
 
-    if (ngx_http_vconv_make_id(r, &info) != NGX_OK) {
+    if (ngx_http_vconv_upload_make_id(r, &info) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -168,10 +174,9 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     if (job == NULL) {
         (void) vconv_error_set(&ctx->err, VCONV_E_QUEUE_FULL,
                                "the server cannot take a job now");
-        return ngx_http_vconv_refuse(r, &ctx->err);
+        return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
 
-    job->request = r;
     job->spec = *ctx->spec;
     job->wait = ctx->wait;
     ctx->job = job;
@@ -190,11 +195,17 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     cln->handler = ngx_http_vconv_upload_cleanup;
     cln->data = ctx;
 
+    /* the job's end: the answer to wait=1, or an error while uploading */
+    ctx->waiter.event.handler = ngx_http_vconv_upload_job_done;
+    ctx->waiter.event.data = r;
+    ctx->waiter.event.log = r->connection->log;
+    ngx_http_vconv_job_wait(job, &ctx->waiter);
+
     /*
      * A DELETE from any worker only sets a flag in the zone; a stalled
      * upload brings no event that would look at it, so a timer does.
      */
-    ctx->watch.handler = ngx_http_vconv_watch_handler;
+    ctx->watch.handler = ngx_http_vconv_upload_watch_handler;
     ctx->watch.data = r;
     ctx->watch.log = r->connection->log;
     ctx->watch.cancelable = 1;
@@ -202,7 +213,8 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
     r->request_body_no_buffering = 1;
 
-    rc = ngx_http_read_client_request_body(r, ngx_http_vconv_body_handler);
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_vconv_upload_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
@@ -214,7 +226,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
 /* an upload refused before it became a job: counted, then answered */
 static ngx_int_t
-ngx_http_vconv_refuse(ngx_http_request_t *r, vconv_error_t *err)
+ngx_http_vconv_upload_refuse(ngx_http_request_t *r, vconv_error_t *err)
 {
     ngx_http_vconv_zone_t  *z;
 
@@ -222,13 +234,13 @@ ngx_http_vconv_refuse(ngx_http_request_t *r, vconv_error_t *err)
 
     ngx_http_vconv_zone_count_error(z, err->code);
 
-    return ngx_http_vconv_send_error(r, err);
+    return ngx_http_vconv_reply_error(r, err);
 }
 
 
 static ngx_int_t
-ngx_http_vconv_parse_args(ngx_http_request_t *r, ngx_http_vconv_ctx_t *ctx,
-    vconv_job_info_t *info)
+ngx_http_vconv_upload_parse_args(ngx_http_request_t *r,
+    ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info)
 {
     u_char  *p, *last, *amp, *eq, *key, *val, *dst;
     size_t   klen, vlen;
@@ -276,7 +288,7 @@ ngx_http_vconv_parse_args(ngx_http_request_t *r, ngx_http_vconv_ctx_t *ctx,
         }
         vlen = dst - val;
 
-        if (ngx_http_vconv_option(ctx, info, key, klen, val, vlen)
+        if (ngx_http_vconv_upload_option(ctx, info, key, klen, val, vlen)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -291,7 +303,7 @@ ngx_http_vconv_parse_args(ngx_http_request_t *r, ngx_http_vconv_ctx_t *ctx,
 
 /* "wait" and "name" are the upload's own; the rest is the spec's */
 static ngx_int_t
-ngx_http_vconv_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
+ngx_http_vconv_upload_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
     u_char *key, size_t klen, u_char *val, size_t vlen)
 {
     if (klen == 4 && ngx_strncmp(key, "wait", 4) == 0) {
@@ -320,13 +332,84 @@ ngx_http_vconv_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
         return NGX_ERROR;
     }
 
+    return ngx_http_vconv_upload_keep_option(ctx, key, klen, val, vlen);
+}
+
+
+/*
+ * The options as "key=value\n" lines, the value escaped: what a new
+ * worker rebuilds the spec from when an exiting one offers it the job.
+ */
+static ngx_int_t
+ngx_http_vconv_upload_keep_option(ngx_http_vconv_ctx_t *ctx, u_char *key,
+    size_t klen, u_char *val, size_t vlen)
+{
+    u_char  *p;
+    size_t   need, size;
+
+    need = klen + 1 + vlen
+           + 2 * ngx_escape_uri(NULL, val, vlen, NGX_ESCAPE_ARGS) + 1;
+
+    if (ctx->options.len + need > ctx->options_size) {
+        size = ngx_max(2 * ctx->options_size, ctx->options.len + need);
+        size = ngx_max(size, 256);
+
+        p = ngx_pnalloc(ctx->pool, size);
+        if (p == NULL) {
+            (void) vconv_error_set(&ctx->err, VCONV_E_NOMEM,
+                                   "out of memory");
+            return NGX_ERROR;
+        }
+
+        if (ctx->options.len) {
+            ngx_memcpy(p, ctx->options.data, ctx->options.len);
+        }
+
+        ctx->options.data = p;
+        ctx->options_size = size;
+    }
+
+    p = ngx_cpymem(ctx->options.data + ctx->options.len, key, klen);
+    *p++ = '=';
+    p = (u_char *) ngx_escape_uri(p, val, vlen, NGX_ESCAPE_ARGS);
+    *p++ = '\n';
+
+    ctx->options.len = p - ctx->options.data;
+
     return NGX_OK;
 }
 
 
+/* the job takes its own copy of the options: it may outlive the request */
+static ngx_int_t
+ngx_http_vconv_upload_start(ngx_http_vconv_ctx_t *ctx)
+{
+    ngx_http_vconv_job_t  *job;
+
+    job = ctx->job;
+
+    if (job->posted) {
+        return NGX_OK;
+    }
+
+    job->options.data = ngx_pnalloc(job->pool, ctx->options.len + 1);
+    if (job->options.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    job->options.len = ctx->options.len;
+
+    if (ctx->options.len) {
+        ngx_memcpy(job->options.data, ctx->options.data, ctx->options.len);
+    }
+
+    return ngx_http_vconv_job_start(job);
+}
+
+
 static ngx_table_elt_t *
-ngx_http_vconv_find_header(ngx_http_request_t *r, const char *name,
-    size_t len)
+ngx_http_vconv_upload_find_header(ngx_http_request_t *r,
+    const char *name, size_t len)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -358,14 +441,15 @@ ngx_http_vconv_find_header(ngx_http_request_t *r, const char *name,
 
 /* X-File-Name (URL-encoded), else Content-Disposition's filename */
 static void
-ngx_http_vconv_header_name(ngx_http_request_t *r, vconv_job_info_t *info)
+ngx_http_vconv_upload_header_name(ngx_http_request_t *r,
+    vconv_job_info_t *info)
 {
     u_char           *p, *last, *dst, *src;
     size_t            len;
     ngx_table_elt_t  *h;
 
-    h = ngx_http_vconv_find_header(r, "X-File-Name",
-                                   sizeof("X-File-Name") - 1);
+    h = ngx_http_vconv_upload_find_header(r, "X-File-Name",
+                                          sizeof("X-File-Name") - 1);
     if (h && h->value.len) {
         dst = (u_char *) info->in_name;
         src = h->value.data;
@@ -376,8 +460,8 @@ ngx_http_vconv_header_name(ngx_http_request_t *r, vconv_job_info_t *info)
         return;
     }
 
-    h = ngx_http_vconv_find_header(r, "Content-Disposition",
-                                   sizeof("Content-Disposition") - 1);
+    h = ngx_http_vconv_upload_find_header(r, "Content-Disposition",
+                                          sizeof("Content-Disposition") - 1);
     if (h == NULL) {
         return;
     }
@@ -400,7 +484,7 @@ ngx_http_vconv_header_name(ngx_http_request_t *r, vconv_job_info_t *info)
 
 
 static ngx_int_t
-ngx_http_vconv_make_id(ngx_http_request_t *r, vconv_job_info_t *info)
+ngx_http_vconv_upload_make_id(ngx_http_request_t *r, vconv_job_info_t *info)
 {
     u_char                      *p;
     u_char                       rnd[16];
@@ -428,22 +512,23 @@ ngx_http_vconv_make_id(ngx_http_request_t *r, vconv_job_info_t *info)
 
 
 static void
-ngx_http_vconv_body_handler(ngx_http_request_t *r)
+ngx_http_vconv_upload_body_handler(ngx_http_request_t *r)
 {
-    r->read_event_handler = ngx_http_vconv_process_body;
+    r->read_event_handler = ngx_http_vconv_upload_process_body;
 
-    ngx_http_vconv_process_body(r);
+    ngx_http_vconv_upload_process_body(r);
 }
 
 
 /*
  * Takes what nginx has read so far, hands it to the spool file (through
  * the multipart parser when the body is a form) and asks for more, until
- * nothing is ready; also the read event handler while the body arrives.  The buffers are given back at once, so the memory
- * used is nginx's client_body_buffer_size, whatever the body's size.
+ * nothing is ready; also the read event handler while the body arrives.
+ * The buffers are given back at once, so the memory used is nginx's
+ * client_body_buffer_size, whatever the body's size.
  */
 static void
-ngx_http_vconv_process_body(ngx_http_request_t *r)
+ngx_http_vconv_upload_process_body(ngx_http_request_t *r)
 {
     size_t                       len;
     ngx_int_t                    rc;
@@ -483,11 +568,15 @@ ngx_http_vconv_process_body(ngx_http_request_t *r)
                 continue;
             }
 
-            if (ctx->multipart_on) {
+            if (ctx->drain) {
+                ctx->dropped += len;
+                rc = NGX_OK;
+
+            } else if (ctx->multipart_on) {
                 rc = vconv_multipart_feed(ctx->multipart, b->pos, len,
                                           &ctx->err);
             } else {
-                rc = ngx_http_vconv_write_input(ctx, b->pos, len);
+                rc = ngx_http_vconv_upload_write_input(ctx, b->pos, len);
             }
 
             b->pos = b->last;
@@ -500,7 +589,7 @@ ngx_http_vconv_process_body(ngx_http_request_t *r)
 
         rb->bufs = NULL;
 
-        if (job->node->cancel) {
+        if (job->node->cancel && !job->task_done) {
             (void) vconv_error_set(&err, VCONV_E_CANCELED,
                                    "the job was canceled");
             ngx_http_vconv_upload_fail(r, 0, &err);
@@ -508,7 +597,7 @@ ngx_http_vconv_process_body(ngx_http_request_t *r)
         }
 
         if (job->written && !job->posted && !ctx->multipart_on
-            && ngx_http_vconv_job_start(job) != NGX_OK)
+            && ngx_http_vconv_upload_start(ctx) != NGX_OK)
         {
             (void) vconv_error_set(&err, VCONV_E_INTERNAL,
                                    "the transcode could not start");
@@ -517,7 +606,7 @@ ngx_http_vconv_process_body(ngx_http_request_t *r)
         }
 
         if (!r->reading_body) {
-            ngx_http_vconv_body_done(r);
+            ngx_http_vconv_upload_body_done(r);
             return;
         }
 
@@ -538,7 +627,7 @@ ngx_http_vconv_process_body(ngx_http_request_t *r)
 
 
 static ngx_int_t
-ngx_http_vconv_write_input(ngx_http_vconv_ctx_t *ctx, const u_char *p,
+ngx_http_vconv_upload_write_input(ngx_http_vconv_ctx_t *ctx, const u_char *p,
     size_t len)
 {
     ssize_t                      n;
@@ -591,7 +680,7 @@ ngx_http_vconv_write_input(ngx_http_vconv_ctx_t *ctx, const u_char *p,
 
 
 static void
-ngx_http_vconv_body_done(ngx_http_request_t *r)
+ngx_http_vconv_upload_body_done(ngx_http_request_t *r)
 {
     vconv_error_t               err;
     ngx_http_vconv_ctx_t       *ctx;
@@ -641,9 +730,21 @@ ngx_http_vconv_body_done(ngx_http_request_t *r)
         return;
     }
 
+    job->upload_done = 1;
+
+    if (ctx->drain) {
+        /* the record is final already: what was dropped is not in it */
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, job->log, 0,
+                       "vconv: job %V: %O bytes after its end dropped",
+                       &job->id, ctx->dropped);
+
+        ctx->done = 1;
+        ngx_http_finalize_request(r, ngx_http_vconv_upload_answer(r));
+        return;
+    }
+
     (void) ngx_close_file(job->wfd);
     job->wfd = NGX_INVALID_FILE;
-    job->upload_done = 1;
 
     ngx_shmtx_lock(&job->zone->shpool->mutex);
     job->node->info.in_bytes = job->written;
@@ -655,7 +756,7 @@ ngx_http_vconv_body_done(ngx_http_request_t *r)
 
     vconv_reader_end(&job->reader);
 
-    if (!job->posted && ngx_http_vconv_job_start(job) != NGX_OK) {
+    if (!job->posted && ngx_http_vconv_upload_start(ctx) != NGX_OK) {
         (void) vconv_error_set(&err, VCONV_E_INTERNAL,
                                "the transcode could not start");
         ngx_http_vconv_upload_fail(r, 0, &err);
@@ -663,13 +764,13 @@ ngx_http_vconv_body_done(ngx_http_request_t *r)
     }
 
     if (job->wait && !job->task_done) {
-        /* the answer comes from ngx_http_vconv_upload_task_done() */
+        /* the answer comes from ngx_http_vconv_upload_job_done() */
         r->read_event_handler = ngx_http_test_reading;
         return;
     }
 
     ctx->done = 1;
-    ngx_http_finalize_request(r, ngx_http_vconv_answer(r));
+    ngx_http_finalize_request(r, ngx_http_vconv_upload_answer(r));
 }
 
 
@@ -678,10 +779,10 @@ ngx_http_vconv_body_done(ngx_http_request_t *r)
  * converted file; a job that already failed answers with its error.
  */
 static ngx_int_t
-ngx_http_vconv_answer(ngx_http_request_t *r)
+ngx_http_vconv_upload_answer(ngx_http_request_t *r)
 {
     u_char                     *json, *loc;
-    size_t                      len;
+    size_t                      len, n;
     ngx_uint_t                  version, pos;
     vconv_error_t               err;
     vconv_job_info_t            info;
@@ -697,7 +798,7 @@ ngx_http_vconv_answer(ngx_http_request_t *r)
         != NGX_OK)
     {
         (void) vconv_error_set(&err, VCONV_E_CANCELED, "the job was deleted");
-        return ngx_http_vconv_send_error(r, &err);
+        return ngx_http_vconv_reply_error(r, &err);
     }
 
     if (info.status == VCONV_JOB_FAILED || info.status == VCONV_JOB_CANCELED)
@@ -706,50 +807,50 @@ ngx_http_vconv_answer(ngx_http_request_t *r)
         err.code = info.err_code;
         ngx_cpystrn((u_char *) err.message, (u_char *) info.err_message,
                     sizeof(err.message));
-        return ngx_http_vconv_send_error(r, &err);
+        return ngx_http_vconv_reply_error(r, &err);
     }
 
     if (job->wait && info.status == VCONV_JOB_DONE) {
-        return ngx_http_vconv_send_output(r, &info);
+        return ngx_http_vconv_reply_output(r, &info);
     }
 
-    len = vconv_job_json(&info, (char *) vlcf->jobs_uri.data, (int) pos,
-                         NULL, 0);
-
-    json = ngx_pnalloc(r->pool, len + 1);
+    json = ngx_http_vconv_reply_job_json(r->pool, &info,
+                                         (char *) vlcf->jobs_uri.data, pos,
+                                         &len);
     loc = ngx_pnalloc(r->pool, vlcf->jobs_uri.len + job->id.len);
 
     if (json == NULL || loc == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    (void) vconv_job_json(&info, (char *) vlcf->jobs_uri.data, (int) pos,
-                          (char *) json, len + 1);
+    n = ngx_sprintf(loc, "%V%V", &vlcf->jobs_uri, &job->id) - loc;
 
-    if (ngx_http_vconv_add_header(r, "Location", loc,
-                                  ngx_sprintf(loc, "%V%V", &vlcf->jobs_uri,
-                                              &job->id)
-                                  - loc)
-        != NGX_OK)
-    {
+    if (ngx_http_vconv_reply_header(r, "Location", loc, n) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_vconv_send_json(r, NGX_HTTP_ACCEPTED, json, len);
+    return ngx_http_vconv_reply_json(r, NGX_HTTP_ACCEPTED, json, len);
 }
 
 
-/* the task ended while its upload request is still here */
-void
-ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job)
+/*
+ * The job's end, while its upload request is still here: the answer to
+ * wait=1 once the body is in; a job that ended before its upload either
+ * failed (the upload stops) or is done: the rest of the body is read
+ * and dropped, and the answer follows the body.
+ */
+static void
+ngx_http_vconv_upload_job_done(ngx_event_t *ev)
 {
-    ngx_connection_t      *c;
-    ngx_http_request_t    *r;
-    ngx_http_vconv_ctx_t  *ctx;
+    ngx_http_request_t  *r = ev->data;
 
-    r = job->request;
+    ngx_connection_t      *c;
+    ngx_http_vconv_ctx_t  *ctx;
+    ngx_http_vconv_job_t  *job;
+
     c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
+    job = ctx->job;
 
     if (ctx->done) {
         return;
@@ -758,17 +859,23 @@ ngx_http_vconv_upload_task_done(ngx_http_vconv_job_t *job)
     if (job->upload_done) {
         /* wait=1 */
         ctx->done = 1;
-        ngx_http_finalize_request(r, ngx_http_vconv_answer(r));
+        ngx_http_finalize_request(r, ngx_http_vconv_upload_answer(r));
         ngx_http_run_posted_requests(c);
         return;
     }
 
-    /* the job failed before the upload ended: stop taking the body */
-
     if (job->err.code == VCONV_E_NONE) {
-        (void) vconv_error_set(&job->err, VCONV_E_INTERNAL,
-                               "the job ended before its upload");
+        ctx->drain = 1;
+
+        if (job->wfd != NGX_INVALID_FILE) {
+            (void) ngx_close_file(job->wfd);
+            job->wfd = NGX_INVALID_FILE;
+        }
+
+        return;
     }
+
+    /* the job failed before the upload ended: stop taking the body */
 
     ngx_http_vconv_upload_fail(r, 0, &job->err);
     ngx_http_run_posted_requests(c);
@@ -815,12 +922,12 @@ ngx_http_vconv_upload_fail(ngx_http_request_t *r, ngx_int_t status,
         return;
     }
 
-    ngx_http_finalize_request(r, ngx_http_vconv_send_error(r, err));
+    ngx_http_finalize_request(r, ngx_http_vconv_reply_error(r, err));
 }
 
 
 static void
-ngx_http_vconv_watch_handler(ngx_event_t *ev)
+ngx_http_vconv_upload_watch_handler(ngx_event_t *ev)
 {
     ngx_http_request_t  *r = ev->data;
 
@@ -864,7 +971,7 @@ ngx_http_vconv_upload_cleanup(void *data)
     }
 
     ctx->job = NULL;
-    job->request = NULL;
+    ngx_http_vconv_job_unwait(&ctx->waiter);
 
     if (!job->upload_done) {
         job->upload_done = 1;
@@ -879,7 +986,7 @@ ngx_http_vconv_upload_cleanup(void *data)
 
 
 static int
-ngx_http_vconv_mp_field(void *data, const char *name, size_t nlen,
+ngx_http_vconv_upload_mp_field(void *data, const char *name, size_t nlen,
     const char *value, size_t vlen, vconv_error_t *err)
 {
     ngx_http_vconv_ctx_t *ctx = data;
@@ -888,8 +995,8 @@ ngx_http_vconv_mp_field(void *data, const char *name, size_t nlen,
 
     ngx_memzero(&info, sizeof(vconv_job_info_t));
 
-    if (ngx_http_vconv_option(ctx, &info, (u_char *) name, nlen,
-                              (u_char *) value, vlen)
+    if (ngx_http_vconv_upload_option(ctx, &info, (u_char *) name, nlen,
+                                     (u_char *) value, vlen)
         != NGX_OK)
     {
         *err = ctx->err;
@@ -901,8 +1008,8 @@ ngx_http_vconv_mp_field(void *data, const char *name, size_t nlen,
 
 
 static int
-ngx_http_vconv_mp_file_begin(void *data, const char *filename, size_t len,
-    vconv_error_t *err)
+ngx_http_vconv_upload_mp_file_begin(void *data, const char *filename,
+    size_t len, vconv_error_t *err)
 {
     ngx_http_vconv_ctx_t *ctx = data;
 
@@ -921,12 +1028,12 @@ ngx_http_vconv_mp_file_begin(void *data, const char *filename, size_t len,
 
 
 static int
-ngx_http_vconv_mp_file_data(void *data, const uint8_t *p, size_t len,
+ngx_http_vconv_upload_mp_file_data(void *data, const uint8_t *p, size_t len,
     vconv_error_t *err)
 {
     ngx_http_vconv_ctx_t *ctx = data;
 
-    if (ngx_http_vconv_write_input(ctx, p, len) != NGX_OK) {
+    if (ngx_http_vconv_upload_write_input(ctx, p, len) != NGX_OK) {
         *err = ctx->err;
         return 1;
     }
@@ -936,7 +1043,7 @@ ngx_http_vconv_mp_file_data(void *data, const uint8_t *p, size_t len,
 
 
 static int
-ngx_http_vconv_mp_file_end(void *data, vconv_error_t *err)
+ngx_http_vconv_upload_mp_file_end(void *data, vconv_error_t *err)
 {
     return 0;
 }

@@ -528,3 +528,40 @@ ngx_http_vconv_zone_room(ngx_http_vconv_zone_t *z, ngx_uint_t *waiting,
 }
 
 
+/*
+ * A queued job an exiting worker offers (active, pid 0, not started)
+ * becomes this worker's: NULL if there is none.
+ */
+ngx_http_vconv_node_t *
+ngx_http_vconv_zone_take(ngx_http_vconv_zone_t *z, vconv_job_info_t *info)
+{
+    ngx_queue_t            *q;
+    ngx_http_vconv_node_t  *node;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    for (q = ngx_queue_head(&z->sh->queue);
+         q != ngx_queue_sentinel(&z->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_vconv_node_t, queue);
+
+        if (node->active && !node->removing && !node->cancel
+            && node->info.pid == 0
+            && node->info.status == VCONV_JOB_QUEUED)
+        {
+            node->info.pid = ngx_pid;
+            node->version++;
+            *info = node->info;
+
+            ngx_shmtx_unlock(&z->shpool->mutex);
+            return node;
+        }
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return NULL;
+}
+
+

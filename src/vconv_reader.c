@@ -394,3 +394,27 @@ vconv_reader_seek(void *opaque, int64_t offset, int whence)
 
     return target;
 }
+
+
+
+/* for another thread than the writer's: the fields under the lock */
+void
+vconv_reader_state(vconv_reader_t *rd, int *ended, int64_t *last_growth,
+    vconv_err_e *stop)
+{
+    pthread_mutex_lock(&rd->mutex);
+
+    if (ended != NULL) {
+        *ended = rd->ended;
+    }
+
+    if (last_growth != NULL) {
+        *last_growth = rd->last_growth;
+    }
+
+    if (stop != NULL) {
+        *stop = rd->stop;
+    }
+
+    pthread_mutex_unlock(&rd->mutex);
+}

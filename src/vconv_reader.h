@@ -56,5 +56,9 @@ void vconv_reader_stop(vconv_reader_t *rd, vconv_err_e why);
 int vconv_reader_read(void *opaque, uint8_t *buf, int size);
 int64_t vconv_reader_seek(void *opaque, int64_t offset, int whence);
 
+/* ended, last_growth and stop (each may be NULL), from any thread */
+void vconv_reader_state(vconv_reader_t *rd, int *ended,
+    int64_t *last_growth, vconv_err_e *stop);
+
 
 #endif /* _VCONV_READER_H_INCLUDED_ */
