@@ -34,8 +34,19 @@ declare -A SRCS=(
                  src/vconv_encode.c src/vconv_frame.c src/vconv_log.c
                  src/vconv_options.c src/vconv_error.c src/vconv_json.c"
 )
+# every harness in fuzz/, so that a new one cannot be left out silently;
 # FUZZ_NAMES="transcode" runs only that one
-NAMES=${FUZZ_NAMES:-job multipart options transcode}
+ALL_NAMES=
+for f in fuzz/fuzz_*.c; do
+    n=${f#fuzz/fuzz_}
+    n=${n%.c}
+    if [ -z "${SRCS[$n]:-}" ]; then
+        echo "fuzz/run.sh: $f has no SRCS entry: list its core files" >&2
+        exit 1
+    fi
+    ALL_NAMES+=" $n"
+done
+NAMES=${FUZZ_NAMES:-$ALL_NAMES}
 
 # libav frees that fuzz_transcode.c checks the argument of, see there
 WRAP=
