@@ -39,8 +39,6 @@ static ngx_int_t ngx_http_vconv_add_zone(ngx_conf_t *cf,
 static ngx_int_t ngx_http_vconv_add_pool(ngx_conf_t *cf,
     ngx_http_vconv_main_conf_t *vmcf);
 static ngx_int_t ngx_http_vconv_init_process(ngx_cycle_t *cycle);
-static void ngx_http_vconv_av_log(int level, const char *job,
-    const char *msg);
 static ngx_int_t ngx_http_vconv_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -885,12 +883,12 @@ ngx_http_vconv_init_process(ngx_cycle_t *cycle)
 
 
 /*
- * libav's log lines, from any thread.  The cycle's log has no handler
+ * libav's log lines, from any thread and from the sandboxed children.  The cycle's log has no handler
  * that could touch a request, so it is safe to write to from a pool
  * thread.  libav's errors are about the input, not the server: they go
  * in at "warn", not "error".
  */
-static void
+void
 ngx_http_vconv_av_log(int level, const char *job, const char *msg)
 {
     ngx_uint_t  nlevel;

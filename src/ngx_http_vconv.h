@@ -309,6 +309,9 @@ ngx_int_t ngx_http_vconv_sandbox_init_process(ngx_cycle_t *cycle,
 int ngx_http_vconv_transcode(ngx_http_vconv_job_t *job,
     vconv_transcode_t *tc);
 
+/* libav's lines into the error log (ngx_http_vconv_module.c) */
+void ngx_http_vconv_av_log(int level, const char *job, const char *msg);
+
 /* handlers */
 ngx_int_t ngx_http_vconv_upload_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_vconv_jobs_handler(ngx_http_request_t *r);

@@ -17,8 +17,6 @@
 #include "vconv_sandbox.h"
 
 
-static void ngx_http_vconv_sandbox_log(int level, const char *job,
-    const char *msg);
 static void ngx_http_vconv_quarantine(ngx_http_vconv_job_t *job);
 
 
@@ -126,7 +124,7 @@ ngx_http_vconv_sandbox_init_process(ngx_cycle_t *cycle,
 
     if (vconv_sandbox_init(&ngx_http_vconv_sandbox,
                            (char *) vmcf->sandbox_helper.data,
-                           ngx_http_vconv_sandbox_log)
+                           ngx_http_vconv_av_log)
         != VCONV_OK)
     {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
@@ -277,22 +275,3 @@ done:
 }
 
 
-/* the child's libav lines and the sandbox's own, as in thread mode */
-static void
-ngx_http_vconv_sandbox_log(int level, const char *job, const char *msg)
-{
-    ngx_uint_t  nlevel;
-
-    if (level <= 8) {             /* AV_LOG_FATAL and worse */
-        nlevel = NGX_LOG_ERR;
-
-    } else if (level <= 16) {     /* AV_LOG_ERROR */
-        nlevel = NGX_LOG_WARN;
-
-    } else {
-        nlevel = NGX_LOG_INFO;
-    }
-
-    ngx_log_error(nlevel, ngx_cycle->log, 0, "vconv: job %s: %s",
-                  job[0] ? job : "-", msg);
-}
