@@ -193,6 +193,15 @@ vconv_input_open(vconv_job_t *job)
                                        : VCONV_MAX_STREAMS;
     opts = NULL;
 
+    if (job->limits->demuxer_options
+        && av_dict_parse_string(&opts, job->limits->demuxer_options,
+                                "=", ":", 0) < 0)
+    {
+        av_dict_free(&opts);
+        return vconv_error_set(&tc->err, VCONV_E_INVALID_VALUE,
+                               "bad demuxer options");
+    }
+
     /* no protocol at all: the input is our AVIOContext, nothing else */
     av_dict_set(&opts, "protocol_whitelist", "", 0);
     av_dict_set(&opts, "format_whitelist",

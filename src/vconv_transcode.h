@@ -27,6 +27,14 @@ typedef struct {
     int64_t         probesize;       /* bytes, 0: 5 MB */
     int             codec_threads;   /* 0: libav's auto */
     const char     *input_formats;   /* comma list, NULL: the default */
+    /*
+     * "key=value:key=value" for the demuxer, given before the core's own
+     * options so that none of those can be undone.  vconv-cli's
+     * --demux-opt only: the tests switch libav's own defences off with it
+     * (mov's enable_drefs, concat's safe) to show that the core's alone
+     * still hold.
+     */
+    const char     *demuxer_options;
 } vconv_limits_t;
 
 

@@ -3,11 +3,13 @@
 # trick) are allowed here on purpose.  A loopback listener records any
 # connection; no byte of /etc/passwd may reach an output or an answer.
 #
-# What this cannot show alone: libav 5.1 refuses these by its own
-# defaults too (mov drefs are off, concat is "safe", GAB2 takes only
-# srt/ass, HLS over our nameless AVIOContext has no base URL), so removing
-# the core's empty protocol whitelist and refusing io_open does not make
-# this test fail today; it guards against a libav whose defaults change.
+# libav 5.1 refuses most of these by its own defaults too (mov drefs are
+# off, concat is "safe", GAB2 takes only srt/ass, HLS over our nameless
+# AVIOContext has no base URL).  The last cases switch the first two off
+# (vconv-cli --demux-opt, which only the CLI has).  For concat with
+# safe=0 only the core's empty protocol whitelist then stands between the
+# upload and another file: removing it fails this test.  The dref cases
+# are still stopped by mov's own rule for relative references as well.
 # The sandboxed child (seccomp) is the third wall in the module.
 use strict;
 use warnings;
@@ -35,8 +37,11 @@ my @seen;
 sub convert {
     my ($in, $what, @opt) = @_;
     my $out = "$dir/out" . ++$n . '.mkv';
-    my ($exit, $res, $raw) = cli('--input-formats', $wide, $in, $out,
-                                 'format=mkv', @opt);
+    my @pre = grep { /^--/ } @opt;
+    @opt = grep { !/^--/ } @opt;
+    my ($exit, $res, $raw) = cli('--input-formats', $wide,
+                                 map({ split /=/, $_, 2 } @pre),
+                                 $in, $out, 'format=mkv', @opt);
     push @seen, $raw // '';
     push @seen, slurp($out) if -f $out;
     my $code = $res && $res->{error} ? $res->{error}{code} : 'ok';
@@ -83,6 +88,27 @@ for my $k (sort keys %pl) {
     my $mov = mov_dref($dir, $src, 'dref.mov', '/etc/passwd');
     convert($mov, 'MOV with a dref to /etc/passwd');
     convert($mov, 'the same as a remux', 'vcodec=copy');
+}
+
+# libav's own defences off: only the core's stand
+{
+    # the reference names a real clip: if it were opened, the job would
+    # convert the other file's pictures
+    my $src = make_media($dir, 'mp4', name => 'dref-src2.mp4');
+    for my $target ($src, '/etc/passwd') {
+        my $mov = mov_dref($dir, $src, 'dref2.mov', $target);
+        for my $copy ('', 'vcodec=copy') {
+            my $res = convert($mov, "MOV dref to $target, drefs on $copy",
+                '--demux-opt=enable_drefs=1:use_absolute_path=1',
+                $copy || ());
+            ok(!($res && $res->{ok}),
+               "MOV dref to $target $copy: nothing converted from it");
+        }
+    }
+    my $f = ffconcat_list($dir, 'unsafe.ffconcat', $seg, '/etc/passwd');
+    my $res = convert($f, 'concat with safe=0', '--demux-opt=safe=0');
+    ok(!($res && $res->{ok}),
+       'concat, safe=0: no file but the upload is read');
 }
 
 sleep 1;

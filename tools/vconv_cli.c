@@ -2,7 +2,8 @@
  * vconv-cli: the core without nginx, for tests, benchmarks and debugging.
  *
  *   vconv-cli [-v] [--max-size WxH] [--max-duration S] [--max-output BYTES]
- *             [--threads N] [--input-formats LIST] INPUT OUTPUT [key=value...]
+ *             [--threads N] [--input-formats LIST] [--demux-opt K=V:K=V]
+ *             INPUT OUTPUT [key=value...]
  *
  * Prints one line of JSON with the result.  Exit 0: done, 1: the
  * transcode failed (the output is removed), 2: bad usage or options.
@@ -94,6 +95,9 @@ main(int argc, char **argv)
 
         } else if (strcmp(argv[i], "--input-formats") == 0) {
             limits.input_formats = argv[++i];
+
+        } else if (strcmp(argv[i], "--demux-opt") == 0) {
+            limits.demuxer_options = argv[++i];
 
         } else {
             vconv_cli_usage();
@@ -213,6 +217,7 @@ vconv_cli_usage(void)
             "usage: vconv-cli [-v] [--max-size WxH] [--max-duration S]\n"
             "                 [--max-output BYTES] [--threads N]\n"
             "                 [--max-streams N] [--input-formats LIST]\n"
+            "                 [--demux-opt KEY=VALUE:KEY=VALUE]\n"
             "                 INPUT OUTPUT [key=value ...]\n");
 }
 
