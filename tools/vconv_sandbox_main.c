@@ -823,6 +823,7 @@ vconv_selftest(void)
 {
     int              status, fails, fd;
     char             err[256];
+    void            *big;
     pid_t            pid, r;
     struct stat      st;
     pthread_t        tid;
@@ -906,15 +907,16 @@ vconv_selftest(void)
     }
 
     fd = fcntl(1, F_DUPFD_CLOEXEC, 0);
-    if (fd >= 0 && fstat(fd, &st) == 0 && close(fd) == 0
-        && malloc(64 << 20) != NULL)
-    {
+    big = malloc(64 << 20);
+    if (fd >= 0 && fstat(fd, &st) == 0 && close(fd) == 0 && big != NULL) {
         printf("ok dup, fstat, close and malloc work\n");
 
     } else {
         printf("not ok dup, fstat, close or malloc\n");
         fails++;
     }
+
+    free(big);
 
     _exit(fails ? 1 : 0);
 }
