@@ -295,7 +295,9 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
         }
     }
 
+    /* no pointer crosses into the child; the CLI's demuxer options stay */
     m.u.job.limits.input_formats = NULL;
+    m.u.job.limits.demuxer_options = NULL;
     snprintf(m.u.job.job, sizeof(m.u.job.job), "%s",
              job->job ? job->job : "");
     m.u.job.priority = job->priority;

@@ -429,6 +429,7 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
     limits = job->limits;
     limits.input_formats = job->input_formats[0] ? job->input_formats
                                                  : NULL;
+    limits.demuxer_options = NULL;
 
     memset(&tc, 0, sizeof(tc));
     tc.spec = &job->spec;
