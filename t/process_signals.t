@@ -450,10 +450,12 @@ if (want('queued')) {
     my $ng = VconvNginx->new(workers => 1,
                              main => 'thread_pool one threads=1;',
                              http => 'vconv_thread_pool one;')->start;
+    # the first runs all 20 s of the clip, so that it is still running at
+    # the reload on an idle machine too; the second is short
     my @id;
-    for my $n (1, 2) {
-        my $r = $ng->post_file("/api/jobs?$SHORT&height=720", $long,
-                               name => "q$n.mov");
+    for my $q ('format=mp4', $SHORT) {
+        my $r = $ng->post_file("/api/jobs?$q&height=720", $long,
+                               name => 'q' . (@id + 1) . '.mov');
         push @id, $r->{json} ? $r->{json}{id} : 'none';
     }
     is(wait_running($ng, $id[0]), 'running', '[queued] the first job runs');
