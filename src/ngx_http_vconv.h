@@ -269,7 +269,7 @@ void ngx_http_vconv_store_init_process(ngx_cycle_t *cycle);
 u_char *ngx_http_vconv_store_path(ngx_pool_t *pool,
     ngx_http_vconv_main_conf_t *vmcf, ngx_str_t *id, const char *file);
 ngx_int_t ngx_http_vconv_store_create(u_char *dir, u_char *input,
-    u_char *tmp, ngx_fd_t *wfd, ngx_fd_t *ofd, ngx_log_t *log);
+    ngx_fd_t *wfd, ngx_log_t *log);
 void ngx_http_vconv_store_rmdir(ngx_http_vconv_main_conf_t *vmcf,
     const char *id, ngx_log_t *log);
 /* the zone's copy, else the job.json of a job the zone does not hold */

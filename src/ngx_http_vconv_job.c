@@ -192,8 +192,8 @@ ngx_http_vconv_job_create(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, job->log, 0,
                    "vconv: job %V uploading", &job->id);
 
-    if (ngx_http_vconv_store_create(job->dir, job->input, job->tmp,
-                                    &job->wfd, NULL, job->log)
+    if (ngx_http_vconv_store_create(job->dir, job->input, &job->wfd,
+                                    job->log)
         != NGX_OK)
     {
         goto failed;

@@ -186,38 +186,20 @@ ngx_http_vconv_store_path(ngx_pool_t *pool, ngx_http_vconv_main_conf_t *vmcf,
 
 
 /*
- * A new job's folder (0700), its input (0600, open for writing in *wfd)
- * and its output's temporary file (0600, empty; open for writing in *ofd
- * if ofd is not NULL).  The modes are the most a umask can leave, so a
- * daemonised nginx (umask 0) makes them so too; libav, opening the
- * existing temporary file by name, keeps its mode.  On failure the caller
- * removes the folder with whatever is in it.
+ * A new job's folder (0700) and its input (0600, open for writing in
+ * *wfd).  The modes are the most a umask can leave, so a daemonised nginx
+ * (umask 0) makes them so too.  The output's temporary file is made 0600
+ * by the task that writes it (ngx_http_vconv_transcode()).  On failure
+ * the caller removes the folder with whatever is in it.
  */
 ngx_int_t
-ngx_http_vconv_store_create(u_char *dir, u_char *input, u_char *tmp,
-    ngx_fd_t *wfd, ngx_fd_t *ofd, ngx_log_t *log)
+ngx_http_vconv_store_create(u_char *dir, u_char *input, ngx_fd_t *wfd,
+    ngx_log_t *log)
 {
-    ngx_fd_t  fd;
-
     if (ngx_create_dir(dir, 0700) == NGX_FILE_ERROR) {
         ngx_log_error(NGX_LOG_CRIT, log, ngx_errno,
                       "vconv: mkdir \"%s\" failed", dir);
         return NGX_ERROR;
-    }
-
-    fd = ngx_open_file(tmp, NGX_FILE_WRONLY,
-                       NGX_FILE_CREATE_OR_OPEN | O_EXCL | O_NOFOLLOW, 0600);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_CRIT, log, ngx_errno,
-                      "vconv: open \"%s\" failed", tmp);
-        return NGX_ERROR;
-    }
-
-    if (ofd) {
-        *ofd = fd;
-
-    } else {
-        (void) ngx_close_file(fd);
     }
 
     *wfd = ngx_open_file(input, NGX_FILE_WRONLY,
