@@ -34,6 +34,8 @@ static char *ngx_http_vconv_resolution_slot(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_vconv_node_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_vconv_per_client_slot(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_vconv_add_zone(ngx_conf_t *cf,
     ngx_http_vconv_main_conf_t *vmcf, ssize_t size);
 static ngx_int_t ngx_http_vconv_add_pool(ngx_conf_t *cf,
@@ -211,6 +213,20 @@ static ngx_command_t  ngx_http_vconv_commands[] = {
       offsetof(ngx_http_vconv_main_conf_t, sandbox_helper),
       NULL },
 
+    { ngx_string("vconv_failed_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, failed_ttl),
+      NULL },
+
+    { ngx_string("vconv_max_jobs_per_client"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_vconv_per_client_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -295,6 +311,7 @@ ngx_http_vconv_create_main_conf(ngx_conf_t *cf)
     vmcf->priority = NGX_CONF_UNSET;
     vmcf->isolation = NGX_CONF_UNSET_UINT;
     vmcf->job_memory = NGX_CONF_UNSET;
+    vmcf->failed_ttl = NGX_CONF_UNSET;
 
     return vmcf;
 }
@@ -324,6 +341,7 @@ ngx_http_vconv_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(vmcf->stall_timeout, 60000);
     ngx_conf_init_value(vmcf->codec_threads, 0);
     ngx_conf_init_value(vmcf->priority, 10);
+    ngx_conf_init_value(vmcf->failed_ttl, 300);
 
     if (vmcf->input_formats.len == 0) {
         ngx_str_set(&vmcf->input_formats, VCONV_DEFAULT_INPUT_FORMATS);
@@ -378,6 +396,8 @@ ngx_http_vconv_create_loc_conf(ngx_conf_t *cf)
      */
 
     vlcf->formats = NGX_CONF_UNSET_UINT;
+    vlcf->max_per_client = NGX_CONF_UNSET_UINT;
+    vlcf->client_key = NGX_CONF_UNSET_PTR;
 
     return vlcf;
 }
@@ -390,6 +410,8 @@ ngx_http_vconv_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_vconv_loc_conf_t *conf = child;
 
     ngx_conf_merge_uint_value(conf->formats, prev->formats, VCONV_FMT_ALL);
+    ngx_conf_merge_uint_value(conf->max_per_client, prev->max_per_client, 0);
+    ngx_conf_merge_ptr_value(conf->client_key, prev->client_key, NULL);
 
     return NGX_CONF_OK;
 }
@@ -999,4 +1021,67 @@ ngx_http_vconv_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     v->not_found = 0;
 
     return NGX_OK;
+}
+
+
+/*
+ * vconv_max_jobs_per_client N [key=$variable]: at most N jobs in flight
+ * (uploading, queued, running) per client; the key is the client's
+ * address unless given (e.g. key=$remote_user, key=$http_x_api_key).
+ */
+static char *
+ngx_http_vconv_per_client_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_vconv_loc_conf_t *vlcf = conf;
+
+    ngx_int_t                          n;
+    ngx_str_t                         *value, key;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (vlcf->max_per_client != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid number \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    vlcf->max_per_client = n;
+    vlcf->client_key = NULL;
+
+    if (cf->args->nelts == 2) {
+        return NGX_CONF_OK;
+    }
+
+    if (value[2].len <= 4 || ngx_strncmp(value[2].data, "key=", 4) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    key.data = value[2].data + 4;
+    key.len = value[2].len - 4;
+
+    vlcf->client_key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (vlcf->client_key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &key;
+    ccv.complex_value = vlcf->client_key;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }

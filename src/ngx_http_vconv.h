@@ -29,6 +29,8 @@ typedef struct {
     off_t                       disk;      /* bytes this job holds */
     unsigned                    active:1;  /* a worker owns it now */
     unsigned                    removing:1;
+    unsigned                    small:1;   /* no folder: may be evicted */
+    uint32_t                    client;    /* vconv_max_jobs_per_client */
 } ngx_http_vconv_node_t;
 
 
@@ -39,6 +41,7 @@ typedef struct {
     ngx_uint_t                  bytes_in;
     ngx_uint_t                  bytes_out;
     double                      transcode_seconds;
+    ngx_uint_t                  accepted;      /* jobs made by uploads */
 } ngx_http_vconv_counters_t;
 
 
@@ -94,6 +97,9 @@ struct ngx_http_vconv_main_conf_s {
     ngx_str_t                   quarantine;     /* "" or a folder */
     ngx_str_t                   sandbox_helper; /* the executable */
     ngx_flag_t                  uploads;        /* a vconv_upload exists */
+
+    /* abuse resistance (ngx_http_vconv_upload.c, _store.c) */
+    time_t                      failed_ttl;     /* vconv_failed_ttl */
 };
 
 
@@ -106,6 +112,8 @@ typedef struct {
     ngx_uint_t                  handler;        /* NGX_HTTP_VCONV_H_* */
     ngx_uint_t                  formats;        /* mask, vconv_formats */
     ngx_str_t                   jobs_uri;       /* "/api/jobs/" */
+    ngx_uint_t                  max_per_client; /* 0: no bound */
+    ngx_http_complex_value_t   *client_key;     /* NULL: the address */
 } ngx_http_vconv_loc_conf_t;
 
 
@@ -214,6 +222,9 @@ typedef struct {
     size_t                      options_size;
     char                        name[VCONV_NAME_MAX];
     unsigned                    wait:1;
+    unsigned                    wait_set:1;
+    unsigned                    keep:1;      /* wait=1 keeps the job */
+    unsigned                    keep_set:1;
     unsigned                    multipart_on:1;
     unsigned                    file_seen:1;
     unsigned                    name_set:1;
@@ -249,6 +260,14 @@ void ngx_http_vconv_zone_input(ngx_http_vconv_zone_t *z,
 void ngx_http_vconv_zone_remove(ngx_http_vconv_zone_t *z, ngx_str_t *id);
 void ngx_http_vconv_zone_count_error(ngx_http_vconv_zone_t *z,
     vconv_err_e code);
+/* abuse resistance and accounting (issue 18) */
+void ngx_http_vconv_zone_accept(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node, uint32_t client);
+void ngx_http_vconv_zone_count_unposted(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node, vconv_err_e code);
+ngx_uint_t ngx_http_vconv_zone_client_jobs(ngx_http_vconv_zone_t *z,
+    uint32_t client);
+time_t ngx_http_vconv_zone_retry_after(ngx_http_vconv_zone_t *z);
 /* a queued job offered by an exiting worker, now the caller's */
 ngx_http_vconv_node_t *ngx_http_vconv_zone_take(ngx_http_vconv_zone_t *z,
     vconv_job_info_t *info);
@@ -269,7 +288,9 @@ void ngx_http_vconv_store_init_process(ngx_cycle_t *cycle);
 u_char *ngx_http_vconv_store_path(ngx_pool_t *pool,
     ngx_http_vconv_main_conf_t *vmcf, ngx_str_t *id, const char *file);
 ngx_int_t ngx_http_vconv_store_create(u_char *dir, u_char *input,
-    ngx_fd_t *wfd, ngx_log_t *log);
+    ngx_fd_t *wfd, ngx_log_t *log, vconv_error_t *err);
+/* a failed or canceled job: no folder, a short-lived small record */
+void ngx_http_vconv_store_forget(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_store_rmdir(ngx_http_vconv_main_conf_t *vmcf,
     const char *id, ngx_log_t *log);
 /* the zone's copy, else the job.json of a job the zone does not hold */
@@ -281,7 +302,7 @@ ngx_int_t ngx_http_vconv_store_cancel(ngx_http_vconv_zone_t *z,
 
 /* jobs in the owning worker (ngx_http_vconv_job.c) */
 ngx_http_vconv_job_t *ngx_http_vconv_job_create(ngx_http_request_t *r,
-    ngx_http_vconv_zone_t *z, vconv_job_info_t *info);
+    ngx_http_vconv_zone_t *z, vconv_job_info_t *info, vconv_error_t *err);
 ngx_int_t ngx_http_vconv_job_start(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_complete(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_release(ngx_http_vconv_job_t *job);

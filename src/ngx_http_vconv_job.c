@@ -168,15 +168,21 @@ ngx_http_vconv_job_reader(ngx_http_vconv_job_t *job, off_t written,
 }
 
 
-/* Makes the job's record, folder and spool file, for an upload. */
+/*
+ * Makes the job's record, folder and spool file, for an upload; err says
+ * why not (zone_full, store_full, store_error, internal_error).
+ */
 ngx_http_vconv_job_t *
 ngx_http_vconv_job_create(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
-    vconv_job_info_t *info)
+    vconv_job_info_t *info, vconv_error_t *err)
 {
     ngx_http_vconv_job_t        *job;
     ngx_http_vconv_main_conf_t  *vmcf;
 
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vconv_module);
+
+    (void) vconv_error_set(err, VCONV_E_INTERNAL,
+                           "the server cannot take a job now");
 
     job = ngx_http_vconv_job_alloc(vmcf, z, info);
     if (job == NULL) {
@@ -186,6 +192,8 @@ ngx_http_vconv_job_create(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     job->node = ngx_http_vconv_zone_add(z, &job->info, r->connection->log);
     if (job->node == NULL) {
         ngx_destroy_pool(job->pool);
+        (void) vconv_error_set(err, VCONV_E_ZONE_FULL,
+                               "the server holds as many jobs as it can");
         return NULL;
     }
 
@@ -193,7 +201,7 @@ ngx_http_vconv_job_create(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
                    "vconv: job %V uploading", &job->id);
 
     if (ngx_http_vconv_store_create(job->dir, job->input, &job->wfd,
-                                    job->log)
+                                    job->log, err)
         != NGX_OK)
     {
         goto failed;
@@ -279,6 +287,11 @@ ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job)
 
     ngx_http_vconv_job_drop_input(job);
 
+    if (!job->posted && job->err.code != VCONV_E_NONE) {
+        /* an accepted upload refused on the way still ends once */
+        ngx_http_vconv_zone_count_unposted(z, job->node, job->err.code);
+    }
+
     if (!job->posted || job->node->cancel || job->discard) {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, job->log, 0,
                        "vconv: job %V removed", &job->id);
@@ -287,6 +300,8 @@ ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job)
         ngx_http_vconv_zone_remove(z, &job->id);
         return;
     }
+
+    ngx_http_vconv_store_forget(job);
 
     ngx_shmtx_lock(&z->shpool->mutex);
     job->node->active = 0;

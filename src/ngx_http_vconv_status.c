@@ -114,6 +114,12 @@ ngx_http_vconv_status_handler(ngx_http_request_t *r)
                          ngx_http_vconv_results[i], m.counters.finished[i]);
     }
 
+    /* accepted = done + failed + canceled + uploading + queued + running */
+    p = ngx_slprintf(p, end,
+            "# HELP vconv_jobs_accepted_total Uploads that became jobs.\n"
+            "# TYPE vconv_jobs_accepted_total counter\n"
+            "vconv_jobs_accepted_total %ui\n", m.counters.accepted);
+
     p = ngx_slprintf(p, end,
             "# HELP vconv_job_errors_total Failed jobs and refused "
             "requests, by error code.\n"

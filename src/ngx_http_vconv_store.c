@@ -190,28 +190,100 @@ ngx_http_vconv_store_path(ngx_pool_t *pool, ngx_http_vconv_main_conf_t *vmcf,
  * *wfd).  The modes are the most a umask can leave, so a daemonised nginx
  * (umask 0) makes them so too.  The output's temporary file is made 0600
  * by the task that writes it (ngx_http_vconv_transcode()).  On failure
- * the caller removes the folder with whatever is in it.
+ * the caller removes the folder with whatever is in it; err says whose
+ * fault it is: a full disk (507 store_full) or the store itself (500
+ * store_error: permissions, a read-only or missing folder), never the
+ * queue's.
  */
 ngx_int_t
 ngx_http_vconv_store_create(u_char *dir, u_char *input, ngx_fd_t *wfd,
-    ngx_log_t *log)
+    ngx_log_t *log, vconv_error_t *err)
 {
+    ngx_err_t    e;
+    const char  *op;
+    u_char      *path;
+
+    op = "mkdir";
+    path = dir;
+
     if (ngx_create_dir(dir, 0700) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_CRIT, log, ngx_errno,
-                      "vconv: mkdir \"%s\" failed", dir);
-        return NGX_ERROR;
+        goto failed;
     }
+
+    op = "open";
+    path = input;
 
     *wfd = ngx_open_file(input, NGX_FILE_WRONLY,
                          NGX_FILE_CREATE_OR_OPEN | O_EXCL | O_NOFOLLOW,
                          0600);
     if (*wfd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_CRIT, log, ngx_errno,
-                      "vconv: open \"%s\" failed", input);
-        return NGX_ERROR;
+        goto failed;
     }
 
     return NGX_OK;
+
+failed:
+
+    e = ngx_errno;
+
+    /* the operator's line: which path, which errno */
+    ngx_log_error(NGX_LOG_ERR, log, e, "vconv: %s \"%s\" failed", op, path);
+
+    if (e == NGX_ENOSPC || e == EDQUOT) {
+        (void) vconv_error_set(err, VCONV_E_STORE_FULL,
+                               "the store has no room for this upload");
+
+    } else {
+        (void) vconv_error_set(err, VCONV_E_STORE_ERROR,
+                               "the server cannot write to its store");
+    }
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * A job that failed or was canceled with its id known: its folder goes
+ * now (there is no output to serve) and its record, a few hundred bytes
+ * of shared memory, lives on for vconv_failed_ttl only, or less when the
+ * zone needs the room (ngx_http_vconv_zone_add).  So junk uploads cost
+ * no disk and little zone.
+ */
+void
+ngx_http_vconv_store_forget(ngx_http_vconv_job_t *job)
+{
+    time_t                  expires;
+    vconv_status_e          status;
+    ngx_http_vconv_zone_t  *z;
+    ngx_http_vconv_node_t  *node;
+
+    z = job->zone;
+    node = job->node;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+    status = node->info.status;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (status != VCONV_JOB_FAILED && status != VCONV_JOB_CANCELED) {
+        return;
+    }
+
+    ngx_http_vconv_store_rmdir(job->vmcf, job->info.id, job->log);
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    expires = node->info.finished + job->vmcf->failed_ttl;
+
+    if (node->info.expires == 0 || expires < node->info.expires) {
+        node->info.expires = expires;
+    }
+
+    z->sh->store_bytes -= node->disk;
+    node->disk = 0;
+    node->small = 1;
+    node->version++;
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
 }
 
 

@@ -17,6 +17,18 @@
 
 static ngx_int_t ngx_http_vconv_upload_refuse(ngx_http_request_t *r,
     vconv_error_t *err);
+static ngx_int_t ngx_http_vconv_upload_retry_after(ngx_http_request_t *r,
+    time_t seconds);
+static ngx_int_t ngx_http_vconv_upload_client(ngx_http_request_t *r,
+    ngx_http_vconv_zone_t *z, uint32_t *client, vconv_error_t *err);
+static ngx_int_t ngx_http_vconv_upload_flag(ngx_http_vconv_ctx_t *ctx,
+    const char *name, u_char *val, size_t vlen, ngx_uint_t set);
+static void ngx_http_vconv_upload_abandon(ngx_http_vconv_ctx_t *ctx,
+    ngx_http_vconv_job_t *job);
+static ngx_int_t ngx_http_vconv_upload_output(ngx_http_request_t *r,
+    ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info, u_char *loc,
+    size_t n);
+static void ngx_http_vconv_upload_forget(ngx_http_vconv_job_t *job);
 static ngx_int_t ngx_http_vconv_upload_parse_args(ngx_http_request_t *r,
     ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info);
 static ngx_int_t ngx_http_vconv_upload_option(ngx_http_vconv_ctx_t *ctx,
@@ -52,6 +64,7 @@ static int ngx_http_vconv_upload_mp_file_end(void *data, vconv_error_t *err);
 ngx_int_t
 ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 {
+    uint32_t                     client;
     ngx_int_t                    rc;
     ngx_uint_t                   waiting;
     off_t                        store_bytes;
@@ -71,6 +84,14 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vconv_module);
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vconv_module);
     z = ngx_http_vconv_zone(r);
+
+    /*
+     * No "100 Continue" for a request refused before its body is read
+     * (as nginx itself does for a 413): a client that waits for it
+     * would otherwise send the whole body to be dropped.  It is sent
+     * when the body is asked for, below.
+     */
+    r->expect_tested = 1;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_vconv_ctx_t));
     if (ctx == NULL) {
@@ -133,12 +154,14 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
         ctx->multipart->data = ctx;
     }
 
+    if (ngx_http_vconv_upload_client(r, z, &client, &ctx->err) != NGX_OK) {
+        return ngx_http_vconv_upload_refuse(r, &ctx->err);
+    }
+
     ngx_http_vconv_zone_room(z, &waiting, &store_bytes);
 
     if (waiting >= vmcf->max_queue) {
-        if (ngx_http_vconv_reply_header(r, "Retry-After", (u_char *) "5", 1)
-            != NGX_OK)
-        {
+        if (ngx_http_vconv_upload_retry_after(r, 5) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -170,12 +193,21 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     info.out_format = ctx->spec->format;
     info.pid = ngx_pid;
 
-    job = ngx_http_vconv_job_create(r, z, &info);
+    job = ngx_http_vconv_job_create(r, z, &info, &ctx->err);
     if (job == NULL) {
-        (void) vconv_error_set(&ctx->err, VCONV_E_QUEUE_FULL,
-                               "the server cannot take a job now");
+        if (ctx->err.code == VCONV_E_ZONE_FULL
+            && ngx_http_vconv_upload_retry_after(r,
+                                       ngx_http_vconv_zone_retry_after(z))
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
+
+    /* from here on the job ends once in the counters, whatever happens */
+    ngx_http_vconv_zone_accept(z, job->node, client);
 
     job->spec = *ctx->spec;
     job->wait = ctx->wait;
@@ -213,6 +245,9 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
     r->request_body_no_buffering = 1;
 
+    /* the body is wanted now: a client that waits may have its 100 */
+    r->expect_tested = 0;
+
     rc = ngx_http_read_client_request_body(r,
                                            ngx_http_vconv_upload_body_handler);
 
@@ -235,6 +270,81 @@ ngx_http_vconv_upload_refuse(ngx_http_request_t *r, vconv_error_t *err)
     ngx_http_vconv_zone_count_error(z, err->code);
 
     return ngx_http_vconv_reply_error(r, err);
+}
+
+
+static ngx_int_t
+ngx_http_vconv_upload_retry_after(ngx_http_request_t *r, time_t seconds)
+{
+    u_char  *p;
+    size_t   len;
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_sprintf(p, "%T", ngx_max(seconds, 1)) - p;
+
+    return ngx_http_vconv_reply_header(r, "Retry-After", p, len);
+}
+
+
+/*
+ * vconv_max_jobs_per_client: the client's key (the address, or the
+ * location's key=$variable) as a hash, and whether it may start one
+ * more job.  The count and the job's record are not made under one
+ * lock: two workers taking the same client's uploads at the same moment
+ * may let it have one job more than the bound each.  An empty key is
+ * not bounded (e.g. a key from a header a client did not send).
+ */
+static ngx_int_t
+ngx_http_vconv_upload_client(ngx_http_request_t *r,
+    ngx_http_vconv_zone_t *z, uint32_t *client, vconv_error_t *err)
+{
+    ngx_str_t                   key;
+    ngx_uint_t                  n;
+    ngx_http_vconv_loc_conf_t  *vlcf;
+
+    *client = 0;
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vconv_module);
+
+    if (vlcf->max_per_client == 0) {
+        return NGX_OK;
+    }
+
+    if (vlcf->client_key) {
+        if (ngx_http_complex_value(r, vlcf->client_key, &key) != NGX_OK) {
+            (void) vconv_error_set(err, VCONV_E_NOMEM, "out of memory");
+            return NGX_ERROR;
+        }
+
+    } else {
+        key = r->connection->addr_text;
+    }
+
+    if (key.len == 0) {
+        return NGX_OK;
+    }
+
+    /* 0 is "no client" */
+    *client = ngx_crc32_long(key.data, key.len) | 1;
+
+    n = ngx_http_vconv_zone_client_jobs(z, *client);
+
+    if (n < vlcf->max_per_client) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_vconv_upload_retry_after(r, 5) != NGX_OK) {
+        (void) vconv_error_set(err, VCONV_E_NOMEM, "out of memory");
+        return NGX_ERROR;
+    }
+
+    (void) vconv_error_set(err, VCONV_E_TOO_MANY_JOBS,
+                           "this client has %u jobs in flight already",
+                           (unsigned) n);
+    return NGX_ERROR;
 }
 
 
@@ -306,18 +416,31 @@ static ngx_int_t
 ngx_http_vconv_upload_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
     u_char *key, size_t klen, u_char *val, size_t vlen)
 {
-    if (klen == 4 && ngx_strncmp(key, "wait", 4) == 0) {
-        if (vlen == 1 && (val[0] == '0' || val[0] == '1')) {
-            ctx->wait = (val[0] == '1');
-            return NGX_OK;
-        }
+    ngx_int_t  rc;
 
-        (void) vconv_error_set(&ctx->err, VCONV_E_INVALID_VALUE,
-                               "option 'wait' must be 0 or 1");
-        return NGX_ERROR;
+    if (klen == 4 && ngx_strncmp(key, "wait", 4) == 0) {
+        rc = ngx_http_vconv_upload_flag(ctx, "wait", val, vlen,
+                                        ctx->wait_set);
+        ctx->wait_set = 1;
+        ctx->wait = (rc == 1);
+        return rc == NGX_ERROR ? NGX_ERROR : NGX_OK;
+    }
+
+    if (klen == 4 && ngx_strncmp(key, "keep", 4) == 0) {
+        rc = ngx_http_vconv_upload_flag(ctx, "keep", val, vlen,
+                                        ctx->keep_set);
+        ctx->keep_set = 1;
+        ctx->keep = (rc == 1);
+        return rc == NGX_ERROR ? NGX_ERROR : NGX_OK;
     }
 
     if (klen == 4 && ngx_strncmp(key, "name", 4) == 0) {
+        if (ctx->name_set) {
+            (void) vconv_error_set(&ctx->err, VCONV_E_DUPLICATE_OPTION,
+                                   "option 'name' is given more than once");
+            return NGX_ERROR;
+        }
+
         ngx_cpystrn((u_char *) ctx->name, val,
                     ngx_min(vlen + 1, sizeof(ctx->name)));
         ngx_memcpy(info->in_name, ctx->name, sizeof(info->in_name));
@@ -333,6 +456,27 @@ ngx_http_vconv_upload_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
     }
 
     return ngx_http_vconv_upload_keep_option(ctx, key, klen, val, vlen);
+}
+
+
+/* wait=0|1, keep=0|1: 0 or 1, NGX_ERROR for a bad or repeated one */
+static ngx_int_t
+ngx_http_vconv_upload_flag(ngx_http_vconv_ctx_t *ctx, const char *name,
+    u_char *val, size_t vlen, ngx_uint_t set)
+{
+    if (set) {
+        (void) vconv_error_set(&ctx->err, VCONV_E_DUPLICATE_OPTION,
+                               "option '%s' is given more than once", name);
+        return NGX_ERROR;
+    }
+
+    if (vlen == 1 && (val[0] == '0' || val[0] == '1')) {
+        return val[0] - '0';
+    }
+
+    (void) vconv_error_set(&ctx->err, VCONV_E_INVALID_VALUE,
+                           "option '%s' must be 0 or 1", name);
+    return NGX_ERROR;
 }
 
 
@@ -810,26 +954,83 @@ ngx_http_vconv_upload_answer(ngx_http_request_t *r)
         return ngx_http_vconv_reply_error(r, &err);
     }
 
+    loc = ngx_pnalloc(r->pool, vlcf->jobs_uri.len + job->id.len);
+    if (loc == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    n = ngx_sprintf(loc, "%V%V", &vlcf->jobs_uri, &job->id) - loc;
+
     if (job->wait && info.status == VCONV_JOB_DONE) {
-        return ngx_http_vconv_reply_output(r, &info);
+        return ngx_http_vconv_upload_output(r, ctx, &info, loc, n);
     }
 
     json = ngx_http_vconv_reply_job_json(r->pool, &info,
                                          (char *) vlcf->jobs_uri.data, pos,
                                          &len);
-    loc = ngx_pnalloc(r->pool, vlcf->jobs_uri.len + job->id.len);
-
-    if (json == NULL || loc == NULL) {
+    if (json == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    n = ngx_sprintf(loc, "%V%V", &vlcf->jobs_uri, &job->id) - loc;
 
     if (ngx_http_vconv_reply_header(r, "Location", loc, n) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ngx_http_vconv_reply_json(r, NGX_HTTP_ACCEPTED, json, len);
+}
+
+
+/*
+ * wait=1's answer is the file: the id was never sent, so once the file
+ * is open for sending, the job's record and folder go (the open file
+ * lives on until it is sent).  keep=1 keeps the job and says where it
+ * is: Location and X-Vconv-Job-Id.
+ */
+static ngx_int_t
+ngx_http_vconv_upload_output(ngx_http_request_t *r,
+    ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info, u_char *loc,
+    size_t n)
+{
+    ngx_int_t              rc;
+    ngx_http_vconv_job_t  *job;
+
+    job = ctx->job;
+
+    if (ctx->keep) {
+        if (ngx_http_vconv_reply_header(r, "Location", loc, n) != NGX_OK
+            || ngx_http_vconv_reply_header(r, "X-Vconv-Job-Id", job->id.data,
+                                           job->id.len)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_vconv_reply_output(r, info);
+    }
+
+    rc = ngx_http_vconv_reply_output(r, info);
+
+    ngx_http_vconv_upload_forget(job);
+
+    return rc;
+}
+
+
+/* the job goes as soon as nothing works on it any more */
+static void
+ngx_http_vconv_upload_forget(ngx_http_vconv_job_t *job)
+{
+    job->discard = 1;
+
+    if (!job->settled) {
+        /* ngx_http_vconv_job_settle() removes it */
+        return;
+    }
+
+    /* it settled before its upload ended (a short job): remove it now */
+
+    ngx_http_vconv_store_rmdir(job->vmcf, job->info.id, job->log);
+    ngx_http_vconv_zone_remove(job->zone, &job->id);
 }
 
 
@@ -902,6 +1103,11 @@ ngx_http_vconv_upload_fail(ngx_http_request_t *r, ngx_int_t status,
     if (job) {
         /* the answer is an error, not the job: nobody will ask for it */
         job->discard = 1;
+
+        if (!job->posted && job->err.code == VCONV_E_NONE) {
+            /* no task will say how it ended: the upload does */
+            job->err = *err;
+        }
     }
 
     if (job && !job->upload_done) {
@@ -973,15 +1179,53 @@ ngx_http_vconv_upload_cleanup(void *data)
     ctx->job = NULL;
     ngx_http_vconv_job_unwait(&ctx->waiter);
 
+    if (!ctx->done) {
+        ngx_http_vconv_upload_abandon(ctx, job);
+    }
+
+    ngx_http_vconv_job_release(job);
+}
+
+
+/*
+ * The request goes before its answer: the client closed the connection
+ * (or nginx gave up on it).  An upload in progress ends aborted; a
+ * wait=1 job whose client no longer waits is canceled, its transcode
+ * stopped (the task polls the flag), and leaves nothing: nobody can
+ * learn its id any more.
+ */
+static void
+ngx_http_vconv_upload_abandon(ngx_http_vconv_ctx_t *ctx,
+    ngx_http_vconv_job_t *job)
+{
     if (!job->upload_done) {
         job->upload_done = 1;
+
+        if (!job->posted && job->err.code == VCONV_E_NONE) {
+            (void) vconv_error_set(&job->err, VCONV_E_UPLOAD_ABORTED,
+                                   "the upload did not complete");
+        }
 
         if (job->reader_ready) {
             vconv_reader_stop(&job->reader, VCONV_E_UPLOAD_ABORTED);
         }
+
+        return;
     }
 
-    ngx_http_vconv_job_release(job);
+    if (!job->wait || job->task_done || !job->posted) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                  "vconv: the client of a wait=1 job is gone, "
+                  "the job is canceled");
+
+    job->discard = 1;
+
+    ngx_shmtx_lock(&job->zone->shpool->mutex);
+    job->node->cancel = 1;
+    ngx_shmtx_unlock(&job->zone->shpool->mutex);
 }
 
 

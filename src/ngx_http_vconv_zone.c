@@ -17,6 +17,7 @@ static void ngx_http_vconv_zone_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_http_vconv_node_t *ngx_http_vconv_zone_insert_locked(
     ngx_http_vconv_zone_t *z, vconv_job_info_t *info);
+static ngx_uint_t ngx_http_vconv_zone_evict_locked(ngx_http_vconv_zone_t *z);
 
 
 static uint32_t
@@ -214,6 +215,11 @@ ngx_http_vconv_zone_add(ngx_http_vconv_zone_t *z, vconv_job_info_t *info,
     ngx_shmtx_lock(&z->shpool->mutex);
 
     node = ngx_http_vconv_zone_insert_locked(z, info);
+
+    if (node == NULL && ngx_http_vconv_zone_evict_locked(z)) {
+        node = ngx_http_vconv_zone_insert_locked(z, info);
+    }
+
     if (node == NULL) {
         ngx_shmtx_unlock(&z->shpool->mutex);
         ngx_log_error(NGX_LOG_WARN, log, 0,
@@ -565,3 +571,149 @@ ngx_http_vconv_zone_take(ngx_http_vconv_zone_t *z, vconv_job_info_t *info)
 }
 
 
+
+
+/*
+ * A full zone first lets go of the records that hold no folder: failed
+ * and canceled jobs (ngx_http_vconv_store_forget()), oldest first.  They
+ * would go after vconv_failed_ttl anyway; a new upload is worth more
+ * than a failure nobody may ever look at.  No disk work under the lock.
+ * The caller holds the lock; returns how many went.
+ */
+static ngx_uint_t
+ngx_http_vconv_zone_evict_locked(ngx_http_vconv_zone_t *z)
+{
+    ngx_uint_t              n;
+    ngx_queue_t            *q, *next;
+    ngx_http_vconv_node_t  *node;
+
+    n = 0;
+
+    for (q = ngx_queue_head(&z->sh->queue);
+         q != ngx_queue_sentinel(&z->sh->queue);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        node = ngx_queue_data(q, ngx_http_vconv_node_t, queue);
+
+        if (node->small && !node->active && !node->removing) {
+            ngx_http_vconv_zone_free_locked(z, node);
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
+/* the upload's job is accepted: counted, and it is its client's */
+void
+ngx_http_vconv_zone_accept(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node, uint32_t client)
+{
+    ngx_shmtx_lock(&z->shpool->mutex);
+    z->sh->counters.accepted++;
+    node->client = client;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+}
+
+
+/*
+ * An accepted job that ends before it was ever posted (its upload was
+ * refused on the way: a bad form, an empty body, a client gone) still
+ * ends once in the counters, so that accepted = done + failed +
+ * canceled + the jobs in flight holds.
+ */
+void
+ngx_http_vconv_zone_count_unposted(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node, vconv_err_e code)
+{
+    vconv_job_info_t  info;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    if (!vconv_status_final(node->info.status)) {
+        info = node->info;
+        info.status = (code == VCONV_E_CANCELED) ? VCONV_JOB_CANCELED
+                                                 : VCONV_JOB_FAILED;
+        info.err_code = code;
+        ngx_http_vconv_zone_count_locked(z, &info);
+
+        node->info.status = info.status;
+        node->info.err_code = code;
+        node->version++;
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+}
+
+
+/* the jobs in flight (not ended) of one client key */
+ngx_uint_t
+ngx_http_vconv_zone_client_jobs(ngx_http_vconv_zone_t *z, uint32_t client)
+{
+    ngx_uint_t              n;
+    ngx_queue_t            *q;
+    ngx_http_vconv_node_t  *node;
+
+    n = 0;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    for (q = ngx_queue_head(&z->sh->queue);
+         q != ngx_queue_sentinel(&z->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_vconv_node_t, queue);
+
+        if (node->client == client && !node->removing
+            && !vconv_status_final(node->info.status))
+        {
+            n++;
+        }
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return n;
+}
+
+
+/*
+ * Seconds until a full zone is likely to have room: the first record to
+ * expire (the sweeper removes it then), at least 1.  Jobs in flight do
+ * not count: when they end is not known.
+ */
+time_t
+ngx_http_vconv_zone_retry_after(ngx_http_vconv_zone_t *z)
+{
+    time_t                  now, first;
+    ngx_queue_t            *q;
+    ngx_http_vconv_node_t  *node;
+
+    now = ngx_time();
+    first = 0;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    for (q = ngx_queue_head(&z->sh->queue);
+         q != ngx_queue_sentinel(&z->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_vconv_node_t, queue);
+
+        if (node->info.expires
+            && (first == 0 || node->info.expires < first))
+        {
+            first = node->info.expires;
+        }
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (first == 0) {
+        return ngx_min(z->conf->failed_ttl, 60);
+    }
+
+    return (first > now) ? first - now + 1 : 1;
+}

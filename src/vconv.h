@@ -69,11 +69,14 @@ typedef enum {
     VCONV_E_QUEUE_FULL,            /* "queue_full" 503 */
     VCONV_E_STORE_FULL,            /* "store_full" 507 */
     VCONV_E_UPLOAD_ABORTED,        /* "upload_aborted" 400 */
+    VCONV_E_ZONE_FULL,             /* "zone_full" 503: no room for records */
+    VCONV_E_TOO_MANY_JOBS,         /* "too_many_jobs" 429: one client's */
 
     /* 500 */
     VCONV_E_IO,                    /* "io_error" */
     VCONV_E_NOMEM,                 /* "out_of_memory" */
     VCONV_E_INTERNAL,              /* "internal_error" */
+    VCONV_E_STORE_ERROR,           /* "store_error" the store's folder */
 
     VCONV_E_COUNT
 } vconv_err_e;

@@ -57,10 +57,13 @@ static const vconv_error_def_t  vconv_errors[] = {
     { "queue_full", 503 },
     { "store_full", 507 },
     { "upload_aborted", 400 },
+    { "zone_full", 503 },
+    { "too_many_jobs", 429 },
 
     { "io_error", 500 },
     { "out_of_memory", 500 },
-    { "internal_error", 500 }
+    { "internal_error", 500 },
+    { "store_error", 500 }
 };
 
 

@@ -20,6 +20,11 @@ vconv_job_fail(vconv_job_t *job, vconv_err_e code, int averr,
                                vconv_error_name(job->stop));
     }
 
+    /* a full disk is the store's, whichever stage met it: 507 */
+    if (averr == AVERROR(ENOSPC) || averr == AVERROR(EDQUOT)) {
+        code = VCONV_E_STORE_FULL;
+    }
+
     if (what == NULL) {
         return vconv_error_set(&job->tc->err, code, "%s",
                                vconv_error_name(code));
