@@ -143,7 +143,10 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     tc.interrupt = ngx_http_vconv_task_interrupt;
     tc.data = job;
 
-    rc = ngx_http_vconv_transcode(job, &tc);
+    /* a DELETE while it waited for a thread: it must not run at all */
+    rc = job->node->cancel
+         ? vconv_error_set(&tc.err, VCONV_E_CANCELED, "canceled")
+         : ngx_http_vconv_transcode(job, &tc);
 
     if (rc == VCONV_OK && stat((char *) job->tmp, &st) == -1) {
         rc = vconv_error_set(&tc.err, VCONV_E_IO, "output is missing");
