@@ -681,18 +681,21 @@ ngx_http_vconv_zone_client_jobs(ngx_http_vconv_zone_t *z, uint32_t client)
 
 /*
  * Seconds until a full zone is likely to have room: the first record to
- * expire (the sweeper removes it then), at least 1.  Jobs in flight do
- * not count: when they end is not known.
+ * expire (the sweeper removes it then), at least 1; no more than 5 when
+ * jobs are in flight: a failure among them makes room at once, and a
+ * flood of queued uploads drains in seconds.
  */
 time_t
 ngx_http_vconv_zone_retry_after(ngx_http_vconv_zone_t *z)
 {
     time_t                  now, first;
+    ngx_uint_t              flight;
     ngx_queue_t            *q;
     ngx_http_vconv_node_t  *node;
 
     now = ngx_time();
     first = 0;
+    flight = 0;
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
@@ -702,8 +705,11 @@ ngx_http_vconv_zone_retry_after(ngx_http_vconv_zone_t *z)
     {
         node = ngx_queue_data(q, ngx_http_vconv_node_t, queue);
 
-        if (node->info.expires
-            && (first == 0 || node->info.expires < first))
+        if (!vconv_status_final(node->info.status)) {
+            flight++;
+
+        } else if (node->info.expires
+                   && (first == 0 || node->info.expires < first))
         {
             first = node->info.expires;
         }
@@ -712,8 +718,12 @@ ngx_http_vconv_zone_retry_after(ngx_http_vconv_zone_t *z)
     ngx_shmtx_unlock(&z->shpool->mutex);
 
     if (first == 0) {
-        return ngx_min(z->conf->failed_ttl, 60);
+        /* nothing expires: every record is a job in flight */
+        first = 5;
+
+    } else {
+        first = (first > now) ? first - now + 1 : 1;
     }
 
-    return (first > now) ? first - now + 1 : 1;
+    return flight ? ngx_min(first, 5) : first;
 }

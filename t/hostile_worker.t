@@ -85,7 +85,7 @@ my $ng = VconvNginx->new(workers => 2, store_opts => 'ttl=1h')->start;
 
 for my $sig (qw(KILL SEGV)) {
     # a job done before the crash
-    my $r = $ng->post_file('/api/jobs?format=mp4&wait=1', $small, name => 'before.mp4', NC);
+    my $r = $ng->post_file('/api/jobs?format=mp4&wait=1&keep=1', $small, name => 'before.mp4', NC);
     is($r->{status}, 200, "[$sig] a short job is done before");
     my @before_ids = @{ $ng->store_entries };
 

@@ -421,7 +421,7 @@ if (want('upgrade')) {
 # --- a download served by the old worker ends cleanly ----------------------
 if (want('download')) {
     my $ng = VconvNginx->new(workers => 2)->start;
-    my $r = $ng->post_file('/api/jobs?format=mp4&duration=2&wait=1', $long,
+    my $r = $ng->post_file('/api/jobs?format=mp4&duration=2&wait=1&keep=1', $long,
                            output => "$dir/dl-src.mp4", max_time => 120);
     is($r->{status}, 200, '[download] a finished job');
     my ($id) = grep { /^[0-9a-f]{32}$/ } @{ $ng->store_entries };

@@ -114,7 +114,8 @@ my $done_id;
     is(scalar @$h, 1, 'one helper process: the cache manager');
     is(@$h && uid_of($h->[0]), $uid, '... running as the workers\' user');
 
-    my $r = $ng->post_file('/api/jobs?format=mp4&wait=1', $small,
+    # keep=1: a plain wait=1 job leaves nothing once answered (issue 18)
+    my $r = $ng->post_file('/api/jobs?format=mp4&wait=1&keep=1', $small,
                            name => 'small.mp4');
     is($r->{status}, 200, 'a short job is done');
     $done_id = VconvNginx::poll(5, sub { $ng->store_entries->[0] });
