@@ -28,11 +28,13 @@ sub slurp { open my $fh, '<:raw', $_[0] or die "$_[0]: $!"; local $/; <$fh> }
 
 # --- 10,000 junk uploads ----------------------------------------------------
 {
-    # a 64k zone holds about 50 records: the junk is 200 times that
+    # a 64k zone holds about 50 records: the junk is 200 times that.  The
+    # failed TTL is longer than the flood may stall: without eviction the
+    # zone stays full of junk records until they expire
     my $ng = VconvNginx->new(
         workers => 1, zone => '64k',
         http => "    vconv_isolation thread;\n"
-              . "    vconv_failed_ttl 4s;\n"
+              . "    vconv_failed_ttl 20s;\n"
               . "    vconv_max_queue 100000;\n",
     )->start;
 
@@ -57,7 +59,7 @@ sub slurp { open my $fh, '<:raw', $_[0] or die "$_[0]: $!"; local $/; <$fh> }
         # which says so and when to come back
         $bad503++ unless $r->{status} == 503 && $e eq 'zone_full'
             && ($r->{headers}{'retry-after'} // '') =~ /^[1-9]\d*$/;
-        last if time - $last_progress > 30;
+        last if time - $last_progress > 10;
         sleep 0.02;
     }
     $c->close;
@@ -83,7 +85,7 @@ sub slurp { open my $fh, '<:raw', $_[0] or die "$_[0]: $!"; local $/; <$fh> }
     is($job->{status}, 'done', '... and converted');
 
     # the junk keeps no folder; its records expire after vconv_failed_ttl
-    my $left = VconvNginx::poll(15, sub {
+    my $left = VconvNginx::poll(40, sub {
         my @e = grep { !$id || $_ ne $id } @{$ng->store_entries};
         my $mm = VconvAbuse::metrics($ng);
         !@e && $mm->{'vconv_jobs{state="failed"}'} == 0
