@@ -20,7 +20,12 @@ use VconvAbuse;
 
 my $dir = tempdir('vconv-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $mp4 = VconvNginx::make_media($dir, 'mp4', size => '160x120', duration => 1);
-my $big = VconvNginx::make_media($dir, 'mp4', size => '320x240', duration => 6);
+# streamable (Matroska): a job on it can end before its upload does
+my $big = "$dir/big.mkv";
+system('ffmpeg', '-nostdin', '-v', 'error', '-y', '-f', 'lavfi', '-i',
+       'testsrc2=size=320x240:rate=25:duration=10', '-c:v', 'libx264',
+       '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-f', 'matroska', $big) == 0
+    or die "ffmpeg failed\n";
 my $slow = VconvNginx::make_media($dir, 'slow', duration => 20);
 
 my $ng = VconvNginx->new(workers => 2)->start;
@@ -48,8 +53,10 @@ sub empty_zone {
     empty_zone('after the wait=1 answer');
 
     # a job that ends before its upload does (one JPEG frame, a slow body)
-    $r = $ng->post_file('/api/jobs?format=jpg&wait=1', $big, name => 'f.mp4',
-                        limit_rate => '200k', output => "$dir/f.jpg");
+    my $rate = int((-s $big) / 4);
+    $r = $ng->post_file('/api/jobs?format=jpg&start=0&wait=1', $big,
+                        name => 'f.mkv', limit_rate => $rate,
+                        output => "$dir/f.jpg");
     is($r->{status}, 200, 'wait=1 of a job done before its upload ended -> 200');
     $p = VconvNginx::probe("$dir/f.jpg");
     is($p && $p->{video} && $p->{video}{codec_name}, 'mjpeg', '... a JPEG');
