@@ -184,9 +184,12 @@ my ($running, $queued);
 }
 check('with jobs in flight', running => 1, queued => 1);
 
-# the running one first: a queued job's DELETE waits for it to get a thread
+# the queued one is marked first (its DELETE waits until it has a thread
+# and stops), else it would run as soon as the running one is gone
+my $dq = $ng->delete($queued, async => 1);
+sleep 1;    # for curl to send it: its answer comes only once it stopped
 is($ng->delete($running)->{status}, 204, 'the running job is deleted');
-is($ng->delete($queued)->{status}, 204, 'the queued job is deleted');
+is($dq->wait(30)->{status}, 204, 'the queued job is deleted, unrun');
 $want{canceled} += 2;
 $want_err{canceled} += 2;
 check('after all ended');
