@@ -1189,15 +1189,17 @@ ngx_http_vconv_upload_cleanup(void *data)
 
 /*
  * The request goes before its answer: the client closed the connection
- * (or nginx gave up on it).  An upload in progress ends aborted; a
- * wait=1 job whose client no longer waits is canceled, its transcode
- * stopped (the task polls the flag), and leaves nothing: nobody can
- * learn its id any more.
+ * (or nginx gave up on it).  Nobody learned the job's id, so it leaves
+ * nothing.  An upload in progress ends aborted; a wait=1 job whose
+ * client no longer waits is canceled, its transcode stopped (the task
+ * polls the flag).
  */
 static void
 ngx_http_vconv_upload_abandon(ngx_http_vconv_ctx_t *ctx,
     ngx_http_vconv_job_t *job)
 {
+    job->discard = 1;
+
     if (!job->upload_done) {
         job->upload_done = 1;
 
@@ -1220,8 +1222,6 @@ ngx_http_vconv_upload_abandon(ngx_http_vconv_ctx_t *ctx,
     ngx_log_error(NGX_LOG_INFO, job->log, 0,
                   "vconv: the client of a wait=1 job is gone, "
                   "the job is canceled");
-
-    job->discard = 1;
 
     ngx_shmtx_lock(&job->zone->shpool->mutex);
     job->node->cancel = 1;

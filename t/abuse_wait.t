@@ -13,6 +13,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Temp qw(tempdir);
+use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use VconvNginx;
@@ -105,6 +106,19 @@ sub empty_zone {
     like($ng->error_log, qr/the client of a wait=1 job is gone/,
          '... and the log says why');
     empty_zone('after the disconnect');
+}
+
+# --- an upload whose client goes before the answer leaves nothing ---------
+for my $q ('format=mp4', 'format=mp4&wait=1') {
+    my $data = do { open my $fh, '<:raw', $big or die; local $/; <$fh> };
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $ng->port) or die $!;
+    print $s "POST /api/jobs?$q HTTP/1.1\r\nHost: x\r\n"
+           . "Content-Length: " . length($data) . "\r\n\r\n"
+           . substr($data, 0, length($data) / 2);
+    sleep 1;
+    close $s;
+    empty_zone("$q, the client gone halfway through the body");
 }
 
 # --- wait, keep, name twice --------------------------------------------------

@@ -112,7 +112,8 @@ my @names = (
 my @jobs;
 for my $n (@names) {
     my ($raw, $stem) = @$n;
-    my $r = $ng->post_file('/api/jobs?format=mp4&wait=1', $mp4,
+    # keep=1: the store is looked at below (a wait=1 job leaves nothing)
+    my $r = $ng->post_file('/api/jobs?format=mp4&wait=1&keep=1', $mp4,
                            headers => ['X-File-Name: ' . uri_escape($raw)]);
     my $show = $raw =~ s/([^\x20-\x7e])/sprintf('\\x%02x', ord $1)/ger;
     $show = substr($show, 0, 60) . '...' if length $show > 60;
