@@ -197,4 +197,26 @@ check('after all ended');
 $c->close;
 $ng->assert_clean_log;
 $ng->stop;
+
+# --- vconv_max_jobs_per_client without key=: the client's address --------
+{
+    my $ng2 = VconvNginx->new(
+        workers => 2,
+        http => "    vconv_max_jobs_per_client 1;\n",
+    )->start;
+    my $r = $ng2->post_file('/api/jobs?format=webm', $slow, name => 's.mp4');
+    is($r->{status}, 202, 'per address: the first job is taken');
+    my $id = $r->{json} ? $r->{json}{id} : 'none';
+    $r = $ng2->post_file('/api/jobs?format=mp4', $mp4, name => 'm.mp4');
+    VconvNginx::is_api_error($r, 429, 'too_many_jobs',
+                             'per address: a second one in flight -> 429');
+    like($r->{headers}{'retry-after'} // '', qr/^\d+$/, '... with Retry-After');
+    is($ng2->delete($id)->{status}, 204, 'the first job is deleted');
+    $r = $ng2->post_file('/api/jobs?format=mp4', $mp4, name => 'm.mp4');
+    is($r->{status}, 202, 'then the next one is taken');
+    $ng2->wait_job($r->{json}{id}, 60) if $r->{json};
+    $ng2->assert_clean_log;
+    $ng2->stop;
+}
+
 done_testing();
