@@ -167,8 +167,13 @@ ngx_http_vconv_transcode(ngx_http_vconv_job_t *job, vconv_transcode_t *tc)
     if (fd == -1) {
         ngx_log_error(NGX_LOG_CRIT, job->log, ngx_errno,
                       "vconv: open \"%s\" failed", job->tmp);
-        return vconv_error_set(&tc->err, VCONV_E_IO, "cannot create the "
-                               "output: %s", strerror(errno));
+
+        /* the store's fault, whichever: full (507) or unwritable (500) */
+        return vconv_error_set(&tc->err,
+                               (errno == ENOSPC || errno == EDQUOT)
+                               ? VCONV_E_STORE_FULL : VCONV_E_STORE_ERROR,
+                               "cannot create the output: %s",
+                               strerror(errno));
     }
 
     tc->output_path = NULL;

@@ -140,6 +140,25 @@ SKIP: {
     system('umount', pop @mounts);
 }
 
+# --- no inode left for the output: 507 too ------------------------------------
+SKIP: {
+    skip 'needs root and mount', 2 unless $MOUNT;
+    my $ng = VconvNginx->new(workers => 1);
+    my $s = $ng->store;
+    # the root, the job's folder and its input: nothing for output.tmp
+    system("mount -t tmpfs -o size=4m,nr_inodes=3,mode=0700 tmpfs $s") == 0
+        or die;
+    push @mounts, $s;
+    $ng->start;
+    my $r = $ng->post_file('/api/jobs?format=mp4&wait=1', $mp4, name => 'i.mp4');
+    VconvNginx::is_api_error($r, 507, 'store_full',
+                             'no inode for the output, wait=1 -> 507');
+    my $clean = VconvNginx::poll(10, sub { !@{$ng->store_entries} });
+    ok($clean, '... and the store is empty') or diag("@{$ng->store_entries}");
+    $ng->stop;
+    system('umount', pop @mounts);
+}
+
 # --- Expect: 100-continue ---------------------------------------------------
 {
     my $ng = VconvNginx->new(workers => 1)->start;
