@@ -72,6 +72,7 @@ vconv_transcode(vconv_transcode_t *tc)
     tc->input.duration = -1;
     tc->output_bytes = 0;
     tc->output_duration = 0;
+    tc->damaged_packets = 0;
 
     job.tc = tc;
     job.spec = tc->spec;
@@ -839,6 +840,13 @@ vconv_run(vconv_job_t *job)
                                    job->start / 1e6);
         }
 
+        if (job->tc->damaged_packets > 0) {
+            return vconv_error_set(&job->tc->err, VCONV_E_DECODE,
+                                   "no frame could be decoded: %lld "
+                                   "damaged packets",
+                                   (long long) job->tc->damaged_packets);
+        }
+
         return vconv_error_set(&job->tc->err, VCONV_E_EMPTY_OUTPUT,
                                "no frame could be decoded");
     }
@@ -930,6 +938,7 @@ vconv_decode(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt)
         /* one damaged packet is not worth the whole job */
         av_log(st->dec, AV_LOG_WARNING, "packet skipped: %s\n",
                av_err2str(rc));
+        job->tc->damaged_packets++;
         return VCONV_OK;
     }
 
@@ -960,6 +969,7 @@ vconv_drain(vconv_job_t *job, vconv_stream_t *st)
 
             av_log(st->dec, AV_LOG_WARNING, "frame skipped: %s\n",
                    av_err2str(rc));
+            job->tc->damaged_packets++;
             continue;
         }
 
@@ -994,6 +1004,7 @@ vconv_frame_in(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
     if (st == &job->v) {
         if (vconv_frame_check_video(frame) < 0) {
             av_log(st->dec, AV_LOG_WARNING, "damaged picture skipped\n");
+            job->tc->damaged_packets++;
             return VCONV_SKIP;
         }
 
@@ -1009,6 +1020,7 @@ vconv_frame_in(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 
     if (vconv_frame_check_audio(frame) < 0) {
         av_log(st->dec, AV_LOG_WARNING, "damaged audio frame skipped\n");
+        job->tc->damaged_packets++;
         return VCONV_SKIP;
     }
 
@@ -1020,6 +1032,7 @@ vconv_frame_in(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 
     if (rc < 0) {
         av_log(st->dec, AV_LOG_WARNING, "damaged audio frame skipped\n");
+        job->tc->damaged_packets++;
         return VCONV_SKIP;
     }
 
@@ -1204,9 +1217,19 @@ vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st)
         return VCONV_OK;
     }
 
+    /*
+     * The decoder decodes what it still holds here: an error is a damaged
+     * last packet, skipped like one mid-stream; the decoder drains on.
+     */
     rc = avcodec_send_packet(st->dec, NULL);
+    if (rc == AVERROR(ENOMEM)) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, rc, "decoder flush");
+    }
+
     if (rc < 0 && rc != AVERROR_EOF) {
-        return vconv_job_fail(job, VCONV_E_DECODE, rc, "decoder flush");
+        av_log(st->dec, AV_LOG_WARNING, "packet skipped at the end: %s\n",
+               av_err2str(rc));
+        job->tc->damaged_packets++;
     }
 
     rc = vconv_drain(job, st);

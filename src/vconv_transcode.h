@@ -84,6 +84,7 @@ struct vconv_transcode_s {
     vconv_input_info_t     input;
     int64_t                output_bytes;
     double                 output_duration;  /* seconds */
+    int64_t                damaged_packets;  /* skipped, the job went on */
     vconv_error_t          err;
 };
 
