@@ -342,14 +342,14 @@ static int
 vconv_audio_bounds(vconv_job_t *job, int rate, int channels)
 {
     if (rate > VCONV_AUDIO_MAX_RATE) {
-        return vconv_error_set(&job->tc->err, VCONV_E_BAD_AUDIO_FORMAT,
+        return vconv_error_set(&job->tc->err, VCONV_E_BAD_SAMPLE_RATE,
                                "the audio's sample rate is %d Hz; at most "
                                "%d Hz can be converted", rate,
                                VCONV_AUDIO_MAX_RATE);
     }
 
     if (channels > VCONV_AUDIO_MAX_CHANNELS) {
-        return vconv_error_set(&job->tc->err, VCONV_E_BAD_AUDIO_FORMAT,
+        return vconv_error_set(&job->tc->err, VCONV_E_BAD_AUDIO_LAYOUT,
                                "the input has %d audio channels; at most "
                                "%d can be converted", channels,
                                VCONV_AUDIO_MAX_CHANNELS);
@@ -1117,7 +1117,7 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 
     /* EOF: a trim has closed the graph, what is left is in the sink */
     if (rc < 0 && rc != AVERROR_EOF) {
-        return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "filter");
+        return vconv_filter_error(job, st, rc, "av_buffersrc_add_frame");
     }
 
     for ( ;; ) {
@@ -1132,7 +1132,7 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
         }
 
         if (rc < 0) {
-            return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "filter");
+            return vconv_filter_error(job, st, rc, "av_buffersink_get_frame");
         }
 
         rc = vconv_output_frame(job, st, job->filt);
