@@ -234,6 +234,9 @@ seed_transcode() {
     || { echo "fuzz: ffmpeg could not make the seed media"; return 1; }
 
     cp fuzz/regressions/media/* "$m/" 2>/dev/null
+    # one committed file per demuxer issue 23 added to the default list
+    # (tools/vconv_samples.sh made them)
+    cp fuzz/media/s.* "$m/" 2>/dev/null
 
     for f in "$m"/*; do
         for i in "${!TRANSCODE_HDRS[@]}"; do
