@@ -84,7 +84,7 @@ if [ "$cases" = "--cases" ]; then
     make noisy-tta.mkv matroska,webm \
          -f lavfi -i testsrc=d=4:r=10:s=160x120 -f lavfi -i sine=d=4 \
          -c:v libx264 -c:a tta -bsf:a noise=amount=50
-    make held.gif gif -f lavfi -i testsrc2=size=64x48:rate=1:duration=1 \
+    make held.gif gif -f lavfi -i testsrc2=size=64x48:rate=10:duration=0.9 \
          -final_delay 200
     make stereo.wav wav -f lavfi -i sine=d=1 -ac 2 -c:a pcm_s16le
 fi
