@@ -182,10 +182,12 @@ vconv_input_open(vconv_job_t *job)
      * While the input still grows, a seekable demuxer other than MP4's
      * reaches for the end (Matroska's cues, MPEG-TS's duration) and so
      * waits for the whole upload.  Read as a stream, they convert while
-     * it arrives.  MP4 keeps seeking: its index may be at the end.
+     * it arrives.  MP4 keeps seeking: its index may be at the end; so
+     * does CAF, whose packet table (ALAC, AAC) may follow the data.
      */
     if (tc->growing && strcmp(ifmt->iformat->name, "mov,mp4,m4a,3gp,3g2,mj2")
-                       != 0)
+                       != 0
+        && strcmp(ifmt->iformat->name, "caf") != 0)
     {
         job->ipb->seekable = 0;
     }

@@ -12,6 +12,7 @@
 #   packets (warnings.damaged_packets > 0); a clean file counts 0
 # - one file per format issue 23 added to the default allow-list that
 #   the CLI can write converts, to mp4/mp3/jpg, as long as the CLI's
+# - an ALAC CAF (packet table after the data) read while it uploads
 # - a stereo WAV to wav: the output's channel layout is "stereo", not
 #   "unknown"; a mono one "mono"; the samples are unchanged
 
@@ -149,6 +150,20 @@ for my $name (@new) {
            && (abs($a - $b) <= 0.5 || abs($a - $b) <= 0.1 * $b),
            "... $want, $a s (the CLI: $b s)");
     }
+}
+
+# a CAF whose packet table follows its data (ALAC), uploaded slowly so
+# that it is read while it grows: the demuxer must seek to the table
+{
+    my $caf = "$dir/slow.caf";
+    system('ffmpeg', '-nostdin', '-v', 'error', '-y', '-f', 'lavfi', '-i',
+           'anoisesrc=d=3:sample_rate=44100:amplitude=0.3', '-c:a', 'alac',
+           $caf);
+    $r = $ng->post_file('/api/jobs?format=mp3&wait=1', $caf,
+                        name => 'slow.caf', limit_rate => '200k',
+                        max_time => 60);
+    is($r->{status}, 200, 'ALAC CAF read while it uploads -> mp3')
+        or diag(substr($r->{body}, 0, 300));
 }
 
 # ------------------------------------------------ wav layouts
