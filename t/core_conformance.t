@@ -57,6 +57,9 @@ is(code_of($r), 'unsupported_audio_layout', '... unsupported_audio_layout');
 like(($r->{json}{error} // {})->{message} // '',
      qr/the input has 100 audio channels; at most 64 can be converted/,
      '... the message names the count and the real bound');
+my $left;
+VconvNginx::poll(10, sub { $left = $ng->store_entries; !@$left });
+is_deeply($left, [], '... and nothing of it is left in the store');
 
 for my $fmt (qw(mp3 m4a opus ogg flac wav)) {
     $r = $ng->post_file("/api/jobs?format=$fmt&wait=1", "$dir/ch64.wav",
