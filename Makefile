@@ -233,6 +233,14 @@ test-deb: deb
 bench: deps build
 	@bench/run.sh
 
+# Issue 23's sweep: every file of DIR (or, without DIR, media made by
+# tools/vconv_samples.sh) through the ASan module and the ffmpeg CLI;
+# one line a file, a summary by class, exit 1 on any DEFECT
+.PHONY: conformance
+conformance: build
+	@VCONV_BUILD=$(CURDIR)/$(BUILD) PERL5LIB=$(CURDIR)/t/lib \
+	    tools/conformance.pl $(DIR)
+
 fuzz: deps
 	@fuzz/run.sh $${FUZZ_SECONDS:-60}
 

@@ -440,8 +440,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     limits.max_streams = 8;
     limits.probesize = 32768;
     limits.codec_threads = 1;
-    /* DESIGN.md's camera formats, not yet in the default list */
-    limits.input_formats = VCONV_DEFAULT_INPUT_FORMATS ",mxf,dv";
+    limits.input_formats = VCONV_DEFAULT_INPUT_FORMATS;
 
     io.data = data + VCONV_FUZZ_HDR;
     io.size = size - VCONV_FUZZ_HDR;

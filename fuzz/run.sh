@@ -32,6 +32,7 @@ declare -A SRCS=(
     [options]="src/vconv_options.c src/vconv_error.c src/vconv_json.c"
     [transcode]="src/vconv_transcode.c src/vconv_pipeline.c src/vconv_filter.c
                  src/vconv_encode.c src/vconv_frame.c src/vconv_log.c
+                 src/vconv_wav.c
                  src/vconv_options.c src/vconv_error.c src/vconv_json.c"
 )
 # every harness in fuzz/, so that a new one cannot be left out silently;
@@ -234,6 +235,9 @@ seed_transcode() {
     || { echo "fuzz: ffmpeg could not make the seed media"; return 1; }
 
     cp fuzz/regressions/media/* "$m/" 2>/dev/null
+    # one committed file per demuxer issue 23 added to the default list
+    # (tools/vconv_samples.sh made them)
+    cp fuzz/media/s.* "$m/" 2>/dev/null
 
     for f in "$m"/*; do
         for i in "${!TRANSCODE_HDRS[@]}"; do

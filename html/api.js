@@ -47,6 +47,10 @@ const BY_CODE = {
   cannot_copy: 'This file cannot be copied into that format without converting it.',
   too_many_streams: 'This file has more tracks than this server accepts.',
   unsupported_audio_format: 'The sound of this file cannot be converted (its channel layout or format is not supported).',
+  unsupported_audio_layout: 'The sound of this file has more channels, or another channel layout, than can be converted.',
+  unsupported_sample_rate: 'The sound of this file has a sample rate that cannot be converted.',
+  unsupported_pixel_format: 'The picture of this file is stored in a pixel format that cannot be converted.',
+  unsupported_picture_size: 'The picture of this file has a size that cannot be converted.',
   memory_limit: 'Converting this file needs more memory than this server allows. Choose a smaller size.',
   output_size_limit: 'The result would be larger than this server allows. Choose a smaller size, lower quality or a shorter part.',
   stalled: 'The conversion stopped making progress and was given up.',
@@ -118,7 +122,9 @@ const SETTINGS = new Set(['no_video_stream', 'no_audio_stream', 'cannot_copy', '
   'unknown_option', 'unknown_format', 'format_not_allowed', 'not_a_number', 'out_of_range',
   'invalid_value', 'codec_not_allowed', 'conflicting_options', 'duplicate_option', 'bad_time']);
 const NONE = new Set(['decode_error', 'empty_output', 'converter_crashed', 'unsupported_input',
-  'input_format_not_allowed', 'too_large', 'too_many_streams', 'unsupported_audio_format']);
+  'input_format_not_allowed', 'too_large', 'too_many_streams', 'unsupported_audio_format',
+  'unsupported_audio_layout', 'unsupported_sample_rate', 'unsupported_pixel_format',
+  'unsupported_picture_size']);
 export function remedy(err) {
   if (err.status === 429 || err.status === 503 || ['rate_limited', 'queue_full', 'unavailable'].includes(err.code)) return 'busy';
   if (NONE.has(err.code) || err.status === 413 || err.status === 415) return 'none';

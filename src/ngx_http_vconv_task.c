@@ -209,6 +209,7 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     info.finished = time(NULL);
     info.expires = info.finished + job->vmcf->ttl;
     info.transcode_seconds = ts.tv_sec + ts.tv_nsec / 1e9 - started;
+    info.damaged_packets = tc.damaged_packets;
 
     if (rc == VCONV_OK) {
         info.status = VCONV_JOB_DONE;

@@ -790,6 +790,14 @@ ngx_http_vconv_upload_write_input(ngx_http_vconv_ctx_t *ctx, const u_char *p,
         return NGX_ERROR;
     }
 
+    /* what the header says no conversion can take: the upload's answer */
+    if (job->written == 0
+        && vconv_reader_sniff(p, len, job->limits.input_formats, &ctx->err)
+           != VCONV_OK)
+    {
+        return NGX_ERROR;
+    }
+
     while (len) {
         n = write(job->wfd, p, len);
 

@@ -52,7 +52,11 @@ typedef enum {
     VCONV_E_DURATION_LIMIT,        /* "duration_limit" */
     VCONV_E_OUTPUT_SIZE_LIMIT,     /* "output_size_limit" */
     VCONV_E_TOO_MANY_STREAMS,      /* "too_many_streams" */
-    VCONV_E_BAD_AUDIO_FORMAT,      /* "unsupported_audio_format" rate, ch */
+    VCONV_E_BAD_AUDIO_FORMAT,      /* "unsupported_audio_format" samples */
+    VCONV_E_BAD_AUDIO_LAYOUT,      /* "unsupported_audio_layout" channels */
+    VCONV_E_BAD_SAMPLE_RATE,       /* "unsupported_sample_rate" */
+    VCONV_E_BAD_PIXEL_FORMAT,      /* "unsupported_pixel_format" */
+    VCONV_E_BAD_PICTURE_SIZE,      /* "unsupported_picture_size" */
     VCONV_E_MEMORY_LIMIT,          /* "memory_limit" vconv_job_memory */
 
     /* job endings that are not the input's fault */

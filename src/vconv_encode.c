@@ -18,6 +18,7 @@
 
 #include "vconv_frame.h"
 #include "vconv_pipeline.h"
+#include "vconv_wav.h"
 
 
 static AVCodecContext *vconv_output_encoder(vconv_job_t *job,
@@ -453,8 +454,9 @@ vconv_output_packet(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt,
 int
 vconv_output_trailer(vconv_job_t *job)
 {
-    int      rc;
-    int64_t  size;
+    int                   rc;
+    int64_t               size;
+    vconv_output_file_t  *f;
 
     rc = av_write_trailer(job->ofmt);
     if (rc < 0) {
@@ -468,6 +470,20 @@ vconv_output_trailer(vconv_job_t *job)
     if (job->ofmt->pb != NULL) {
         avio_flush(job->ofmt->pb);
         size = avio_size(job->ofmt->pb);
+    }
+
+    /* a mono or stereo WAV says its layout (vconv_wav.c, issue 23) */
+    if (size > 0 && strcmp(job->ofmt->oformat->name, "wav") == 0
+        && job->a.enc != NULL
+        && job->a.enc->ch_layout.order == AV_CHANNEL_ORDER_NATIVE)
+    {
+        f = job->ofmt->pb->opaque;
+        rc = vconv_wav_extensible(f->fd, job->a.enc->ch_layout.u.mask,
+                                  &size);
+        if (rc < 0) {
+            return vconv_job_fail(job, vconv_output_mux_error(rc), rc,
+                                  "wav header");
+        }
     }
 
     job->tc->output_bytes = size > 0 ? size : 0;

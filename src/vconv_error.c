@@ -44,6 +44,10 @@ static const vconv_error_def_t  vconv_errors[] = {
     { "output_size_limit", 422 },
     { "too_many_streams", 422 },
     { "unsupported_audio_format", 422 },
+    { "unsupported_audio_layout", 422 },
+    { "unsupported_sample_rate", 422 },
+    { "unsupported_pixel_format", 422 },
+    { "unsupported_picture_size", 422 },
     { "memory_limit", 422 },
 
     { "stalled", 408 },

@@ -15,11 +15,19 @@
 #include <libavutil/display.h>
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
+#include <libswscale/swscale.h>
 
 #include "vconv_pipeline.h"
 
 
 #define VCONV_GRAPH_LEN  1024
+
+
+/* the audio any real file has: a graph refusing it is our fault */
+#define VCONV_RATE_MIN   1000
+#define VCONV_RATE_MAX   384000
+/* swscale's own bounds on a picture's side */
+#define VCONV_SIDE_MAX   16384
 
 
 static int vconv_filter_graph(vconv_job_t *job, vconv_stream_t *st,
@@ -412,10 +420,12 @@ vconv_filter_graph(vconv_job_t *job, vconv_stream_t *st,
     const char *chain)
 {
     int              rc;
+    const char      *call;
     AVFilterInOut   *outputs, *inputs;
     AVFilterGraph   *graph;
 
     vconv_filter_free(st);
+    call = "avfilter_graph_alloc";
 
     graph = avfilter_graph_alloc();
     outputs = avfilter_inout_alloc();
@@ -435,6 +445,7 @@ vconv_filter_graph(vconv_job_t *job, vconv_stream_t *st,
         graph->nb_threads = job->limits->codec_threads;
     }
 
+    call = src_name;
     rc = avfilter_graph_create_filter(&st->src,
                                       avfilter_get_by_name(src_name),
                                       "in", src_args, NULL, graph);
@@ -442,6 +453,7 @@ vconv_filter_graph(vconv_job_t *job, vconv_stream_t *st,
         goto failed;
     }
 
+    call = sink_name;
     rc = avfilter_graph_create_filter(&st->sink,
                                       avfilter_get_by_name(sink_name),
                                       "out", NULL, NULL, graph);
@@ -464,11 +476,13 @@ vconv_filter_graph(vconv_job_t *job, vconv_stream_t *st,
         goto failed;
     }
 
+    call = "avfilter_graph_parse_ptr";
     rc = avfilter_graph_parse_ptr(graph, chain, &inputs, &outputs, NULL);
     if (rc < 0) {
         goto failed;
     }
 
+    call = "avfilter_graph_config";
     rc = avfilter_graph_config(graph, NULL);
     if (rc < 0) {
         goto failed;
@@ -490,9 +504,96 @@ failed:
 
     vconv_filter_free(st);
 
-    return vconv_job_fail(job, rc == AVERROR(ENOMEM) ? VCONV_E_NOMEM
-                                                     : VCONV_E_INTERNAL,
-                          rc, "filter graph");
+    return vconv_filter_error(job, st, rc, call);
+}
+
+
+/*
+ * A graph refuses a frame or its configuration either for what the input
+ * is (a channel count or layout no mix takes, a rate, a sample or pixel
+ * format, a size) or for our own mistake.  Parameters outside what every
+ * ordinary file has are the input's: a 422 naming the property and its
+ * value.  Anything else is ours: a 500, logged with the failed call.
+ */
+int
+vconv_filter_error(vconv_job_t *job, vconv_stream_t *st, int averr,
+    const char *call)
+{
+    int                        fmt;
+    char                       layout[64];
+    const AVPixFmtDescriptor  *desc;
+
+    if (averr == AVERROR(ENOMEM)) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, averr, call);
+    }
+
+    if (job->stop != VCONV_E_NONE) {
+        return vconv_job_fail(job, VCONV_E_INTERNAL, averr, call);
+    }
+
+    if (st == &job->a) {
+        if (st->in_h > 2 || st->in_layout.order != AV_CHANNEL_ORDER_NATIVE) {
+            if (av_channel_layout_describe(&st->in_layout, layout,
+                                           sizeof(layout))
+                < 0)
+            {
+                snprintf(layout, sizeof(layout), "unknown");
+            }
+
+            return vconv_error_set(&job->tc->err, VCONV_E_BAD_AUDIO_LAYOUT,
+                                   "the input has %d audio channels "
+                                   "(layout %s); they cannot be mixed to "
+                                   "%d", st->in_h, layout,
+                                   st->enc ? st->enc->ch_layout.nb_channels
+                                           : 2);
+        }
+
+        if (st->in_w < VCONV_RATE_MIN || st->in_w > VCONV_RATE_MAX) {
+            return vconv_error_set(&job->tc->err, VCONV_E_BAD_SAMPLE_RATE,
+                                   "the audio's sample rate is %d Hz; "
+                                   "%d to %d Hz can be converted",
+                                   st->in_w, VCONV_RATE_MIN,
+                                   VCONV_RATE_MAX);
+        }
+
+        fmt = av_get_packed_sample_fmt(st->in_fmt);
+        if (fmt != AV_SAMPLE_FMT_U8 && fmt != AV_SAMPLE_FMT_S16
+            && fmt != AV_SAMPLE_FMT_S32 && fmt != AV_SAMPLE_FMT_FLT
+            && fmt != AV_SAMPLE_FMT_DBL && fmt != AV_SAMPLE_FMT_S64)
+        {
+            return vconv_error_set(&job->tc->err, VCONV_E_BAD_AUDIO_FORMAT,
+                                   "the audio's sample format is %s; it "
+                                   "cannot be converted",
+                                   av_get_sample_fmt_name(st->in_fmt)
+                                   ? av_get_sample_fmt_name(st->in_fmt)
+                                   : "unknown");
+        }
+
+    } else {
+        desc = av_pix_fmt_desc_get(st->in_fmt);
+
+        if (desc == NULL
+            || (desc->flags & (AV_PIX_FMT_FLAG_HWACCEL
+                               | AV_PIX_FMT_FLAG_BITSTREAM))
+            || !sws_isSupportedInput(st->in_fmt))
+        {
+            return vconv_error_set(&job->tc->err, VCONV_E_BAD_PIXEL_FORMAT,
+                                   "the picture's pixel format is %s; it "
+                                   "cannot be converted",
+                                   desc ? desc->name : "unknown");
+        }
+
+        if (st->in_w < 1 || st->in_h < 1 || st->in_w > VCONV_SIDE_MAX
+            || st->in_h > VCONV_SIDE_MAX)
+        {
+            return vconv_error_set(&job->tc->err, VCONV_E_BAD_PICTURE_SIZE,
+                                   "the picture is %dx%d; sides of 1 to %d "
+                                   "can be converted", st->in_w, st->in_h,
+                                   VCONV_SIDE_MAX);
+        }
+    }
+
+    return vconv_job_fail(job, VCONV_E_INTERNAL, averr, call);
 }
 
 

@@ -172,6 +172,10 @@ vconv_job_json(const vconv_job_info_t *job, const char *jobs_uri,
         vconv_out(&o, ",\"bytes\":null,\"url\":null}");
     }
 
+    /* what was skipped on the way: the output may lack a moment of it */
+    vconv_out(&o, ",\"warnings\":{\"damaged_packets\":%lld}",
+              (long long) job->damaged_packets);
+
     vconv_out(&o, ",\"error\":");
 
     code = job->err_code;

@@ -45,6 +45,7 @@ typedef struct {
     int             out_format;        /* vconv_format_e */
     int64_t         out_bytes;
     double          transcode_seconds;
+    int64_t         damaged_packets;   /* skipped; the job went on */
 
     vconv_err_e     err_code;
     char            err_message[256];

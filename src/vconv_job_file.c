@@ -75,6 +75,7 @@ static const vconv_job_field_t  vconv_job_fields[] = {
     VCONV_JF("out_bytes", VCONV_JF_INT64, out_bytes, 0, 0, 0),
     VCONV_JF("transcode_seconds", VCONV_JF_DOUBLE, transcode_seconds, 0, 0,
              0),
+    VCONV_JF("damaged_packets", VCONV_JF_INT64, damaged_packets, 0, 0, 0),
     VCONV_JF("err_code", VCONV_JF_ERROR, err_code, 0, 0, 0),
     VCONV_JF("err_message", VCONV_JF_TEXT_CUT, err_message, 0, 0, 1),
     VCONV_JF("pid", VCONV_JF_INT, pid, 0, 0, 0)

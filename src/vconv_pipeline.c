@@ -31,10 +31,20 @@ vconv_job_fail(vconv_job_t *job, vconv_err_e code, int averr,
     }
 
     if (averr == 0) {
-        return vconv_error_set(&job->tc->err, code, "%s failed", what);
+        buf[0] = '\0';
+    } else {
+        av_strerror(averr, buf, sizeof(buf));
     }
 
-    av_strerror(averr, buf, sizeof(buf));
+    /* ours, not the input's: the operator needs the call (job id: log.c) */
+    if (code == VCONV_E_INTERNAL) {
+        av_log(NULL, AV_LOG_ERROR, "vconv: internal error: %s: %s\n",
+               what, averr ? buf : "failed");
+    }
+
+    if (averr == 0) {
+        return vconv_error_set(&job->tc->err, code, "%s failed", what);
+    }
 
     return vconv_error_set(&job->tc->err, code, "%s: %s", what, buf);
 }

@@ -98,6 +98,9 @@ int vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
 int vconv_filter_audio_init(vconv_job_t *job, vconv_stream_t *st,
     const AVFrame *frame);
 void vconv_filter_free(vconv_stream_t *st);
+/* a libav filter call failed: the input's property (422) or ours (500) */
+int vconv_filter_error(vconv_job_t *job, vconv_stream_t *st, int averr,
+    const char *call);
 int vconv_filter_rotation(AVStream *st, const char **turn);
 
 /* vconv_encode.c */

@@ -16,12 +16,16 @@
  */
 
 #include <errno.h>
+#include <math.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libavutil/error.h>
 
+#include "vconv_frame.h"
 #include "vconv_reader.h"
+#include "vconv_transcode.h"
 
 
 /* the longest single wait, so interrupt() is polled often enough */
@@ -417,4 +421,161 @@ vconv_reader_state(vconv_reader_t *rd, int *ended, int64_t *last_growth,
     }
 
     pthread_mutex_unlock(&rd->mutex);
+}
+
+
+static uint32_t
+vconv_sniff_le(const uint8_t *p, int n)
+{
+    uint32_t  v;
+
+    for (v = 0; n > 0; n--) {
+        v = (v << 8) | p[n - 1];
+    }
+
+    return v;
+}
+
+
+static uint32_t
+vconv_sniff_be(const uint8_t *p, int n)
+{
+    int       i;
+    uint32_t  v;
+
+    for (v = 0, i = 0; i < n; i++) {
+        v = (v << 8) | p[i];
+    }
+
+    return v;
+}
+
+
+/* 1 if name is an item of the comma list */
+static int
+vconv_sniff_allowed(const char *allow, const char *name)
+{
+    size_t       n;
+    const char  *p, *e;
+
+    n = strlen(name);
+
+    for (p = allow; *p; p = *e ? e + 1 : e) {
+        e = strchr(p, ',');
+        if (e == NULL) {
+            e = p + strlen(p);
+        }
+
+        if ((size_t) (e - p) == n && strncmp(p, name, n) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+vconv_sniff_bounds(double rate, uint32_t channels, vconv_error_t *err)
+{
+    if (channels > VCONV_AUDIO_MAX_CHANNELS) {
+        return vconv_error_set(err, VCONV_E_BAD_AUDIO_LAYOUT,
+                               "the input has %u audio channels; at most "
+                               "%d can be converted", (unsigned) channels,
+                               VCONV_AUDIO_MAX_CHANNELS);
+    }
+
+    if (rate > VCONV_AUDIO_MAX_RATE) {
+        return vconv_error_set(err, VCONV_E_BAD_SAMPLE_RATE,
+                               "the audio's sample rate is %.0f Hz; at "
+                               "most %d Hz can be converted", rate,
+                               VCONV_AUDIO_MAX_RATE);
+    }
+
+    return VCONV_OK;
+}
+
+
+int
+vconv_reader_sniff(const uint8_t *p, size_t len, const char *allow,
+    vconv_error_t *err)
+{
+    int       exp;
+    size_t    pos, size;
+    uint64_t  mant;
+
+    if (allow == NULL) {
+        allow = VCONV_DEFAULT_INPUT_FORMATS;
+    }
+
+    if (len < 12) {
+        return VCONV_OK;
+    }
+
+    /* WAV: chunks after "RIFF" size "WAVE", "fmt " among the first */
+    if ((memcmp(p, "RIFF", 4) == 0 || memcmp(p, "RF64", 4) == 0)
+        && memcmp(p + 8, "WAVE", 4) == 0 && vconv_sniff_allowed(allow, "wav"))
+    {
+        for (pos = 12; pos + 8 <= len; pos += 8 + size + (size & 1)) {
+            size = vconv_sniff_le(p + pos + 4, 4);
+
+            if (memcmp(p + pos, "fmt ", 4) == 0) {
+                if (pos + 16 > len || size < 8) {
+                    return VCONV_OK;
+                }
+
+                return vconv_sniff_bounds(vconv_sniff_le(p + pos + 12, 4),
+                                          vconv_sniff_le(p + pos + 10, 2),
+                                          err);
+            }
+
+            if (size > len) {
+                break;
+            }
+        }
+
+        return VCONV_OK;
+    }
+
+    /* AIFF: "COMM": channels (16 bits), frames, bits, 80-bit float rate */
+    if (memcmp(p, "FORM", 4) == 0
+        && (memcmp(p + 8, "AIFF", 4) == 0 || memcmp(p + 8, "AIFC", 4) == 0)
+        && vconv_sniff_allowed(allow, "aiff"))
+    {
+        for (pos = 12; pos + 8 <= len; pos += 8 + size + (size & 1)) {
+            size = vconv_sniff_be(p + pos + 4, 4);
+
+            if (memcmp(p + pos, "COMM", 4) == 0) {
+                if (pos + 26 > len) {
+                    return VCONV_OK;
+                }
+
+                exp = (int) (vconv_sniff_be(p + pos + 16, 2) & 0x7fff)
+                      - 16383 - 63;
+                mant = ((uint64_t) vconv_sniff_be(p + pos + 18, 4) << 32)
+                       | vconv_sniff_be(p + pos + 22, 4);
+
+                return vconv_sniff_bounds(exp > 64 ? INFINITY
+                                          : ldexp((double) mant, exp),
+                                          vconv_sniff_be(p + pos + 8, 2),
+                                          err);
+            }
+
+            if (size > len) {
+                break;
+            }
+        }
+
+        return VCONV_OK;
+    }
+
+    /* Sun AU: ".snd" offset size encoding rate channels, big-endian */
+    if (len >= 24 && memcmp(p, ".snd", 4) == 0
+        && vconv_sniff_allowed(allow, "au"))
+    {
+        return vconv_sniff_bounds(vconv_sniff_be(p + 16, 4),
+                                  vconv_sniff_be(p + 20, 4), err);
+    }
+
+    return VCONV_OK;
 }

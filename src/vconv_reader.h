@@ -60,5 +60,17 @@ int64_t vconv_reader_seek(void *opaque, int64_t offset, int whence);
 void vconv_reader_state(vconv_reader_t *rd, int *ended,
     int64_t *last_growth, vconv_err_e *stop);
 
+/*
+ * The upload's first bytes (p, len), read by our own few lines and no
+ * libav, so that the event loop may call it: a WAV, AIFF or AU header
+ * whose channel count or sample rate no conversion can take is refused
+ * before the job is accepted (VCONV_ERROR, err set as the transcode's
+ * probe would).  allow is the input allow-list (NULL: the default); a
+ * format outside it is left to the probe's 415.  Anything else, or too
+ * few bytes to tell, is VCONV_OK.
+ */
+int vconv_reader_sniff(const uint8_t *p, size_t len, const char *allow,
+    vconv_error_t *err);
+
 
 #endif /* _VCONV_READER_H_INCLUDED_ */

@@ -267,6 +267,7 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
     tc->input.duration = -1;
     tc->output_bytes = 0;
     tc->output_duration = 0;
+    tc->damaged_packets = 0;
     job->signal = 0;
     job->spawn_us = -1;
 
@@ -534,6 +535,7 @@ done:
         tc->input = result.input;
         tc->output_bytes = result.output_bytes;
         tc->output_duration = result.output_duration;
+        tc->damaged_packets = result.damaged_packets;
         tc->err = result.err;
 
         if (result.rc != VCONV_OK && tc->err.code == VCONV_E_NONE) {

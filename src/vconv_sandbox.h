@@ -71,6 +71,7 @@ typedef struct {
     vconv_input_info_t  input;
     int64_t             output_bytes;
     double              output_duration;
+    int64_t             damaged_packets;
 } vconv_sb_result_t;
 
 

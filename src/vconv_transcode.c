@@ -72,6 +72,7 @@ vconv_transcode(vconv_transcode_t *tc)
     tc->input.duration = -1;
     tc->output_bytes = 0;
     tc->output_duration = 0;
+    tc->damaged_packets = 0;
 
     job.tc = tc;
     job.spec = tc->spec;
@@ -181,10 +182,12 @@ vconv_input_open(vconv_job_t *job)
      * While the input still grows, a seekable demuxer other than MP4's
      * reaches for the end (Matroska's cues, MPEG-TS's duration) and so
      * waits for the whole upload.  Read as a stream, they convert while
-     * it arrives.  MP4 keeps seeking: its index may be at the end.
+     * it arrives.  MP4 keeps seeking: its index may be at the end; so
+     * does CAF, whose packet table (ALAC, AAC) may follow the data.
      */
     if (tc->growing && strcmp(ifmt->iformat->name, "mov,mp4,m4a,3gp,3g2,mj2")
-                       != 0)
+                       != 0
+        && strcmp(ifmt->iformat->name, "caf") != 0)
     {
         job->ipb->seekable = 0;
     }
@@ -341,14 +344,14 @@ static int
 vconv_audio_bounds(vconv_job_t *job, int rate, int channels)
 {
     if (rate > VCONV_AUDIO_MAX_RATE) {
-        return vconv_error_set(&job->tc->err, VCONV_E_BAD_AUDIO_FORMAT,
+        return vconv_error_set(&job->tc->err, VCONV_E_BAD_SAMPLE_RATE,
                                "the audio's sample rate is %d Hz; at most "
                                "%d Hz can be converted", rate,
                                VCONV_AUDIO_MAX_RATE);
     }
 
     if (channels > VCONV_AUDIO_MAX_CHANNELS) {
-        return vconv_error_set(&job->tc->err, VCONV_E_BAD_AUDIO_FORMAT,
+        return vconv_error_set(&job->tc->err, VCONV_E_BAD_AUDIO_LAYOUT,
                                "the input has %d audio channels; at most "
                                "%d can be converted", channels,
                                VCONV_AUDIO_MAX_CHANNELS);
@@ -839,6 +842,13 @@ vconv_run(vconv_job_t *job)
                                    job->start / 1e6);
         }
 
+        if (job->tc->damaged_packets > 0) {
+            return vconv_error_set(&job->tc->err, VCONV_E_DECODE,
+                                   "no frame could be decoded: %lld "
+                                   "damaged packets",
+                                   (long long) job->tc->damaged_packets);
+        }
+
         return vconv_error_set(&job->tc->err, VCONV_E_EMPTY_OUTPUT,
                                "no frame could be decoded");
     }
@@ -930,6 +940,7 @@ vconv_decode(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt)
         /* one damaged packet is not worth the whole job */
         av_log(st->dec, AV_LOG_WARNING, "packet skipped: %s\n",
                av_err2str(rc));
+        job->tc->damaged_packets++;
         return VCONV_OK;
     }
 
@@ -960,6 +971,7 @@ vconv_drain(vconv_job_t *job, vconv_stream_t *st)
 
             av_log(st->dec, AV_LOG_WARNING, "frame skipped: %s\n",
                    av_err2str(rc));
+            job->tc->damaged_packets++;
             continue;
         }
 
@@ -994,6 +1006,7 @@ vconv_frame_in(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
     if (st == &job->v) {
         if (vconv_frame_check_video(frame) < 0) {
             av_log(st->dec, AV_LOG_WARNING, "damaged picture skipped\n");
+            job->tc->damaged_packets++;
             return VCONV_SKIP;
         }
 
@@ -1009,6 +1022,7 @@ vconv_frame_in(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 
     if (vconv_frame_check_audio(frame) < 0) {
         av_log(st->dec, AV_LOG_WARNING, "damaged audio frame skipped\n");
+        job->tc->damaged_packets++;
         return VCONV_SKIP;
     }
 
@@ -1020,6 +1034,7 @@ vconv_frame_in(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 
     if (rc < 0) {
         av_log(st->dec, AV_LOG_WARNING, "damaged audio frame skipped\n");
+        job->tc->damaged_packets++;
         return VCONV_SKIP;
     }
 
@@ -1104,7 +1119,7 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 
     /* EOF: a trim has closed the graph, what is left is in the sink */
     if (rc < 0 && rc != AVERROR_EOF) {
-        return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "filter");
+        return vconv_filter_error(job, st, rc, "av_buffersrc_add_frame");
     }
 
     for ( ;; ) {
@@ -1119,7 +1134,7 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
         }
 
         if (rc < 0) {
-            return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "filter");
+            return vconv_filter_error(job, st, rc, "av_buffersink_get_frame");
         }
 
         rc = vconv_output_frame(job, st, job->filt);
@@ -1204,9 +1219,19 @@ vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st)
         return VCONV_OK;
     }
 
+    /*
+     * The decoder decodes what it still holds here: an error is a damaged
+     * last packet, skipped like one mid-stream; the decoder drains on.
+     */
     rc = avcodec_send_packet(st->dec, NULL);
+    if (rc == AVERROR(ENOMEM)) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, rc, "decoder flush");
+    }
+
     if (rc < 0 && rc != AVERROR_EOF) {
-        return vconv_job_fail(job, VCONV_E_DECODE, rc, "decoder flush");
+        av_log(st->dec, AV_LOG_WARNING, "packet skipped at the end: %s\n",
+               av_err2str(rc));
+        job->tc->damaged_packets++;
     }
 
     rc = vconv_drain(job, st);

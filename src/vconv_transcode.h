@@ -12,10 +12,18 @@
 #include "vconv_options.h"
 
 
-/* the default demuxer allow-list (libavformat short names) */
+/*
+ * The default demuxer allow-list (libavformat short names): the formats
+ * people have (issue 23: cameras, film audio, Mac and phone audio, VFX
+ * stills).  None opens another file; RealMedia, game and console formats
+ * stay out unless the operator adds them.
+ */
 #define VCONV_DEFAULT_INPUT_FORMATS                                          \
     "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,asf,ogg,"      \
-    "wav,mp3,flac,aac,gif,png_pipe,jpeg_pipe,webp_pipe,bmp_pipe"
+    "wav,mp3,flac,aac,gif,png_pipe,jpeg_pipe,webp_pipe,bmp_pipe,"             \
+    "ivf,mxf,dv,aiff,caf,w64,au,wv,tta,ape,tak,ac3,eac3,dts,dtshd,truehd,"    \
+    "amr,amrnb,amrwb,mpc,mpc8,apng,tiff_pipe,j2k_pipe,psd_pipe,dpx_pipe,"     \
+    "exr_pipe,ppm_pipe,pgm_pipe,pbm_pipe"
 
 
 typedef struct {
@@ -84,6 +92,7 @@ struct vconv_transcode_s {
     vconv_input_info_t     input;
     int64_t                output_bytes;
     double                 output_duration;  /* seconds */
+    int64_t                damaged_packets;  /* skipped, the job went on */
     vconv_error_t          err;
 };
 

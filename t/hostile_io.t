@@ -150,12 +150,13 @@ for my $k (sort keys %pl) {
     my $r = try_upload($nut, 'format=mp4&wait=1', 'a.nut');
     VconvNginx::is_api_error($r, 415, 'input_format_not_allowed',
                              'NUT (valid, not allowed) -> 415 input_format_not_allowed');
-    my $mxf = "$dir/a.mxf";
+    # MXF joined the default list (issue 23); RealMedia stays out
+    my $rm = "$dir/a.rm";
     ff('-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=1',
-       '-c:v', 'mpeg2video', '-f', 'mxf', $mxf);
-    $r = try_upload($mxf, 'format=mp4&wait=1', 'a.mxf');
+       '-c:v', 'rv10', '-f', 'rm', $rm);
+    $r = try_upload($rm, 'format=mp4&wait=1', 'a.rm');
     VconvNginx::is_api_error($r, 415, 'input_format_not_allowed',
-                             'MXF (valid, not allowed) -> 415 input_format_not_allowed');
+                             'RealMedia (valid, not allowed) -> 415 input_format_not_allowed');
 }
 
 # --- nothing was opened ------------------------------------------------------

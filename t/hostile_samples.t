@@ -6,8 +6,8 @@
 #   +-1.0; libmp3lame asserted on them and aborted the worker.  Three
 #   uploads each to mp3 at 32k: the same worker pids before and after.
 # - wav-rate-bomb.wav says 855 MHz: refused at the probe (422
-#   unsupported_audio_format) before the resampler asks for 1.7 GB.
-# - a 100-channel WAV: 422 unsupported_audio_format, not a 500; a
+#   unsupported_sample_rate) before the resampler asks for 1.7 GB.
+# - a 100-channel WAV: 422 unsupported_audio_layout, not a 500; a
 #   63-channel one (no standard layout) converts.
 # - audio frames without timestamps (lame-abort.asf) get them from their
 #   samples: the output has a length, and max_duration counts them.
@@ -92,8 +92,8 @@ unlike($ng->error_log, qr/exited on signal/, 'no worker died');
 my $hwm0 = vm_hwm($pids[0]) + vm_hwm($pids[1]);
 my $o = outcome($ng, "$media/wav-rate-bomb.wav", 'format=mp3');
 ok(($o->{http} == 422 || ($o->{status} // '') eq 'failed')
-   && $o->{code} eq 'unsupported_audio_format',
-   "wav-rate-bomb.wav (855 MHz) -> unsupported_audio_format "
+   && $o->{code} eq 'unsupported_sample_rate',
+   "wav-rate-bomb.wav (855 MHz) -> unsupported_sample_rate "
    . "[$o->{http} $o->{code}]");
 like(($o->{job} // {})->{error}{message} // 'refused at upload',
      qr/855646016 Hz|refused at upload/, '... the message names the rate');
@@ -103,8 +103,8 @@ cmp_ok($hwm1 - $hwm0, '<', 100 * 1024,
 
 $o = outcome($ng, $ch100, 'format=mp3');
 ok(($o->{http} == 422 || ($o->{status} // '') eq 'failed')
-   && $o->{code} eq 'unsupported_audio_format',
-   "100-channel WAV -> unsupported_audio_format, not a 500 "
+   && $o->{code} eq 'unsupported_audio_layout',
+   "100-channel WAV -> unsupported_audio_layout, not a 500 "
    . "[$o->{http} $o->{code}]");
 like(($o->{job} // {})->{error}{message} // 'refused at upload',
      qr/100 audio channels|refused at upload/,

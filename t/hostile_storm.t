@@ -1,7 +1,10 @@
 #!/usr/bin/perl
 # Mutation storm through the real server: >= 200 mutated versions (bit
 # flips, truncations, spliced headers, zeroed runs, ...) of small valid
-# mp4, mkv, webm, wav, gif and png files, uploaded 4 at a time with
+# mp4, mkv, webm, wav, gif and png files, and a few of one file per
+# demuxer added to the default list by issue 23 (fuzz/media/ and a DV
+# frame: ivf mxf dv aiff caf w64 au wv tta ac3 eac3 dts truehd apng tiff
+# j2k dpx exr ppm pgm pbm), uploaded 4 at a time with
 # wait=1.  Every request is answered (200 or 4xx), no worker crashes, no
 # [alert], nothing is left running, the store is empty after DELETEs.
 #
@@ -48,6 +51,31 @@ my %fmt = (mp4 => 'mp4', mp4fs => 'mp4', mkv => 'mp4', webm => 'mp4',
 my %opts = (mp4 => '&height=96', mp4fs => '&height=96', mkv => '&height=96',
             webm => '&height=96', wav => '', gif => '', png => '');
 
+# issue 23's wider default allow-list: one committed seed per demuxer
+# (fuzz/media/, tools/vconv_samples.sh), fewer mutations each
+# (VCONV_STORM_N_NEW, default 6); DV's one frame is made here
+my $seeds = "$FindBin::Bin/../fuzz/media";
+my %per = map { $_ => $PER } keys %src;
+my $PER_NEW = $ENV{VCONV_STORM_N_NEW} // 6;
+ff('-f', 'lavfi', '-i', 'testsrc2=size=720x480:rate=30000/1001',
+   '-frames:v', '1', '-c:v', 'dvvideo', '-pix_fmt', 'yuv411p', '-f', 'dv',
+   "$dir/s.dv");
+for my $f ("$dir/s.dv", sort glob "$seeds/s.*") {
+    my ($ext) = $f =~ /\.(\w+)$/;
+    my $k = "new_$ext";
+    $src{$k} = $f;
+    $per{$k} = $PER_NEW;
+    if ($ext =~ /^(ivf|mxf|dv|apng)$/) {
+        ($fmt{$k}, $opts{$k}) = ('mp4', '&height=96');
+    } elsif ($ext =~ /^(tif|j2k|dpx|exr|ppm|pgm|pbm)$/) {
+        ($fmt{$k}, $opts{$k}) = ('jpg', '');
+    } else {
+        ($fmt{$k}, $opts{$k}) = ('mp3', '');
+    }
+}
+cmp_ok(scalar(grep { /^new_/ } keys %src), '>=', 21,
+       'a seed for each added demuxer that ffmpeg can write');
+
 # the unmutated sources convert (else the storm proves nothing)
 my %cfg = (
     workers => 2,
@@ -86,7 +114,7 @@ my @cases;
 my $n = 0;
 for my $k (sort keys %src) {
     my $data = slurp($src{$k});
-    for my $i (1 .. $PER) {
+    for my $i (1 .. $per{$k}) {
         my $seed = $SEED + $n++;
         my ($m, $what) = mutate($data, $seed);
         # a second mutation on a third of them

@@ -468,6 +468,7 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
     m.u.result.input = tc.input;
     m.u.result.output_bytes = tc.output_bytes;
     m.u.result.output_duration = tc.output_duration;
+    m.u.result.damaged_packets = tc.damaged_packets;
 
     (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
 

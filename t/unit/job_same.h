@@ -32,6 +32,7 @@ job_same(const vconv_job_info_t *a, const vconv_job_info_t *b)
            && a->out_format == b->out_format
            && a->out_bytes == b->out_bytes
            && a->transcode_seconds == b->transcode_seconds
+           && a->damaged_packets == b->damaged_packets
            && a->err_code == b->err_code
            && strcmp(a->err_message, b->err_message) == 0
            && a->pid == b->pid;
