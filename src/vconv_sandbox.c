@@ -30,6 +30,7 @@
 
 static int vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
     const int *fds, char *err, size_t len);
+static int vconv_sandbox_hello(vconv_sandbox_t *sb, char *err, size_t len);
 static void vconv_sandbox_kill(vconv_sandbox_t *sb, uint64_t token);
 static void vconv_sandbox_log(vconv_sandbox_t *sb, const char *job,
     int level, const char *fmt, ...)
@@ -181,8 +182,8 @@ int
 vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len)
 {
     int                         sv[2], rc, sig;
-    char                        ppid[32];
-    char                       *argv[4], *envp[1];
+    char                        ppid[32], proto[16];
+    char                       *argv[5], *envp[1];
     pid_t                       pid;
     sigset_t                    set;
     posix_spawnattr_t           attr;
@@ -199,11 +200,14 @@ vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len)
     }
 
     snprintf(ppid, sizeof(ppid), "%ld", (long) getpid());
+    snprintf(proto, sizeof(proto), "%d", VCONV_SB_PROTOCOL);
 
+    /* a helper older than the hello knows no 4th argument: it exits */
     argv[0] = sb->path;
     argv[1] = "--helper";
     argv[2] = ppid;
-    argv[3] = NULL;
+    argv[3] = proto;
+    argv[4] = NULL;
     envp[0] = NULL;
 
     posix_spawn_file_actions_init(&fa);
@@ -241,6 +245,72 @@ vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len)
 
     sb->fd = sv[0];
     sb->pid = pid;
+    sb->hello = 0;
+
+    return VCONV_OK;
+}
+
+
+/*
+ * The helper's hello, read before its first job: a helper of another
+ * build is named as such, with both protocol numbers, instead of every
+ * job failing with EPROTO.  With sb->mutex held.
+ */
+static int
+vconv_sandbox_hello(vconv_sandbox_t *sb, char *err, size_t len)
+{
+    int               rc;
+    ssize_t           n;
+    struct pollfd     pfd;
+    vconv_sb_hello_t  h;
+
+    pfd.fd = sb->fd;
+    pfd.events = POLLIN;
+
+    do {
+        rc = poll(&pfd, 1, VCONV_SB_HELLO_MS);
+    } while (rc == -1 && errno == EINTR);
+
+    if (rc == 0) {
+        snprintf(err, len, "the sandbox helper \"%.200s\" said no hello "
+                 "within %d s: a helper older than this module?",
+                 sb->path, VCONV_SB_HELLO_MS / 1000);
+        return VCONV_ERROR;
+    }
+
+    memset(&h, 0, sizeof(h));
+
+    do {
+        n = recv(sb->fd, &h, sizeof(h), MSG_DONTWAIT);
+    } while (n == -1 && errno == EINTR);
+
+    if (n <= 0) {
+        snprintf(err, len, "the sandbox helper \"%.200s\" exited at start "
+                 "(%s): not the helper of this module's build? "
+                 "(its own message is in the error log)", sb->path,
+                 n == 0 ? "no hello" : strerror(errno));
+        return VCONV_ERROR;
+    }
+
+    if (n != (ssize_t) sizeof(h) || h.magic != VCONV_SB_MAGIC) {
+        snprintf(err, len, "\"%.200s\" is not a vconv sandbox helper "
+                 "(no hello)", sb->path);
+        return VCONV_ERROR;
+    }
+
+    if (h.protocol != VCONV_SB_PROTOCOL
+        || h.size != (uint32_t) sizeof(vconv_sb_msg_t))
+    {
+        snprintf(err, len, "the sandbox helper \"%.200s\" is from another "
+                 "build: it speaks protocol %u (messages of %u bytes), "
+                 "this module protocol %d (%u bytes); install the "
+                 "vconv-sandbox built with this module", sb->path,
+                 h.protocol, h.size, VCONV_SB_PROTOCOL,
+                 (unsigned) sizeof(vconv_sb_msg_t));
+        return VCONV_ERROR;
+    }
+
+    sb->hello = 1;
 
     return VCONV_OK;
 }
@@ -253,7 +323,7 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
     int                 js[2], wake[2], fds[3], rc, why, got_result;
     int                 memory, exited, helper_gone, sent_end, ended;
     int                 sig, status;
-    char                buf[256], why_text[64];
+    char                buf[512], why_text[64];
     int64_t             written, size, sent_written, sent_size, t0;
     int64_t             limit;
     uint64_t            token;
@@ -342,7 +412,7 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
 
     if (rc != VCONV_OK) {
         (void) vconv_error_set(&tc->err, VCONV_E_INTERNAL,
-                               "the sandbox helper is not running: %s", buf);
+                               "sandbox helper: %s", buf);
         goto done;
     }
 
@@ -590,7 +660,10 @@ done:
 /*
  * Several pool threads share the control socket: one message at a time.
  * A helper that died (killed, or its worker's reload raced it) is
- * started again once.
+ * started again once.  A helper that is not of this build fails the job
+ * with an error line that says so; it is let go (EOF on its socket ends
+ * it), and the next job starts one again, which may be the right one by
+ * then.
  */
 static int
 vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
@@ -613,6 +686,14 @@ vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
 
             vconv_sandbox_log(sb, "", 24, "sandbox helper started, pid %ld",
                               (long) sb->pid);
+        }
+
+        if (!sb->hello && vconv_sandbox_hello(sb, err, len) != VCONV_OK) {
+            /* AV_LOG_FATAL: the module's own fault, "error" in its log */
+            vconv_sandbox_log(sb, m->u.job.job, 8, "%s", err);
+            (void) close(sb->fd);
+            sb->fd = -1;
+            break;
         }
 
         if (vconv_sb_send(sb->fd, m, fds, 3, 0) == 0) {
@@ -653,7 +734,7 @@ static void
 vconv_sandbox_log(vconv_sandbox_t *sb, const char *job, int level,
     const char *fmt, ...)
 {
-    char     line[256];
+    char     line[512];
     va_list  ap;
 
     if (sb->log == NULL) {

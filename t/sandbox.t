@@ -290,4 +290,51 @@ SKIP: {
     ok($ok, '... but not with vconv_isolation thread') or diag($out);
 }
 
+# ------------------------------------- a helper from another build
+# A module and a helper of different builds must not meet as EPROTO on
+# every job: the helper's hello names its protocol, the module refuses it
+# with an [error] line that says so, and the job fails (500).
+{
+    my $fake = "$dir/old-helper";
+    open my $fh, '>', $fake or die $!;
+    print $fh <<'PL';
+#!/usr/bin/perl
+# the hello of protocol 1, messages of 1234 bytes; then waits for EOF
+open(my $s, '+<&=', 3) or exit 1;
+send($s, pack('L4', 0x76637362, 1, 1234, $$), 0) or exit 1;
+1 while sysread($s, my $buf, 65536);
+PL
+    close $fh;
+    chmod 0755, $fake;
+
+    my $older = "$dir/older-helper";
+    open $fh, '>', $older or die $!;
+    print $fh "#!/bin/sh\necho 'usage: vconv-sandbox --helper PPID' >&2\n"
+              . "exit 2\n";
+    close $fh;
+    chmod 0755, $older;
+
+    for my $case ([$fake, qr/is from another build: it speaks protocol 1
+                             \ \(messages\ of\ 1234\ bytes\),
+                             \ this\ module\ protocol\ \d+/x],
+                  [$older, qr/exited\ at\ start\ \(no\ hello\):
+                              \ not\ the\ helper\ of\ this\ module's/x])
+    {
+        my ($path, $want) = @$case;
+        my $x = VconvNginx->new(workers => 1,
+                                http => "vconv_sandbox_helper $path;")
+                ->start;
+        my $r = $x->post_file('/api/jobs?format=jpg&wait=1', $small,
+                              name => 'small.mp4');
+        my $err = $r->{json} && ref $r->{json}{error} eq 'HASH'
+                ? $r->{json}{error} : {};
+        is("$r->{status} " . ($err->{code} // ''), '500 internal_error',
+           "helper $path: the job fails with 500 internal_error");
+        like($err->{message} // '', $want, '... and says why');
+        like($x->error_log, qr/\[error\].*vconv: job \S+: .*$want/,
+             '... in an [error] line with the job id');
+        $x->stop;
+    }
+}
+
 done_testing;

@@ -2,7 +2,8 @@
  * vconv-sandbox: the helper an nginx worker starts (posix_spawn, fresh
  * exec: no nginx memory in it) to run each transcode in a child process.
  *
- *     vconv-sandbox --helper PPID     control socket on fd 3 (the worker)
+ *     vconv-sandbox --helper PPID PROTOCOL
+ *                                     control socket on fd 3 (the worker)
  *     vconv-sandbox --selftest        confine a child as for a job, then
  *                                     try what the filter must refuse
  *
@@ -104,7 +105,8 @@ static int64_t         vconv_child_memory;
 int
 main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "--helper") == 0) {
+    /* the module checks the hello; PROTOCOL is for a human reading ps */
+    if (argc == 4 && strcmp(argv[1], "--helper") == 0) {
         return vconv_helper((pid_t) atol(argv[2]));
     }
 
@@ -112,7 +114,8 @@ main(int argc, char **argv)
         return vconv_selftest();
     }
 
-    fprintf(stderr, "usage: vconv-sandbox --helper PPID | --selftest\n"
+    fprintf(stderr, "usage: vconv-sandbox --helper PPID PROTOCOL | "
+            "--selftest\n"
             "(an nginx worker with the vconv module starts it)\n");
 
     return 2;
@@ -122,12 +125,13 @@ main(int argc, char **argv)
 static int
 vconv_helper(pid_t ppid)
 {
-    int              sfd, fds[3], nfds, rc, i;
-    size_t           n, k;
-    sigset_t         set;
-    struct pollfd    pfd[2];
-    vconv_child_t   *children;
-    vconv_sb_msg_t   m;
+    int               sfd, fds[3], nfds, rc, i;
+    size_t            n, k;
+    sigset_t          set;
+    struct pollfd     pfd[2];
+    vconv_child_t    *children;
+    vconv_sb_msg_t    m;
+    vconv_sb_hello_t  hello;
     struct signalfd_siginfo  si;
 
     /* the helper dies with its worker, whatever way the worker goes */
@@ -136,6 +140,18 @@ vconv_helper(pid_t ppid)
     }
 
     (void) close_range(VCONV_SANDBOX_CTL_FD + 1, ~0U, 0);
+
+    /* first of all, what this build speaks: the module checks it */
+    hello.magic = VCONV_SB_MAGIC;
+    hello.protocol = VCONV_SB_PROTOCOL;
+    hello.size = sizeof(vconv_sb_msg_t);
+    hello.pid = (uint32_t) getpid();
+
+    if (send(VCONV_SANDBOX_CTL_FD, &hello, sizeof(hello), MSG_NOSIGNAL)
+        != (ssize_t) sizeof(hello))
+    {
+        return 1;
+    }
 
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
