@@ -54,9 +54,19 @@ sub helpers {
            @{ $ng->worker_pids };
 }
 
+# a helper's children that run jobs; its spare (forked ahead for the
+# next job) is named vconv-warmup, then vconv-spare once ready for it
 sub job_children {
     my ($ng) = @_;
-    return grep { state_of($_) ne 'Z' } map { kids($_) } helpers($ng);
+    return grep { state_of($_) ne 'Z'
+                  && comm($_) !~ /^vconv-(?:spare|warmup)$/ }
+           map { kids($_) } helpers($ng);
+}
+
+sub spares {
+    my ($ng) = @_;
+    return grep { state_of($_) ne 'Z' && comm($_) eq 'vconv-spare' }
+           map { kids($_) } helpers($ng);
 }
 
 # every live process whose command line names this instance's prefix
@@ -69,7 +79,7 @@ sub leftovers {
         my $cmd = do { local $/; <$fh> } // '';
         next unless index($cmd, $prefix) >= 0;
         next if state_of($p) eq 'Z';
-        push @left, $p if comm($p) eq 'vconv-sandbox';
+        push @left, $p if comm($p) =~ /^vconv-(?:sandbox|spare|warmup)$/;
     }
     return @left;
 }
@@ -127,6 +137,29 @@ for my $h (@h) {
     my @fds = glob("/proc/$h/fd/*");
     cmp_ok(scalar @fds, '<=', 6, "helper $h holds only its own fds ("
                                   . scalar(@fds) . ')');
+}
+
+# ------------------------------------------------------------ the spare
+{
+    my @sp;
+    VconvNginx::poll(30, sub { @sp = spares($ng); @sp == 2 });
+    is(scalar @sp, 2, 'each helper has a spare child ready (@sp)');
+    for my $p (@sp) {
+        # not confined yet (it is, before a byte of its job), and it holds
+        # nothing of the helper's: its socket and /proc/self/status
+        my @fds = map { readlink($_) // '' } glob("/proc/$p/fd/*");
+        my @other = grep { !/^socket:|^\/dev\/null$|^\/proc\/\d+\/status$
+                             |(?:stderr|error)\.log$/x } @fds;
+        is("@other", '', "spare $p holds no other descriptor (@fds)");
+        is(scalar(grep { /^socket:/ } @fds), 1, '... one socket');
+    }
+    my ($id, $child) = start_long($ng, 'format=webm');
+    ok($child && grep({ $_ == $child } @sp),
+       "the next job runs in a spare ($child)");
+    my %old = map { $_ => 1 } @sp;
+    my $new = VconvNginx::poll(10, sub { grep { !$old{$_} } spares($ng) });
+    ok($new, '... and a new spare is made');
+    is($ng->delete($id)->{status}, 204, '... (that job canceled)');
 }
 
 {
@@ -314,11 +347,11 @@ PL
     close $fh;
     chmod 0755, $older;
 
-    for my $case ([$fake, qr/is from another build: it speaks protocol 1
-                             \ \(messages\ of\ 1234\ bytes\),
-                             \ this\ module\ protocol\ \d+/x],
-                  [$older, qr/exited\ at\ start\ \(no\ hello\):
-                              \ not\ the\ helper\ of\ this\ module's/x])
+    my $other = 'is from another build: it speaks protocol 1 '
+              . '\(messages of 1234 bytes\), this module protocol \d+';
+    my $gone = "exited at start \\(no hello\\): not the helper of "
+             . "this module's";
+    for my $case ([$fake, qr/$other/], [$older, qr/$gone/])
     {
         my ($path, $want) = @$case;
         my $x = VconvNginx->new(workers => 1,
