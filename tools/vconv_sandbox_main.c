@@ -123,9 +123,12 @@ static int vconv_selftest(void);
  * The warm heap of a spare (see vconv_child_warm()), and the largest
  * block malloc takes from its heaps instead of a fresh mmap each time.
  */
-#define VCONV_WARM_MAIN    (16 * 1024 * 1024)
-#define VCONV_WARM_THREAD  (16 * 1024 * 1024)
+#define VCONV_WARM_BLOCKS  4                    /* per arena */
+#define VCONV_WARM_BLOCK   (4 * 1024 * 1024)
 #define VCONV_MMAP_MIN     (8 * 1024 * 1024)
+
+/* freed memory below this stays in the heaps: the warm heap must */
+#define VCONV_TRIM_MIN     (64 * 1024 * 1024)
 
 
 /* the helper's spare child */
@@ -497,6 +500,16 @@ vconv_spare(int sock, pid_t helper)
 
     vconv_child_warm();
 
+    /*
+     * The job's limit is on top of the spare as it waits: the warm heap
+     * is the job's to use, the second arena's reservation and the warm
+     * thread's cached stack are what any job's threads would make.
+     */
+    vconv_child_base = vconv_child_vm("VmSize:");
+    if (vconv_child_base <= 0) {
+        _exit(1);
+    }
+
     (void) prctl(PR_SET_NAME, "vconv-spare");
 
     memset(&m, 0, sizeof(m));
@@ -546,6 +559,11 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
         _exit(1);
     }
 
+    vconv_child_base = vconv_child_vm("VmSize:");
+    if (vconv_child_base <= 0) {
+        _exit(1);
+    }
+
     vconv_child_run(jm, in, out, sock);
 }
 
@@ -553,8 +571,9 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
 /*
  * What is the same for every job, before its descriptors come: signals,
  * what opens a file (the time zone, the CPU count: av_cpu_count() is
- * cached, /proc/self/status kept open for the memory checks), and the
- * address-space size of the libraries (the job's limit is on top of it).
+ * cached, /proc/self/status kept open for the memory checks), malloc's
+ * settings.  The caller then takes the address-space size (the job's
+ * limit is on top of it).
  */
 static int
 vconv_child_prepare(pid_t helper)
@@ -581,22 +600,19 @@ vconv_child_prepare(pid_t helper)
         return -1;
     }
 
-    vconv_child_base = vconv_child_vm("VmSize:");
-    if (vconv_child_base <= 0) {
-        return -1;
-    }
-
     /* one 64 MB arena reservation per thread would eat the limit */
     (void) mallopt(M_ARENA_MAX, 2);
 
     /*
-     * A process lives for one job: blocks up to 32 MB (a frame, a frame
+     * A process lives for one job: blocks up to 8 MB (a frame, a frame
      * pool's buffer) come from malloc's heaps and are used again when
      * freed, where a fresh mmap would fault in each of its pages again:
-     * a long-lived worker's malloc learns this by itself.
+     * a long-lived worker's malloc learns this by itself.  (Not more: a
+     * 32 MB threshold made thread arenas add 64 MB heaps and small jobs
+     * failed vconv_job_memory 128m.)
      */
     (void) mallopt(M_MMAP_THRESHOLD, VCONV_MMAP_MIN);
-    (void) mallopt(M_TRIM_THRESHOLD, 2 * VCONV_MMAP_MIN);
+    (void) mallopt(M_TRIM_THRESHOLD, VCONV_TRIM_MIN);
 
     return 0;
 }
@@ -613,37 +629,57 @@ vconv_child_prepare(pid_t helper)
 static void
 vconv_child_warm(void)
 {
-    void       *p;
+    int         i;
+    void       *p[VCONV_WARM_BLOCKS];
     pthread_t   tid;
 
-    p = malloc(VCONV_WARM_MAIN);
-    if (p == NULL) {
-        return;
+    /* blocks under the mmap threshold, so that they are the heap's */
+    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+        p[i] = malloc(VCONV_WARM_BLOCK);
     }
 
     if (pthread_create(&tid, NULL, vconv_child_warm_thread, p) == 0) {
         (void) pthread_join(tid, NULL);
     }
 
-    free(p);
+    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+        free(p[i]);
+    }
 }
 
 
 static void *
 vconv_child_warm_thread(void *data)
 {
-    void  *p;
+    int     i;
+    void  **main_blocks, *p[VCONV_WARM_BLOCKS];
+
+    main_blocks = data;
 
     (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 19);
 
-    /* the main arena's pages, in the block the main thread holds */
-    memset(data, 0, VCONV_WARM_MAIN);
+    /*
+     * The main arena's pages, in the blocks the main thread holds.  Not
+     * zeros: the compiler makes malloc() and memset(0) a calloc(), which
+     * skips fresh pages and so faults in nothing.
+     */
+    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+        if (main_blocks[i] != NULL) {
+            memset(main_blocks[i], 0xa5, VCONV_WARM_BLOCK);
+        }
+    }
 
     /* this thread's malloc makes the second arena: its pages too */
-    p = malloc(VCONV_WARM_THREAD);
-    if (p != NULL) {
-        memset(p, 0, VCONV_WARM_THREAD);
-        free(p);
+    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+        p[i] = malloc(VCONV_WARM_BLOCK);
+
+        if (p[i] != NULL) {
+            memset(p[i], 0xa5, VCONV_WARM_BLOCK);
+        }
+    }
+
+    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+        free(p[i]);
     }
 
     return NULL;
