@@ -156,10 +156,10 @@ for my $h (@h) {
     my ($id, $child) = start_long($ng, 'format=webm');
     ok($child && grep({ $_ == $child } @sp),
        "the next job runs in a spare ($child)");
-    my %old = map { $_ => 1 } @sp;
-    my $new = VconvNginx::poll(10, sub { grep { !$old{$_} } spares($ng) });
-    ok($new, '... and a new spare is made');
     is($ng->delete($id)->{status}, 204, '... (that job canceled)');
+    my %old = map { $_ => 1 } @sp;
+    my $new = VconvNginx::poll(30, sub { grep { !$old{$_} } spares($ng) });
+    ok($new, '... and once it has ended, a new spare is made');
 }
 
 {

@@ -75,8 +75,8 @@ typedef struct {
  * The spare: a child forked ahead of its job, which waits for it with
  * everything that is the same for every job done (the fork, the fds, the
  * libraries' one-time setup, and a warm heap: see vconv_child_warm()).
- * The helper hands the next job to it, and forks the next spare right
- * after; a job that comes while the spare is not ready yet is forked for
+ * The helper hands the next job to it, and forks the next spare when a
+ * job ends; a job that comes while there is no spare ready is forked for
  * as before.
  */
 typedef struct {
@@ -331,11 +331,6 @@ vconv_helper_job(vconv_child_t **children, size_t *n, vconv_sb_msg_t *m,
     c[*n].sock = fds[2];
     (*n)++;
 
-    /* the next job's spare, while this one starts */
-    if (vconv_spare_child.pid == -1) {
-        vconv_spare_start(self);
-    }
-
     return;
 
 failed:
@@ -394,6 +389,15 @@ vconv_helper_reap(vconv_child_t *children, size_t *n)
         (void) close(children[k].sock);
 
         children[k] = children[--(*n)];
+
+        /*
+         * The next spare when a job has ended, not when one starts: its
+         * fork (a copy of the helper's page tables, a millisecond or
+         * two) would delay the job that just took the last one.
+         */
+        if (vconv_spare_child.pid == -1) {
+            vconv_spare_start(getpid());
+        }
     }
 }
 
@@ -623,8 +627,8 @@ vconv_child_prepare(pid_t helper)
  * is a page fault (3,000 to 8,000 for a thumbnail, each a few us on a
  * virtual machine): the main arena and the second one (the codec threads'
  * arena, M_ARENA_MAX 2) are faulted in now, while the spare waits, by a
- * thread at the lowest priority (Linux's nice is per thread) so that this
- * never slows a running job.  The memory stays in malloc's free lists.
+ * thread of the idle class, so that this never slows a running job.  The
+ * memory stays in malloc's free lists.
  */
 static void
 vconv_child_warm(void)
@@ -651,12 +655,24 @@ vconv_child_warm(void)
 static void *
 vconv_child_warm_thread(void *data)
 {
-    int     i;
-    void  **main_blocks, *p[VCONV_WARM_BLOCKS];
+    int                  i;
+    void               **main_blocks, *p[VCONV_WARM_BLOCKS];
+    struct sched_param   sp;
 
     main_blocks = data;
 
-    (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 19);
+    /*
+     * Only when nothing else wants the CPU, a running job least of all:
+     * SCHED_IDLE, or nice 19 where that is refused (Linux: both are per
+     * thread).
+     */
+    memset(&sp, 0, sizeof(sp));
+
+    if (sched_setscheduler((pid_t) syscall(SYS_gettid), SCHED_IDLE, &sp)
+        == -1)
+    {
+        (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 19);
+    }
 
     /*
      * The main arena's pages, in the blocks the main thread holds.  Not
