@@ -151,7 +151,7 @@ for my $h (@h) {
                       && comm($_) =~ /^vconv-(?:spare|warmup)$/ }
                map { kids($_) } helpers($ng);
         @all == 2 });
-    is(scalar @all, 2, 'each helper has a spare child (@all)');
+    is(scalar @all, 2, "each helper has a spare child (@all)");
     for my $p (@all) {
         # not confined yet (it is, before a byte of its job), and it holds
         # nothing of the helper's: its socket and /proc/self/status
