@@ -18,6 +18,7 @@ use Cwd ();
 use File::Basename qw(dirname);
 use File::Copy qw(copy);
 use File::Temp qw(tempdir);
+use IO::Socket::INET;
 use JSON::PP;
 use POSIX qw(:sys_wait_h strftime);
 use Time::HiRes qw(time sleep);
@@ -392,6 +393,50 @@ sub job_delete {
     my ($ng, $id) = @_;
     run(['curl', '-sS', '-o', '/dev/null', '--max-time', 10, '-X', 'DELETE',
          $ng->url("/api/jobs/$id")], timeout => 15);
+}
+
+# A raw-body upload paced to take $secs s, wait=1: seconds from the last
+# body byte written to the answer's headers, the status, the body's bytes
+sub last_byte_job {
+    my ($ng, $file, $q, $secs) = @_;
+    my $size = -s $file;
+    open my $fh, '<:raw', $file or die "$file: $!";
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $ng->port, Proto => 'tcp')
+        or die "connect: $!";
+    $sock->autoflush(1);
+    print $sock "POST /api/jobs?$q&wait=1 HTTP/1.1\r\nHost: localhost\r\n"
+        . "Content-Type: application/octet-stream\r\nX-File-Name: in.mkv"
+        . "\r\nContent-Length: $size\r\nConnection: close\r\n\r\n";
+    my ($t0, $sent) = (time, 0);
+    while (my $n = read($fh, my $buf, 64 * 1024)) {
+        my $off = 0;
+        while ($off < $n) {
+            my $w = syswrite($sock, $buf, $n - $off, $off);
+            die "send: $!\n" unless defined $w;
+            $off += $w;
+        }
+        $sent += $n;
+        my $due = $t0 + $secs * $sent / $size;
+        sleep($due - time) if $due > time;
+    }
+    my $t_last = time;
+    my $resp = '';
+    while ($resp !~ /\r\n\r\n/) {
+        my $n = sysread($sock, my $b, 65536);
+        last unless $n;
+        $resp .= $b;
+    }
+    my $t_file = time;
+    while (1) {
+        my $n = sysread($sock, my $b, 1 << 20);
+        last unless $n;
+        $resp .= $b;
+    }
+    close $sock;
+    my ($st) = $resp =~ m{^HTTP/1\.1 (\d{3})};
+    my $body = $resp =~ /\r\n\r\n(.*)\z/s ? length $1 : 0;
+    return ($t_file - $t_last, $st // 0, $body);
 }
 
 # a 202 upload's job id from the answer body in $file
@@ -880,6 +925,18 @@ if ($ONLY{sandbox}) {
     my $private = defined $rollup{Private_Dirty}
                 ? $rollup{Private_Dirty} + ($rollup{Private_Clean} // 0)
                 : undef;
+    # its spare child, ready for the next job (its warm heap included)
+    my $spare;
+    for (1 .. 100) {
+        last unless $helper;
+        ($spare) = grep { slurp("/proc/$_/comm") =~ /^vconv-spare/ }
+                   @{ VconvNginx::_children($helper) };
+        last if $spare;
+        sleep 0.1;
+    }
+    my %srollup = $spare
+        ? slurp("/proc/$spare/smaps_rollup") =~ /^(\w+):\s+(\d+) kB/mg
+        : ();
 
     md('', '## Sandbox: vconv_isolation process vs thread', '',
        'Wall time of one job end to end (upload, conversion, download with'
@@ -911,6 +968,31 @@ if ($ONLY{sandbox}) {
            . ratio($p, $th) . ' |');
     }
 
+    # last byte -> file: a streaming upload paced over $LB_S s (the
+    # transcode keeps up with it), raw body, wait=1; from the moment the
+    # last body byte is written to the socket to the answer's headers
+    # (sent once the output is in place)
+    my $LB_S = 6;
+    my %lb;
+    for my $i (1 .. 3) {
+        for my $mode ($i % 2 ? qw(process thread) : qw(thread process)) {
+            my ($dt, $st, $len) = last_byte_job($ng{$mode}, $IN_MKV,
+                                                'format=mp4&height=720',
+                                                $LB_S);
+            die "sandbox bench: last-byte $mode: status $st\n"
+                unless $st == 200 && $len > 0;
+            push @{ $lb{$mode} }, $dt;
+        }
+    }
+    md("| last byte → file, 1080p MKV → 720p MP4 (10 s) streamed over "
+       . "${LB_S} s | 3 | " . f2(median(@{ $lb{process} })) . ' | '
+       . f2(median(@{ $lb{thread} })) . ' | '
+       . ratio(median(@{ $lb{process} }), median(@{ $lb{thread} }))
+       . ' |');
+    logmsg('sandbox: last byte -> file: process ',
+           samples(@{ $lb{process} }), ' s; thread ',
+           samples(@{ $lb{thread} }), ' s');
+
     my @us = sort { $a <=> $b }
              slurp($ng{process}->prefix . '/debug.log')
                  =~ /sandboxed child ready in (\d+) us/g;
@@ -919,11 +1001,16 @@ if ($ONLY{sandbox}) {
        . ' child is confined and reading; ' . scalar(@us) . ' jobs): median '
        . (@us ? f2(median(@us) / 1000) : 'n/a') . ' ms, p95 '
        . (defined $p95 ? f2($p95 / 1000) : 'n/a') . ' ms.', '',
-       'Idle sandbox helper (/proc/PID/smaps_rollup): private '
-       . (defined $private ? mb($private) : 'n/a') . ' MB (Private_Clean '
-       . mb($rollup{Private_Clean}) . ', Private_Dirty '
-       . mb($rollup{Private_Dirty}) . '), Pss ' . mb($rollup{Pss})
-       . ' MB, Rss ' . mb($rollup{Rss}) . ' MB.');
+       'Idle sandbox helper (/proc/PID/smaps_rollup): anonymous '
+       . mb($rollup{Anonymous}) . ' MB (its own pages: the libraries\''
+       . ' relocated data; "private" is only '
+       . (defined $private ? mb($private) : 'n/a') . ' MB because it'
+       . ' shares them with its spare since the fork), Pss '
+       . mb($rollup{Pss}) . ' MB, Rss ' . mb($rollup{Rss}) . ' MB.  Its'
+       . ' spare child, ready: private ' . mb(($srollup{Private_Dirty} // 0)
+                                              + ($srollup{Private_Clean} // 0))
+       . ' MB (its warm heap), Pss ' . mb($srollup{Pss}) . ' MB, Rss '
+       . mb($srollup{Rss}) . ' MB.');
 
     ng_stop($_) for values %ng;
 }

@@ -28,8 +28,42 @@
 #define VCONV_SANDBOX_POLL_MS  100
 
 
+/* one sandboxed job, as the pool thread drives it */
+typedef struct {
+    vconv_sandbox_t      *sb;
+    vconv_transcode_t    *tc;
+    vconv_reader_t       *rd;
+    vconv_sandbox_job_t  *job;
+
+    int                   js[2];          /* the job socket */
+    int                   wake[2];        /* the reader wakes us on it */
+    uint64_t              token;
+    int64_t               limit;          /* vconv_job_memory, bytes */
+    int64_t               t0;             /* the job sent, us */
+
+    /* what the child was told of the upload */
+    int64_t               sent_written;
+    int64_t               sent_size;
+    int                   sent_end;
+
+    vconv_err_e           why;            /* cancel, stall: killed */
+    int                   got_result;
+    vconv_sb_result_t     result;
+    int                   memory;         /* it crashed near its limit */
+    int                   exited;
+    int                   status;         /* wait status, with exited */
+    int                   helper_gone;
+} vconv_sb_run_t;
+
+
 static int vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
     const int *fds, char *err, size_t len);
+static int vconv_sandbox_hello(vconv_sandbox_t *sb, char *err, size_t len);
+static void vconv_sandbox_job_msg(vconv_sb_run_t *run, vconv_sb_msg_t *m);
+static void vconv_sandbox_notify(vconv_sb_run_t *run);
+static void vconv_sandbox_receive(vconv_sb_run_t *run);
+static void vconv_sandbox_message(vconv_sb_run_t *run, vconv_sb_msg_t *m);
+static int vconv_sandbox_outcome(vconv_sb_run_t *run);
 static void vconv_sandbox_kill(vconv_sandbox_t *sb, uint64_t token);
 static void vconv_sandbox_log(vconv_sandbox_t *sb, const char *job,
     int level, const char *fmt, ...)
@@ -181,8 +215,8 @@ int
 vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len)
 {
     int                         sv[2], rc, sig;
-    char                        ppid[32];
-    char                       *argv[4], *envp[1];
+    char                        ppid[32], proto[16];
+    char                       *argv[5], *envp[1];
     pid_t                       pid;
     sigset_t                    set;
     posix_spawnattr_t           attr;
@@ -199,11 +233,14 @@ vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len)
     }
 
     snprintf(ppid, sizeof(ppid), "%ld", (long) getpid());
+    snprintf(proto, sizeof(proto), "%d", VCONV_SB_PROTOCOL);
 
+    /* a helper older than the hello knows no 4th argument: it exits */
     argv[0] = sb->path;
     argv[1] = "--helper";
     argv[2] = ppid;
-    argv[3] = NULL;
+    argv[3] = proto;
+    argv[4] = NULL;
     envp[0] = NULL;
 
     posix_spawn_file_actions_init(&fa);
@@ -241,6 +278,72 @@ vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len)
 
     sb->fd = sv[0];
     sb->pid = pid;
+    sb->hello = 0;
+
+    return VCONV_OK;
+}
+
+
+/*
+ * The helper's hello, read before its first job: a helper of another
+ * build is named as such, with both protocol numbers, instead of every
+ * job failing with EPROTO.  With sb->mutex held.
+ */
+static int
+vconv_sandbox_hello(vconv_sandbox_t *sb, char *err, size_t len)
+{
+    int               rc;
+    ssize_t           n;
+    struct pollfd     pfd;
+    vconv_sb_hello_t  h;
+
+    pfd.fd = sb->fd;
+    pfd.events = POLLIN;
+
+    do {
+        rc = poll(&pfd, 1, VCONV_SB_HELLO_MS);
+    } while (rc == -1 && errno == EINTR);
+
+    if (rc == 0) {
+        snprintf(err, len, "the sandbox helper \"%.200s\" said no hello "
+                 "within %d s: a helper older than this module?",
+                 sb->path, VCONV_SB_HELLO_MS / 1000);
+        return VCONV_ERROR;
+    }
+
+    memset(&h, 0, sizeof(h));
+
+    do {
+        n = recv(sb->fd, &h, sizeof(h), MSG_DONTWAIT);
+    } while (n == -1 && errno == EINTR);
+
+    if (n <= 0) {
+        snprintf(err, len, "the sandbox helper \"%.200s\" exited at start "
+                 "(%s): not the helper of this module's build? "
+                 "(its own message is in the error log)", sb->path,
+                 n == 0 ? "no hello" : strerror(errno));
+        return VCONV_ERROR;
+    }
+
+    if (n != (ssize_t) sizeof(h) || h.magic != VCONV_SB_MAGIC) {
+        snprintf(err, len, "\"%.200s\" is not a vconv sandbox helper "
+                 "(no hello)", sb->path);
+        return VCONV_ERROR;
+    }
+
+    if (h.protocol != VCONV_SB_PROTOCOL
+        || h.size != (uint32_t) sizeof(vconv_sb_msg_t))
+    {
+        snprintf(err, len, "the sandbox helper \"%.200s\" is from another "
+                 "build: it speaks protocol %u (messages of %u bytes), "
+                 "this module protocol %d (%u bytes); install the "
+                 "vconv-sandbox built with this module", sb->path,
+                 h.protocol, h.size, VCONV_SB_PROTOCOL,
+                 (unsigned) sizeof(vconv_sb_msg_t));
+        return VCONV_ERROR;
+    }
+
+    sb->hello = 1;
 
     return VCONV_OK;
 }
@@ -250,17 +353,11 @@ int
 vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
     vconv_reader_t *rd, vconv_sandbox_job_t *job)
 {
-    int                 js[2], wake[2], fds[3], rc, why, got_result;
-    int                 memory, exited, helper_gone, sent_end, ended;
-    int                 sig, status;
-    char                buf[256], why_text[64];
-    int64_t             written, size, sent_written, sent_size, t0;
-    int64_t             limit;
-    uint64_t            token;
-    vconv_err_e         stop;
+    int                 rc, fds[3];
+    char                buf[512];
     struct pollfd       pfd[2];
     vconv_sb_msg_t      m;
-    vconv_sb_result_t   result;
+    vconv_sb_run_t      run;
 
     memset(&tc->input, 0, sizeof(tc->input));
     memset(&tc->err, 0, sizeof(tc->err));
@@ -271,88 +368,59 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
     job->signal = 0;
     job->spawn_us = -1;
 
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, js) == -1) {
+    memset(&run, 0, sizeof(run));
+    run.sb = sb;
+    run.tc = tc;
+    run.rd = rd;
+    run.job = job;
+    run.limit = job->memory > 0 ? job->memory : VCONV_SANDBOX_MEMORY;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, run.js) == -1)
+    {
         return vconv_error_set(&tc->err, VCONV_E_INTERNAL,
                                "socketpair() failed: %s", strerror(errno));
     }
 
-    if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == -1) {
-        (void) close(js[0]);
-        (void) close(js[1]);
+    if (pipe2(run.wake, O_CLOEXEC | O_NONBLOCK) == -1) {
+        (void) close(run.js[0]);
+        (void) close(run.js[1]);
         return vconv_error_set(&tc->err, VCONV_E_INTERNAL,
                                "pipe2() failed: %s", strerror(errno));
     }
 
-    memset(&m, 0, sizeof(m));
-    m.type = VCONV_SB_JOB;
-    m.u.job.spec = *tc->spec;
-
-    if (tc->limits) {
-        m.u.job.limits = *tc->limits;
-
-        if (tc->limits->input_formats) {
-            snprintf(m.u.job.input_formats, sizeof(m.u.job.input_formats),
-                     "%s", tc->limits->input_formats);
-        }
-    }
-
-    /* no pointer crosses into the child; the CLI's demuxer options stay */
-    m.u.job.limits.input_formats = NULL;
-    m.u.job.limits.demuxer_options = NULL;
-    snprintf(m.u.job.job, sizeof(m.u.job.job), "%s",
-             job->job ? job->job : "");
-    m.u.job.priority = job->priority;
-    m.u.job.log_level = job->log_level;
-    limit = job->memory > 0 ? job->memory : VCONV_SANDBOX_MEMORY;
-    m.u.job.memory = limit;
-
     /* from here on every grow, end or stop of the upload wakes us */
     pthread_mutex_lock(&rd->mutex);
-    rd->wake_fd = wake[1];
-    written = rd->written;
-    size = rd->size;
-    ended = rd->ended;
+    rd->wake_fd = run.wake[1];
+    run.sent_written = rd->written;
+    run.sent_size = rd->size;
+    run.sent_end = rd->ended;
     pthread_mutex_unlock(&rd->mutex);
 
-    m.u.job.written = written;
-    m.u.job.size = size;
-    m.u.job.ended = ended;
-
-    sent_written = written;
-    sent_size = size;
-    sent_end = ended;
+    vconv_sandbox_job_msg(&run, &m);
 
     fds[0] = rd->fd;
     fds[1] = tc->output_fd;
-    fds[2] = js[1];
+    fds[2] = run.js[1];
 
-    t0 = vconv_sandbox_now_us();
+    run.t0 = vconv_sandbox_now_us();
 
     rc = vconv_sandbox_send_job(sb, &m, fds, buf, sizeof(buf));
-    token = m.token;
+    run.token = m.token;
 
-    (void) close(js[1]);
-
-    why = 0;
-    got_result = 0;
-    memory = 0;
-    exited = 0;
-    helper_gone = 0;
-    status = 0;
-    memset(&result, 0, sizeof(result));
+    (void) close(run.js[1]);
 
     if (rc != VCONV_OK) {
         (void) vconv_error_set(&tc->err, VCONV_E_INTERNAL,
-                               "the sandbox helper is not running: %s", buf);
+                               "sandbox helper: %s", buf);
         goto done;
     }
 
-    pfd[0].fd = js[0];
+    pfd[0].fd = run.js[0];
     pfd[0].events = POLLIN;
-    pfd[1].fd = wake[0];
+    pfd[1].fd = run.wake[0];
     pfd[1].events = POLLIN;
 
-    while (!exited && !helper_gone && !got_result) {
+    while (!run.exited && !run.helper_gone && !run.got_result) {
 
         pfd[0].revents = 0;
         pfd[1].revents = 0;
@@ -362,162 +430,30 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
         if (rc == -1 && errno != EINTR) {
             (void) vconv_error_set(&tc->err, VCONV_E_INTERNAL,
                                    "poll() failed: %s", strerror(errno));
-            vconv_sandbox_kill(sb, token);
-            why = VCONV_E_INTERNAL;
+            vconv_sandbox_kill(sb, run.token);
+            run.why = VCONV_E_INTERNAL;
         }
 
         if (pfd[1].revents & POLLIN) {
-            while (read(wake[0], buf, sizeof(buf)) > 0) { /* void */ }
+            while (read(run.wake[0], buf, sizeof(buf)) > 0) { /* void */ }
         }
 
-        pthread_mutex_lock(&rd->mutex);
-        written = rd->written;
-        size = rd->size;
-        ended = rd->ended;
-        stop = rd->stop;
-        pthread_mutex_unlock(&rd->mutex);
-
-        if (!why) {
-            memset(&m, 0, sizeof(m));
-
-            /*
-             * Never blocking: a child that does not read (stopped, stuck)
-             * must not keep us from cancel and the stall clock.  Each
-             * notice is retried until it goes; a child gone already just
-             * misses them (EPIPE).
-             */
-
-            if (written > sent_written) {
-                m.type = VCONV_SB_GROW;
-                m.u.value = written;
-
-                if (vconv_sb_send(js[0], &m, NULL, 0, MSG_DONTWAIT) == 0) {
-                    sent_written = written;
-                }
-            }
-
-            if (size != sent_size) {
-                m.type = VCONV_SB_EXPECT;
-                m.u.value = size;
-
-                if (vconv_sb_send(js[0], &m, NULL, 0, MSG_DONTWAIT) == 0) {
-                    sent_size = size;
-                }
-            }
-
-            if (ended && !sent_end && sent_written == written) {
-                m.type = VCONV_SB_END;
-
-                if (vconv_sb_send(js[0], &m, NULL, 0, MSG_DONTWAIT) == 0) {
-                    sent_end = 1;
-                }
-            }
-
-            why = stop;
-
-            if (!why && tc->interrupt) {
-                why = tc->interrupt(tc->data);
-            }
-
-            if (why) {
-                /* cancel and stall do not wait for the child's consent */
-                vconv_sandbox_kill(sb, token);
-            }
+        if (!run.why) {
+            vconv_sandbox_notify(&run);
         }
 
-        if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-            continue;
-        }
-
-        for ( ;; ) {
-            rc = vconv_sb_recv(js[0], &m, NULL, NULL, MSG_DONTWAIT);
-
-            if (rc == 0) {
-                /* the helper and the child both let go of the socket */
-                helper_gone = 1;
-                break;
-            }
-
-            if (rc < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    break;
-                }
-
-                if (errno == EPROTO) {
-                    continue;
-                }
-
-                helper_gone = 1;
-                break;
-            }
-
-            switch (m.type) {
-
-            case VCONV_SB_READY:
-                job->spawn_us = vconv_sandbox_now_us() - t0;
-                break;
-
-            case VCONV_SB_PROBED:
-                m.u.input.format[sizeof(m.u.input.format) - 1] = '\0';
-                m.u.input.vcodec[sizeof(m.u.input.vcodec) - 1] = '\0';
-                m.u.input.acodec[sizeof(m.u.input.acodec) - 1] = '\0';
-                tc->input = m.u.input;
-
-                if (tc->probed && !why) {
-                    tc->probed(tc->data, &tc->input);
-                }
-
-                break;
-
-            case VCONV_SB_PROGRESS:
-                if (tc->progress && !why) {
-                    tc->progress(tc->data, m.u.fraction);
-                }
-
-                break;
-
-            case VCONV_SB_LOG:
-                m.u.log.text[sizeof(m.u.log.text) - 1] = '\0';
-
-                if (sb->log) {
-                    sb->log(m.u.log.level, job->job ? job->job : "",
-                            m.u.log.text);
-                }
-
-                break;
-
-            case VCONV_SB_RESULT:
-                result = m.u.result;
-                result.err.message[sizeof(result.err.message) - 1] = '\0';
-                got_result = 1;
-                break;
-
-            case VCONV_SB_MEMORY:
-                memory = 1;
-                break;
-
-            case VCONV_SB_EXIT:
-                status = (int) m.u.value;
-                exited = 1;
-                break;
-
-            default:
-                break;
-            }
-
-            if (exited || got_result) {
-                break;
-            }
+        if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            vconv_sandbox_receive(&run);
         }
     }
 
-    if (got_result) {
+    if (run.got_result) {
         /*
          * Its output is written (pwrite: in the page cache already), so
          * the job does not wait for the exit and the reaping; the child
          * is only making sure it is gone.
          */
-        vconv_sandbox_kill(sb, token);
+        vconv_sandbox_kill(sb, run.token);
     }
 
 done:
@@ -526,29 +462,246 @@ done:
     rd->wake_fd = -1;
     pthread_mutex_unlock(&rd->mutex);
 
-    (void) close(wake[0]);
-    (void) close(wake[1]);
-    (void) close(js[0]);
+    (void) close(run.wake[0]);
+    (void) close(run.wake[1]);
+    (void) close(run.js[0]);
 
-    if (got_result && result.err.code != VCONV_E_CRASHED) {
+    return vconv_sandbox_outcome(&run);
+}
+
+
+/* the job as the helper and its child get it: no pointer crosses */
+static void
+vconv_sandbox_job_msg(vconv_sb_run_t *run, vconv_sb_msg_t *m)
+{
+    vconv_transcode_t    *tc;
+    vconv_sandbox_job_t  *job;
+
+    tc = run->tc;
+    job = run->job;
+
+    memset(m, 0, sizeof(vconv_sb_msg_t));
+    m->type = VCONV_SB_JOB;
+    m->u.job.spec = *tc->spec;
+
+    if (tc->limits) {
+        m->u.job.limits = *tc->limits;
+
+        if (tc->limits->input_formats) {
+            snprintf(m->u.job.input_formats,
+                     sizeof(m->u.job.input_formats), "%s",
+                     tc->limits->input_formats);
+        }
+    }
+
+    /* the CLI's demuxer options never reach a child */
+    m->u.job.limits.input_formats = NULL;
+    m->u.job.limits.demuxer_options = NULL;
+    snprintf(m->u.job.job, sizeof(m->u.job.job), "%s",
+             job->job ? job->job : "");
+    m->u.job.priority = job->priority;
+    m->u.job.log_level = job->log_level;
+    m->u.job.memory = run->limit;
+    m->u.job.written = run->sent_written;
+    m->u.job.size = run->sent_size;
+    m->u.job.ended = run->sent_end;
+}
+
+
+/*
+ * What the upload did since the last look goes to the child; a cancel
+ * or a stall kills it without waiting for its consent.
+ */
+static void
+vconv_sandbox_notify(vconv_sb_run_t *run)
+{
+    int             ended;
+    int64_t         written, size;
+    vconv_err_e     stop;
+    vconv_sb_msg_t  m;
+
+    pthread_mutex_lock(&run->rd->mutex);
+    written = run->rd->written;
+    size = run->rd->size;
+    ended = run->rd->ended;
+    stop = run->rd->stop;
+    pthread_mutex_unlock(&run->rd->mutex);
+
+    memset(&m, 0, sizeof(m));
+
+    /*
+     * Never blocking: a child that does not read (stopped, stuck) must
+     * not keep us from cancel and the stall clock.  Each notice is
+     * retried until it goes; a child gone already just misses them
+     * (EPIPE).
+     */
+
+    if (written > run->sent_written) {
+        m.type = VCONV_SB_GROW;
+        m.u.value = written;
+
+        if (vconv_sb_send(run->js[0], &m, NULL, 0, MSG_DONTWAIT) == 0) {
+            run->sent_written = written;
+        }
+    }
+
+    if (size != run->sent_size) {
+        m.type = VCONV_SB_EXPECT;
+        m.u.value = size;
+
+        if (vconv_sb_send(run->js[0], &m, NULL, 0, MSG_DONTWAIT) == 0) {
+            run->sent_size = size;
+        }
+    }
+
+    if (ended && !run->sent_end && run->sent_written == written) {
+        m.type = VCONV_SB_END;
+
+        if (vconv_sb_send(run->js[0], &m, NULL, 0, MSG_DONTWAIT) == 0) {
+            run->sent_end = 1;
+        }
+    }
+
+    run->why = stop;
+
+    if (!run->why && run->tc->interrupt) {
+        run->why = run->tc->interrupt(run->tc->data);
+    }
+
+    if (run->why) {
+        vconv_sandbox_kill(run->sb, run->token);
+    }
+}
+
+
+/* every message waiting on the job socket, until the end of the job */
+static void
+vconv_sandbox_receive(vconv_sb_run_t *run)
+{
+    int             rc;
+    vconv_sb_msg_t  m;
+
+    while (!run->exited && !run->got_result) {
+        rc = vconv_sb_recv(run->js[0], &m, NULL, NULL, MSG_DONTWAIT);
+
+        if (rc == 0) {
+            /* the helper and the child both let go of the socket */
+            run->helper_gone = 1;
+            return;
+        }
+
+        if (rc < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return;
+            }
+
+            if (errno == EPROTO) {
+                continue;
+            }
+
+            run->helper_gone = 1;
+            return;
+        }
+
+        vconv_sandbox_message(run, &m);
+    }
+}
+
+
+/* one message of the child (or of the helper: the exit) */
+static void
+vconv_sandbox_message(vconv_sb_run_t *run, vconv_sb_msg_t *m)
+{
+    const char         *id;
+    vconv_transcode_t  *tc;
+
+    tc = run->tc;
+    id = run->job->job ? run->job->job : "";
+
+    switch (m->type) {
+
+    case VCONV_SB_READY:
+        run->job->spawn_us = vconv_sandbox_now_us() - run->t0;
+        break;
+
+    case VCONV_SB_PROBED:
+        m->u.input.format[sizeof(m->u.input.format) - 1] = '\0';
+        m->u.input.vcodec[sizeof(m->u.input.vcodec) - 1] = '\0';
+        m->u.input.acodec[sizeof(m->u.input.acodec) - 1] = '\0';
+        tc->input = m->u.input;
+
+        if (tc->probed && !run->why) {
+            tc->probed(tc->data, &tc->input);
+        }
+
+        break;
+
+    case VCONV_SB_PROGRESS:
+        if (tc->progress && !run->why) {
+            tc->progress(tc->data, m->u.fraction);
+        }
+
+        break;
+
+    case VCONV_SB_LOG:
+        m->u.log.text[sizeof(m->u.log.text) - 1] = '\0';
+
+        if (run->sb->log) {
+            run->sb->log(m->u.log.level, id, m->u.log.text);
+        }
+
+        break;
+
+    case VCONV_SB_RESULT:
+        run->result = m->u.result;
+        run->result.err.message[sizeof(run->result.err.message) - 1] = '\0';
+        run->got_result = 1;
+        break;
+
+    case VCONV_SB_MEMORY:
+        run->memory = 1;
+        break;
+
+    case VCONV_SB_EXIT:
+        run->status = (int) m->u.value;
+        run->exited = 1;
+        break;
+
+    default:
+        break;
+    }
+}
+
+
+/* how the job ended, as vconv_transcode() would say it */
+static int
+vconv_sandbox_outcome(vconv_sb_run_t *run)
+{
+    int                 sig;
+    char                name[64];
+    vconv_transcode_t  *tc;
+
+    tc = run->tc;
+
+    if (run->got_result && run->result.err.code != VCONV_E_CRASHED) {
         /* it finished; a cancel at the same moment is the caller's */
-        tc->input = result.input;
-        tc->output_bytes = result.output_bytes;
-        tc->output_duration = result.output_duration;
-        tc->damaged_packets = result.damaged_packets;
-        tc->err = result.err;
+        tc->input = run->result.input;
+        tc->output_bytes = run->result.output_bytes;
+        tc->output_duration = run->result.output_duration;
+        tc->damaged_packets = run->result.damaged_packets;
+        tc->err = run->result.err;
 
-        if (result.rc != VCONV_OK && tc->err.code == VCONV_E_NONE) {
+        if (run->result.rc != VCONV_OK && tc->err.code == VCONV_E_NONE) {
             tc->err.code = VCONV_E_INTERNAL;
         }
 
-        return result.rc == VCONV_OK ? VCONV_OK : VCONV_ERROR;
+        return run->result.rc == VCONV_OK ? VCONV_OK : VCONV_ERROR;
     }
 
-    if (why) {
+    if (run->why) {
         if (tc->err.code == VCONV_E_NONE) {
-            (void) vconv_error_set(&tc->err, why, "%s",
-                                   vconv_error_name(why));
+            (void) vconv_error_set(&tc->err, run->why, "%s",
+                                   vconv_error_name(run->why));
         }
 
         return VCONV_ERROR;
@@ -558,41 +711,44 @@ done:
         return VCONV_ERROR;
     }
 
-    if (helper_gone) {
+    if (run->helper_gone) {
         return vconv_error_set(&tc->err, VCONV_E_CRASHED,
                                "the converter's sandbox helper died");
     }
 
-    if (WIFSIGNALED(status)) {
-        sig = WTERMSIG(status);
-        job->signal = sig;
+    if (WIFSIGNALED(run->status)) {
+        sig = WTERMSIG(run->status);
+        run->job->signal = sig;
 
-        if (memory) {
+        if (run->memory) {
             return vconv_error_set(&tc->err, VCONV_E_MEMORY_LIMIT,
                                    "the conversion needs more than "
                                    "vconv_job_memory (%lld MB)",
-                                   (long long) (limit >> 20));
+                                   (long long) (run->limit >> 20));
         }
 
-        snprintf(why_text, sizeof(why_text), "SIG%s",
+        snprintf(name, sizeof(name), "SIG%s",
                  sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 
         return vconv_error_set(&tc->err, VCONV_E_CRASHED,
                                "the converter crashed (signal %d, %s)",
-                               sig, why_text);
+                               sig, name);
     }
 
     return vconv_error_set(&tc->err, VCONV_E_CRASHED,
                            "the converter exited with status %d and no "
-                           "result", WIFEXITED(status)
-                                     ? WEXITSTATUS(status) : -1);
+                           "result", WIFEXITED(run->status)
+                                     ? WEXITSTATUS(run->status) : -1);
 }
 
 
 /*
  * Several pool threads share the control socket: one message at a time.
  * A helper that died (killed, or its worker's reload raced it) is
- * started again once.
+ * started again once.  A helper that is not of this build fails the job
+ * with an error line that says so; it is let go (EOF on its socket ends
+ * it), and the next job starts one again, which may be the right one by
+ * then.
  */
 static int
 vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
@@ -615,6 +771,14 @@ vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
 
             vconv_sandbox_log(sb, "", 24, "sandbox helper started, pid %ld",
                               (long) sb->pid);
+        }
+
+        if (!sb->hello && vconv_sandbox_hello(sb, err, len) != VCONV_OK) {
+            /* AV_LOG_FATAL: the module's own fault, "error" in its log */
+            vconv_sandbox_log(sb, m->u.job.job, 8, "%s", err);
+            (void) close(sb->fd);
+            sb->fd = -1;
+            break;
         }
 
         if (vconv_sb_send(sb->fd, m, fds, 3, 0) == 0) {
@@ -655,7 +819,7 @@ static void
 vconv_sandbox_log(vconv_sandbox_t *sb, const char *job, int level,
     const char *fmt, ...)
 {
-    char     line[256];
+    char     line[512];
     va_list  ap;
 
     if (sb->log == NULL) {

@@ -31,6 +31,27 @@
 /* the helper's control socket is this descriptor after the exec */
 #define VCONV_SANDBOX_CTL_FD      3
 
+/*
+ * The helper's first message on its control socket, before any job: a
+ * module and a helper from different builds would otherwise exchange
+ * messages of different layouts, and every job would fail with EPROTO.
+ * Bump VCONV_SB_PROTOCOL with any change to the messages below; the
+ * hello itself never changes.
+ */
+#define VCONV_SB_MAGIC            0x76637362    /* "vcsb" */
+#define VCONV_SB_PROTOCOL         2             /* 1: before the hello */
+
+/* how long a new helper may take to say hello (its exec, the libraries) */
+#define VCONV_SB_HELLO_MS         10000
+
+typedef struct {
+    uint32_t            magic;           /* VCONV_SB_MAGIC */
+    uint32_t            protocol;        /* VCONV_SB_PROTOCOL */
+    uint32_t            size;            /* sizeof(vconv_sb_msg_t) */
+    uint32_t            pid;             /* the helper's */
+} vconv_sb_hello_t;
+
+
 /* what vconv_job_memory is when not set */
 #define VCONV_SANDBOX_MEMORY      ((int64_t) 1024 * 1024 * 1024)
 
@@ -115,6 +136,7 @@ typedef struct {
     pthread_mutex_t     mutex;           /* the control socket, the pid */
     int                 fd;              /* control socket, -1: none */
     pid_t               pid;
+    int                 hello;           /* the helper said hello */
     uint64_t            token;
     char                path[1024];      /* the helper executable */
 

@@ -8,9 +8,13 @@
 # AVIOContext has no base URL).  The last cases switch the first two off
 # (vconv-cli --demux-opt, which only the CLI has).  For concat with
 # safe=0 only the core's empty protocol whitelist then stands between the
-# upload and another file: removing it fails this test.  The dref cases
-# are still stopped by mov's own rule for relative references as well.
-# The sandboxed child (seccomp) is the third wall in the module.
+# upload and another file: removing it fails this test.  The relative
+# dref cases are still stopped by mov's own rule for relative references
+# as well; the absolute ones (an alias with nlvl -1, use_absolute_path=1)
+# are not: mov calls the core's io_open with the path, and the core's
+# refusal must be what stops it (its log line is checked, and removing
+# the refusal fails this test).  The sandboxed child (seccomp) is the
+# third wall in the module.
 use strict;
 use warnings;
 
@@ -22,6 +26,7 @@ use VconvMedia qw(make_media cli);
 use VconvHostile qw(:all);
 
 my $dir = tempdir(CLEANUP => 1);
+my $build = $ENV{VCONV_BUILD} // 'build';
 my $SECRET = qr/root:x:0:0|daemon:x:1:1/;
 like(slurp('/etc/passwd'), $SECRET, '/etc/passwd has the marker');
 
@@ -105,6 +110,41 @@ for my $k (sort keys %pl) {
                "MOV dref to $target $copy: nothing converted from it");
         }
     }
+    # an alias with an absolute path and nlvl -1 (every track): mov goes
+    # for the path itself once use_absolute_path=1; only the core's
+    # io_open refusal is left, and its own log line must say it refused
+    for my $target ($src, '/etc/passwd') {
+        my $mov = mov_dref($dir, $src, 'dref-abs.mov', $target);
+        my $d = slurp($mov);
+        my $at = 0;
+        my $n_alis = 0;
+        while (($at = index($d, 'alis', $at)) >= 0) {
+            my $i = $at + 4 + 134;      # nlvl from, to in the alias record
+            die "no nlvl at $i" unless substr($d, $i, 4) eq pack('nn', 1, 1);
+            substr($d, $i, 4) = pack('nn', 0xFFFF, 0xFFFF);
+            $at = $i;
+            $n_alis++;
+        }
+        spew($mov, $d);
+        for my $copy ('', 'vcodec=copy') {
+            my $what = "MOV absolute dref to $target, nlvl -1, "
+                     . "use_absolute_path=1 $copy";
+            my $out = "$dir/out" . ++$n . '.mkv';
+            # -v: libav's and the core's log lines, on stderr
+            my $cmd = "'$build/vconv-cli' -v --input-formats $wide "
+                    . '--demux-opt enable_drefs=1:use_absolute_path=1 '
+                    . "'$mov' '$out' format=mkv $copy 2>&1";
+            my $log = `$cmd`;
+            push @seen, $log;
+            push @seen, slurp($out) if -f $out;
+            ok($log !~ /"ok":true/, "$what: nothing converted from it");
+            like($log, qr/Using absolute path on user request/,
+                 "... libav's own rule let it through ($n_alis aliases)");
+            my $refused = () = $log =~ /refused to open a nested input/g;
+            is($refused, $n_alis, '... and the core refused every open');
+        }
+    }
+
     my $f = ffconcat_list($dir, 'unsafe.ffconcat', $seg, '/etc/passwd');
     my $res = convert($f, 'concat with safe=0', '--demux-opt=safe=0');
     ok(!($res && $res->{ok}),

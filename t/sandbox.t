@@ -54,9 +54,19 @@ sub helpers {
            @{ $ng->worker_pids };
 }
 
+# a helper's children that run jobs; its spare (forked ahead for the
+# next job) is named vconv-warmup, then vconv-spare once ready for it
 sub job_children {
     my ($ng) = @_;
-    return grep { state_of($_) ne 'Z' } map { kids($_) } helpers($ng);
+    return grep { state_of($_) ne 'Z'
+                  && comm($_) !~ /^vconv-(?:spare|warmup)$/ }
+           map { kids($_) } helpers($ng);
+}
+
+sub spares {
+    my ($ng) = @_;
+    return grep { state_of($_) ne 'Z' && comm($_) eq 'vconv-spare' }
+           map { kids($_) } helpers($ng);
 }
 
 # every live process whose command line names this instance's prefix
@@ -69,7 +79,7 @@ sub leftovers {
         my $cmd = do { local $/; <$fh> } // '';
         next unless index($cmd, $prefix) >= 0;
         next if state_of($p) eq 'Z';
-        push @left, $p if comm($p) eq 'vconv-sandbox';
+        push @left, $p if comm($p) =~ /^vconv-(?:sandbox|spare|warmup)$/;
     }
     return @left;
 }
@@ -127,6 +137,44 @@ for my $h (@h) {
     my @fds = glob("/proc/$h/fd/*");
     cmp_ok(scalar @fds, '<=', 6, "helper $h holds only its own fds ("
                                   . scalar(@fds) . ')');
+}
+
+# ------------------------------------------------------------ the spare
+# Each helper forks a spare child ahead of the next job.  It warms its
+# heap in an idle-class thread, so on a saturated machine (a loaded CI
+# box) it may not be ready for long: then the checks that need it ready
+# are skipped, with the reason; that there is one is never skipped.
+{
+    my (@all, @sp);
+    VconvNginx::poll(10, sub {
+        @all = grep { state_of($_) ne 'Z'
+                      && comm($_) =~ /^vconv-(?:spare|warmup)$/ }
+               map { kids($_) } helpers($ng);
+        @all == 2 });
+    is(scalar @all, 2, "each helper has a spare child (@all)");
+    for my $p (@all) {
+        # not confined yet (it is, before a byte of its job), and it holds
+        # nothing of the helper's: its socket and /proc/self/status
+        my @fds = map { readlink($_) // '' } glob("/proc/$p/fd/*");
+        my @other = grep { !/^socket:|^\/dev\/null$|^\/proc\/\d+\/status$
+                             |(?:stderr|error)\.log$/x } @fds;
+        is("@other", '', "spare $p holds no other descriptor (@fds)");
+        is(scalar(grep { /^socket:/ } @fds), 1, '... one socket');
+    }
+    VconvNginx::poll(60, sub { @sp = spares($ng); @sp == 2 });
+    SKIP: {
+        skip 'no spare ready within 60 s: the CPU was never idle (load '
+             . (split ' ', VconvHostile::slurp('/proc/loadavg'))[0]
+             . ')', 3 unless @sp == 2;
+        my ($id, $child) = start_long($ng, 'format=webm');
+        ok($child && grep({ $_ == $child } @sp),
+           "the next job runs in a ready spare ($child)");
+        is($ng->delete($id)->{status}, 204, '... (that job canceled)');
+        my %old = map { $_ => 1 } @sp;
+        my $new = VconvNginx::poll(30, sub {
+            grep { !$old{$_} } map { kids($_) } helpers($ng) });
+        ok($new, '... and once it has ended, a new spare is forked');
+    }
 }
 
 {
@@ -288,6 +336,53 @@ SKIP: {
                                  . 'vconv_isolation thread;');
     ($ok, $out) = $x->test_conf;
     ok($ok, '... but not with vconv_isolation thread') or diag($out);
+}
+
+# ------------------------------------- a helper from another build
+# A module and a helper of different builds must not meet as EPROTO on
+# every job: the helper's hello names its protocol, the module refuses it
+# with an [error] line that says so, and the job fails (500).
+{
+    my $fake = "$dir/old-helper";
+    open my $fh, '>', $fake or die $!;
+    print $fh <<'PL';
+#!/usr/bin/perl
+# the hello of protocol 1, messages of 1234 bytes; then waits for EOF
+open(my $s, '+<&=', 3) or exit 1;
+send($s, pack('L4', 0x76637362, 1, 1234, $$), 0) or exit 1;
+1 while sysread($s, my $buf, 65536);
+PL
+    close $fh;
+    chmod 0755, $fake;
+
+    my $older = "$dir/older-helper";
+    open $fh, '>', $older or die $!;
+    print $fh "#!/bin/sh\necho 'usage: vconv-sandbox --helper PPID' >&2\n"
+              . "exit 2\n";
+    close $fh;
+    chmod 0755, $older;
+
+    my $other = 'is from another build: it speaks protocol 1 '
+              . '\(messages of 1234 bytes\), this module protocol \d+';
+    my $gone = "exited at start \\(no hello\\): not the helper of "
+             . "this module's";
+    for my $case ([$fake, qr/$other/], [$older, qr/$gone/])
+    {
+        my ($path, $want) = @$case;
+        my $x = VconvNginx->new(workers => 1,
+                                http => "vconv_sandbox_helper $path;")
+                ->start;
+        my $r = $x->post_file('/api/jobs?format=jpg&wait=1', $small,
+                              name => 'small.mp4');
+        my $err = $r->{json} && ref $r->{json}{error} eq 'HASH'
+                ? $r->{json}{error} : {};
+        is("$r->{status} " . ($err->{code} // ''), '500 internal_error',
+           "helper $path: the job fails with 500 internal_error");
+        like($err->{message} // '', $want, '... and says why');
+        like($x->error_log, qr/\[error\].*vconv: job \S+: .*$want/,
+             '... in an [error] line with the job id');
+        $x->stop;
+    }
 }
 
 done_testing;

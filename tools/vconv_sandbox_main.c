@@ -2,7 +2,8 @@
  * vconv-sandbox: the helper an nginx worker starts (posix_spawn, fresh
  * exec: no nginx memory in it) to run each transcode in a child process.
  *
- *     vconv-sandbox --helper PPID     control socket on fd 3 (the worker)
+ *     vconv-sandbox --helper PPID PROTOCOL
+ *                                     control socket on fd 3 (the worker)
  *     vconv-sandbox --selftest        confine a child as for a job, then
  *                                     try what the filter must refuse
  *
@@ -70,6 +71,21 @@ typedef struct {
 } vconv_child_t;
 
 
+/*
+ * The spare: a child forked ahead of its job, which waits for it with
+ * everything that is the same for every job done (the fork, the fds, the
+ * libraries' one-time setup, and a warm heap: see vconv_child_warm()).
+ * The helper hands the next job to it, and forks the next spare when a
+ * job ends; a job that comes while there is no spare ready is forked for
+ * as before.
+ */
+typedef struct {
+    pid_t      pid;        /* -1: none */
+    int        sock;       /* the helper's end of the spare's socket */
+    int        ready;      /* the spare said it waits for its job */
+} vconv_spare_t;
+
+
 typedef struct {
     int        priority;   /* the nice value the job may take, 0: none */
     int64_t    rlimit_as;  /* bytes, the whole address space */
@@ -82,8 +98,16 @@ static int vconv_helper(pid_t ppid);
 static void vconv_helper_job(vconv_child_t **children, size_t *n,
     vconv_sb_msg_t *m, int *fds, int nfds);
 static void vconv_helper_reap(vconv_child_t *children, size_t *n);
+static void vconv_spare_start(pid_t helper);
+static pid_t vconv_spare_take(vconv_sb_msg_t *m, int *fds);
+static void vconv_spare(int sock, pid_t helper) __attribute__((noreturn));
 static void vconv_child(vconv_sb_msg_t *m, int in, int out, int sock,
     pid_t helper) __attribute__((noreturn));
+static int vconv_child_prepare(pid_t helper);
+static void vconv_child_warm(void);
+static void *vconv_child_warm_thread(void *data);
+static void vconv_child_run(vconv_sb_msg_t *m, int in, int out, int sock)
+    __attribute__((noreturn));
 static int vconv_child_fds(int in, int out, int sock);
 static int64_t vconv_child_vm(const char *field);
 static void vconv_child_crash(int sig);
@@ -95,16 +119,34 @@ static int vconv_confine(const vconv_confine_t *c, char *err, size_t len);
 static int vconv_selftest(void);
 
 
+/*
+ * The warm heap of a spare (see vconv_child_warm()), and the largest
+ * block malloc takes from its heaps instead of a fresh mmap each time.
+ */
+#define VCONV_WARM_BLOCKS  4                    /* per arena */
+#define VCONV_WARM_BLOCK   (4 * 1024 * 1024)
+#define VCONV_MMAP_MIN     (8 * 1024 * 1024)
+
+/* freed memory below this stays in the heaps: the warm heap must */
+#define VCONV_TRIM_MIN     (64 * 1024 * 1024)
+
+
+/* the helper's spare child */
+static vconv_spare_t   vconv_spare_child = { -1, -1, 0 };
+
 /* the child's state, for its relay thread and signal handlers */
 static vconv_reader_t  vconv_child_reader;
+static int64_t         vconv_child_base;    /* VmSize before the job */
 static int64_t         vconv_child_limit;
 static int64_t         vconv_child_memory;
+static int             vconv_child_status = -1;  /* /proc/self/status */
 
 
 int
 main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "--helper") == 0) {
+    /* the module checks the hello; PROTOCOL is for a human reading ps */
+    if (argc == 4 && strcmp(argv[1], "--helper") == 0) {
         return vconv_helper((pid_t) atol(argv[2]));
     }
 
@@ -112,7 +154,8 @@ main(int argc, char **argv)
         return vconv_selftest();
     }
 
-    fprintf(stderr, "usage: vconv-sandbox --helper PPID | --selftest\n"
+    fprintf(stderr, "usage: vconv-sandbox --helper PPID PROTOCOL | "
+            "--selftest\n"
             "(an nginx worker with the vconv module starts it)\n");
 
     return 2;
@@ -122,12 +165,13 @@ main(int argc, char **argv)
 static int
 vconv_helper(pid_t ppid)
 {
-    int              sfd, fds[3], nfds, rc, i;
-    size_t           n, k;
-    sigset_t         set;
-    struct pollfd    pfd[2];
-    vconv_child_t   *children;
-    vconv_sb_msg_t   m;
+    int               sfd, fds[3], nfds, rc, i;
+    size_t            n, k;
+    sigset_t          set;
+    struct pollfd     pfd[2];
+    vconv_child_t    *children;
+    vconv_sb_msg_t    m;
+    vconv_sb_hello_t  hello;
     struct signalfd_siginfo  si;
 
     /* the helper dies with its worker, whatever way the worker goes */
@@ -136,6 +180,18 @@ vconv_helper(pid_t ppid)
     }
 
     (void) close_range(VCONV_SANDBOX_CTL_FD + 1, ~0U, 0);
+
+    /* first of all, what this build speaks: the module checks it */
+    hello.magic = VCONV_SB_MAGIC;
+    hello.protocol = VCONV_SB_PROTOCOL;
+    hello.size = sizeof(vconv_sb_msg_t);
+    hello.pid = (uint32_t) getpid();
+
+    if (send(VCONV_SANDBOX_CTL_FD, &hello, sizeof(hello), MSG_NOSIGNAL)
+        != (ssize_t) sizeof(hello))
+    {
+        return 1;
+    }
 
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -153,6 +209,8 @@ vconv_helper(pid_t ppid)
 
     children = NULL;
     n = 0;
+
+    vconv_spare_start(getpid());
 
     pfd[0].fd = VCONV_SANDBOX_CTL_FD;
     pfd[0].events = POLLIN;
@@ -218,6 +276,10 @@ vconv_helper(pid_t ppid)
         (void) kill(children[k].pid, SIGKILL);
     }
 
+    if (vconv_spare_child.pid != -1) {
+        (void) kill(vconv_spare_child.pid, SIGKILL);
+    }
+
     return 0;
 }
 
@@ -247,10 +309,14 @@ vconv_helper_job(vconv_child_t **children, size_t *n, vconv_sb_msg_t *m,
     *children = c;
     self = getpid();
 
-    pid = fork();
+    pid = vconv_spare_take(m, fds);
 
-    if (pid == 0) {
-        vconv_child(m, fds[0], fds[1], fds[2], self);
+    if (pid == -1) {
+        pid = fork();
+
+        if (pid == 0) {
+            vconv_child(m, fds[0], fds[1], fds[2], self);
+        }
     }
 
     if (pid == -1) {
@@ -291,6 +357,14 @@ vconv_helper_reap(vconv_child_t *children, size_t *n)
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 
+        if (pid == vconv_spare_child.pid) {
+            /* killed from outside: the next job forks for itself */
+            (void) close(vconv_spare_child.sock);
+            vconv_spare_child.pid = -1;
+            vconv_spare_child.sock = -1;
+            continue;
+        }
+
         for (k = 0; k < *n; k++) {
             if (children[k].pid == pid) {
                 break;
@@ -315,18 +389,325 @@ vconv_helper_reap(vconv_child_t *children, size_t *n)
         (void) close(children[k].sock);
 
         children[k] = children[--(*n)];
+
+        /*
+         * The next spare when a job has ended, not when one starts: its
+         * fork (a copy of the helper's page tables, a millisecond or
+         * two) would delay the job that just took the last one.
+         */
+        if (vconv_spare_child.pid == -1) {
+            vconv_spare_start(getpid());
+        }
     }
 }
 
 
-/* in the forked child: the job's whole life */
+static void
+vconv_spare_start(pid_t helper)
+{
+    int    sv[2];
+    pid_t  pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+        return;
+    }
+
+    pid = fork();
+
+    if (pid == 0) {
+        (void) close(sv[0]);
+        vconv_spare(sv[1], helper);
+    }
+
+    (void) close(sv[1]);
+
+    if (pid == -1) {
+        (void) close(sv[0]);
+        return;
+    }
+
+    vconv_spare_child.pid = pid;
+    vconv_spare_child.sock = sv[0];
+    vconv_spare_child.ready = 0;
+}
+
+
+/*
+ * The job goes to the spare if it is ready: its pid, or -1 (no spare, or
+ * not ready yet: the caller forks, and the spare stays for a later job).
+ */
+static pid_t
+vconv_spare_take(vconv_sb_msg_t *m, int *fds)
+{
+    pid_t           pid;
+    vconv_sb_msg_t  r;
+
+    if (vconv_spare_child.pid == -1) {
+        return -1;
+    }
+
+    while (!vconv_spare_child.ready
+           && vconv_sb_recv(vconv_spare_child.sock, &r, NULL, NULL,
+                            MSG_DONTWAIT) == 1)
+    {
+        vconv_spare_child.ready = (r.type == VCONV_SB_READY);
+    }
+
+    if (!vconv_spare_child.ready) {
+        return -1;
+    }
+
+    pid = vconv_spare_child.pid;
+
+    if (vconv_sb_send(vconv_spare_child.sock, m, fds, 3, MSG_DONTWAIT)
+        != 0)
+    {
+        (void) kill(pid, SIGKILL);
+        pid = -1;
+    }
+
+    /* the spare is the job's child now (or gone): a new one is made */
+    (void) close(vconv_spare_child.sock);
+    vconv_spare_child.pid = -1;
+    vconv_spare_child.sock = -1;
+
+    return pid;
+}
+
+
+/* in the spare: made ready ahead, then waits for its job */
+static void
+vconv_spare(int sock, pid_t helper)
+{
+    int             s, fds[3], nfds, rc, i;
+    vconv_sb_msg_t  m;
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != helper) {
+        _exit(1);
+    }
+
+    /* "ps" tells it from the jobs' children: vconv-spare once ready */
+    (void) prctl(PR_SET_NAME, "vconv-warmup");
+
+    /* the helper's descriptors (its control socket, other jobs') go */
+    s = fcntl(sock, F_DUPFD_CLOEXEC, 1000);
+    if (s == -1) {
+        _exit(1);
+    }
+
+    (void) close_range(3, s - 1, 0);
+    (void) close_range(s + 1, ~0U, 0);
+
+    if (vconv_child_prepare(helper) != 0) {
+        _exit(1);
+    }
+
+    vconv_child_warm();
+
+    /*
+     * The job's limit is on top of the spare as it waits: the warm heap
+     * is the job's to use, the second arena's reservation and the warm
+     * thread's cached stack are what any job's threads would make.
+     */
+    vconv_child_base = vconv_child_vm("VmSize:");
+    if (vconv_child_base <= 0) {
+        _exit(1);
+    }
+
+    (void) prctl(PR_SET_NAME, "vconv-spare");
+
+    memset(&m, 0, sizeof(m));
+    m.type = VCONV_SB_READY;
+    m.pid = (uint32_t) getpid();
+
+    if (vconv_sb_send(s, &m, NULL, 0, 0) != 0) {
+        _exit(1);
+    }
+
+    for ( ;; ) {
+        rc = vconv_sb_recv(s, &m, fds, &nfds, 0);
+
+        if (rc == 1) {
+            break;
+        }
+
+        if (rc == 0 || errno != EPROTO) {
+            /* the helper let go of it before a job came */
+            _exit(0);
+        }
+    }
+
+    if (m.type != VCONV_SB_JOB || nfds != 3) {
+        for (i = 0; i < nfds; i++) {
+            (void) close(fds[i]);
+        }
+
+        _exit(1);
+    }
+
+    (void) prctl(PR_SET_NAME, "vconv-sandbox");
+
+    vconv_child_run(&m, fds[0], fds[1], fds[2]);
+}
+
+
+/* in a child forked for its job */
 static void
 vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
 {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != helper) {
+        _exit(1);
+    }
+
+    if (vconv_child_prepare(helper) != 0) {
+        _exit(1);
+    }
+
+    vconv_child_base = vconv_child_vm("VmSize:");
+    if (vconv_child_base <= 0) {
+        _exit(1);
+    }
+
+    vconv_child_run(jm, in, out, sock);
+}
+
+
+/*
+ * What is the same for every job, before its descriptors come: signals,
+ * what opens a file (the time zone, the CPU count: av_cpu_count() is
+ * cached, /proc/self/status kept open for the memory checks), malloc's
+ * settings.  The caller then takes the address-space size (the job's
+ * limit is on top of it).
+ */
+static int
+vconv_child_prepare(pid_t helper)
+{
+    int       fd;
+    sigset_t  set;
+
+    sigemptyset(&set);
+    (void) sigprocmask(SIG_SETMASK, &set, NULL);
+
+    tzset();
+    (void) av_cpu_count();
+
+    /* above the job's fds 3..6, which vconv_child_fds() puts in place */
+    fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return -1;
+    }
+
+    vconv_child_status = fcntl(fd, F_DUPFD_CLOEXEC, 1000);
+    (void) close(fd);
+
+    if (vconv_child_status == -1) {
+        return -1;
+    }
+
+    /* one 64 MB arena reservation per thread would eat the limit */
+    (void) mallopt(M_ARENA_MAX, 2);
+
+    /*
+     * A process lives for one job: blocks up to 8 MB (a frame, a frame
+     * pool's buffer) come from malloc's heaps and are used again when
+     * freed, where a fresh mmap would fault in each of its pages again:
+     * a long-lived worker's malloc learns this by itself.  (Not more: a
+     * 32 MB threshold made thread arenas add 64 MB heaps and small jobs
+     * failed vconv_job_memory 128m.)
+     */
+    (void) mallopt(M_MMAP_THRESHOLD, VCONV_MMAP_MIN);
+    (void) mallopt(M_TRIM_THRESHOLD, VCONV_TRIM_MIN);
+
+    return 0;
+}
+
+
+/*
+ * A spare's warm heap.  In a fresh process every page a job touches first
+ * is a page fault (3,000 to 8,000 for a thumbnail, each a few us on a
+ * virtual machine): the main arena and the second one (the codec threads'
+ * arena, M_ARENA_MAX 2) are faulted in now, while the spare waits, by a
+ * thread of the idle class, so that this never slows a running job.  The
+ * memory stays in malloc's free lists.
+ */
+static void
+vconv_child_warm(void)
+{
+    int         i;
+    void       *p[VCONV_WARM_BLOCKS];
+    pthread_t   tid;
+
+    /* blocks under the mmap threshold, so that they are the heap's */
+    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+        p[i] = malloc(VCONV_WARM_BLOCK);
+    }
+
+    if (pthread_create(&tid, NULL, vconv_child_warm_thread, p) == 0) {
+        (void) pthread_join(tid, NULL);
+    }
+
+    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+        free(p[i]);
+    }
+}
+
+
+static void *
+vconv_child_warm_thread(void *data)
+{
+    int                  i;
+    void               **main_blocks, *p[VCONV_WARM_BLOCKS];
+    struct sched_param   sp;
+
+    main_blocks = data;
+
+    /*
+     * Only when nothing else wants the CPU, a running job least of all:
+     * SCHED_IDLE, or nice 19 where that is refused (Linux: both are per
+     * thread).
+     */
+    memset(&sp, 0, sizeof(sp));
+
+    if (sched_setscheduler((pid_t) syscall(SYS_gettid), SCHED_IDLE, &sp)
+        == -1)
+    {
+        (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 19);
+    }
+
+    /*
+     * The main arena's pages, in the blocks the main thread holds.  Not
+     * zeros: the compiler makes malloc() and memset(0) a calloc(), which
+     * skips fresh pages and so faults in nothing.
+     */
+    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+        if (main_blocks[i] != NULL) {
+            memset(main_blocks[i], 0xa5, VCONV_WARM_BLOCK);
+        }
+    }
+
+    /* this thread's malloc makes the second arena: its pages too */
+    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+        p[i] = malloc(VCONV_WARM_BLOCK);
+
+        if (p[i] != NULL) {
+            memset(p[i], 0xa5, VCONV_WARM_BLOCK);
+        }
+    }
+
+    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+        free(p[i]);
+    }
+
+    return NULL;
+}
+
+
+/* in the child, from its job on: the job's whole life */
+static void
+vconv_child_run(vconv_sb_msg_t *jm, int in, int out, int sock)
+{
     int                  rc, i;
     char                 err[256];
-    int64_t              base;
-    sigset_t             set;
     pthread_t            tid;
     vconv_sb_msg_t       m;
     vconv_sb_job_t      *job;
@@ -338,38 +719,15 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
         SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, 0
     };
 
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != helper) {
-        _exit(1);
-    }
-
     if (vconv_child_fds(in, out, sock) != 0) {
         _exit(1);
     }
-
-    sigemptyset(&set);
-    (void) sigprocmask(SIG_SETMASK, &set, NULL);
 
     job = &jm->u.job;
     job->input_formats[sizeof(job->input_formats) - 1] = '\0';
     job->job[sizeof(job->job) - 1] = '\0';
 
-    /*
-     * Everything that opens a file happens now, before the filter: the
-     * time zone, the CPU count (av_cpu_count() is cached), and the
-     * address-space size of the libraries (the limit is on top of it).
-     */
-    tzset();
-    (void) av_cpu_count();
-
-    base = vconv_child_vm("VmSize:");
-    if (base <= 0) {
-        _exit(1);
-    }
-
-    /* one 64 MB arena reservation per thread would eat the limit */
-    (void) mallopt(M_ARENA_MAX, 2);
-
-    vconv_child_limit = base + job->memory;
+    vconv_child_limit = vconv_child_base + job->memory;
     vconv_child_memory = job->memory;
 
     conf.priority = job->priority;
@@ -477,11 +835,15 @@ vconv_child(vconv_sb_msg_t *jm, int in, int out, int sock, pid_t helper)
 }
 
 
-/* the job's three descriptors become 3, 4, 5; every other one goes */
+/*
+ * The job's three descriptors become 3, 4, 5, and /proc/self/status (kept
+ * for the memory checks: the filter forbids opening it later) 6; every
+ * other one goes.
+ */
 static int
 vconv_child_fds(int in, int out, int sock)
 {
-    int  a, b, c, fd;
+    int  a, b, c;
 
     a = fcntl(in, F_DUPFD, 1000);
     b = fcntl(out, F_DUPFD, 1000);
@@ -494,24 +856,15 @@ vconv_child_fds(int in, int out, int sock)
     (void) close_range(3, 999, 0);
 
     if (dup2(a, VCONV_CHILD_IN) == -1 || dup2(b, VCONV_CHILD_OUT) == -1
-        || dup2(c, VCONV_CHILD_SOCK) == -1)
+        || dup2(c, VCONV_CHILD_SOCK) == -1
+        || dup2(vconv_child_status, VCONV_CHILD_STATUS) == -1)
     {
         return -1;
     }
 
-    (void) close_range(VCONV_CHILD_SOCK + 1, ~0U, 0);
+    vconv_child_status = VCONV_CHILD_STATUS;
 
-    /* kept for the memory checks: the filter forbids opening it later */
-    fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd == -1 || (fd != VCONV_CHILD_STATUS
-                     && dup2(fd, VCONV_CHILD_STATUS) == -1))
-    {
-        return -1;
-    }
-
-    if (fd != VCONV_CHILD_STATUS) {
-        (void) close(fd);
-    }
+    (void) close_range(VCONV_CHILD_STATUS + 1, ~0U, 0);
 
     return 0;
 }
@@ -529,7 +882,7 @@ vconv_child_vm(const char *field)
     ssize_t  n, i;
     int64_t  kb;
 
-    n = pread(VCONV_CHILD_STATUS, buf, sizeof(buf) - 1, 0);
+    n = pread(vconv_child_status, buf, sizeof(buf) - 1, 0);
     if (n <= 0) {
         return -1;
     }

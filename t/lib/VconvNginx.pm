@@ -323,18 +323,43 @@ sub start {
 
 
 # VCONV_ASAN=1: nginx, and only nginx (not curl or perl), loads the ASan
-# module with libasan preloaded and leak detection on; reports go to
-# stderr, which is the error log, where the crash check finds them
+# module with libasan preloaded; reports go to stderr, which is the error
+# log, where the crash check finds them.  Leak detection is on in the
+# nginx that a test starts (VCONV_ASAN_LEAKS=0 turns it off), with the
+# suppressions of t/lsan.supp (each one explained there); off in nginx -t
+# and -s, which exit without freeing their cycle by design.
 sub _asan_env {
     my ($leaks) = @_;
     return unless $ENV{VCONV_ASAN};
     $ENV{LD_PRELOAD} = `gcc -print-file-name=libasan.so` =~ s/\s+$//r;
-    # nginx -t and -s exit without freeing their cycle, by design; and a
-    # reload unloads the old cycle's module and libav, whose static data
-    # LeakSanitizer then sees as leaked without a usable stack: leaks are
-    # looked for only on request (VCONV_ASAN_LEAKS=1)
-    $ENV{ASAN_OPTIONS} //= 'abort_on_error=1:detect_leaks='
-                         . ($leaks && $ENV{VCONV_ASAN_LEAKS} ? 1 : 0);
+    my $on = $leaks && ($ENV{VCONV_ASAN_LEAKS} // 1) ? 1 : 0;
+    $ENV{ASAN_OPTIONS} //= "abort_on_error=1:detect_leaks=$on";
+    $ENV{LSAN_OPTIONS} //= "suppressions=$ROOT/t/lsan.supp";
+}
+
+
+# Leaks show at exit: a worker that leaks aborts (abort_on_error) after
+# its report, which goes to the error log (the master's to stderr.log).
+# One failing test per instance that leaked; nothing when it did not.
+sub _check_leaks {
+    my ($self) = @_;
+    return unless $ENV{VCONV_ASAN} && ($ENV{VCONV_ASAN_LEAKS} // 1);
+    my $log = '';
+    for my $f ("$self->{prefix}/error.log", "$self->{prefix}/stderr.log") {
+        open my $fh, '<', $f or next;
+        local $/;
+        $log .= <$fh> // '';
+    }
+    return unless $log =~ /LeakSanitizer|SUMMARY: AddressSanitizer/;
+    my @l = split /\n/, $log;
+    my ($i) = grep { $l[$_] =~ /LeakSanitizer/ } 0 .. $#l;
+    $i //= 0;
+    my $to = $i + 60 < $#l ? $i + 60 : $#l;
+    require Test::More;
+    Test::More::ok(0, "LeakSanitizer: no leak in nginx at exit "
+                      . "($self->{prefix})");
+    Test::More::diag(join "\n", @l[$i .. $to]);
+    $self->_save_artifacts(1);
 }
 
 
@@ -465,6 +490,7 @@ sub stop {
     }
     CORE::delete $LIVE{$pid};
     $self->{pid} = undef;
+    $self->_check_leaks;
     return $self;
 }
 
