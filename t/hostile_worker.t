@@ -54,6 +54,14 @@ sub proc_ticks {
     return $t;
 }
 
+sub comm {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/comm" or return '';
+    my $c = <$fh> // '';
+    chomp $c;
+    return $c;
+}
+
 sub threads_of {
     my ($pid) = @_;
     opendir my $d, "/proc/$pid/task" or return 0;
@@ -66,8 +74,10 @@ sub busy_worker {
     my ($ng) = @_;
     my @w = @{ $ng->worker_pids };
     # process isolation: the worker whose sandbox helper has a job child
+    # (not its spare, which every helper keeps ready)
     my @owner = grep {
-        grep { @{ VconvNginx::_children($_) } } @{ VconvNginx::_children($_) }
+        grep { grep { comm($_) ne 'vconv-spare' } @{ VconvNginx::_children($_) } }
+            @{ VconvNginx::_children($_) }
     } @w;
     return $owner[0] if @owner == 1;
     my %a = map { $_ => cpu_ticks($_) // 0 } @w;
