@@ -211,6 +211,20 @@ static ngx_command_t  ngx_http_vconv_commands[] = {
       offsetof(ngx_http_vconv_main_conf_t, sandbox_helper),
       NULL },
 
+    { ngx_string("vconv_preset"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_vconv_preset_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("vconv_presets_only"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vconv_loc_conf_t, presets_only),
+      NULL },
+
       ngx_null_command
 };
 
@@ -378,6 +392,8 @@ ngx_http_vconv_create_loc_conf(ngx_conf_t *cf)
      */
 
     vlcf->formats = NGX_CONF_UNSET_UINT;
+    vlcf->presets = NGX_CONF_UNSET_PTR;
+    vlcf->presets_only = NGX_CONF_UNSET;
 
     return vlcf;
 }
@@ -391,7 +407,7 @@ ngx_http_vconv_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_uint_value(conf->formats, prev->formats, VCONV_FMT_ALL);
 
-    return NGX_CONF_OK;
+    return ngx_http_vconv_preset_merge(cf, prev, conf);
 }
 
 

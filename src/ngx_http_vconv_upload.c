@@ -35,8 +35,6 @@ static void ngx_http_vconv_upload_fail(ngx_http_request_t *r,
     ngx_int_t status, vconv_error_t *err);
 static ngx_int_t ngx_http_vconv_upload_answer(ngx_http_request_t *r);
 static void ngx_http_vconv_upload_job_done(ngx_event_t *ev);
-static ngx_int_t ngx_http_vconv_upload_keep_option(ngx_http_vconv_ctx_t *ctx,
-    u_char *key, size_t klen, u_char *val, size_t vlen);
 static ngx_int_t ngx_http_vconv_upload_start(ngx_http_vconv_ctx_t *ctx);
 static void ngx_http_vconv_upload_cleanup(void *data);
 static void ngx_http_vconv_upload_watch_handler(ngx_event_t *ev);
@@ -80,6 +78,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     ngx_http_set_ctx(r, ctx, ngx_http_vconv_module);
 
     ctx->pool = r->pool;
+    ctx->vlcf = vlcf;
 
     ngx_memzero(&info, sizeof(vconv_job_info_t));
     info.in_duration = -1;
@@ -107,8 +106,10 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     }
 
     if (!ctx->multipart_on
-        && vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats, &ctx->err)
-           != VCONV_OK)
+        && (ngx_http_vconv_preset_apply(ctx) != NGX_OK
+            || vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats,
+                                 &ctx->err)
+               != VCONV_OK))
     {
         return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
@@ -306,6 +307,8 @@ static ngx_int_t
 ngx_http_vconv_upload_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
     u_char *key, size_t klen, u_char *val, size_t vlen)
 {
+    ngx_int_t  rc;
+
     if (klen == 4 && ngx_strncmp(key, "wait", 4) == 0) {
         if (vlen == 1 && (val[0] == '0' || val[0] == '1')) {
             ctx->wait = (val[0] == '1');
@@ -325,6 +328,11 @@ ngx_http_vconv_upload_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
         return NGX_OK;
     }
 
+    rc = ngx_http_vconv_preset_option(ctx, key, klen, val, vlen);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     if (vconv_spec_set(ctx->spec, (char *) key, klen, (char *) val, vlen,
                        &ctx->err)
         != VCONV_OK)
@@ -340,7 +348,7 @@ ngx_http_vconv_upload_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
  * The options as "key=value\n" lines, the value escaped: what a new
  * worker rebuilds the spec from when an exiting one offers it the job.
  */
-static ngx_int_t
+ngx_int_t
 ngx_http_vconv_upload_keep_option(ngx_http_vconv_ctx_t *ctx, u_char *key,
     size_t klen, u_char *val, size_t vlen)
 {
@@ -706,9 +714,10 @@ ngx_http_vconv_upload_body_done(ngx_http_request_t *r)
 
         /* fields after the file part count too */
 
-        if (vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats,
-                              &ctx->err)
-            != VCONV_OK)
+        if (ngx_http_vconv_preset_apply(ctx) != NGX_OK
+            || vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats,
+                                 &ctx->err)
+               != VCONV_OK)
         {
             ngx_http_vconv_upload_fail(r, 0, &ctx->err);
             return;

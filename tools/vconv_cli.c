@@ -178,8 +178,8 @@ main(int argc, char **argv)
     }
 
     printf("{\"ok\":true,\"output_bytes\":%lld,\"duration\":%.3f,"
-           "\"format\":\"%s\",\"input\":{",
-           (long long) tc.output_bytes, tc.output_duration,
+           "\"passes\":%d,\"format\":\"%s\",\"input\":{",
+           (long long) tc.output_bytes, tc.output_duration, tc.passes,
            vconv_format(spec.format)->name);
     vconv_cli_str("format", tc.input.format, 0);
     printf(",\"duration\":%.3f,\"streams\":%d,\"width\":%d,\"height\":%d,",
