@@ -117,15 +117,15 @@ vconv_transcode(vconv_transcode_t *tc)
         goto done;
     }
 
+    if (tc->probed) {
+        tc->probed(tc->data, &tc->input);
+    }
+
     if (tc->target != NULL) {
         rc = vconv_target_plan(&job);
         if (rc != VCONV_OK) {
             goto done;
         }
-    }
-
-    if (tc->probed) {
-        tc->probed(tc->data, &tc->input);
     }
 
     rc = vconv_setup(&job);
