@@ -176,7 +176,8 @@ ngx_http_vconv_preset_label(ngx_conf_t *cf, ngx_str_t *value, ngx_uint_t *i,
     for (last = *i; last < cf->args->nelts; last++) {
         len += value[last].len + 1;
 
-        if (value[last].data[value[last].len - 1] == '"'
+        if (value[last].len > 0
+            && value[last].data[value[last].len - 1] == '"'
             && (last > *i || value[last].len > 7))
         {
             break;
@@ -215,15 +216,12 @@ check:
     }
 
     /* text for a page: whole UTF-8, no control characters */
-    for (p = label->data, last = 0; p < label->data + label->len; p += len)
-    {
+    for (p = label->data; p < label->data + label->len; p += len) {
         len = vconv_utf8_next(p, label->data + label->len - p, &cp);
 
         if (len == 0 || cp < 0x20 || cp == 0x7f) {
             return NGX_ERROR;
         }
-
-        last++;
     }
 
     return NGX_OK;

@@ -47,6 +47,8 @@ typedef struct {
     int64_t             abitrate;
     double              fix;        /* pass 2: correction of pass 1 */
     int                 step_down;  /* pass 2: a smaller picture too */
+    int                 guessed;    /* pass 1 ran on a guessed duration */
+    int                 replan;     /* pass 2: planned as a first one */
 } vconv_target_t;
 
 
@@ -55,7 +57,7 @@ static void vconv_target_progress(void *data, double fraction);
 static int vconv_target_interrupt(void *data);
 static double vconv_target_duration(vconv_job_t *job);
 static int vconv_target_picture(vconv_job_t *job, vconv_target_t *t,
-    int64_t vbr);
+    int64_t vbr, int strict);
 static int64_t vconv_target_overhead(const vconv_target_t *t, double d);
 
 
@@ -119,19 +121,13 @@ vconv_target_transcode(vconv_transcode_t *tc)
         rest += (int64_t) (t.abitrate * d / 8);
     }
 
-    if (t.duration > 0 && pass.output_bytes > rest
+    t.fix = 1.0;
+
+    if (!t.guessed && pass.output_bytes > rest
         && size * VCONV_TARGET_AIM > rest)
     {
         t.fix = (size * VCONV_TARGET_AIM - rest)
                 / (double) (pass.output_bytes - rest);
-
-    } else {
-        /* the duration was guessed: plan again on the measured one */
-        t.fix = 1.0;
-    }
-
-    if (t.duration <= 0) {
-        t.duration = d;
     }
 
     t.fix = t.fix < VCONV_TARGET_FIX_MIN ? VCONV_TARGET_FIX_MIN
@@ -139,6 +135,13 @@ vconv_target_transcode(vconv_transcode_t *tc)
 
     t.step_down = t.vbitrate > 0 && t.fix < VCONV_TARGET_STEP_FIX
                   && !(tc->spec->set & (VCONV_SET_WIDTH | VCONV_SET_HEIGHT));
+
+    if (t.guessed) {
+        /* plan again from the start, on the duration the pass measured */
+        t.duration = d;
+        t.replan = 1;
+        t.spec = *tc->spec;
+    }
 
     if (t.step_down) {
         /*
@@ -195,6 +198,7 @@ vconv_target_transcode(vconv_transcode_t *tc)
 int
 vconv_target_plan(vconv_job_t *job)
 {
+    int              strict;
     double           d, budget, total, min;
     int64_t          vbr, abr, def;
     AVRational       fr;
@@ -208,11 +212,15 @@ vconv_target_plan(vconv_job_t *job)
 
     if (t->pass == 1) {
         t->duration = d;
+        t->guessed = (d <= 0);
     }
 
     if (d <= 0) {
+        /* planned on a guess, refused nothing: the second pass will know */
         d = VCONV_TARGET_GUESS;
     }
+
+    strict = (t->pass == 1 && !t->guessed) || t->replan;
 
     t->fps = 0;
 
@@ -236,7 +244,7 @@ vconv_target_plan(vconv_job_t *job)
         abr = (int64_t) (budget * (t->pass == 2 ? t->fix : 1.0));
         min = VCONV_TARGET_ABR_MIN;
 
-        if (t->pass == 1 && abr < min) {
+        if (strict && abr < min) {
             return vconv_error_set(&job->tc->err, VCONV_E_TARGET_TOO_SMALL,
                                    "target_size %lld bytes leaves %lld bit/s "
                                    "for %.1f s of sound, less than %d",
@@ -278,7 +286,7 @@ vconv_target_plan(vconv_job_t *job)
     spec->crf = -1;
     spec->quality = 0;
 
-    if (vconv_target_picture(job, t, vbr) != VCONV_OK) {
+    if (vconv_target_picture(job, t, vbr, strict) != VCONV_OK) {
         return VCONV_ERROR;
     }
 
@@ -295,7 +303,8 @@ vconv_target_plan(vconv_job_t *job)
  * does; the user's own width or height is kept as asked.
  */
 static int
-vconv_target_picture(vconv_job_t *job, vconv_target_t *t, int64_t vbr)
+vconv_target_picture(vconv_job_t *job, vconv_target_t *t, int64_t vbr,
+    int strict)
 {
     int            w, h, ow, oh, shortest, step;
     size_t         i;
@@ -333,7 +342,7 @@ vconv_target_picture(vconv_job_t *job, vconv_target_t *t, int64_t vbr)
 
     shortest = ow < oh ? ow : oh;
 
-    if (t->pass == 2) {
+    if (!strict) {
         /* the first step under the first pass's picture, if any */
         for (i = 0; t->step_down && i < VCONV_TARGET_NSTEPS; i++) {
             step = vconv_target_steps[i];

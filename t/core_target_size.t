@@ -36,7 +36,7 @@ my $n = 0;
 sub fits {
     my ($in, $query, $target, $name, %o) = @_;
     my $r = $ng->post_file("/api/jobs?$query&target_size=$target", $in,
-                           name => 'in' . ($in =~ /(\.\w+)$/)[0]);
+                           name => 'in' . ($in =~ /(\.\w+)$/)[0], %o);
     is($r->{status}, 202, "$name: 202") or diag($r->{body});
     return undef unless $r->{status} == 202;
     my $job = $ng->wait_job($r->{json}{id}, 180);
@@ -106,6 +106,16 @@ $p = fits($wav, 'format=m4a', '320k', 'm4a 20 s 320k');
 is($p->{audio}{codec_name}, 'aac', 'm4a: aac') if $p;
 
 $p = fits($wav, 'format=opus&duration=10', '100k', 'opus 10 s 100k');
+
+# --- a stream whose duration is learned only at its end ----------------------
+# MPEG-TS sent chunked (no Content-Length): the first pass is planned on a
+# guess, the second on the duration the first one measured.
+
+my $ts = "$dir/clip.ts";
+ffmpeg("-i $clip -c copy -f mpegts $ts");
+$p = fits($ts, 'format=mp4', '300k', 'chunked MPEG-TS 12 s, 300k',
+          chunked => 1);
+cmp_ok(abs($p->{duration} - 12), '<', 0.3, 'chunked TS: all 12 s') if $p;
 
 # --- too small ---------------------------------------------------------------
 
