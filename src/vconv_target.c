@@ -24,6 +24,7 @@
 #define VCONV_TARGET_HEAD    4096
 #define VCONV_TARGET_PKT     16
 #define VCONV_TARGET_APKTS   48      /* audio packets per second */
+#define VCONV_TARGET_APKT    4       /* and their index bytes, sound alone */
 
 /*
  * A first pass this far over its size met the encoder's floor (its
@@ -439,6 +440,12 @@ vconv_target_duration(vconv_job_t *job)
 static int64_t
 vconv_target_overhead(const vconv_target_t *t, double d)
 {
+    if (t->fps == 0) {
+        /* sound alone: an ID3 tag or a small index, a few bytes a packet */
+        return VCONV_TARGET_HEAD / 4
+               + (int64_t) (d * VCONV_TARGET_APKT * VCONV_TARGET_APKTS);
+    }
+
     return VCONV_TARGET_HEAD
            + (int64_t) (d * VCONV_TARGET_PKT * (t->fps + VCONV_TARGET_APKTS));
 }
