@@ -227,6 +227,20 @@ static ngx_command_t  ngx_http_vconv_commands[] = {
       0,
       NULL },
 
+    { ngx_string("vconv_preset"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_vconv_preset_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("vconv_presets_only"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vconv_loc_conf_t, presets_only),
+      NULL },
+
       ngx_null_command
 };
 
@@ -398,6 +412,8 @@ ngx_http_vconv_create_loc_conf(ngx_conf_t *cf)
     vlcf->formats = NGX_CONF_UNSET_UINT;
     vlcf->max_per_client = NGX_CONF_UNSET_UINT;
     vlcf->client_key = NGX_CONF_UNSET_PTR;
+    vlcf->presets = NGX_CONF_UNSET_PTR;
+    vlcf->presets_only = NGX_CONF_UNSET;
 
     return vlcf;
 }
@@ -413,7 +429,7 @@ ngx_http_vconv_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->max_per_client, prev->max_per_client, 0);
     ngx_conf_merge_ptr_value(conf->client_key, prev->client_key, NULL);
 
-    return NGX_CONF_OK;
+    return ngx_http_vconv_preset_merge(cf, prev, conf);
 }
 
 

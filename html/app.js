@@ -23,9 +23,9 @@ const USES = {
   audio: ['trim', 'end', 'abitrate'],
 };
 const FIELD_OPTION = { visual: 'width', motion: 'fps', quality: 'quality', trim: 'start',
-  end: 'duration', audio: 'audio', abitrate: 'audio_bitrate' };
+  end: 'duration', audio: 'audio', abitrate: 'audio_bitrate', fit: 'target_size' };
 const OPTION_FIELD = { size: 'visual', width: 'visual', height: 'visual', fps: 'motion', quality: 'quality',
-  start: 'trim', duration: 'end', audio: 'audio', audio_bitrate: 'abitrate' };
+  start: 'trim', duration: 'end', audio: 'audio', audio_bitrate: 'abitrate', target_size: 'fit' };
 function usesOf(f) {
   if (!Array.isArray(f.options)) return USES[kindOf(f)];
   return Object.keys(FIELD_OPTION).filter((k) => f.options.includes(FIELD_OPTION[k]));
@@ -36,6 +36,9 @@ const PACE_MS = 500;       // uploads start at most twice a second (conf.example
 const MAX_BUSY_TRIES = 8;  // 429/503 answers waited out before giving up
 
 let formats = [];          // from GET /api/presets, each with .kind and .group filled in
+let presets = [];          // presets.presets: the operator's named settings
+let presetsOnly = false;   // the server converts with its presets only
+let activePreset = null;   // the preset chip pressed, until an option changes
 let limits = {};           // presets.options: {width: {min, max}, ...}
 const items = [];          // one per conversion (a file and the options it was sent with)
 let uploading = null;      // the item whose body is being sent (one at a time)
@@ -210,6 +213,8 @@ function summarize() {
   if ($('#start').value || (!$('[data-for=end]').hidden && $('#end').value)) bits.push('trimmed');
   if (!$('[data-for=audio]').hidden && !$('#audio').checked) bits.push('no sound');
   if (!$('[data-for=abitrate]').hidden && $('#abitrate').value) bits.push(`${+$('#abitrate').value / 1000} kbit/s`);
+  if (!$('[data-for=fit]').hidden && $('#fit').value) bits.push(`under ${fmtBytes(parseSize($('#fit').value))}`);
+  if (activePreset) bits.unshift(activePreset.label || activePreset.name);
   $('#opt-summary').textContent = bits.length ? `· ${bits.join(', ')}` : '';
 }
 
@@ -256,7 +261,72 @@ function readOptions(f = currentFormat()) {
     const lim = limits.audio_bitrate || {}, b = +$('#abitrate').value;
     if ((lim.min == null || b >= lim.min) && (lim.max == null || b <= lim.max)) opt.audio_bitrate = String(b);
   }
+  // a size to fit picks the bitrates itself: no quality or sound rate with it
+  if (uses.includes('fit') && $('#fit').value) {
+    opt.target_size = $('#fit').value;
+    delete opt.quality;
+    if (kindOf(f) === 'audio') delete opt.audio_bitrate;
+  }
+  // a preset: its options (for the estimate), sent as preset=NAME
+  if (activePreset && activePreset.format === f.name) {
+    const trim = { start: opt.start, duration: opt.duration };
+    Object.assign(opt, activePreset.options, { preset: activePreset.name, format: f.name });
+    for (const k of ['start', 'duration']) if (trim[k]) opt[k] = trim[k]; else delete opt[k];
+    if (opt.height && !opt.width) { opt.size = +opt.height; delete opt.height; }
+  }
   return { opt, errors };
+}
+
+// nginx's sizes as the server reads them: 800k, 10m, 1g (times 1024)
+export function parseSize(text) {
+  const m = /^(\d+)([kmg]?)$/i.exec(String(text || ''));
+  if (!m) return NaN;
+  return +m[1] * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 })[m[2].toLowerCase()];
+}
+
+// The presets as chips beside the formats: one click picks a preset's
+// format and settings; changing an option or a format afterwards leaves it.
+function renderPresets() {
+  const box = $('#presets'), chips = $('#preset-chips');
+  chips.textContent = '';
+  const usable = presets.filter((p) => formats.some((f) => f.name === p.format));
+  box.hidden = !usable.length;
+  for (const p of usable) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'chip preset';
+    b.dataset.preset = p.name;
+    b.setAttribute('aria-pressed', 'false');
+    b.innerHTML = '<span class="chip-name"></span><span class="chip-sub"></span>';
+    $('.chip-name', b).textContent = p.label || p.name;
+    $('.chip-sub', b).textContent = [upper(formats.find((f) => f.name === p.format)),
+      p.options?.target_size ? `under ${fmtBytes(parseSize(p.options.target_size))}` : ''].filter(Boolean).join(' · ');
+    b.addEventListener('click', () => pickPreset(activePreset === p ? null : p));
+    chips.append(b);
+  }
+  if (presetsOnly && usable.length && !activePreset) pickPreset(usable[0]);
+}
+
+function pickPreset(p) {
+  activePreset = p;
+  for (const b of document.querySelectorAll('#preset-chips .preset')) {
+    b.setAttribute('aria-pressed', String(!!p && b.dataset.preset === p.name));
+  }
+  if (p) {
+    const radio = $(`#fmt-${p.format}`);
+    if (radio) radio.checked = true;
+    const o = p.options || {};
+    $('#fit').value = o.target_size && [...$('#fit').options].some((x) => x.value === o.target_size) ? o.target_size : '';
+    if (o.quality) $('#quality').value = [...$('#quality').options].some((x) => x.value === o.quality) ? o.quality : '';
+    if (o.audio_bitrate) {
+      const b = String(parseFloat(o.audio_bitrate) * (/k$/i.test(o.audio_bitrate) ? 1000 : /M$/.test(o.audio_bitrate) ? 1e6 : 1));
+      $('#abitrate').value = [...$('#abitrate').options].some((x) => x.value === b) ? b : '';
+    }
+    if (o.height && [...$('#size').options].some((x) => x.value === o.height)) $('#size').value = o.height;
+    if (o.audio === '0') $('#audio').checked = false;
+    announce(`Preset ${p.label || p.name}: ${upper(formats.find((f) => f.name === p.format))}.`);
+  }
+  onFormatChange();
 }
 
 function showErrors(errors) {
@@ -273,7 +343,11 @@ function showErrors(errors) {
 
 // The query for one file: the size preset becomes a width or a height.
 function paramsFor(item, opt) {
-  const p = { ...opt };
+  let p = { ...opt };
+  if (p.preset) {
+    p = { preset: p.preset, ...(p.start ? { start: p.start } : {}), ...(p.duration ? { duration: p.duration } : {}) };
+    if (presetsOnly) { delete p.start; delete p.duration; }
+  }
   if (p.size) {
     const portrait = item.meta && item.meta.height > item.meta.width;
     p[portrait ? 'width' : 'height'] = String(p.size);
@@ -393,6 +467,11 @@ function describe(opt) {
   if (opt.duration) bits.push(`${fmtDur(+opt.duration)} long`);
   if (opt.audio === '0') bits.push('no sound');
   if (opt.audio_bitrate) bits.push(`${+opt.audio_bitrate / 1000} kbit/s`);
+  if (opt.target_size) bits.push(`under ${fmtBytes(parseSize(opt.target_size))}`);
+  if (opt.preset) {
+    const p = presets.find((x) => x.name === opt.preset);
+    bits.unshift(p?.label || opt.preset);
+  }
   return bits.join(', ');
 }
 
@@ -426,6 +505,9 @@ export function estimateBytes(meta, f, opt = {}) {
     if (maxw && w * s > maxw) s = maxw / w;
     w *= s; h *= s;
   }
+  // with a size to fit, the server aims a little under it (README)
+  const fit = parseSize(opt.target_size);
+  if (fit > 0 && (kind === 'video' || kind === 'audio')) return 0.92 * fit;
   const abps = (+opt.audio_bitrate || (AUDIO_KBPS[f.name] || 128) * 1000) * (opt.audio === '0' ? 0 : 1);
   const px = w * h;
   if (kind === 'audio') return dur * abps / 8;
@@ -732,6 +814,8 @@ function showResult(item, job) {
   const ext = /\.([a-z0-9]{2,5})$/i.exec(item.file.name)?.[1];
   $('.in-fmt', el).textContent = ext ? ext.toUpperCase() : String(job.input?.format || '—').split(',')[0];
   $('.out-fmt', el).textContent = upper(f) || String(job.output?.format || '').toUpperCase();
+  const fit = parseSize(item.opt?.target_size);
+  if (fit > 0 && outBytes > 0) note(item, `${fmtBytes(outBytes)}: under the ${fmtBytes(fit)} asked.`);
   if (outBytes >= 3 * inBytes && inBytes > 0) {
     note(item, `This ${upper(f)} is ${Math.round(outBytes / inBytes)}× larger than the original.`
       + (kind === 'animation' ? ' MP4 or WebM keep moving pictures much smaller.' : ''));
@@ -928,7 +1012,10 @@ function wire() {
     addFiles(e.dataTransfer?.files || []);
   });
   $('#size').addEventListener('change', onFormatChange);
-  $('#opts').addEventListener('input', () => {
+  $('#opts').addEventListener('input', (e) => {
+    if (activePreset && !presetsOnly && e.target.closest('#more, #formats') && !e.target.matches('#start, #end')) {
+      pickPreset(null);
+    }
     summarize();
     for (const item of items) if (item.status === 'ready') renderSetup(item);
     if (!$('#opt-error').hidden) showErrors(readOptions().errors);
@@ -954,6 +1041,8 @@ async function init() {
   try {
     const p = await getPresets();
     limits = p.options || {};
+    presets = Array.isArray(p.presets) ? p.presets.filter((x) => x && x.name && x.format) : [];
+    presetsOnly = p.presets_only === true;
     formats = (p.formats || []).filter((f) => f && f.name).map((f) => ({
       ...f, kind: kindOf(f), group: f.group || GROUP_OF_KIND[kindOf(f)] || 'video',
     }));
@@ -963,6 +1052,7 @@ async function init() {
       if (limits[key]?.max != null) $(`#${id}`).max = limits[key].max;
     }
     renderFormats();
+    renderPresets();
     await restore();
   } catch (e) {
     $('#formats').removeAttribute('aria-busy');

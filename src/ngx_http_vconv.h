@@ -114,6 +114,8 @@ typedef struct {
     ngx_str_t                   jobs_uri;       /* "/api/jobs/" */
     ngx_uint_t                  max_per_client; /* 0: no bound */
     ngx_http_complex_value_t   *client_key;     /* NULL: the address */
+    ngx_array_t                *presets;        /* vconv_preset, NULL */
+    ngx_flag_t                  presets_only;
 } ngx_http_vconv_loc_conf_t;
 
 
@@ -221,6 +223,9 @@ typedef struct {
     ngx_str_t                   options;     /* as job->options */
     size_t                      options_size;
     char                        name[VCONV_NAME_MAX];
+    ngx_http_vconv_loc_conf_t  *vlcf;
+    void                       *preset;      /* preset=, the conf's */
+    unsigned                    preset_applied:1;
     unsigned                    wait:1;
     unsigned                    wait_set:1;
     unsigned                    keep:1;      /* wait=1 keeps the job */
@@ -332,6 +337,20 @@ int ngx_http_vconv_transcode(ngx_http_vconv_job_t *job,
 
 /* libav's lines into the error log (ngx_http_vconv_module.c) */
 void ngx_http_vconv_av_log(int level, const char *job, const char *msg);
+
+/* presets (ngx_http_vconv_preset.c) */
+char *ngx_http_vconv_preset_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_vconv_preset_merge(ngx_conf_t *cf,
+    ngx_http_vconv_loc_conf_t *prev, ngx_http_vconv_loc_conf_t *conf);
+ngx_int_t ngx_http_vconv_preset_option(ngx_http_vconv_ctx_t *ctx,
+    u_char *key, size_t klen, u_char *val, size_t vlen);
+ngx_int_t ngx_http_vconv_preset_apply(ngx_http_vconv_ctx_t *ctx);
+ngx_int_t ngx_http_vconv_preset_list(ngx_http_request_t *r,
+    ngx_str_t *json);
+/* an option line kept for a worker that takes the job over */
+ngx_int_t ngx_http_vconv_upload_keep_option(ngx_http_vconv_ctx_t *ctx,
+    u_char *key, size_t klen, u_char *val, size_t vlen);
 
 /* handlers */
 ngx_int_t ngx_http_vconv_upload_handler(ngx_http_request_t *r);

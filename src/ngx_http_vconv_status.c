@@ -38,6 +38,7 @@ ngx_http_vconv_presets_handler(ngx_http_request_t *r)
     char                        one[1];
     u_char                     *json;
     size_t                      len;
+    ngx_str_t                   list;
     ngx_http_vconv_loc_conf_t  *vlcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -56,7 +57,14 @@ ngx_http_vconv_presets_handler(ngx_http_request_t *r)
     len = vconv_presets_json((char *) json, len + 1,
                              (unsigned) vlcf->formats);
 
-    return ngx_http_vconv_reply_json(r, NGX_HTTP_OK, json, len);
+    list.data = json;
+    list.len = len;
+
+    if (ngx_http_vconv_preset_list(r, &list) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_vconv_reply_json(r, NGX_HTTP_OK, list.data, list.len);
 }
 
 

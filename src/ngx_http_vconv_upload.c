@@ -47,8 +47,6 @@ static void ngx_http_vconv_upload_fail(ngx_http_request_t *r,
     ngx_int_t status, vconv_error_t *err);
 static ngx_int_t ngx_http_vconv_upload_answer(ngx_http_request_t *r);
 static void ngx_http_vconv_upload_job_done(ngx_event_t *ev);
-static ngx_int_t ngx_http_vconv_upload_keep_option(ngx_http_vconv_ctx_t *ctx,
-    u_char *key, size_t klen, u_char *val, size_t vlen);
 static ngx_int_t ngx_http_vconv_upload_start(ngx_http_vconv_ctx_t *ctx);
 static void ngx_http_vconv_upload_cleanup(void *data);
 static void ngx_http_vconv_upload_watch_handler(ngx_event_t *ev);
@@ -101,6 +99,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     ngx_http_set_ctx(r, ctx, ngx_http_vconv_module);
 
     ctx->pool = r->pool;
+    ctx->vlcf = vlcf;
 
     ngx_memzero(&info, sizeof(vconv_job_info_t));
     info.in_duration = -1;
@@ -128,8 +127,10 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
     }
 
     if (!ctx->multipart_on
-        && vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats, &ctx->err)
-           != VCONV_OK)
+        && (ngx_http_vconv_preset_apply(ctx) != NGX_OK
+            || vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats,
+                                 &ctx->err)
+               != VCONV_OK))
     {
         return ngx_http_vconv_upload_refuse(r, &ctx->err);
     }
@@ -448,6 +449,11 @@ ngx_http_vconv_upload_option(ngx_http_vconv_ctx_t *ctx, vconv_job_info_t *info,
         return NGX_OK;
     }
 
+    rc = ngx_http_vconv_preset_option(ctx, key, klen, val, vlen);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     if (vconv_spec_set(ctx->spec, (char *) key, klen, (char *) val, vlen,
                        &ctx->err)
         != VCONV_OK)
@@ -484,7 +490,7 @@ ngx_http_vconv_upload_flag(ngx_http_vconv_ctx_t *ctx, const char *name,
  * The options as "key=value\n" lines, the value escaped: what a new
  * worker rebuilds the spec from when an exiting one offers it the job.
  */
-static ngx_int_t
+ngx_int_t
 ngx_http_vconv_upload_keep_option(ngx_http_vconv_ctx_t *ctx, u_char *key,
     size_t klen, u_char *val, size_t vlen)
 {
@@ -858,9 +864,10 @@ ngx_http_vconv_upload_body_done(ngx_http_request_t *r)
 
         /* fields after the file part count too */
 
-        if (vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats,
-                              &ctx->err)
-            != VCONV_OK)
+        if (ngx_http_vconv_preset_apply(ctx) != NGX_OK
+            || vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats,
+                                 &ctx->err)
+               != VCONV_OK)
         {
             ngx_http_vconv_upload_fail(r, 0, &ctx->err);
             return;

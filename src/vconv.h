@@ -35,6 +35,8 @@ typedef enum {
     VCONV_E_CODEC_NOT_ALLOWED,     /* "codec_not_allowed" */
     VCONV_E_CONFLICTING_OPTIONS,   /* "conflicting_options" */
     VCONV_E_DUPLICATE_OPTION,      /* "duplicate_option" */
+    VCONV_E_UNKNOWN_PRESET,        /* "unknown_preset" (vconv_preset) */
+    VCONV_E_PRESETS_ONLY,          /* "presets_only" vconv_presets_only */
 
     /* 415: the input is not media we accept */
     VCONV_E_UNSUPPORTED_INPUT,     /* "unsupported_input" */
@@ -46,6 +48,7 @@ typedef enum {
     VCONV_E_CANNOT_COPY,           /* "cannot_copy" codec not muxable */
     VCONV_E_START_BEYOND_END,      /* "start_beyond_end" */
     VCONV_E_EMPTY_OUTPUT,          /* "empty_output" nothing encoded */
+    VCONV_E_TARGET_TOO_SMALL,      /* "target_too_small" target_size */
 
     /* 422: limits */
     VCONV_E_RESOLUTION_LIMIT,      /* "resolution_limit" */

@@ -19,6 +19,7 @@
 #include "vconv_frame.h"
 #include "vconv_pipeline.h"
 #include "vconv_wav.h"
+#include "vconv_target.h"
 
 
 static AVCodecContext *vconv_output_encoder(vconv_job_t *job,
@@ -158,6 +159,8 @@ vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
         av_opt_set_int(enc->priv_data, "crf", spec->crf, 0);
     }
 
+    vconv_target_tune(job, enc, 1);
+
     return vconv_output_open_encoder(job, st, codec);
 }
 
@@ -219,6 +222,8 @@ vconv_output_audio(vconv_job_t *job, vconv_stream_t *st)
     }
 
     (void) vconv_output_tune(enc, spec->aencoder);
+
+    vconv_target_tune(job, enc, 0);
 
     return vconv_output_open_encoder(job, st, codec);
 }

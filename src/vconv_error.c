@@ -29,6 +29,8 @@ static const vconv_error_def_t  vconv_errors[] = {
     { "codec_not_allowed", 400 },
     { "conflicting_options", 400 },
     { "duplicate_option", 400 },
+    { "unknown_preset", 400 },
+    { "presets_only", 400 },
 
     { "unsupported_input", 415 },
     { "input_format_not_allowed", 415 },
@@ -38,6 +40,7 @@ static const vconv_error_def_t  vconv_errors[] = {
     { "cannot_copy", 422 },
     { "start_beyond_end", 422 },
     { "empty_output", 422 },
+    { "target_too_small", 422 },
 
     { "resolution_limit", 422 },
     { "duration_limit", 422 },

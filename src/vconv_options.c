@@ -7,6 +7,7 @@
  */
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +35,8 @@
 #define VCONV_ANIM_FPS      12
 #define VCONV_ANIM_WIDTH    480
 #define VCONV_VP8_CQ_BITRATE  4000000
+#define VCONV_TARGET_MIN    10240
+#define VCONV_TARGET_MAX    107374182400LL
 
 
 /*
@@ -223,6 +226,11 @@ static int vconv_opt_vcodec(vconv_spec_t *spec, const char *name,
     const char *val, size_t vlen, vconv_error_t *err);
 static int vconv_opt_acodec(vconv_spec_t *spec, const char *name,
     const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_target(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_spec_check_target(const vconv_spec_t *spec,
+    const vconv_format_t *f, const vconv_codec_t *ac, vconv_error_t *err);
+static const char *vconv_first_option(unsigned bits);
 
 static int vconv_spec_format(vconv_spec_t *spec, unsigned allowed_formats,
     vconv_error_t *err);
@@ -257,7 +265,9 @@ static const vconv_option_t  vconv_options[] = {
       "8000", "512000" },
     { "audio", VCONV_SET_AUDIO, vconv_opt_audio, "boolean", "0", "1" },
     { "vcodec", VCONV_SET_VCODEC, vconv_opt_vcodec, "enum", NULL, NULL },
-    { "acodec", VCONV_SET_ACODEC, vconv_opt_acodec, "enum", NULL, NULL }
+    { "acodec", VCONV_SET_ACODEC, vconv_opt_acodec, "enum", NULL, NULL },
+    { "target_size", VCONV_SET_TARGET, vconv_opt_target, "size",
+      "10240", "107374182400" }
 };
 
 #define VCONV_NOPTIONS  (sizeof(vconv_options) / sizeof(vconv_options[0]))
@@ -501,6 +511,55 @@ vconv_spec_set(vconv_spec_t *spec, const char *key, size_t klen,
     return vconv_error_set(err, VCONV_E_UNKNOWN_OPTION,
                            "unknown option '%.*s'",
                            vconv_echo_len(key, klen), key);
+}
+
+
+unsigned
+vconv_option_bit(const char *name, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < VCONV_NOPTIONS; i++) {
+        if (strlen(vconv_options[i].name) == len
+            && memcmp(vconv_options[i].name, name, len) == 0)
+        {
+            return vconv_options[i].bit;
+        }
+    }
+
+    return 0;
+}
+
+
+#define VCONV_SET_RATE                                                       \
+    (VCONV_SET_QUALITY | VCONV_SET_CRF | VCONV_SET_VBITRATE | VCONV_SET_TARGET)
+#define VCONV_SET_SIZE       (VCONV_SET_WIDTH | VCONV_SET_HEIGHT)
+#define VCONV_SET_SOUND      (VCONV_SET_AUDIO | VCONV_SET_ABITRATE            \
+                              | VCONV_SET_ACODEC)
+
+
+int
+vconv_option_overridden(unsigned set, unsigned bit)
+{
+    if (set & bit) {
+        return 1;
+    }
+
+    if ((bit & VCONV_SET_RATE) && (set & VCONV_SET_RATE)) {
+        return 1;
+    }
+
+    if ((bit & VCONV_SET_SIZE) && (set & VCONV_SET_SIZE)) {
+        return 1;
+    }
+
+    if ((bit & (VCONV_SET_VCODEC | VCONV_SET_ACODEC))
+        && (set & VCONV_SET_FORMAT))
+    {
+        return 1;
+    }
+
+    return (bit & VCONV_SET_SOUND) && (set & VCONV_SET_SOUND);
 }
 
 
@@ -1150,6 +1209,104 @@ vconv_opt_acodec(vconv_spec_t *spec, const char *name, const char *val,
 }
 
 
+/* nginx's size syntax, as an operator writes it: 800k, 10m, 1g (x1024) */
+static int
+vconv_opt_target(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    long     n;
+    int64_t  mult;
+
+    mult = 1;
+
+    if (vlen > 1) {
+        switch (val[vlen - 1]) {
+        case 'k':
+        case 'K':
+            mult = 1024;
+            break;
+        case 'm':
+        case 'M':
+            mult = 1024 * 1024;
+            break;
+        case 'g':
+        case 'G':
+            mult = 1024 * 1024 * 1024;
+            break;
+        }
+    }
+
+    if (!vconv_is_decimal(val, vlen - (mult != 1), 0)) {
+        return vconv_not_a_number(name, "a size (like 800k, 10m)", val,
+                                  vlen, err);
+    }
+
+    if (vconv_parse_int(name, val, vlen - (mult != 1), 0, LONG_MAX, &n, err)
+        != VCONV_OK)
+    {
+        return vconv_range_error(name, val, vlen, err);
+    }
+
+    if (n > VCONV_TARGET_MAX / mult || n * mult < VCONV_TARGET_MIN) {
+        return vconv_range_error(name, val, vlen, err);
+    }
+
+    spec->target_size = n * mult;
+
+    return VCONV_OK;
+}
+
+
+/*
+ * target_size picks the bitrates itself: not with the options that set
+ * them, nor where there is no bitrate to pick (copy, lossless, pictures).
+ */
+static int
+vconv_spec_check_target(const vconv_spec_t *spec, const vconv_format_t *f,
+    const vconv_codec_t *ac, vconv_error_t *err)
+{
+    unsigned  set, bad;
+
+    set = spec->set;
+
+    if (!(set & VCONV_SET_TARGET)) {
+        return VCONV_OK;
+    }
+
+    if (f->kind != VCONV_KIND_VIDEO && f->kind != VCONV_KIND_AUDIO) {
+        return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                               "option 'target_size' does not apply to "
+                               "format %s", f->name);
+    }
+
+    bad = set & (VCONV_SET_QUALITY | VCONV_SET_CRF | VCONV_SET_VBITRATE);
+
+    if (f->kind == VCONV_KIND_AUDIO) {
+        bad |= set & VCONV_SET_ABITRATE;
+    }
+
+    if (bad) {
+        return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                               "option '%s' cannot be used with "
+                               "'target_size'", vconv_first_option(bad));
+    }
+
+    if (spec->vcopy || spec->acopy) {
+        return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                               "option 'target_size' cannot be used with "
+                               "%s=copy", spec->vcopy ? "vcodec" : "acodec");
+    }
+
+    if (ac != NULL && ac->lossless && spec->audio) {
+        return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                               "option 'target_size' does not apply to "
+                               "lossless %s", ac->name);
+    }
+
+    return VCONV_OK;
+}
+
+
 /* the names of the set bits, for "does not apply" messages */
 static const char *
 vconv_first_option(unsigned bits)
@@ -1276,6 +1433,10 @@ vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
     spec->acopy = (ac != NULL && ac->encoder == NULL);
 
     if (vconv_spec_check_codecs(spec, f, vc, ac, err) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
+
+    if (vconv_spec_check_target(spec, f, ac, err) != VCONV_OK) {
         return VCONV_ERROR;
     }
 
@@ -1716,7 +1877,7 @@ vconv_format_options(const vconv_format_t *f, const vconv_spec_t *s)
         m |= VCONV_SET_ACODEC;
 
         if (ac != NULL && !ac->lossless) {
-            m |= VCONV_SET_ABITRATE;
+            m |= VCONV_SET_ABITRATE | VCONV_SET_TARGET;
         }
     }
 

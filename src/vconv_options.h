@@ -122,6 +122,9 @@ typedef struct {
      * mapped into crf; mjpeg and libwebp_anim (no CRF) take it from here.
      */
     int             quality;
+
+    /* target_size: the output's bytes at most this, 0: no target */
+    int64_t         target_size;
 } vconv_spec_t;
 
 
@@ -140,6 +143,7 @@ typedef struct {
 #define VCONV_SET_VCODEC     0x0800
 #define VCONV_SET_ACODEC     0x1000
 #define VCONV_SET_UPSCALE    0x2000
+#define VCONV_SET_TARGET     0x40000
 
 
 const vconv_format_t *vconv_format(vconv_format_e fmt);
@@ -156,6 +160,17 @@ int vconv_format_by_name(const char *name, size_t len);
  */
 int vconv_formats_mask(const char *list, size_t len, unsigned *mask,
     vconv_error_t *err);
+
+/* the VCONV_SET_* bit of an option name, 0 if none */
+unsigned vconv_option_bit(const char *name, size_t len);
+
+/*
+ * 1 if a preset's option (its bit) gives way to what a request set: the
+ * same option, another way to set the rate (quality, crf, video_bitrate,
+ * target_size), the picture size as a whole (width, height), the codecs
+ * of another format, the sound's options when audio is asked or dropped.
+ */
+int vconv_option_overridden(unsigned set, unsigned bit);
 
 /* Starts a spec: format mp4 preset, nothing set. */
 void vconv_spec_init(vconv_spec_t *spec);

@@ -14,6 +14,7 @@
 
 #include "vconv_frame.h"
 #include "vconv_pipeline.h"
+#include "vconv_target.h"
 
 
 #define VCONV_IO_BUFFER      65536
@@ -66,6 +67,10 @@ vconv_transcode(vconv_transcode_t *tc)
     int          rc;
     vconv_job_t  job;
 
+    if (tc->spec->target_size > 0 && tc->target == NULL) {
+        return vconv_target_transcode(tc);
+    }
+
     memset(&job, 0, sizeof(job));
     memset(&tc->input, 0, sizeof(tc->input));
     memset(&tc->err, 0, sizeof(tc->err));
@@ -115,6 +120,13 @@ vconv_transcode(vconv_transcode_t *tc)
 
     if (tc->probed) {
         tc->probed(tc->data, &tc->input);
+    }
+
+    if (tc->target != NULL) {
+        rc = vconv_target_plan(&job);
+        if (rc != VCONV_OK) {
+            goto done;
+        }
     }
 
     rc = vconv_setup(&job);

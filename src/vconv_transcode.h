@@ -88,11 +88,15 @@ struct vconv_transcode_s {
     int                  (*interrupt)(void *data);
     void                  *data;
 
+    /* vconv_target.c's, while it runs the passes of a target_size job */
+    void                  *target;
+
     /* results */
     vconv_input_info_t     input;
     int64_t                output_bytes;
     double                 output_duration;  /* seconds */
     int64_t                damaged_packets;  /* skipped, the job went on */
+    int                    passes;           /* target_size: 1 or 2 */
     vconv_error_t          err;
 };
 

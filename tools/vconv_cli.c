@@ -179,9 +179,9 @@ main(int argc, char **argv)
 
     printf("{\"ok\":true,\"output_bytes\":%lld,\"duration\":%.3f,"
            "\"warnings\":{\"damaged_packets\":%lld},"
-           "\"format\":\"%s\",\"input\":{",
+           "\"passes\":%d,\"format\":\"%s\",\"input\":{",
            (long long) tc.output_bytes, tc.output_duration,
-           (long long) tc.damaged_packets,
+           (long long) tc.damaged_packets, tc.passes,
            vconv_format(spec.format)->name);
     vconv_cli_str("format", tc.input.format, 0);
     printf(",\"duration\":%.3f,\"streams\":%d,\"width\":%d,\"height\":%d,",

@@ -885,7 +885,7 @@ test_presets_json(void)
     ok(strstr(buf, "\"format\":{\"type\":\"enum\",\"values\":[\"mp4\",")
        != NULL, "format values");
     ok(strstr(buf, "\"options\":[\"format\",\"start\",\"duration\","
-                   "\"audio_bitrate\",\"acodec\"]") != NULL,
+                   "\"audio_bitrate\",\"acodec\",\"target_size\"]") != NULL,
        "mp3 options list");
     free(buf);
 
@@ -910,6 +910,94 @@ test_presets_json(void)
 }
 
 
+/* target_size (issue 12): nginx sizes, and where it does not apply */
+static void
+test_target_size(void)
+{
+    vconv_spec_t   s;
+    vconv_error_t  e;
+
+    is_int(parse("target_size=10m", VCONV_FMT_ALL, &s, &e), VCONV_E_NONE,
+           "target_size=10m");
+    is_int(s.target_size, 10 * 1024 * 1024, "10m is 10 MiB, as nginx");
+    is_int(parse("format=mp3&target_size=800k", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_NONE, "mp3 800k");
+    is_int(s.target_size, 800 * 1024, "800k");
+    is_int(parse("target_size=12345", VCONV_FMT_ALL, &s, &e), VCONV_E_NONE,
+           "bytes");
+    is_int(s.target_size, 12345, "12345 bytes");
+    is_int(parse("format=mp4", VCONV_FMT_ALL, &s, &e), VCONV_E_NONE,
+           "no target");
+    is_int(s.target_size, 0, "no target: 0");
+
+    is_int(parse("target_size=1x", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_NOT_A_NUMBER, "1x");
+    is_int(parse("target_size=m", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_NOT_A_NUMBER, "m alone");
+    is_int(parse("target_size=", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_NOT_A_NUMBER, "empty");
+    is_int(parse("target_size=-5m", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_OUT_OF_RANGE, "-5m");
+    is_int(parse("target_size=1k", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_OUT_OF_RANGE, "1k is under the least");
+    is_int(parse("target_size=200g", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_OUT_OF_RANGE, "200g");
+    is_int(parse("target_size=99999999999999999999k", VCONV_FMT_ALL, &s,
+                 &e), VCONV_E_OUT_OF_RANGE, "overflow");
+
+    is_int(parse("target_size=1m&crf=20", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_CONFLICTING_OPTIONS, "with crf");
+    is_int(parse("target_size=1m&quality=50", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_CONFLICTING_OPTIONS, "with quality");
+    is_int(parse("target_size=1m&video_bitrate=1M", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_CONFLICTING_OPTIONS, "with video_bitrate");
+    is_int(parse("target_size=1m&vcodec=copy", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_CONFLICTING_OPTIONS, "with vcodec=copy");
+    is_int(parse("format=mp3&target_size=1m&audio_bitrate=128k",
+                 VCONV_FMT_ALL, &s, &e),
+           VCONV_E_CONFLICTING_OPTIONS, "mp3 with audio_bitrate");
+    is_int(parse("format=mp4&target_size=1m&audio_bitrate=64k",
+                 VCONV_FMT_ALL, &s, &e),
+           VCONV_E_NONE, "mp4 with audio_bitrate: the video gets the rest");
+    is_int(parse("format=gif&target_size=1m", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_CONFLICTING_OPTIONS, "gif");
+    is_int(parse("format=jpg&target_size=1m", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_CONFLICTING_OPTIONS, "jpg");
+    is_int(parse("format=flac&target_size=1m", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_CONFLICTING_OPTIONS, "flac (lossless)");
+    is_int(parse("format=wav&target_size=1m", VCONV_FMT_ALL, &s, &e),
+           VCONV_E_CONFLICTING_OPTIONS, "wav (lossless)");
+    is_int(parse("format=mkv&target_size=1m&acodec=flac", VCONV_FMT_ALL, &s,
+                 &e), VCONV_E_CONFLICTING_OPTIONS, "mkv with flac sound");
+    is_int(parse("format=mkv&target_size=1m&acodec=flac&audio=0",
+                 VCONV_FMT_ALL, &s, &e), VCONV_E_CONFLICTING_OPTIONS,
+           "audio=0 with acodec still refused");
+
+    /* what a request's options take away from a preset's */
+    is_int(vconv_option_overridden(VCONV_SET_WIDTH, VCONV_SET_WIDTH), 1,
+           "same option");
+    is_int(vconv_option_overridden(VCONV_SET_WIDTH, VCONV_SET_HEIGHT), 1,
+           "width replaces the preset's picture size");
+    is_int(vconv_option_overridden(VCONV_SET_CRF, VCONV_SET_TARGET), 1,
+           "crf replaces the preset's target_size");
+    is_int(vconv_option_overridden(VCONV_SET_TARGET, VCONV_SET_VBITRATE), 1,
+           "target_size replaces the preset's video_bitrate");
+    is_int(vconv_option_overridden(VCONV_SET_FORMAT, VCONV_SET_VCODEC), 1,
+           "format replaces the preset's vcodec");
+    is_int(vconv_option_overridden(VCONV_SET_AUDIO, VCONV_SET_ABITRATE), 1,
+           "audio=0 replaces the preset's audio_bitrate");
+    is_int(vconv_option_overridden(VCONV_SET_FORMAT, VCONV_SET_TARGET), 0,
+           "format keeps the preset's target_size");
+    is_int(vconv_option_overridden(VCONV_SET_START, VCONV_SET_DURATION), 0,
+           "start keeps the preset's duration");
+    is_int(vconv_option_overridden(0, VCONV_SET_HEIGHT), 0, "nothing set");
+
+    is_int(vconv_option_bit("target_size", 11), VCONV_SET_TARGET,
+           "bit of target_size");
+    is_int(vconv_option_bit("nope", 4), 0, "bit of an unknown option");
+}
+
+
 int
 main(void)
 {
@@ -922,6 +1010,7 @@ main(void)
     test_raw_bytes();
     test_allowed();
     test_presets_json();
+    test_target_size();
 
     return done_testing();
 }

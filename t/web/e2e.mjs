@@ -619,6 +619,45 @@ try {
     return foc === 'input#file' && n === 0 && m === 0 && await page.locator('#empty').isVisible();
   });
 
+  // conf.example's presets (issue 12): buttons with their labels; one
+  // click picks the format, the upload says preset=NAME, and "Discord"
+  // keeps the file under its size
+  await step('presets: conf.example\'s labels as buttons; "Discord" picks MP4, sends preset=discord; the file is under 9 MiB', async () => {
+    const labels = await page.locator('#preset-chips .preset .chip-name').allTextContents();
+    const sent = [];
+    const seen = (r) => { if (/\/api\/jobs\?/.test(r.url())) sent.push(r.url()); };
+    page.on('request', seen);
+    await page.check('#fmt-mp3');
+    await page.locator('#preset-chips .preset', { hasText: 'Discord' }).click();
+    const pressed = await page.locator('#preset-chips .preset[aria-pressed=true] .chip-name').textContent();
+    const mp4 = await page.locator('#fmt-mp4').isChecked();
+    await page.setInputFiles('#file', small);
+    const it = item(0);
+    await it.locator('.estimate:not(:empty)').waitFor();
+    const est = await it.locator('.estimate').textContent();
+    await page.click('#go');
+    const st = await waitStatus(it, ['done', 'failed']);
+    page.off('request', seen);
+    if (st !== 'done') throw new Error(await it.locator('.message').innerText());
+    const { file } = await download(it, 'discord.mp4');
+    const size = fs.statSync(file).size;
+    const v = probe(file).streams.find((x) => x.codec_type === 'video');
+    diag(`labels: ${labels.join(' | ')}; pressed: ${pressed}; estimate: ${est}; sent: ${sent.join(' ')}; ${size} bytes, ${v?.codec_name}`);
+    return labels.includes('Discord (under 10 MB)') && labels.includes('Podcast MP3, 96 kbit/s') && pressed === 'Discord (under 10 MB)'
+      && mp4 && sent.length === 1 && /[?&]preset=discord(&|$)/.test(sent[0]) && !/format=/.test(sent[0])
+      && size <= 9 * 1024 * 1024 && v?.codec_name === 'h264';
+  });
+
+  await step('presets: changing an option by hand leaves the preset', async () => {
+    await page.locator('#preset-chips .preset', { hasText: 'Web MP4' }).click();
+    const on = await page.locator('#preset-chips .preset[aria-pressed=true]').count();
+    if (!(await page.locator('#more').evaluate((e) => e.open))) await page.locator('#more summary').click();
+    await page.selectOption('#quality', '35');
+    const off = await page.locator('#preset-chips .preset[aria-pressed=true]').count();
+    diag(`pressed before ${on}, after ${off}`);
+    return on === 1 && off === 0;
+  });
+
   ok(foreign.length === 0, 'the page loads nothing from other hosts', foreign.join('\n'));
   ok(pageErrors.length === 0, 'no script errors on the page', pageErrors.join('\n'));
 } catch (e) {
