@@ -14,6 +14,7 @@
 #include <libavfilter/buffersink.h>
 #include <libavutil/avstring.h>
 #include <libavutil/opt.h>
+#include <libavutil/mastering_display_metadata.h>
 #include <libavutil/pixdesc.h>
 
 #include "vconv_frame.h"
@@ -28,11 +29,14 @@ static int vconv_output_rate(const AVCodec *codec, int want);
 static enum AVSampleFormat vconv_output_sample_fmt(const AVCodec *codec,
     enum AVSampleFormat want);
 static int vconv_output_is_mov(const AVOutputFormat *of);
+static void vconv_output_tag(vconv_job_t *job, AVStream *ost);
 static int vconv_output_check(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
 static vconv_err_e vconv_output_mux_error(int rc);
 static const vconv_codec_t *vconv_output_tune(AVCodecContext *enc,
     const char *encoder);
+static int vconv_output_hdr(vconv_job_t *job, vconv_stream_t *st);
+static int vconv_output_hdr_side(vconv_job_t *job, vconv_stream_t *st);
 static AVIOContext *vconv_output_io(int fd, int write);
 static int vconv_output_io_write(void *opaque, uint8_t *buf, int size);
 static int vconv_output_io_read(void *opaque, uint8_t *buf, int size);
@@ -134,12 +138,25 @@ vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
         }
     }
 
-    /* tags only: the pixels keep the input's matrix through swscale */
-    enc->color_primaries = dec->color_primaries;
-    enc->color_trc = dec->color_trc;
-    enc->colorspace = dec->colorspace;
+    if (st->tonemap) {
+        /* what the graph's tone mapping makes of it */
+        enc->color_primaries = AVCOL_PRI_BT709;
+        enc->color_trc = AVCOL_TRC_BT709;
+        enc->colorspace = AVCOL_SPC_BT709;
+        enc->color_range = AVCOL_RANGE_MPEG;
+
+    } else {
+        /* tags only: the pixels keep the input's matrix through swscale */
+        enc->color_primaries = dec->color_primaries;
+        enc->color_trc = dec->color_trc;
+        enc->colorspace = dec->colorspace;
+    }
 
     c = vconv_output_tune(enc, spec->vencoder);
+
+    if (st->hdr && vconv_output_hdr(job, st) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
 
     if (spec->video_bitrate > 0) {
         enc->bit_rate = spec->video_bitrate;
@@ -255,6 +272,7 @@ vconv_output_copy(vconv_job_t *job, vconv_stream_t *st)
 
     /* the input container's tag may mean nothing in the output one */
     ost->codecpar->codec_tag = 0;
+    vconv_output_tag(job, ost);
     ost->time_base = st->ist->time_base;
     ost->avg_frame_rate = st->ist->avg_frame_rate;
 
@@ -761,9 +779,115 @@ vconv_output_open_encoder(vconv_job_t *job, vconv_stream_t *st,
         return vconv_job_fail(job, VCONV_E_NOMEM, rc, "stream");
     }
 
+    vconv_output_tag(job, ost);
+
     ost->time_base = enc->time_base;
     if (enc->framerate.num > 0) {
         ost->avg_frame_rate = enc->framerate;
+    }
+
+    if (st->hdr) {
+        return vconv_output_hdr_side(job, st);
+    }
+
+    return VCONV_OK;
+}
+
+
+/*
+ * hdr=keep: the HDR10 mastering display and content light levels of the
+ * input's stream go to the encoder (x265 writes them as SEI; libav 5.1's
+ * wrapper does not pass frame side data) and to the output stream, for
+ * the muxers that store them (Matroska's MasteringMetadata).
+ */
+static int
+vconv_output_hdr(vconv_job_t *job, vconv_stream_t *st)
+{
+    int                                 n;
+    char                                x265[256];
+    AVCodecContext                     *enc;
+    const AVContentLightMetadata       *cll;
+    const AVMasteringDisplayMetadata   *md;
+
+    enc = st->enc;
+
+    if (strcmp(enc->codec->name, "libx265") != 0) {
+        return VCONV_OK;
+    }
+
+    md = (const AVMasteringDisplayMetadata *) av_stream_get_side_data(
+             st->ist, AV_PKT_DATA_MASTERING_DISPLAY_METADATA, NULL);
+    cll = (const AVContentLightMetadata *) av_stream_get_side_data(
+             st->ist, AV_PKT_DATA_CONTENT_LIGHT_LEVEL, NULL);
+
+    n = snprintf(x265, sizeof(x265), "hdr10=1");
+
+    /* x265 counts chromaticities in 1/50000, luminance in 1/10000 cd/m2 */
+    if (md != NULL && md->has_primaries && md->has_luminance) {
+        n += snprintf(x265 + n, sizeof(x265) - n,
+                      ":master-display=G(%d,%d)B(%d,%d)R(%d,%d)WP(%d,%d)"
+                      "L(%d,%d)",
+                      (int) av_rescale_q(1, md->display_primaries[1][0],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->display_primaries[1][1],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->display_primaries[2][0],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->display_primaries[2][1],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->display_primaries[0][0],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->display_primaries[0][1],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->white_point[0],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->white_point[1],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->max_luminance,
+                                         (AVRational) { 1, 10000 }),
+                      (int) av_rescale_q(1, md->min_luminance,
+                                         (AVRational) { 1, 10000 }));
+    }
+
+    if (cll != NULL) {
+        n += snprintf(x265 + n, sizeof(x265) - n, ":max-cll=%u,%u",
+                      cll->MaxCLL, cll->MaxFALL);
+    }
+
+    if (n >= (int) sizeof(x265)) {
+        return vconv_job_fail(job, VCONV_E_INTERNAL, 0, "x265 params");
+    }
+
+    if (av_opt_set(enc->priv_data, "x265-params", x265, 0) < 0) {
+        av_log(enc, AV_LOG_WARNING, "x265 takes no HDR parameters\n");
+    }
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_output_hdr_side(vconv_job_t *job, vconv_stream_t *st)
+{
+    int                      i;
+    uint8_t                 *sd;
+    const AVPacketSideData  *psd;
+
+    for (i = 0; i < st->ist->nb_side_data; i++) {
+        psd = &st->ist->side_data[i];
+
+        if (psd->type != AV_PKT_DATA_MASTERING_DISPLAY_METADATA
+            && psd->type != AV_PKT_DATA_CONTENT_LIGHT_LEVEL)
+        {
+            continue;
+        }
+
+        sd = av_stream_new_side_data(st->ost, psd->type, psd->size);
+        if (sd == NULL) {
+            return vconv_job_fail(job, VCONV_E_NOMEM, 0, "side data");
+        }
+
+        memcpy(sd, psd->data, psd->size);
     }
 
     return VCONV_OK;
@@ -957,4 +1081,19 @@ vconv_output_is_mov(const AVOutputFormat *of)
 {
     return strcmp(of->name, "mp4") == 0 || strcmp(of->name, "mov") == 0
            || strcmp(of->name, "ipod") == 0;
+}
+
+
+/*
+ * HEVC in MP4/MOV as "hvc1" (parameter sets in the sample entry only):
+ * Apple's players refuse libav's default "hev1".
+ */
+static void
+vconv_output_tag(vconv_job_t *job, AVStream *ost)
+{
+    if (ost->codecpar->codec_id == AV_CODEC_ID_HEVC
+        && vconv_output_is_mov(job->ofmt->oformat))
+    {
+        ost->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');
+    }
 }

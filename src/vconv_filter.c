@@ -28,6 +28,9 @@ static int vconv_filter_graph(vconv_job_t *job, vconv_stream_t *st,
 static int vconv_filter_has_fmt(const enum AVPixelFormat *list,
     enum AVPixelFormat fmt);
 static int vconv_filter_even(int v);
+static int vconv_filter_is_hdr(int trc);
+static int vconv_filter_tonemap(char *buf, size_t len, const AVFrame *frame,
+    const AVCodecContext *dec);
 static int vconv_filter_pan(char *buf, size_t len, int in,
     const AVChannelLayout *out, const char *olayout);
 
@@ -176,6 +179,26 @@ vconv_filter_video_plan(vconv_job_t *job, vconv_stream_t *st,
         h = th;
     }
 
+    /*
+     * HDR (PQ, HLG; Dolby Vision 8.1/8.4 base layers say the same) shown
+     * as is on an SDR screen looks washed out: it is tone mapped to
+     * BT.709, unless hdr=keep asked a 10-bit encoder to carry it.
+     */
+    st->tonemap = 0;
+    st->hdr = 0;
+
+    if (st->dec != NULL && vconv_filter_is_hdr(st->dec->color_trc)) {
+        if (spec->hdr_keep
+            && vconv_filter_has_fmt(codec->pix_fmts, AV_PIX_FMT_YUV420P10))
+        {
+            fmt = AV_PIX_FMT_YUV420P10;
+            st->hdr = 1;
+
+        } else {
+            st->tonemap = 1;
+        }
+    }
+
     odesc = av_pix_fmt_desc_get(fmt);
     if (odesc == NULL || odesc->log2_chroma_w || odesc->log2_chroma_h
         || (codec->id != AV_CODEC_ID_PNG && codec->id != AV_CODEC_ID_GIF))
@@ -202,7 +225,7 @@ int
 vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
     const AVFrame *frame)
 {
-    int                 n, sw, sh;
+    int                 n, sw, sh, rc;
     char                args[256], chain[VCONV_GRAPH_LEN];
     AVRational          tb, sar, fr;
     const vconv_spec_t *spec;
@@ -252,6 +275,24 @@ vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
     }
 
     n += snprintf(chain + n, sizeof(chain) - n, "scale=%d:%d", sw, sh);
+
+    /*
+     * Tone mapping works on the scaled picture (fewer pixels in float),
+     * before the format step brings it to the encoder's.  A frame may
+     * say HDR where the stream's header did not: the frame's word wins.
+     */
+    if (st->tonemap || (!st->hdr && vconv_filter_is_hdr(frame->color_trc)))
+    {
+        st->tonemap = 1;
+        rc = vconv_filter_tonemap(chain + n, sizeof(chain) - n, frame,
+                                  st->dec);
+        if (rc < 0) {
+            return vconv_job_fail(job, VCONV_E_INTERNAL, 0,
+                                  "filter too long");
+        }
+
+        n += rc;
+    }
 
     /* one swscale pass does size and pixel format together */
     if (st->out_fmt != AV_PIX_FMT_PAL8) {
@@ -552,4 +593,55 @@ vconv_filter_even(int v)
     v &= ~1;
 
     return v < 2 ? 2 : v;
+}
+
+
+static int
+vconv_filter_is_hdr(int trc)
+{
+    return trc == AVCOL_TRC_SMPTE2084 || trc == AVCOL_TRC_ARIB_STD_B67;
+}
+
+
+/*
+ * ",zscale=...,tonemap=...,zscale=...": HDR to BT.709 SDR the way
+ * libavfilter's documentation does it: to linear light (100 cd/m2 is
+ * 1.0), BT.709 primaries in float, hable's curve (the signal's peak from
+ * the mastering side data when the frames carry it), then BT.709's
+ * transfer and matrix, limited range.  zimg numbers transfers,
+ * primaries and matrices as H.273 does, as libav does: the input's are
+ * given by number, so a frame that lacks one still converts.  Returns
+ * the length, or -1 when it does not fit.
+ */
+static int
+vconv_filter_tonemap(char *buf, size_t len, const AVFrame *frame,
+    const AVCodecContext *dec)
+{
+    int  trc, pri, spc, n;
+
+    trc = vconv_filter_is_hdr(frame->color_trc) ? frame->color_trc
+                                                 : dec->color_trc;
+
+    pri = frame->color_primaries != AVCOL_PRI_UNSPECIFIED
+          ? (int) frame->color_primaries : (int) dec->color_primaries;
+    if (pri == AVCOL_PRI_UNSPECIFIED || pri == AVCOL_PRI_RESERVED
+        || pri == AVCOL_PRI_RESERVED0)
+    {
+        pri = AVCOL_PRI_BT2020;
+    }
+
+    spc = frame->colorspace != AVCOL_SPC_UNSPECIFIED
+          ? (int) frame->colorspace : (int) dec->colorspace;
+    if (spc != AVCOL_SPC_BT709 && spc != AVCOL_SPC_BT2020_CL) {
+        spc = AVCOL_SPC_BT2020_NCL;
+    }
+
+    n = snprintf(buf, len,
+                 ",zscale=tin=%d:pin=%d:min=%d:t=linear:npl=100"
+                 ",format=gbrpf32le,zscale=p=bt709"
+                 ",tonemap=tonemap=hable:desat=0"
+                 ",zscale=t=bt709:m=bt709:r=tv,format=yuv420p",
+                 trc, pri, spc);
+
+    return n < (int) len ? n : -1;
 }

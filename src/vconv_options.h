@@ -122,7 +122,18 @@ typedef struct {
      * mapped into crf; mjpeg and libwebp_anim (no CRF) take it from here.
      */
     int             quality;
+
+    /* hdr=keep: HDR stays HDR where the codec carries 10 bits */
+    int             hdr_keep;
+    /* metadata: VCONV_META_* */
+    int             metadata;
 } vconv_spec_t;
+
+
+/* what metadata=... keeps of the input's tags */
+#define VCONV_META_DEFAULT   0     /* descriptive tags, no location */
+#define VCONV_META_KEEP      1     /* every tag, location too */
+#define VCONV_META_STRIP     2     /* nothing but technical fields */
 
 
 /* bits of vconv_spec_t.set */
@@ -140,6 +151,8 @@ typedef struct {
 #define VCONV_SET_VCODEC     0x0800
 #define VCONV_SET_ACODEC     0x1000
 #define VCONV_SET_UPSCALE    0x2000
+#define VCONV_SET_HDR        0x100000
+#define VCONV_SET_METADATA   0x200000
 
 
 const vconv_format_t *vconv_format(vconv_format_e fmt);

@@ -42,6 +42,8 @@ typedef struct {
     int                 out_w;
     int                 out_h;
     int                 out_fmt;
+    int                 tonemap;    /* HDR in, SDR BT.709 out */
+    int                 hdr;        /* HDR in, HDR out (hdr=keep) */
 
     int64_t             last_pts;   /* video: keeps encoder pts rising */
     int64_t             last_dts;   /* muxer's time base: keeps dts rising */
