@@ -84,6 +84,8 @@ typedef struct {
     int64_t                 length;   /* us to convert, 0: to the end */
     double                  total;    /* s of output expected, 0: unknown */
     double                  out_time; /* s written so far */
+    double                  in_time;  /* s decoded and sent on so far */
+    double                  fraction; /* progress last told */
     int64_t                 last_progress;  /* monotonic us */
 
     vconv_err_e             stop;     /* set by the interrupt callback */

@@ -1068,6 +1068,16 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 
         frame->pts = ts;
 
+        /*
+         * Progress by what went in: a palette (GIF), libwebp_anim and a
+         * trim's tail give nothing out until the end of the input.
+         */
+        if (ts != AV_NOPTS_VALUE
+            && ts * av_q2d(st->ist->time_base) > job->in_time)
+        {
+            job->in_time = ts * av_q2d(st->ist->time_base);
+        }
+
         if (st == &job->v && job->fmt->kind == VCONV_KIND_IMAGE
             && !job->spec->start_set && ts != AV_NOPTS_VALUE && ts < 0)
         {
@@ -1301,7 +1311,8 @@ vconv_progress(vconv_job_t *job, int final)
         f = 1.0;
 
     } else if (job->total > 0) {
-        f = job->out_time / job->total;
+        f = (job->out_time > job->in_time ? job->out_time : job->in_time)
+            / job->total;
 
     } else if (job->ipb != NULL && (size = avio_size(job->ipb)) > 0) {
         /* no duration (MPEG-TS while it uploads): how much was read */
@@ -1312,6 +1323,13 @@ vconv_progress(vconv_job_t *job, int final)
     }
 
     f = f < 0 ? 0 : (f > 0.99 && !final ? 0.99 : f);
+
+    /* never backwards: audio and video are read at their own pace */
+    if (f < job->fraction) {
+        f = job->fraction;
+    }
+
+    job->fraction = f;
 
     job->tc->progress(job->tc->data, f);
 }
