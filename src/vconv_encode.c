@@ -30,6 +30,11 @@ static enum AVSampleFormat vconv_output_sample_fmt(const AVCodec *codec,
     enum AVSampleFormat want);
 static int vconv_output_is_mov(const AVOutputFormat *of);
 static void vconv_output_tag(vconv_job_t *job, AVStream *ost);
+static int64_t vconv_output_last_duration(vconv_job_t *job,
+    vconv_stream_t *st);
+static int vconv_output_send(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame);
+static int vconv_output_held(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_output_check(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
 static vconv_err_e vconv_output_mux_error(int rc);
@@ -339,49 +344,158 @@ int
 vconv_output_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 {
     int              rc;
-    double           t;
     AVRational       tb;
     AVCodecContext  *enc;
 
     enc = st->enc;
 
-    if (frame != NULL) {
-        rc = vconv_output_check(job, st, frame);
-        if (rc != VCONV_OK) {
-            return rc;
-        }
+    if (frame == NULL) {
+        if (st->pend != NULL && st->pend->buf[0] != NULL) {
+            st->pend->pkt_duration = vconv_output_last_duration(job, st);
 
-        tb = av_buffersink_get_time_base(st->sink);
+            rc = vconv_output_send(job, st, st->pend);
+            av_frame_unref(st->pend);
 
-        if (frame->pts != AV_NOPTS_VALUE) {
-            frame->pts = av_rescale_q(frame->pts, tb, enc->time_base);
-        }
-
-        if (enc->codec_type == AVMEDIA_TYPE_VIDEO) {
-            /* encoders refuse a timestamp that does not move forward */
-            if (frame->pts == AV_NOPTS_VALUE || frame->pts <= st->last_pts) {
-                frame->pts = st->last_pts + 1;
+            if (rc != VCONV_OK) {
+                return rc;
             }
+        }
 
-            st->last_pts = frame->pts;
-            frame->pict_type = AV_PICTURE_TYPE_NONE;
+        return vconv_output_send(job, st, NULL);
+    }
 
-            /*
-             * Unused by us; libx265's wrapper allocates a copy of it per
-             * picture when it is not 0 and leaks those still queued when
-             * a job ends early.
-             */
-            frame->reordered_opaque = 0;
+    rc = vconv_output_check(job, st, frame);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
+    tb = av_buffersink_get_time_base(st->sink);
+
+    if (frame->pts != AV_NOPTS_VALUE) {
+        frame->pts = av_rescale_q(frame->pts, tb, enc->time_base);
+    }
+
+    if (enc->codec_type != AVMEDIA_TYPE_VIDEO) {
+        return vconv_output_send(job, st, frame);
+    }
+
+    /* encoders refuse a timestamp that does not move forward */
+    if (frame->pts == AV_NOPTS_VALUE || frame->pts <= st->last_pts) {
+        frame->pts = st->last_pts + 1;
+    }
+
+    st->last_pts = frame->pts;
+    frame->pict_type = AV_PICTURE_TYPE_NONE;
+
+    /*
+     * Unused by us; libx265's wrapper allocates a copy of it per picture
+     * when it is not 0 and leaks those still queued when a job ends
+     * early.
+     */
+    frame->reordered_opaque = 0;
+
+    if (job->fmt->kind == VCONV_KIND_IMAGE) {
+        return vconv_output_send(job, st, frame);
+    }
+
+    /*
+     * A frame lasts until the next one starts (variable rates keep their
+     * timing), so each is held back until that is known; the last one
+     * lasts to the input's end.
+     */
+    if (st->pend == NULL) {
+        st->pend = av_frame_alloc();
+        if (st->pend == NULL) {
+            return vconv_job_fail(job, VCONV_E_NOMEM, 0, "frame");
+        }
+    }
+
+    rc = VCONV_OK;
+
+    if (st->pend->buf[0] != NULL) {
+        st->pend->pkt_duration = frame->pts - st->pend->pts;
+
+        rc = vconv_output_send(job, st, st->pend);
+        av_frame_unref(st->pend);
+    }
+
+    av_frame_move_ref(st->pend, frame);
+
+    return rc;
+}
+
+
+/*
+ * The last video frame's duration in the encoder's time base: to where
+ * the input's last frame ends (a GIF's final delay, a clip's last
+ * sample), within the asked duration; else one frame at the rate.
+ */
+static int64_t
+vconv_output_last_duration(vconv_job_t *job, vconv_stream_t *st)
+{
+    int64_t          end, len, dur;
+    AVCodecContext  *enc;
+
+    enc = st->enc;
+    dur = 0;
+
+    if (st->end_ts != AV_NOPTS_VALUE) {
+        end = st->end_ts;
+
+        if (job->length > 0) {
+            len = av_rescale_q(job->length, AV_TIME_BASE_Q,
+                               st->ist->time_base);
+            if (end > len) {
+                end = len;
+            }
+        }
+
+        dur = av_rescale_q(end, st->ist->time_base, enc->time_base)
+              - st->pend->pts;
+    }
+
+    if (dur <= 0 && enc->framerate.num > 0 && enc->framerate.den > 0) {
+        dur = av_rescale_q(1, av_inv_q(enc->framerate), enc->time_base);
+    }
+
+    return dur > 0 ? dur : 1;
+}
+
+
+/* one frame (or the flush) into the encoder, its packets to the muxer */
+static int
+vconv_output_send(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
+{
+    int              rc;
+    unsigned         i;
+    double           t;
+    AVCodecContext  *enc;
+
+    enc = st->enc;
+
+    if (frame != NULL) {
+        if (enc->codec_type == AVMEDIA_TYPE_VIDEO) {
+            if (frame->pkt_duration <= 0 && enc->framerate.num > 0
+                && enc->framerate.den > 0)
+            {
+                frame->pkt_duration = av_rescale_q(1,
+                                                   av_inv_q(enc->framerate),
+                                                   enc->time_base);
+            }
 
             /* some encoders (libwebp_anim) hold every packet to the end */
-            t = frame->pts * av_q2d(enc->time_base);
-            if (enc->framerate.num > 0 && enc->framerate.den > 0) {
-                t += av_q2d(av_inv_q(enc->framerate));
-            }
+            t = (frame->pts + (frame->pkt_duration > 0
+                               ? frame->pkt_duration : 0))
+                * av_q2d(enc->time_base);
 
             if (t > job->out_time) {
                 job->out_time = t;
             }
+
+            /* most encoders drop the frame's duration: kept for its packet */
+            i = st->ring_pos++ % VCONV_DUR_RING;
+            st->ring_pts[i] = frame->pts;
+            st->ring_dur[i] = frame->pkt_duration;
         }
 
         st->frames++;
@@ -395,19 +509,94 @@ vconv_output_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
     for ( ;; ) {
         rc = avcodec_receive_packet(enc, job->opkt);
 
-        if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) {
+        if (rc == AVERROR(EAGAIN)) {
             return VCONV_OK;
+        }
+
+        if (rc == AVERROR_EOF) {
+            return vconv_output_held(job, st);
         }
 
         if (rc < 0) {
             return vconv_job_fail(job, VCONV_E_ENCODE, rc, "encode");
         }
 
-        rc = vconv_output_packet(job, st, job->opkt, enc->time_base);
-        if (rc != VCONV_OK) {
-            return rc;
+        if (enc->codec_type != AVMEDIA_TYPE_VIDEO) {
+            rc = vconv_output_packet(job, st, job->opkt, enc->time_base);
+            if (rc != VCONV_OK) {
+                return rc;
+            }
+
+            continue;
+        }
+
+        if (job->opkt->pts != AV_NOPTS_VALUE) {
+            for (i = 0; i < VCONV_DUR_RING; i++) {
+                if (st->ring_pts[i] == job->opkt->pts
+                    && st->ring_dur[i] > 0)
+                {
+                    job->opkt->duration = st->ring_dur[i];
+                    break;
+                }
+            }
+
+            if (job->opkt->pts + job->opkt->duration > st->max_end) {
+                st->max_end = job->opkt->pts + job->opkt->duration;
+            }
+
+            if (st->npkts++ == 0 && job->opkt->dts != AV_NOPTS_VALUE) {
+                st->shift = job->opkt->pts - job->opkt->dts;
+            }
+        }
+
+        /* the last one in decoding order is known only at the end */
+        if (st->hpkt == NULL) {
+            st->hpkt = av_packet_alloc();
+            if (st->hpkt == NULL) {
+                return vconv_job_fail(job, VCONV_E_NOMEM, 0, "packet");
+            }
+
+        } else if (st->hpkt->data != NULL) {
+            rc = vconv_output_packet(job, st, st->hpkt, enc->time_base);
+            if (rc != VCONV_OK) {
+                return rc;
+            }
+        }
+
+        av_packet_move_ref(st->hpkt, job->opkt);
+    }
+}
+
+
+/*
+ * The encoder's last packet in decoding order: with B-frames it is not
+ * the last one shown, and MP4 counts a track's length in decoding time
+ * from the first packet to this one's end: it lasts so that the track
+ * is as long as its pictures are shown (a GIF's final delay too).
+ * Matroska counts shown time: each packet's own duration is right.
+ */
+static int
+vconv_output_held(vconv_job_t *job, vconv_stream_t *st)
+{
+    int64_t    dur;
+    AVPacket  *pkt;
+
+    pkt = st->hpkt;
+
+    if (pkt == NULL || pkt->data == NULL) {
+        return VCONV_OK;
+    }
+
+    if (pkt->dts != AV_NOPTS_VALUE && st->max_end > 0
+        && vconv_output_is_mov(job->ofmt->oformat))
+    {
+        dur = st->max_end - st->shift - pkt->dts;
+        if (dur > 0) {
+            pkt->duration = dur;
         }
     }
+
+    return vconv_output_packet(job, st, pkt, st->enc->time_base);
 }
 
 
@@ -503,6 +692,9 @@ vconv_output_trailer(vconv_job_t *job)
 void
 vconv_output_close(vconv_job_t *job)
 {
+    av_frame_free(&job->v.pend);
+    av_packet_free(&job->v.hpkt);
+
     if (job->ofmt == NULL) {
         return;
     }

@@ -262,7 +262,8 @@ vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
     }
 
     if (spec->fps_num > 0 && spec->fps_den > 0) {
-        n += snprintf(chain + n, sizeof(chain) - n, "fps=%d/%d,",
+        n += snprintf(chain + n, sizeof(chain) - n,
+                      "fps=%d/%d:eof_action=pass,",
                       spec->fps_num, spec->fps_den);
     }
 

@@ -45,6 +45,25 @@ typedef struct {
     int                 tonemap;    /* HDR in, SDR BT.709 out */
     int                 hdr;        /* HDR in, HDR out (hdr=keep) */
 
+    /*
+     * Video timing: where the input's last frame ends (its own duration,
+     * a GIF's final delay), offset-adjusted, in the input's time base;
+     * the time of the frame before it; the frame held back from the
+     * encoder until the next one tells its duration; and the durations
+     * of the frames inside the encoder, for its packets.
+     */
+    int64_t             end_ts;
+    int64_t             prev_ts;
+    AVFrame            *pend;
+#define VCONV_DUR_RING  128
+    int64_t             ring_pts[VCONV_DUR_RING];
+    int64_t             ring_dur[VCONV_DUR_RING];
+    unsigned            ring_pos;
+    AVPacket           *hpkt;       /* the encoder's last packet, held */
+    int64_t             max_end;    /* latest pts + duration, encoder tb */
+    int64_t             shift;      /* first packet's pts - dts */
+    int                 npkts;      /* packets out of the encoder */
+
     int64_t             last_pts;   /* video: keeps encoder pts rising */
     int64_t             last_dts;   /* muxer's time base: keeps dts rising */
     int64_t             frames;     /* frames sent to the encoder */

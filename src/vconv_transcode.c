@@ -48,6 +48,8 @@ static int vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
 static int vconv_frame_time(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame, int64_t *out);
+static void vconv_frame_end(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame, int64_t ts);
 static int vconv_drain(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_check_time(vconv_job_t *job, vconv_stream_t *st,
@@ -82,6 +84,8 @@ vconv_transcode(vconv_transcode_t *tc)
     job.v.last_pts = AV_NOPTS_VALUE;
     job.a.last_pts = AV_NOPTS_VALUE;
     job.v.last_dts = AV_NOPTS_VALUE;
+    job.v.end_ts = AV_NOPTS_VALUE;
+    job.v.prev_ts = AV_NOPTS_VALUE;
     job.a.last_dts = AV_NOPTS_VALUE;
 
     job.pkt = av_packet_alloc();
@@ -595,7 +599,10 @@ vconv_limits(vconv_job_t *job)
         job->length = 0;
     }
 
-    if (dur > 0 && job->start > 0 && job->start >= dur) {
+    /* a picture asked past the end of a short clip is its last one */
+    if (dur > 0 && job->start > 0 && job->start >= dur
+        && job->fmt->kind != VCONV_KIND_IMAGE)
+    {
         return vconv_error_set(&job->tc->err, VCONV_E_START_BEYOND_END,
                                "start %.3f s is beyond the end (%.3f s)",
                                job->start / 1e6, dur / 1e6);
@@ -1078,13 +1085,17 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
             job->in_time = ts * av_q2d(st->ist->time_base);
         }
 
+        if (st == &job->v && ts != AV_NOPTS_VALUE) {
+            vconv_frame_end(job, st, frame, ts);
+        }
+
         if (st == &job->v && job->fmt->kind == VCONV_KIND_IMAGE
-            && !job->spec->start_set && ts != AV_NOPTS_VALUE && ts < 0)
+            && ts != AV_NOPTS_VALUE && ts < 0)
         {
             /*
-             * Before the start we picked: kept, for a clip whose one
-             * picture (a still with sound, a single frame) is all there
-             * is before it.
+             * Before the start: kept, for a clip whose one picture (a
+             * still with sound, a single frame) is all there is before
+             * it, or whose end comes before the asked start.
              */
             av_frame_unref(job->held);
 
@@ -1109,8 +1120,17 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
         return VCONV_OK;
     }
 
-    rc = av_buffersrc_add_frame_flags(st->src, frame,
-                                      AV_BUFFERSRC_FLAG_KEEP_REF);
+    if (frame == NULL && st == &job->v && st->end_ts != AV_NOPTS_VALUE) {
+        /*
+         * The graph ends where the last frame ends, not where it starts:
+         * fps repeats it up to there, and the encoder is told.
+         */
+        rc = av_buffersrc_close(st->src, st->end_ts, AV_BUFFERSRC_FLAG_PUSH);
+
+    } else {
+        rc = av_buffersrc_add_frame_flags(st->src, frame,
+                                          AV_BUFFERSRC_FLAG_KEEP_REF);
+    }
 
     /* EOF: a trim has closed the graph, what is left is in the sink */
     if (rc < 0 && rc != AVERROR_EOF) {
@@ -1199,6 +1219,44 @@ vconv_frame_time(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame,
     *out = ts;
 
     return VCONV_OK;
+}
+
+
+/*
+ * Where a video frame ends: by its own duration (a GIF's delay, a
+ * container's sample duration), else by the step from the frame before,
+ * else by the frame rate.  The last frame's end is the input's end.
+ */
+static void
+vconv_frame_end(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame,
+    int64_t ts)
+{
+    int64_t     dur, end;
+    AVRational  fr;
+
+    dur = frame->pkt_duration;
+
+    if (dur <= 0 && st->prev_ts != AV_NOPTS_VALUE && ts > st->prev_ts) {
+        dur = ts - st->prev_ts;
+    }
+
+    if (dur <= 0) {
+        fr = av_guess_frame_rate(job->ifmt, st->ist, NULL);
+        dur = fr.num > 0 && fr.den > 0
+              ? av_rescale_q(1, av_inv_q(fr), st->ist->time_base) : 0;
+    }
+
+    st->prev_ts = ts;
+
+    if (dur <= 0) {
+        return;
+    }
+
+    end = ts + dur;
+
+    if (st->end_ts == AV_NOPTS_VALUE || end > st->end_ts) {
+        st->end_ts = end;
+    }
 }
 
 
