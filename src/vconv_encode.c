@@ -336,7 +336,7 @@ vconv_output_header(vconv_job_t *job)
 
     job->header = 1;
 
-    return VCONV_OK;
+    return vconv_metadata_cover(job);
 }
 
 

@@ -3,7 +3,8 @@
  * parts: vconv_transcode.c (input, stream selection, the packet loop),
  * vconv_filter.c (filter graphs) and vconv_encode.c (encoders, muxer),
  * with how a job fails or stops in vconv_pipeline.c, which the three use
- * and which uses none of them.  Not part of the core's public contract.
+ * and which uses none of them; tags, covers and chapters in
+ * vconv_metadata.c.  Not part of the core's public contract.
  */
 
 #ifndef _VCONV_PIPELINE_H_INCLUDED_
@@ -97,6 +98,8 @@ typedef struct {
     AVFrame                *frame;
     AVFrame                *filt;
     AVFrame                *held;     /* image: last picture before start */
+    AVStream               *cover_ist; /* the input's cover picture */
+    AVStream               *cover_ost; /* and where it goes */
 
     int64_t                 offset;   /* input us that becomes output 0 */
     int64_t                 start;    /* us after the file start */
@@ -135,6 +138,10 @@ int vconv_output_packet(vconv_job_t *job, vconv_stream_t *st,
     AVPacket *pkt, AVRational tb);
 int vconv_output_trailer(vconv_job_t *job);
 void vconv_output_close(vconv_job_t *job);
+
+/* vconv_metadata.c */
+int vconv_metadata_apply(vconv_job_t *job);
+int vconv_metadata_cover(vconv_job_t *job);
 
 /* vconv_pipeline.c */
 int vconv_job_fail(vconv_job_t *job, vconv_err_e code, int averr,

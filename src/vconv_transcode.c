@@ -695,6 +695,11 @@ vconv_setup(vconv_job_t *job)
         job->seeked = rc >= 0;
     }
 
+    rc = vconv_metadata_apply(job);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
     return vconv_output_header(job);
 }
 
