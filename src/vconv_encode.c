@@ -29,6 +29,7 @@ static int vconv_output_rate(const AVCodec *codec, int want);
 static enum AVSampleFormat vconv_output_sample_fmt(const AVCodec *codec,
     enum AVSampleFormat want);
 static int vconv_output_is_mov(const AVOutputFormat *of);
+static void vconv_output_quality(AVCodecContext *enc, int quality);
 static void vconv_output_tag(vconv_job_t *job, AVStream *ost);
 static int64_t vconv_output_last_duration(vconv_job_t *job,
     vconv_stream_t *st);
@@ -177,6 +178,10 @@ vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
         && av_opt_find(enc->priv_data, "crf", NULL, 0, 0) != NULL)
     {
         av_opt_set_int(enc->priv_data, "crf", spec->crf, 0);
+    }
+
+    if (spec->quality > 0) {
+        vconv_output_quality(enc, spec->quality);
     }
 
     return vconv_output_open_encoder(job, st, codec);
@@ -490,6 +495,14 @@ vconv_output_send(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 
             if (t > job->out_time) {
                 job->out_time = t;
+            }
+
+            /*
+             * A fixed quantizer (JPEG) is read from each frame, not from
+             * the context: the ffmpeg program sets it on every frame.
+             */
+            if (enc->flags & AV_CODEC_FLAG_QSCALE) {
+                frame->quality = enc->global_quality;
             }
 
             /* most encoders drop the frame's duration: kept for its packet */
@@ -1287,5 +1300,29 @@ vconv_output_tag(vconv_job_t *job, AVStream *ost)
         && vconv_output_is_mov(job->ofmt->oformat))
     {
         ost->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');
+    }
+}
+
+
+/*
+ * quality 1-100 for the encoders with no CRF: JPEG's quantizer from 31
+ * (worst) to 2 (best), libwebp's own 0-100 scale as is.
+ */
+static void
+vconv_output_quality(AVCodecContext *enc, int quality)
+{
+    int  q;
+
+    if (enc->codec_id == AV_CODEC_ID_MJPEG) {
+        q = 31 - (quality - 1) * 29 / 99;
+        enc->flags |= AV_CODEC_FLAG_QSCALE;
+        enc->global_quality = FF_QP2LAMBDA * q;
+        return;
+    }
+
+    if (enc->codec_id == AV_CODEC_ID_WEBP
+        && av_opt_set_int(enc->priv_data, "quality", quality, 0) < 0)
+    {
+        av_log(enc, AV_LOG_WARNING, "libwebp takes no quality\n");
     }
 }

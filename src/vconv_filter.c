@@ -263,13 +263,15 @@ vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
 
     if (spec->fps_num > 0 && spec->fps_den > 0) {
         /*
-         * The last frame is kept up to the input's end even when that is
-         * less than one output frame away (a one-frame clip); the trim
-         * after it keeps the asked duration exact.
+         * The output starts at 0 even when the first frame after the
+         * start comes later (a sparse VFR clip), and its last frame is
+         * kept up to the input's end even when that is less than one
+         * output frame away (a one-frame clip); the trim after it keeps
+         * the asked duration exact.
          */
         n += snprintf(chain + n, sizeof(chain) - n,
-                      "fps=%d/%d:eof_action=pass,", spec->fps_num,
-                      spec->fps_den);
+                      "fps=%d/%d:start_time=0:eof_action=pass,",
+                      spec->fps_num, spec->fps_den);
 
         if (job->length > 0) {
             n += snprintf(chain + n, sizeof(chain) - n, "trim=end=%.6f,",
