@@ -98,6 +98,7 @@ vconv_filter_video_plan(vconv_job_t *job, vconv_stream_t *st,
 {
     int                        rw, rh, tw, th, w, h, alpha;
     double                     s;
+    AVRational                 sar;
     enum AVPixelFormat         fmt;
     const vconv_spec_t        *spec;
     const AVPixFmtDescriptor  *desc, *odesc;
@@ -136,8 +137,31 @@ vconv_filter_video_plan(vconv_job_t *job, vconv_stream_t *st,
         }
     }
 
+    /*
+     * Non-square pixels (DV, anamorphic DVDs and camera modes) are shown
+     * wider or narrower than stored: the output gets square pixels at
+     * the shown shape, so players that ignore the aspect see it right.
+     */
     rw = in_w;
     rh = in_h;
+    sar = st->ist != NULL ? st->ist->sample_aspect_ratio
+                          : (AVRational) { 0, 1 };
+    if ((sar.num <= 0 || sar.den <= 0) && st->dec != NULL) {
+        sar = st->dec->sample_aspect_ratio;
+    }
+
+    /* the stored side that is too long is shortened: no pixel is made up */
+    if (sar.num > 0 && sar.den > 0 && sar.num != sar.den
+        && av_q2d(sar) > 0.1 && av_q2d(sar) < 10)
+    {
+        if (sar.num > sar.den) {
+            rh = (int) lrint(in_h / av_q2d(sar));
+
+        } else {
+            rw = (int) lrint(in_w * av_q2d(sar));
+        }
+    }
+
     if (st->rotation == 90 || st->rotation == 270) {
         rw = in_h;
         rh = in_w;
@@ -287,7 +311,8 @@ vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
         sh = st->out_w;
     }
 
-    n += snprintf(chain + n, sizeof(chain) - n, "scale=%d:%d", sw, sh);
+    n += snprintf(chain + n, sizeof(chain) - n, "scale=%d:%d,setsar=1",
+                  sw, sh);
 
     /*
      * Tone mapping works on the scaled picture (fewer pixels in float),

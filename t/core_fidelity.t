@@ -287,4 +287,21 @@ for my $fmt (qw(jpg webp)) {
     cmp_ok(-s $hi, '>', 1.5 * (-s $lo), "$fmt: quality=95 bigger than 10");
 }
 
+# --- 9. SAR applied: square pixels at the shown shape --------------------
+{
+    my $ana = "$dir/anamorphic.mp4";
+    ff('-f', 'lavfi', '-i', 'testsrc2=size=720x480:rate=25:duration=1',
+       '-vf', 'setsar=32/27', '-c:v', 'libx264', $ana);
+    for my $fmt (qw(mp4 png)) {
+        my $out = "$dir/square.$fmt";
+        convert($ana, $out, "format=$fmt");
+        my $v = vstream($out);
+        my $sar = $v->{sample_aspect_ratio} // '1:1';
+        ok(($sar eq '1:1' || $sar eq '0:1')
+           && abs($v->{width} / $v->{height} - 16 / 9) < 0.01
+           && $v->{width} <= 720,
+           "16:9 DVD pixels -> $fmt: $v->{width}x$v->{height} $sar");
+    }
+}
+
 done_testing();
