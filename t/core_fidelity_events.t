@@ -43,7 +43,9 @@ for my $fmt (qw(gif webp)) {
         push @prog, $d->{progress};
     }
 
-    my @mid = grep { defined $_ && $_ > 0 && $_ < 1 } @prog;
+    # a value the end alone gives (0.99 as the last frames are written)
+    # does not count: one from the middle of the run must be there
+    my @mid = grep { defined $_ && $_ > 0 && $_ < 0.9 } @prog;
     ok(@mid >= 1, "$fmt: progress strictly between 0 and 1 while it runs: "
                   . join(' ', map { $_ // 'undef' } @prog));
     my $mono = !grep { $prog[$_] < $prog[$_ - 1] } 1 .. $#prog;
