@@ -215,6 +215,19 @@ for my $fmt (qw(mp4 webm mkv)) {
     is(VconvMedia::frame_count($out), 15, "VFR -> $fmt: no frame added");
 }
 
+# the issue's case: 5 frames over 4.24 s, the last at 4.2 s (read 3.0 s)
+{
+    my $sparse = "$dir/sparse.webm";
+    ff('-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25:duration=10',
+       '-vf', "setpts='if(eq(N,0),0,if(eq(N,1),0.7,if(eq(N,2),1.5,"
+              . "if(eq(N,3),2.9,4.2))))/TB'", '-frames:v', '5',
+       '-fps_mode', 'vfr', '-c:v', 'libvpx', '-b:v', '200k', $sparse);
+    my $out = "$dir/sparse.mp4";
+    convert($sparse, $out, 'format=mp4');
+    near(vstream($out)->{duration}, 4.24, 0.05,
+         'sparse VFR -> mp4: the track lasts to its last frame');
+}
+
 for my $fmt (qw(mp4 mov webm gif)) {
     my $out = "$dir/hold-out.$fmt";
     convert($gif, $out, "format=$fmt");
