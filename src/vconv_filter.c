@@ -288,14 +288,15 @@ vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
     if (spec->fps_num > 0 && spec->fps_den > 0) {
         /*
          * The output starts at 0 even when the first frame after the
-         * start comes later (a sparse VFR clip), and its last frame is
+         * start comes later (a sparse VFR clip; not again in a graph
+         * rebuilt mid-stream), and its last frame is
          * kept up to the input's end even when that is less than one
          * output frame away (a one-frame clip); the trim after it keeps
          * the asked duration exact.
          */
         n += snprintf(chain + n, sizeof(chain) - n,
-                      "fps=%d/%d:start_time=0:eof_action=pass,",
-                      spec->fps_num, spec->fps_den);
+                      "fps=%d/%d%s:eof_action=pass,", spec->fps_num,
+                      spec->fps_den, st->graphs ? "" : ":start_time=0");
 
         if (job->length > 0) {
             n += snprintf(chain + n, sizeof(chain) - n, "trim=end=%.6f,",
@@ -359,6 +360,8 @@ vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
     st->in_w = frame->width;
     st->in_h = frame->height;
     st->in_fmt = frame->format;
+
+    st->graphs++;
 
     return vconv_filter_graph(job, st, "buffer", args, "buffersink", chain);
 }

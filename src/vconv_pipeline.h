@@ -43,6 +43,7 @@ typedef struct {
     int                 out_w;
     int                 out_h;
     int                 out_fmt;
+    int                 graphs;     /* graphs built: >1 after a change */
     int                 tonemap;    /* HDR in, SDR BT.709 out */
     int                 hdr;        /* HDR in, HDR out (hdr=keep) */
 

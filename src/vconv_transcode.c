@@ -48,6 +48,8 @@ static int vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
 static int vconv_frame_time(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame, int64_t *out);
+static int vconv_filter_flush_old(vconv_job_t *job, vconv_stream_t *st,
+    int64_t ts);
 static void vconv_frame_end(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame, int64_t ts);
 static int vconv_drain(vconv_job_t *job, vconv_stream_t *st);
@@ -1112,6 +1114,13 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
             return VCONV_OK;
         }
 
+        if (st->graph != NULL && rebuild && st == &job->v) {
+            rc = vconv_filter_flush_old(job, st, ts);
+            if (rc != VCONV_OK || st->done) {
+                return rc;
+            }
+        }
+
         if (st->graph == NULL || rebuild) {
             rc = st == &job->v ? vconv_filter_video_init(job, st, frame)
                                : vconv_filter_audio_init(job, st, frame);
@@ -1174,6 +1183,51 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
     st->done = 1;
 
     return rc;
+}
+
+
+/*
+ * The picture changed size or format mid-stream: the graph built for the
+ * old one still holds frames (fps, a palette), which go out, up to where
+ * the new picture starts, before a new graph replaces it.
+ */
+static int
+vconv_filter_flush_old(vconv_job_t *job, vconv_stream_t *st, int64_t ts)
+{
+    int  rc;
+
+    rc = ts != AV_NOPTS_VALUE
+         ? av_buffersrc_close(st->src, ts, AV_BUFFERSRC_FLAG_PUSH)
+         : av_buffersrc_add_frame(st->src, NULL);
+
+    if (rc < 0 && rc != AVERROR_EOF) {
+        return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "filter");
+    }
+
+    for ( ;; ) {
+        rc = av_buffersink_get_frame(st->sink, job->filt);
+
+        if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) {
+            return VCONV_OK;
+        }
+
+        if (rc < 0) {
+            return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "filter");
+        }
+
+        rc = vconv_output_frame(job, st, job->filt);
+        av_frame_unref(job->filt);
+
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+
+        if (job->fmt->kind == VCONV_KIND_IMAGE) {
+            /* the one picture is out */
+            st->done = 1;
+            return vconv_output_frame(job, st, NULL);
+        }
+    }
 }
 
 

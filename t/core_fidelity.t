@@ -244,6 +244,19 @@ for my $fmt (qw(mp4 mov webm gif)) {
     near(vstream($out)->{duration}, 2.0, 0.05, 'trim with fps: exact');
 }
 
+# --- 9. a mid-stream size change: the old graph is drained -------------
+{
+    my $sc = VconvHostile::ts_size_change($dir, 'change.ts', '320x240',
+                                          '640x480', duration1 => 2,
+                                          duration2 => 2);
+    my $out = "$dir/change.webm";
+    convert($sc, $out, 'format=webm', 'fps=10');
+    near(VconvMedia::frame_count($out), 40, 1,
+         'size change at 2 s -> webm fps=10: no frame lost or added');
+    near(probe($out)->{format}{duration}, 4.0, 0.1,
+         'size change -> webm: 4 s');
+}
+
 # --- 3. metadata --------------------------------------------------------
 for my $t ([$mp3, 'm4a'], [$flac, 'mp3'], [$mp3, 'flac'], [$flac, 'ogg'],
            [$mp3, 'opus'])
