@@ -255,6 +255,11 @@ for my $fmt (qw(mp4 mov webm gif)) {
          'size change at 2 s -> webm fps=10: no frame lost or added');
     near(probe($out)->{format}{duration}, 4.0, 0.1,
          'size change -> webm: 4 s');
+
+    $out = "$dir/change.gif";
+    convert($sc, $out, 'format=gif');
+    near(probe($out)->{format}{duration}, 4.0, 0.1,
+         'size change -> gif: 4 s (the first palette\'s frames kept)');
 }
 
 # --- 3. metadata --------------------------------------------------------
