@@ -36,6 +36,7 @@ static int64_t vconv_output_last_duration(vconv_job_t *job,
 static int vconv_output_send(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
 static int vconv_output_held(vconv_job_t *job, vconv_stream_t *st);
+static int vconv_output_frame_limit(vconv_job_t *job, int64_t n);
 static int vconv_output_check(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
 static vconv_err_e vconv_output_mux_error(int rc);
@@ -503,6 +504,10 @@ vconv_output_send(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
              */
             if (enc->flags & AV_CODEC_FLAG_QSCALE) {
                 frame->quality = enc->global_quality;
+            }
+
+            if (vconv_output_frame_limit(job, st->frames + 1) != VCONV_OK) {
+                return VCONV_ERROR;
             }
 
             /* most encoders drop the frame's duration: kept for its packet */
@@ -1325,4 +1330,23 @@ vconv_output_quality(AVCodecContext *enc, int quality)
     {
         av_log(enc, AV_LOG_WARNING, "libwebp takes no quality\n");
     }
+}
+
+
+/* the bound on video frames, for those decoded and those encoded */
+static int
+vconv_output_frame_limit(vconv_job_t *job, int64_t n)
+{
+    int64_t  max;
+
+    max = job->limits->max_frames > 0 ? job->limits->max_frames
+                                      : VCONV_MAX_FRAMES;
+
+    if (n > max) {
+        return vconv_error_set(&job->tc->err, VCONV_E_FRAME_LIMIT,
+                               "more than %lld video frames",
+                               (long long) max);
+    }
+
+    return VCONV_OK;
 }

@@ -69,6 +69,7 @@ typedef struct {
     int64_t             last_pts;   /* video: keeps encoder pts rising */
     int64_t             last_dts;   /* muxer's time base: keeps dts rising */
     int64_t             frames;     /* frames sent to the encoder */
+    int64_t             decoded;    /* video frames from the decoder */
     int64_t             clamped;    /* audio samples made finite, in range */
 
     /* audio: the last frame time seen, and samples since, for those without */

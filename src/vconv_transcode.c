@@ -977,6 +977,22 @@ vconv_drain(vconv_job_t *job, vconv_stream_t *st)
             continue;
         }
 
+        if (st == &job->v) {
+            st->decoded++;
+
+            if (st->decoded > (job->limits->max_frames > 0
+                               ? job->limits->max_frames : VCONV_MAX_FRAMES))
+            {
+                av_frame_unref(job->frame);
+                return vconv_error_set(&job->tc->err, VCONV_E_FRAME_LIMIT,
+                                       "the input has more than %lld video "
+                                       "frames", (long long)
+                                       (job->limits->max_frames > 0
+                                        ? job->limits->max_frames
+                                        : VCONV_MAX_FRAMES));
+            }
+        }
+
         rc = vconv_frame_in(job, st, job->frame);
         if (rc == VCONV_OK) {
             rc = vconv_filter_frame(job, st, job->frame);

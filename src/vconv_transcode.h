@@ -12,6 +12,15 @@
 #include "vconv_options.h"
 
 
+/*
+ * The default bound on video frames, decoded or encoded: 18.5 hours at
+ * 30 fps.  A tiny picture at thousands of frames a second, or a last
+ * frame held for hours and repeated at the asked fps, would otherwise
+ * run within the duration and size limits.
+ */
+#define VCONV_MAX_FRAMES  2000000
+
+
 /* the default demuxer allow-list (libavformat short names) */
 #define VCONV_DEFAULT_INPUT_FORMATS                                          \
     "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,asf,ogg,"      \
@@ -23,6 +32,8 @@ typedef struct {
     int             max_height;
     int64_t         max_duration;    /* us of input media, 0: none */
     int64_t         max_output;      /* bytes, 0: none */
+    int64_t         max_frames;      /* video frames decoded or encoded,
+                                        0: VCONV_MAX_FRAMES */
     int             max_streams;     /* 0: 32 */
     int64_t         probesize;       /* bytes, 0: 5 MB */
     int             codec_threads;   /* 0: libav's auto */

@@ -262,6 +262,21 @@ for my $fmt (qw(mp4 mov webm gif)) {
          'size change -> gif: 4 s (the first palette\'s frames kept)');
 }
 
+# --- 9. a bound on video frames, its own code --------------------------
+{
+    my ($rc, $j) = cli('--max-frames', '10', $vfr, "$dir/fl.mp4",
+                       'format=mp4');
+    is($j && $j->{error}{code}, 'frame_limit',
+       'more frames decoded than allowed: frame_limit');
+    ok(!-e "$dir/fl.mp4", '... and no output left');
+    # 9 frames in, the 2 s hold repeated at the GIF's rate: 34 out
+    ($rc, $j) = cli('--max-frames', '20', $gif, "$dir/fl.gif", 'format=gif');
+    is($j && $j->{error}{code}, 'frame_limit',
+       'more frames encoded than allowed: frame_limit');
+    ($rc, $j) = cli('--max-frames', '40', $gif, "$dir/fl.gif", 'format=gif');
+    ok($j && $j->{ok}, 'within the bound: converts');
+}
+
 # --- 3. metadata --------------------------------------------------------
 for my $t ([$mp3, 'm4a'], [$flac, 'mp3'], [$mp3, 'flac'], [$flac, 'ogg'],
            [$mp3, 'opus'])
