@@ -269,6 +269,11 @@ for my $fmt (qw(mp4 mov webm gif)) {
     is($j && $j->{error}{code}, 'frame_limit',
        'more frames decoded than allowed: frame_limit');
     ok(!-e "$dir/fl.mp4", '... and no output left');
+    # a picture near the end decodes them all but encodes one
+    ($rc, $j) = cli('--max-frames', '10', $vfr, "$dir/fl.jpg", 'format=jpg',
+                    'start=3.9');
+    is($j && $j->{error}{code}, 'frame_limit',
+       'more frames decoded than allowed for one picture: frame_limit');
     # 9 frames in, the 2 s hold repeated at the GIF's rate: 34 out
     ($rc, $j) = cli('--max-frames', '20', $gif, "$dir/fl.gif", 'format=gif');
     is($j && $j->{error}{code}, 'frame_limit',
