@@ -53,6 +53,7 @@ typedef enum {
     /* 422: limits */
     VCONV_E_RESOLUTION_LIMIT,      /* "resolution_limit" */
     VCONV_E_DURATION_LIMIT,        /* "duration_limit" */
+    VCONV_E_FRAME_LIMIT,           /* "frame_limit" video frames */
     VCONV_E_OUTPUT_SIZE_LIMIT,     /* "output_size_limit" */
     VCONV_E_TOO_MANY_STREAMS,      /* "too_many_streams" */
     VCONV_E_BAD_AUDIO_FORMAT,      /* "unsupported_audio_format" samples */

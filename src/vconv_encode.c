@@ -14,6 +14,7 @@
 #include <libavfilter/buffersink.h>
 #include <libavutil/avstring.h>
 #include <libavutil/opt.h>
+#include <libavutil/mastering_display_metadata.h>
 #include <libavutil/pixdesc.h>
 
 #include "vconv_frame.h"
@@ -30,11 +31,21 @@ static int vconv_output_rate(const AVCodec *codec, int want);
 static enum AVSampleFormat vconv_output_sample_fmt(const AVCodec *codec,
     enum AVSampleFormat want);
 static int vconv_output_is_mov(const AVOutputFormat *of);
+static void vconv_output_quality(AVCodecContext *enc, int quality);
+static void vconv_output_tag(vconv_job_t *job, AVStream *ost);
+static int64_t vconv_output_last_duration(vconv_job_t *job,
+    vconv_stream_t *st);
+static int vconv_output_send(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame);
+static int vconv_output_held(vconv_job_t *job, vconv_stream_t *st);
+static int vconv_output_frame_limit(vconv_job_t *job, int64_t n);
 static int vconv_output_check(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
 static vconv_err_e vconv_output_mux_error(int rc);
 static const vconv_codec_t *vconv_output_tune(AVCodecContext *enc,
     const char *encoder);
+static int vconv_output_hdr(vconv_job_t *job, vconv_stream_t *st);
+static int vconv_output_hdr_side(vconv_job_t *job, vconv_stream_t *st);
 static AVIOContext *vconv_output_io(int fd, int write);
 static int vconv_output_io_write(void *opaque, uint8_t *buf, int size);
 static int vconv_output_io_read(void *opaque, uint8_t *buf, int size);
@@ -136,12 +147,25 @@ vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
         }
     }
 
-    /* tags only: the pixels keep the input's matrix through swscale */
-    enc->color_primaries = dec->color_primaries;
-    enc->color_trc = dec->color_trc;
-    enc->colorspace = dec->colorspace;
+    if (st->tonemap) {
+        /* what the graph's tone mapping makes of it */
+        enc->color_primaries = AVCOL_PRI_BT709;
+        enc->color_trc = AVCOL_TRC_BT709;
+        enc->colorspace = AVCOL_SPC_BT709;
+        enc->color_range = AVCOL_RANGE_MPEG;
+
+    } else {
+        /* tags only: the pixels keep the input's matrix through swscale */
+        enc->color_primaries = dec->color_primaries;
+        enc->color_trc = dec->color_trc;
+        enc->colorspace = dec->colorspace;
+    }
 
     c = vconv_output_tune(enc, spec->vencoder);
+
+    if (st->hdr && vconv_output_hdr(job, st) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
 
     if (spec->video_bitrate > 0) {
         enc->bit_rate = spec->video_bitrate;
@@ -157,6 +181,10 @@ vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
         && av_opt_find(enc->priv_data, "crf", NULL, 0, 0) != NULL)
     {
         av_opt_set_int(enc->priv_data, "crf", spec->crf, 0);
+    }
+
+    if (spec->quality > 0) {
+        vconv_output_quality(enc, spec->quality);
     }
 
     vconv_target_tune(job, enc, 1);
@@ -261,6 +289,7 @@ vconv_output_copy(vconv_job_t *job, vconv_stream_t *st)
 
     /* the input container's tag may mean nothing in the output one */
     ost->codecpar->codec_tag = 0;
+    vconv_output_tag(job, ost);
     ost->time_base = st->ist->time_base;
     ost->avg_frame_rate = st->ist->avg_frame_rate;
 
@@ -319,7 +348,7 @@ vconv_output_header(vconv_job_t *job)
 
     job->header = 1;
 
-    return VCONV_OK;
+    return vconv_metadata_cover(job);
 }
 
 
@@ -327,49 +356,170 @@ int
 vconv_output_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 {
     int              rc;
-    double           t;
     AVRational       tb;
     AVCodecContext  *enc;
 
     enc = st->enc;
 
-    if (frame != NULL) {
-        rc = vconv_output_check(job, st, frame);
-        if (rc != VCONV_OK) {
-            return rc;
-        }
+    if (frame == NULL) {
+        if (st->pend != NULL && st->pend->buf[0] != NULL) {
+            st->pend->pkt_duration = vconv_output_last_duration(job, st);
 
-        tb = av_buffersink_get_time_base(st->sink);
+            rc = vconv_output_send(job, st, st->pend);
+            av_frame_unref(st->pend);
 
-        if (frame->pts != AV_NOPTS_VALUE) {
-            frame->pts = av_rescale_q(frame->pts, tb, enc->time_base);
-        }
-
-        if (enc->codec_type == AVMEDIA_TYPE_VIDEO) {
-            /* encoders refuse a timestamp that does not move forward */
-            if (frame->pts == AV_NOPTS_VALUE || frame->pts <= st->last_pts) {
-                frame->pts = st->last_pts + 1;
+            if (rc != VCONV_OK) {
+                return rc;
             }
+        }
 
-            st->last_pts = frame->pts;
-            frame->pict_type = AV_PICTURE_TYPE_NONE;
+        return vconv_output_send(job, st, NULL);
+    }
 
-            /*
-             * Unused by us; libx265's wrapper allocates a copy of it per
-             * picture when it is not 0 and leaks those still queued when
-             * a job ends early.
-             */
-            frame->reordered_opaque = 0;
+    rc = vconv_output_check(job, st, frame);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
+    tb = av_buffersink_get_time_base(st->sink);
+
+    if (frame->pts != AV_NOPTS_VALUE) {
+        frame->pts = av_rescale_q(frame->pts, tb, enc->time_base);
+    }
+
+    if (enc->codec_type != AVMEDIA_TYPE_VIDEO) {
+        return vconv_output_send(job, st, frame);
+    }
+
+    /* encoders refuse a timestamp that does not move forward */
+    if (frame->pts == AV_NOPTS_VALUE || frame->pts <= st->last_pts) {
+        frame->pts = st->last_pts + 1;
+    }
+
+    st->last_pts = frame->pts;
+    frame->pict_type = AV_PICTURE_TYPE_NONE;
+
+    /*
+     * Unused by us; libx265's wrapper allocates a copy of it per picture
+     * when it is not 0 and leaks those still queued when a job ends
+     * early.
+     */
+    frame->reordered_opaque = 0;
+
+    if (job->fmt->kind == VCONV_KIND_IMAGE) {
+        return vconv_output_send(job, st, frame);
+    }
+
+    /*
+     * A frame lasts until the next one starts (variable rates keep their
+     * timing), so each is held back until that is known; the last one
+     * lasts to the input's end.
+     */
+    if (st->pend == NULL) {
+        st->pend = av_frame_alloc();
+        if (st->pend == NULL) {
+            return vconv_job_fail(job, VCONV_E_NOMEM, 0, "frame");
+        }
+    }
+
+    rc = VCONV_OK;
+
+    if (st->pend->buf[0] != NULL) {
+        st->pend->pkt_duration = frame->pts - st->pend->pts;
+
+        rc = vconv_output_send(job, st, st->pend);
+        av_frame_unref(st->pend);
+    }
+
+    av_frame_move_ref(st->pend, frame);
+
+    return rc;
+}
+
+
+/*
+ * The last video frame's duration in the encoder's time base: to where
+ * the input's last frame ends (a GIF's final delay, a clip's last
+ * sample), within the asked duration; else one frame at the rate.
+ */
+static int64_t
+vconv_output_last_duration(vconv_job_t *job, vconv_stream_t *st)
+{
+    int64_t          end, len, dur;
+    AVCodecContext  *enc;
+
+    enc = st->enc;
+    dur = 0;
+
+    if (st->end_ts != AV_NOPTS_VALUE) {
+        end = st->end_ts;
+
+        if (job->length > 0) {
+            len = av_rescale_q(job->length, AV_TIME_BASE_Q,
+                               st->ist->time_base);
+            if (end > len) {
+                end = len;
+            }
+        }
+
+        dur = av_rescale_q(end, st->ist->time_base, enc->time_base)
+              - st->pend->pts;
+    }
+
+    if (dur <= 0 && enc->framerate.num > 0 && enc->framerate.den > 0) {
+        dur = av_rescale_q(1, av_inv_q(enc->framerate), enc->time_base);
+    }
+
+    return dur > 0 ? dur : 1;
+}
+
+
+/* one frame (or the flush) into the encoder, its packets to the muxer */
+static int
+vconv_output_send(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
+{
+    int              rc;
+    unsigned         i;
+    double           t;
+    AVCodecContext  *enc;
+
+    enc = st->enc;
+
+    if (frame != NULL) {
+        if (enc->codec_type == AVMEDIA_TYPE_VIDEO) {
+            if (frame->pkt_duration <= 0 && enc->framerate.num > 0
+                && enc->framerate.den > 0)
+            {
+                frame->pkt_duration = av_rescale_q(1,
+                                                   av_inv_q(enc->framerate),
+                                                   enc->time_base);
+            }
 
             /* some encoders (libwebp_anim) hold every packet to the end */
-            t = frame->pts * av_q2d(enc->time_base);
-            if (enc->framerate.num > 0 && enc->framerate.den > 0) {
-                t += av_q2d(av_inv_q(enc->framerate));
-            }
+            t = (frame->pts + (frame->pkt_duration > 0
+                               ? frame->pkt_duration : 0))
+                * av_q2d(enc->time_base);
 
             if (t > job->out_time) {
                 job->out_time = t;
             }
+
+            /*
+             * A fixed quantizer (JPEG) is read from each frame, not from
+             * the context: the ffmpeg program sets it on every frame.
+             */
+            if (enc->flags & AV_CODEC_FLAG_QSCALE) {
+                frame->quality = enc->global_quality;
+            }
+
+            if (vconv_output_frame_limit(job, st->frames + 1) != VCONV_OK) {
+                return VCONV_ERROR;
+            }
+
+            /* most encoders drop the frame's duration: kept for its packet */
+            i = st->ring_pos++ % VCONV_DUR_RING;
+            st->ring_pts[i] = frame->pts;
+            st->ring_dur[i] = frame->pkt_duration;
         }
 
         st->frames++;
@@ -383,19 +533,94 @@ vconv_output_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
     for ( ;; ) {
         rc = avcodec_receive_packet(enc, job->opkt);
 
-        if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) {
+        if (rc == AVERROR(EAGAIN)) {
             return VCONV_OK;
+        }
+
+        if (rc == AVERROR_EOF) {
+            return vconv_output_held(job, st);
         }
 
         if (rc < 0) {
             return vconv_job_fail(job, VCONV_E_ENCODE, rc, "encode");
         }
 
-        rc = vconv_output_packet(job, st, job->opkt, enc->time_base);
-        if (rc != VCONV_OK) {
-            return rc;
+        if (enc->codec_type != AVMEDIA_TYPE_VIDEO) {
+            rc = vconv_output_packet(job, st, job->opkt, enc->time_base);
+            if (rc != VCONV_OK) {
+                return rc;
+            }
+
+            continue;
+        }
+
+        if (job->opkt->pts != AV_NOPTS_VALUE) {
+            for (i = 0; i < VCONV_DUR_RING; i++) {
+                if (st->ring_pts[i] == job->opkt->pts
+                    && st->ring_dur[i] > 0)
+                {
+                    job->opkt->duration = st->ring_dur[i];
+                    break;
+                }
+            }
+
+            if (job->opkt->pts + job->opkt->duration > st->max_end) {
+                st->max_end = job->opkt->pts + job->opkt->duration;
+            }
+
+            if (st->npkts++ == 0 && job->opkt->dts != AV_NOPTS_VALUE) {
+                st->shift = job->opkt->pts - job->opkt->dts;
+            }
+        }
+
+        /* the last one in decoding order is known only at the end */
+        if (st->hpkt == NULL) {
+            st->hpkt = av_packet_alloc();
+            if (st->hpkt == NULL) {
+                return vconv_job_fail(job, VCONV_E_NOMEM, 0, "packet");
+            }
+
+        } else if (st->hpkt->data != NULL) {
+            rc = vconv_output_packet(job, st, st->hpkt, enc->time_base);
+            if (rc != VCONV_OK) {
+                return rc;
+            }
+        }
+
+        av_packet_move_ref(st->hpkt, job->opkt);
+    }
+}
+
+
+/*
+ * The encoder's last packet in decoding order: with B-frames it is not
+ * the last one shown, and MP4 counts a track's length in decoding time
+ * from the first packet to this one's end: it lasts so that the track
+ * is as long as its pictures are shown (a GIF's final delay too).
+ * Matroska counts shown time: each packet's own duration is right.
+ */
+static int
+vconv_output_held(vconv_job_t *job, vconv_stream_t *st)
+{
+    int64_t    dur;
+    AVPacket  *pkt;
+
+    pkt = st->hpkt;
+
+    if (pkt == NULL || pkt->data == NULL) {
+        return VCONV_OK;
+    }
+
+    if (pkt->dts != AV_NOPTS_VALUE && st->max_end > 0
+        && vconv_output_is_mov(job->ofmt->oformat))
+    {
+        dur = st->max_end - st->shift - pkt->dts;
+        if (dur > 0) {
+            pkt->duration = dur;
         }
     }
+
+    return vconv_output_packet(job, st, pkt, st->enc->time_base);
 }
 
 
@@ -506,6 +731,9 @@ vconv_output_trailer(vconv_job_t *job)
 void
 vconv_output_close(vconv_job_t *job)
 {
+    av_frame_free(&job->v.pend);
+    av_packet_free(&job->v.hpkt);
+
     if (job->ofmt == NULL) {
         return;
     }
@@ -782,9 +1010,115 @@ vconv_output_open_encoder(vconv_job_t *job, vconv_stream_t *st,
         return vconv_job_fail(job, VCONV_E_NOMEM, rc, "stream");
     }
 
+    vconv_output_tag(job, ost);
+
     ost->time_base = enc->time_base;
     if (enc->framerate.num > 0) {
         ost->avg_frame_rate = enc->framerate;
+    }
+
+    if (st->hdr) {
+        return vconv_output_hdr_side(job, st);
+    }
+
+    return VCONV_OK;
+}
+
+
+/*
+ * hdr=keep: the HDR10 mastering display and content light levels of the
+ * input's stream go to the encoder (x265 writes them as SEI; libav 5.1's
+ * wrapper does not pass frame side data) and to the output stream, for
+ * the muxers that store them (Matroska's MasteringMetadata).
+ */
+static int
+vconv_output_hdr(vconv_job_t *job, vconv_stream_t *st)
+{
+    int                                 n;
+    char                                x265[256];
+    AVCodecContext                     *enc;
+    const AVContentLightMetadata       *cll;
+    const AVMasteringDisplayMetadata   *md;
+
+    enc = st->enc;
+
+    if (strcmp(enc->codec->name, "libx265") != 0) {
+        return VCONV_OK;
+    }
+
+    md = (const AVMasteringDisplayMetadata *) av_stream_get_side_data(
+             st->ist, AV_PKT_DATA_MASTERING_DISPLAY_METADATA, NULL);
+    cll = (const AVContentLightMetadata *) av_stream_get_side_data(
+             st->ist, AV_PKT_DATA_CONTENT_LIGHT_LEVEL, NULL);
+
+    n = snprintf(x265, sizeof(x265), "hdr10=1");
+
+    /* x265 counts chromaticities in 1/50000, luminance in 1/10000 cd/m2 */
+    if (md != NULL && md->has_primaries && md->has_luminance) {
+        n += snprintf(x265 + n, sizeof(x265) - n,
+                      ":master-display=G(%d,%d)B(%d,%d)R(%d,%d)WP(%d,%d)"
+                      "L(%d,%d)",
+                      (int) av_rescale_q(1, md->display_primaries[1][0],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->display_primaries[1][1],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->display_primaries[2][0],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->display_primaries[2][1],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->display_primaries[0][0],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->display_primaries[0][1],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->white_point[0],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->white_point[1],
+                                         (AVRational) { 1, 50000 }),
+                      (int) av_rescale_q(1, md->max_luminance,
+                                         (AVRational) { 1, 10000 }),
+                      (int) av_rescale_q(1, md->min_luminance,
+                                         (AVRational) { 1, 10000 }));
+    }
+
+    if (cll != NULL) {
+        n += snprintf(x265 + n, sizeof(x265) - n, ":max-cll=%u,%u",
+                      cll->MaxCLL, cll->MaxFALL);
+    }
+
+    if (n >= (int) sizeof(x265)) {
+        return vconv_job_fail(job, VCONV_E_INTERNAL, 0, "x265 params");
+    }
+
+    if (av_opt_set(enc->priv_data, "x265-params", x265, 0) < 0) {
+        av_log(enc, AV_LOG_WARNING, "x265 takes no HDR parameters\n");
+    }
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_output_hdr_side(vconv_job_t *job, vconv_stream_t *st)
+{
+    int                      i;
+    uint8_t                 *sd;
+    const AVPacketSideData  *psd;
+
+    for (i = 0; i < st->ist->nb_side_data; i++) {
+        psd = &st->ist->side_data[i];
+
+        if (psd->type != AV_PKT_DATA_MASTERING_DISPLAY_METADATA
+            && psd->type != AV_PKT_DATA_CONTENT_LIGHT_LEVEL)
+        {
+            continue;
+        }
+
+        sd = av_stream_new_side_data(st->ost, psd->type, psd->size);
+        if (sd == NULL) {
+            return vconv_job_fail(job, VCONV_E_NOMEM, 0, "side data");
+        }
+
+        memcpy(sd, psd->data, psd->size);
     }
 
     return VCONV_OK;
@@ -978,4 +1312,62 @@ vconv_output_is_mov(const AVOutputFormat *of)
 {
     return strcmp(of->name, "mp4") == 0 || strcmp(of->name, "mov") == 0
            || strcmp(of->name, "ipod") == 0;
+}
+
+
+/*
+ * HEVC in MP4/MOV as "hvc1" (parameter sets in the sample entry only):
+ * Apple's players refuse libav's default "hev1".
+ */
+static void
+vconv_output_tag(vconv_job_t *job, AVStream *ost)
+{
+    if (ost->codecpar->codec_id == AV_CODEC_ID_HEVC
+        && vconv_output_is_mov(job->ofmt->oformat))
+    {
+        ost->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');
+    }
+}
+
+
+/*
+ * quality 1-100 for the encoders with no CRF: JPEG's quantizer from 31
+ * (worst) to 2 (best), libwebp's own 0-100 scale as is.
+ */
+static void
+vconv_output_quality(AVCodecContext *enc, int quality)
+{
+    int  q;
+
+    if (enc->codec_id == AV_CODEC_ID_MJPEG) {
+        q = 31 - (quality - 1) * 29 / 99;
+        enc->flags |= AV_CODEC_FLAG_QSCALE;
+        enc->global_quality = FF_QP2LAMBDA * q;
+        return;
+    }
+
+    if (enc->codec_id == AV_CODEC_ID_WEBP
+        && av_opt_set_int(enc->priv_data, "quality", quality, 0) < 0)
+    {
+        av_log(enc, AV_LOG_WARNING, "libwebp takes no quality\n");
+    }
+}
+
+
+/* the bound on video frames, for those decoded and those encoded */
+static int
+vconv_output_frame_limit(vconv_job_t *job, int64_t n)
+{
+    int64_t  max;
+
+    max = job->limits->max_frames > 0 ? job->limits->max_frames
+                                      : VCONV_MAX_FRAMES;
+
+    if (n > max) {
+        return vconv_error_set(&job->tc->err, VCONV_E_FRAME_LIMIT,
+                               "more than %lld video frames",
+                               (long long) max);
+    }
+
+    return VCONV_OK;
 }

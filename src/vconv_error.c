@@ -44,6 +44,7 @@ static const vconv_error_def_t  vconv_errors[] = {
 
     { "resolution_limit", 422 },
     { "duration_limit", 422 },
+    { "frame_limit", 422 },
     { "output_size_limit", 422 },
     { "too_many_streams", 422 },
     { "unsupported_audio_format", 422 },

@@ -36,6 +36,9 @@ static int vconv_filter_graph(vconv_job_t *job, vconv_stream_t *st,
 static int vconv_filter_has_fmt(const enum AVPixelFormat *list,
     enum AVPixelFormat fmt);
 static int vconv_filter_even(int v);
+static int vconv_filter_is_hdr(int trc);
+static int vconv_filter_tonemap(char *buf, size_t len, const AVFrame *frame,
+    const AVCodecContext *dec);
 static int vconv_filter_pan(char *buf, size_t len, int in,
     const AVChannelLayout *out, const char *olayout);
 
@@ -103,6 +106,7 @@ vconv_filter_video_plan(vconv_job_t *job, vconv_stream_t *st,
 {
     int                        rw, rh, tw, th, w, h, alpha;
     double                     s;
+    AVRational                 sar;
     enum AVPixelFormat         fmt;
     const vconv_spec_t        *spec;
     const AVPixFmtDescriptor  *desc, *odesc;
@@ -141,8 +145,31 @@ vconv_filter_video_plan(vconv_job_t *job, vconv_stream_t *st,
         }
     }
 
+    /*
+     * Non-square pixels (DV, anamorphic DVDs and camera modes) are shown
+     * wider or narrower than stored: the output gets square pixels at
+     * the shown shape, so players that ignore the aspect see it right.
+     */
     rw = in_w;
     rh = in_h;
+    sar = st->ist != NULL ? st->ist->sample_aspect_ratio
+                          : (AVRational) { 0, 1 };
+    if ((sar.num <= 0 || sar.den <= 0) && st->dec != NULL) {
+        sar = st->dec->sample_aspect_ratio;
+    }
+
+    /* the stored side that is too long is shortened: no pixel is made up */
+    if (sar.num > 0 && sar.den > 0 && sar.num != sar.den
+        && av_q2d(sar) > 0.1 && av_q2d(sar) < 10)
+    {
+        if (sar.num > sar.den) {
+            rh = (int) lrint(in_h / av_q2d(sar));
+
+        } else {
+            rw = (int) lrint(in_w * av_q2d(sar));
+        }
+    }
+
     if (st->rotation == 90 || st->rotation == 270) {
         rw = in_h;
         rh = in_w;
@@ -184,6 +211,26 @@ vconv_filter_video_plan(vconv_job_t *job, vconv_stream_t *st,
         h = th;
     }
 
+    /*
+     * HDR (PQ, HLG; Dolby Vision 8.1/8.4 base layers say the same) shown
+     * as is on an SDR screen looks washed out: it is tone mapped to
+     * BT.709, unless hdr=keep asked a 10-bit encoder to carry it.
+     */
+    st->tonemap = 0;
+    st->hdr = 0;
+
+    if (st->dec != NULL && vconv_filter_is_hdr(st->dec->color_trc)) {
+        if (spec->hdr_keep
+            && vconv_filter_has_fmt(codec->pix_fmts, AV_PIX_FMT_YUV420P10))
+        {
+            fmt = AV_PIX_FMT_YUV420P10;
+            st->hdr = 1;
+
+        } else {
+            st->tonemap = 1;
+        }
+    }
+
     odesc = av_pix_fmt_desc_get(fmt);
     if (odesc == NULL || odesc->log2_chroma_w || odesc->log2_chroma_h
         || (codec->id != AV_CODEC_ID_PNG && codec->id != AV_CODEC_ID_GIF))
@@ -210,7 +257,7 @@ int
 vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
     const AVFrame *frame)
 {
-    int                 n, sw, sh;
+    int                 n, sw, sh, rc;
     char                args[256], chain[VCONV_GRAPH_LEN];
     AVRational          tb, sar, fr;
     const vconv_spec_t *spec;
@@ -247,8 +294,22 @@ vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
     }
 
     if (spec->fps_num > 0 && spec->fps_den > 0) {
-        n += snprintf(chain + n, sizeof(chain) - n, "fps=%d/%d,",
-                      spec->fps_num, spec->fps_den);
+        /*
+         * The output starts at 0 even when the first frame after the
+         * start comes later (a sparse VFR clip; not again in a graph
+         * rebuilt mid-stream), and its last frame is
+         * kept up to the input's end even when that is less than one
+         * output frame away (a one-frame clip); the trim after it keeps
+         * the asked duration exact.
+         */
+        n += snprintf(chain + n, sizeof(chain) - n,
+                      "fps=%d/%d%s:eof_action=pass,", spec->fps_num,
+                      spec->fps_den, st->graphs ? "" : ":start_time=0");
+
+        if (job->length > 0) {
+            n += snprintf(chain + n, sizeof(chain) - n, "trim=end=%.6f,",
+                          job->length / 1e6);
+        }
     }
 
     /* scale before turning: fewer pixels to move */
@@ -259,7 +320,26 @@ vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
         sh = st->out_w;
     }
 
-    n += snprintf(chain + n, sizeof(chain) - n, "scale=%d:%d", sw, sh);
+    n += snprintf(chain + n, sizeof(chain) - n, "scale=%d:%d,setsar=1",
+                  sw, sh);
+
+    /*
+     * Tone mapping works on the scaled picture (fewer pixels in float),
+     * before the format step brings it to the encoder's.  A frame may
+     * say HDR where the stream's header did not: the frame's word wins.
+     */
+    if (st->tonemap || (!st->hdr && vconv_filter_is_hdr(frame->color_trc)))
+    {
+        st->tonemap = 1;
+        rc = vconv_filter_tonemap(chain + n, sizeof(chain) - n, frame,
+                                  st->dec);
+        if (rc < 0) {
+            return vconv_job_fail(job, VCONV_E_INTERNAL, 0,
+                                  "filter too long");
+        }
+
+        n += rc;
+    }
 
     /* one swscale pass does size and pixel format together */
     if (st->out_fmt != AV_PIX_FMT_PAL8) {
@@ -288,6 +368,8 @@ vconv_filter_video_init(vconv_job_t *job, vconv_stream_t *st,
     st->in_w = frame->width;
     st->in_h = frame->height;
     st->in_fmt = frame->format;
+
+    st->graphs++;
 
     return vconv_filter_graph(job, st, "buffer", args, "buffersink", chain);
 }
@@ -653,4 +735,55 @@ vconv_filter_even(int v)
     v &= ~1;
 
     return v < 2 ? 2 : v;
+}
+
+
+static int
+vconv_filter_is_hdr(int trc)
+{
+    return trc == AVCOL_TRC_SMPTE2084 || trc == AVCOL_TRC_ARIB_STD_B67;
+}
+
+
+/*
+ * ",zscale=...,tonemap=...,zscale=...": HDR to BT.709 SDR the way
+ * libavfilter's documentation does it: to linear light (100 cd/m2 is
+ * 1.0), BT.709 primaries in float, hable's curve (the signal's peak from
+ * the mastering side data when the frames carry it), then BT.709's
+ * transfer and matrix, limited range.  zimg numbers transfers,
+ * primaries and matrices as H.273 does, as libav does: the input's are
+ * given by number, so a frame that lacks one still converts.  Returns
+ * the length, or -1 when it does not fit.
+ */
+static int
+vconv_filter_tonemap(char *buf, size_t len, const AVFrame *frame,
+    const AVCodecContext *dec)
+{
+    int  trc, pri, spc, n;
+
+    trc = vconv_filter_is_hdr(frame->color_trc) ? frame->color_trc
+                                                 : dec->color_trc;
+
+    pri = frame->color_primaries != AVCOL_PRI_UNSPECIFIED
+          ? (int) frame->color_primaries : (int) dec->color_primaries;
+    if (pri == AVCOL_PRI_UNSPECIFIED || pri == AVCOL_PRI_RESERVED
+        || pri == AVCOL_PRI_RESERVED0)
+    {
+        pri = AVCOL_PRI_BT2020;
+    }
+
+    spc = frame->colorspace != AVCOL_SPC_UNSPECIFIED
+          ? (int) frame->colorspace : (int) dec->colorspace;
+    if (spc != AVCOL_SPC_BT709 && spc != AVCOL_SPC_BT2020_CL) {
+        spc = AVCOL_SPC_BT2020_NCL;
+    }
+
+    n = snprintf(buf, len,
+                 ",zscale=tin=%d:pin=%d:min=%d:t=linear:npl=100"
+                 ",format=gbrpf32le,zscale=p=bt709"
+                 ",tonemap=tonemap=hable:desat=0"
+                 ",zscale=t=bt709:m=bt709:r=tv,format=yuv420p",
+                 trc, pri, spc);
+
+    return n < (int) len ? n : -1;
 }

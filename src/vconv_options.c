@@ -226,6 +226,10 @@ static int vconv_opt_vcodec(vconv_spec_t *spec, const char *name,
     const char *val, size_t vlen, vconv_error_t *err);
 static int vconv_opt_acodec(vconv_spec_t *spec, const char *name,
     const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_hdr(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_metadata(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
 static int vconv_opt_target(vconv_spec_t *spec, const char *name,
     const char *val, size_t vlen, vconv_error_t *err);
 static int vconv_spec_check_target(const vconv_spec_t *spec,
@@ -266,6 +270,9 @@ static const vconv_option_t  vconv_options[] = {
     { "audio", VCONV_SET_AUDIO, vconv_opt_audio, "boolean", "0", "1" },
     { "vcodec", VCONV_SET_VCODEC, vconv_opt_vcodec, "enum", NULL, NULL },
     { "acodec", VCONV_SET_ACODEC, vconv_opt_acodec, "enum", NULL, NULL },
+    { "hdr", VCONV_SET_HDR, vconv_opt_hdr, "enum", NULL, NULL },
+    { "metadata", VCONV_SET_METADATA, vconv_opt_metadata, "enum", NULL,
+      NULL },
     { "target_size", VCONV_SET_TARGET, vconv_opt_target, "size",
       "10240", "107374182400" }
 };
@@ -811,6 +818,48 @@ vconv_opt_audio(vconv_spec_t *spec, const char *name, const char *val,
     size_t vlen, vconv_error_t *err)
 {
     return vconv_parse_bool(name, val, vlen, &spec->audio, err);
+}
+
+
+/* hdr=keep|tonemap */
+static int
+vconv_opt_hdr(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    if (vlen == 4 && memcmp(val, "keep", 4) == 0) {
+        spec->hdr_keep = 1;
+        return VCONV_OK;
+    }
+
+    if (vlen == 7 && memcmp(val, "tonemap", 7) == 0) {
+        spec->hdr_keep = 0;
+        return VCONV_OK;
+    }
+
+    return vconv_error_set(err, VCONV_E_INVALID_VALUE,
+                           "option '%s': '%.*s' must be keep or tonemap",
+                           name, vconv_echo_len(val, vlen), val);
+}
+
+
+/* metadata=keep|strip; without it: descriptive tags, no location */
+static int
+vconv_opt_metadata(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    if (vlen == 4 && memcmp(val, "keep", 4) == 0) {
+        spec->metadata = VCONV_META_KEEP;
+        return VCONV_OK;
+    }
+
+    if (vlen == 5 && memcmp(val, "strip", 5) == 0) {
+        spec->metadata = VCONV_META_STRIP;
+        return VCONV_OK;
+    }
+
+    return vconv_error_set(err, VCONV_E_INVALID_VALUE,
+                           "option '%s': '%.*s' must be keep or strip",
+                           name, vconv_echo_len(val, vlen), val);
 }
 
 
@@ -1623,6 +1672,17 @@ vconv_spec_check_codecs(const vconv_spec_t *spec, const vconv_format_t *f,
                                vc ? vc->name : f->name);
     }
 
+    /* only a 10-bit encoder carries HDR; the others get it tone mapped */
+    if (spec->hdr_keep
+        && (spec->vcopy || vc == NULL
+            || (strcmp(vc->name, "hevc") != 0
+                && strcmp(vc->name, "av1") != 0)))
+    {
+        return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                               "option 'hdr=keep' needs vcodec hevc or "
+                               "av1");
+    }
+
     if ((set & VCONV_SET_CRF) && vc != NULL && vc->crf_max > 0
         && spec->crf > vc->crf_max)
     {
@@ -1799,6 +1859,12 @@ vconv_out_values(vconv_out_t *o, unsigned bit, unsigned allowed_formats)
     vconv_out(o, ",\"values\":[");
     comma = "";
 
+    if (bit == VCONV_SET_HDR || bit == VCONV_SET_METADATA) {
+        vconv_out(o, bit == VCONV_SET_HDR ? "\"keep\",\"tonemap\"]"
+                                          : "\"keep\",\"strip\"]");
+        return;
+    }
+
     if (bit == VCONV_SET_FORMAT) {
         for (i = 0; i < VCONV_FMT_COUNT; i++) {
             if (allowed_formats & (1u << i)) {
@@ -1870,7 +1936,11 @@ vconv_format_options(const vconv_format_t *f, const vconv_spec_t *s)
     }
 
     if (f->kind == VCONV_KIND_VIDEO) {
-        m |= VCONV_SET_VBITRATE | VCONV_SET_AUDIO;
+        m |= VCONV_SET_VBITRATE | VCONV_SET_AUDIO | VCONV_SET_HDR;
+    }
+
+    if (f->kind == VCONV_KIND_VIDEO || f->kind == VCONV_KIND_AUDIO) {
+        m |= VCONV_SET_METADATA;
     }
 
     if (f->kind == VCONV_KIND_VIDEO || f->kind == VCONV_KIND_AUDIO) {

@@ -123,9 +123,19 @@ typedef struct {
      */
     int             quality;
 
+    /* hdr=keep: HDR stays HDR where the codec carries 10 bits */
+    int             hdr_keep;
+    /* metadata: VCONV_META_* */
+    int             metadata;
     /* target_size: the output's bytes at most this, 0: no target */
     int64_t         target_size;
 } vconv_spec_t;
+
+
+/* what metadata=... keeps of the input's tags */
+#define VCONV_META_DEFAULT   0     /* descriptive tags, no location */
+#define VCONV_META_KEEP      1     /* every tag, location too */
+#define VCONV_META_STRIP     2     /* nothing but technical fields */
 
 
 /* bits of vconv_spec_t.set */
@@ -144,6 +154,8 @@ typedef struct {
 #define VCONV_SET_ACODEC     0x1000
 #define VCONV_SET_UPSCALE    0x2000
 #define VCONV_SET_TARGET     0x40000
+#define VCONV_SET_HDR        0x100000
+#define VCONV_SET_METADATA   0x200000
 
 
 const vconv_format_t *vconv_format(vconv_format_e fmt);

@@ -3,7 +3,8 @@
  * parts: vconv_transcode.c (input, stream selection, the packet loop),
  * vconv_filter.c (filter graphs) and vconv_encode.c (encoders, muxer),
  * with how a job fails or stops in vconv_pipeline.c, which the three use
- * and which uses none of them.  Not part of the core's public contract.
+ * and which uses none of them; tags, covers and chapters in
+ * vconv_metadata.c.  Not part of the core's public contract.
  */
 
 #ifndef _VCONV_PIPELINE_H_INCLUDED_
@@ -42,10 +43,33 @@ typedef struct {
     int                 out_w;
     int                 out_h;
     int                 out_fmt;
+    int                 graphs;     /* graphs built: >1 after a change */
+    int                 tonemap;    /* HDR in, SDR BT.709 out */
+    int                 hdr;        /* HDR in, HDR out (hdr=keep) */
+
+    /*
+     * Video timing: where the input's last frame ends (its own duration,
+     * a GIF's final delay), offset-adjusted, in the input's time base;
+     * the time of the frame before it; the frame held back from the
+     * encoder until the next one tells its duration; and the durations
+     * of the frames inside the encoder, for its packets.
+     */
+    int64_t             end_ts;
+    int64_t             prev_ts;
+    AVFrame            *pend;
+#define VCONV_DUR_RING  128
+    int64_t             ring_pts[VCONV_DUR_RING];
+    int64_t             ring_dur[VCONV_DUR_RING];
+    unsigned            ring_pos;
+    AVPacket           *hpkt;       /* the encoder's last packet, held */
+    int64_t             max_end;    /* latest pts + duration, encoder tb */
+    int64_t             shift;      /* first packet's pts - dts */
+    int                 npkts;      /* packets out of the encoder */
 
     int64_t             last_pts;   /* video: keeps encoder pts rising */
     int64_t             last_dts;   /* muxer's time base: keeps dts rising */
     int64_t             frames;     /* frames sent to the encoder */
+    int64_t             decoded;    /* video frames from the decoder */
     int64_t             clamped;    /* audio samples made finite, in range */
 
     /* audio: the last frame time seen, and samples since, for those without */
@@ -76,12 +100,16 @@ typedef struct {
     AVFrame                *frame;
     AVFrame                *filt;
     AVFrame                *held;     /* image: last picture before start */
+    AVStream               *cover_ist; /* the input's cover picture */
+    AVStream               *cover_ost; /* and where it goes */
 
     int64_t                 offset;   /* input us that becomes output 0 */
     int64_t                 start;    /* us after the file start */
     int64_t                 length;   /* us to convert, 0: to the end */
     double                  total;    /* s of output expected, 0: unknown */
     double                  out_time; /* s written so far */
+    double                  in_time;  /* s decoded and sent on so far */
+    double                  fraction; /* progress last told */
     int64_t                 last_progress;  /* monotonic us */
 
     vconv_err_e             stop;     /* set by the interrupt callback */
@@ -115,6 +143,10 @@ int vconv_output_packet(vconv_job_t *job, vconv_stream_t *st,
     AVPacket *pkt, AVRational tb);
 int vconv_output_trailer(vconv_job_t *job);
 void vconv_output_close(vconv_job_t *job);
+
+/* vconv_metadata.c */
+int vconv_metadata_apply(vconv_job_t *job);
+int vconv_metadata_cover(vconv_job_t *job);
 
 /* vconv_pipeline.c */
 int vconv_job_fail(vconv_job_t *job, vconv_err_e code, int averr,

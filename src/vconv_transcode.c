@@ -49,6 +49,10 @@ static int vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame);
 static int vconv_frame_time(vconv_job_t *job, vconv_stream_t *st,
     AVFrame *frame, int64_t *out);
+static int vconv_filter_flush_old(vconv_job_t *job, vconv_stream_t *st,
+    int64_t ts);
+static void vconv_frame_end(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame, int64_t ts);
 static int vconv_drain(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_check_time(vconv_job_t *job, vconv_stream_t *st,
@@ -88,6 +92,8 @@ vconv_transcode(vconv_transcode_t *tc)
     job.v.last_pts = AV_NOPTS_VALUE;
     job.a.last_pts = AV_NOPTS_VALUE;
     job.v.last_dts = AV_NOPTS_VALUE;
+    job.v.end_ts = AV_NOPTS_VALUE;
+    job.v.prev_ts = AV_NOPTS_VALUE;
     job.a.last_dts = AV_NOPTS_VALUE;
 
     job.pkt = av_packet_alloc();
@@ -610,7 +616,10 @@ vconv_limits(vconv_job_t *job)
         job->length = 0;
     }
 
-    if (dur > 0 && job->start > 0 && job->start >= dur) {
+    /* a picture asked past the end of a short clip is its last one */
+    if (dur > 0 && job->start > 0 && job->start >= dur
+        && job->fmt->kind != VCONV_KIND_IMAGE)
+    {
         return vconv_error_set(&job->tc->err, VCONV_E_START_BEYOND_END,
                                "start %.3f s is beyond the end (%.3f s)",
                                job->start / 1e6, dur / 1e6);
@@ -701,6 +710,11 @@ vconv_setup(vconv_job_t *job)
         rc = avformat_seek_file(ifmt, -1, INT64_MIN, job->offset,
                                 job->offset, 0);
         job->seeked = rc >= 0;
+    }
+
+    rc = vconv_metadata_apply(job);
+    if (rc != VCONV_OK) {
+        return rc;
     }
 
     return vconv_output_header(job);
@@ -987,6 +1001,22 @@ vconv_drain(vconv_job_t *job, vconv_stream_t *st)
             continue;
         }
 
+        if (st == &job->v) {
+            st->decoded++;
+
+            if (st->decoded > (job->limits->max_frames > 0
+                               ? job->limits->max_frames : VCONV_MAX_FRAMES))
+            {
+                av_frame_unref(job->frame);
+                return vconv_error_set(&job->tc->err, VCONV_E_FRAME_LIMIT,
+                                       "the input has more than %lld video "
+                                       "frames", (long long)
+                                       (job->limits->max_frames > 0
+                                        ? job->limits->max_frames
+                                        : VCONV_MAX_FRAMES));
+            }
+        }
+
         rc = vconv_frame_in(job, st, job->frame);
         if (rc == VCONV_OK) {
             rc = vconv_filter_frame(job, st, job->frame);
@@ -1095,13 +1125,27 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 
         frame->pts = ts;
 
+        /*
+         * Progress by what went in: a palette (GIF), libwebp_anim and a
+         * trim's tail give nothing out until the end of the input.
+         */
+        if (ts != AV_NOPTS_VALUE
+            && ts * av_q2d(st->ist->time_base) > job->in_time)
+        {
+            job->in_time = ts * av_q2d(st->ist->time_base);
+        }
+
+        if (st == &job->v && ts != AV_NOPTS_VALUE) {
+            vconv_frame_end(job, st, frame, ts);
+        }
+
         if (st == &job->v && job->fmt->kind == VCONV_KIND_IMAGE
-            && !job->spec->start_set && ts != AV_NOPTS_VALUE && ts < 0)
+            && ts != AV_NOPTS_VALUE && ts < 0)
         {
             /*
-             * Before the start we picked: kept, for a clip whose one
-             * picture (a still with sound, a single frame) is all there
-             * is before it.
+             * Before the start: kept, for a clip whose one picture (a
+             * still with sound, a single frame) is all there is before
+             * it, or whose end comes before the asked start.
              */
             av_frame_unref(job->held);
 
@@ -1111,6 +1155,13 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
             }
 
             return VCONV_OK;
+        }
+
+        if (st->graph != NULL && rebuild && st == &job->v) {
+            rc = vconv_filter_flush_old(job, st, ts);
+            if (rc != VCONV_OK || st->done) {
+                return rc;
+            }
         }
 
         if (st->graph == NULL || rebuild) {
@@ -1126,8 +1177,17 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
         return VCONV_OK;
     }
 
-    rc = av_buffersrc_add_frame_flags(st->src, frame,
-                                      AV_BUFFERSRC_FLAG_KEEP_REF);
+    if (frame == NULL && st == &job->v && st->end_ts != AV_NOPTS_VALUE) {
+        /*
+         * The graph ends where the last frame ends, not where it starts:
+         * fps repeats it up to there, and the encoder is told.
+         */
+        rc = av_buffersrc_close(st->src, st->end_ts, AV_BUFFERSRC_FLAG_PUSH);
+
+    } else {
+        rc = av_buffersrc_add_frame_flags(st->src, frame,
+                                          AV_BUFFERSRC_FLAG_KEEP_REF);
+    }
 
     /* EOF: a trim has closed the graph, what is left is in the sink */
     if (rc < 0 && rc != AVERROR_EOF) {
@@ -1166,6 +1226,51 @@ vconv_filter_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
     st->done = 1;
 
     return rc;
+}
+
+
+/*
+ * The picture changed size or format mid-stream: the graph built for the
+ * old one still holds frames (fps, a palette), which go out, up to where
+ * the new picture starts, before a new graph replaces it.
+ */
+static int
+vconv_filter_flush_old(vconv_job_t *job, vconv_stream_t *st, int64_t ts)
+{
+    int  rc;
+
+    rc = ts != AV_NOPTS_VALUE
+         ? av_buffersrc_close(st->src, ts, AV_BUFFERSRC_FLAG_PUSH)
+         : av_buffersrc_add_frame(st->src, NULL);
+
+    if (rc < 0 && rc != AVERROR_EOF) {
+        return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "filter");
+    }
+
+    for ( ;; ) {
+        rc = av_buffersink_get_frame(st->sink, job->filt);
+
+        if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) {
+            return VCONV_OK;
+        }
+
+        if (rc < 0) {
+            return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "filter");
+        }
+
+        rc = vconv_output_frame(job, st, job->filt);
+        av_frame_unref(job->filt);
+
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+
+        if (job->fmt->kind == VCONV_KIND_IMAGE) {
+            /* the one picture is out */
+            st->done = 1;
+            return vconv_output_frame(job, st, NULL);
+        }
+    }
 }
 
 
@@ -1216,6 +1321,44 @@ vconv_frame_time(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame,
     *out = ts;
 
     return VCONV_OK;
+}
+
+
+/*
+ * Where a video frame ends: by its own duration (a GIF's delay, a
+ * container's sample duration), else by the step from the frame before,
+ * else by the frame rate.  The last frame's end is the input's end.
+ */
+static void
+vconv_frame_end(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame,
+    int64_t ts)
+{
+    int64_t     dur, end;
+    AVRational  fr;
+
+    dur = frame->pkt_duration;
+
+    if (dur <= 0 && st->prev_ts != AV_NOPTS_VALUE && ts > st->prev_ts) {
+        dur = ts - st->prev_ts;
+    }
+
+    if (dur <= 0) {
+        fr = av_guess_frame_rate(job->ifmt, st->ist, NULL);
+        dur = fr.num > 0 && fr.den > 0
+              ? av_rescale_q(1, av_inv_q(fr), st->ist->time_base) : 0;
+    }
+
+    st->prev_ts = ts;
+
+    if (dur <= 0) {
+        return;
+    }
+
+    end = ts + dur;
+
+    if (st->end_ts == AV_NOPTS_VALUE || end > st->end_ts) {
+        st->end_ts = end;
+    }
 }
 
 
@@ -1338,7 +1481,8 @@ vconv_progress(vconv_job_t *job, int final)
         f = 1.0;
 
     } else if (job->total > 0) {
-        f = job->out_time / job->total;
+        f = (job->out_time > job->in_time ? job->out_time : job->in_time)
+            / job->total;
 
     } else if (job->ipb != NULL && (size = avio_size(job->ipb)) > 0) {
         /* no duration (MPEG-TS while it uploads): how much was read */
@@ -1349,6 +1493,13 @@ vconv_progress(vconv_job_t *job, int final)
     }
 
     f = f < 0 ? 0 : (f > 0.99 && !final ? 0.99 : f);
+
+    /* never backwards: audio and video are read at their own pace */
+    if (f < job->fraction) {
+        f = job->fraction;
+    }
+
+    job->fraction = f;
 
     job->tc->progress(job->tc->data, f);
 }

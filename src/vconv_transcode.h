@@ -13,6 +13,15 @@
 
 
 /*
+ * The default bound on video frames, decoded or encoded: 18.5 hours at
+ * 30 fps.  A tiny picture at thousands of frames a second, or a last
+ * frame held for hours and repeated at the asked fps, would otherwise
+ * run within the duration and size limits.
+ */
+#define VCONV_MAX_FRAMES  2000000
+
+
+/*
  * The default demuxer allow-list (libavformat short names): the formats
  * people have (issue 23: cameras, film audio, Mac and phone audio, VFX
  * stills).  None opens another file; RealMedia, game and console formats
@@ -31,6 +40,8 @@ typedef struct {
     int             max_height;
     int64_t         max_duration;    /* us of input media, 0: none */
     int64_t         max_output;      /* bytes, 0: none */
+    int64_t         max_frames;      /* video frames decoded or encoded,
+                                        0: VCONV_MAX_FRAMES */
     int             max_streams;     /* 0: 32 */
     int64_t         probesize;       /* bytes, 0: 5 MB */
     int             codec_threads;   /* 0: libav's auto */

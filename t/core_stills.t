@@ -2,7 +2,8 @@
 # A picture (jpg, png) from a clip starts a tenth in, past a black first
 # frame; a clip whose one picture lies before that point (a single frame,
 # a still with sound) still gives it, found by the transcode fuzzer's
-# seeds (a one-frame DV).  An asked start past the end stays an error.
+# seeds (a one-frame DV).  A picture asked past the end is the last one;
+# a clip asked past the end stays an error.
 # Through build/vconv-cli: the core alone.
 
 use strict;
@@ -45,9 +46,17 @@ for my $t (['a one-frame clip', $one], ['a 5 s still with sound', $still],
     }
 }
 
-my ($rc, $j) = VconvMedia::cli($one, "$dir/x.jpg", 'format=jpg',
-                               'start=0.5');
+# issue 10: a picture asked past the end of a short clip is its last one
+my ($rc, $j, $raw) = VconvMedia::cli($one, "$dir/x.jpg", 'format=jpg',
+                                     'start=0.5');
+ok($rc == 0 && $j && $j->{ok}, 'a picture asked past the end: the last')
+    or diag($raw);
+is((VconvMedia::video_stream(VconvMedia::probe("$dir/x.jpg") // {})
+    // {})->{width}, 64, '... a picture of the clip');
+
+# a clip asked past the end has nothing to show: still an error
+($rc, $j) = VconvMedia::cli($one, "$dir/x.mp4", 'format=mp4', 'start=0.5');
 is($j && $j->{error}{code}, 'start_beyond_end',
-   'an asked start past the end is still start_beyond_end');
+   'a clip asked past the end is still start_beyond_end');
 
 done_testing();

@@ -90,6 +90,9 @@ main(int argc, char **argv)
         } else if (strcmp(argv[i], "--threads") == 0) {
             limits.codec_threads = atoi(argv[++i]);
 
+        } else if (strcmp(argv[i], "--max-frames") == 0) {
+            limits.max_frames = atoll(argv[++i]);
+
         } else if (strcmp(argv[i], "--max-streams") == 0) {
             limits.max_streams = atoi(argv[++i]);
 
@@ -218,7 +221,8 @@ vconv_cli_usage(void)
     fprintf(stderr,
             "usage: vconv-cli [-v] [--max-size WxH] [--max-duration S]\n"
             "                 [--max-output BYTES] [--threads N]\n"
-            "                 [--max-streams N] [--input-formats LIST]\n"
+            "                 [--max-streams N] [--max-frames N]\n"
+            "                 [--input-formats LIST]\n"
             "                 [--demux-opt KEY=VALUE:KEY=VALUE]\n"
             "                 INPUT OUTPUT [key=value ...]\n");
 }

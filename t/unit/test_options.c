@@ -375,6 +375,14 @@ test_values(void)
     is_int(s.height, 4320, "height 4320");
     is_int(s.upscale, 1, "upscale");
 
+    is_int(parse("vcodec=hevc&hdr=keep&metadata=strip", VCONV_FMT_ALL, &s,
+                 &err), VCONV_E_NONE, "hdr=keep with hevc");
+    is_int(s.hdr_keep, 1, "hdr_keep");
+    is_int(s.metadata, VCONV_META_STRIP, "metadata=strip");
+    is_int(parse("format=mp3&metadata=keep", VCONV_FMT_ALL, &s, &err),
+           VCONV_E_NONE, "metadata=keep");
+    is_int(s.metadata, VCONV_META_KEEP, "metadata keep");
+
     is_int(parse("width=7680", VCONV_FMT_ALL, &s, &err), VCONV_E_NONE,
            "width max");
 
@@ -574,6 +582,8 @@ static const bad_t  bad[] = {
 
     { "upscale=2", VCONV_E_OUT_OF_RANGE, NULL },
     { "upscale=yes", VCONV_E_INVALID_VALUE, "must be 0 or 1" },
+    { "hdr=on", VCONV_E_INVALID_VALUE, "must be keep or tonemap" },
+    { "metadata=none", VCONV_E_INVALID_VALUE, "must be keep or strip" },
     { "audio=true", VCONV_E_INVALID_VALUE, NULL },
     { "audio=", VCONV_E_INVALID_VALUE, NULL },
 
@@ -691,6 +701,9 @@ static const bad_t  bad[] = {
     { "vcodec=copy&quality=20", VCONV_E_CONFLICTING_OPTIONS, NULL },
     { "vcodec=copy&video_bitrate=1M", VCONV_E_CONFLICTING_OPTIONS, NULL },
     { "vcodec=copy&upscale=1", VCONV_E_CONFLICTING_OPTIONS, NULL },
+    { "hdr=keep", VCONV_E_CONFLICTING_OPTIONS, "needs vcodec hevc or av1" },
+    { "format=jpg&hdr=keep", VCONV_E_CONFLICTING_OPTIONS, NULL },
+    { "vcodec=copy&hdr=keep", VCONV_E_CONFLICTING_OPTIONS, NULL },
     { "acodec=copy&audio_bitrate=64k", VCONV_E_CONFLICTING_OPTIONS, NULL },
 };
 
@@ -885,8 +898,11 @@ test_presets_json(void)
     ok(strstr(buf, "\"format\":{\"type\":\"enum\",\"values\":[\"mp4\",")
        != NULL, "format values");
     ok(strstr(buf, "\"options\":[\"format\",\"start\",\"duration\","
-                   "\"audio_bitrate\",\"acodec\",\"target_size\"]") != NULL,
+                   "\"audio_bitrate\",\"acodec\",\"metadata\","
+                   "\"target_size\"]") != NULL,
        "mp3 options list");
+    ok(strstr(buf, "\"hdr\":{\"type\":\"enum\",\"values\":[\"keep\","
+                   "\"tonemap\"]}") != NULL, "hdr option values");
     free(buf);
 
     /* only the allowed formats */
