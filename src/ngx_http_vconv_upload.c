@@ -15,6 +15,10 @@
 #include "ngx_http_vconv.h"
 
 
+/* spooled before a streaming upload asks for a slot */
+#define NGX_HTTP_VCONV_START_BYTES  (1024 * 1024)
+
+
 static ngx_int_t ngx_http_vconv_upload_refuse(ngx_http_request_t *r,
     vconv_error_t *err);
 static ngx_int_t ngx_http_vconv_upload_parse_args(ngx_http_request_t *r,
@@ -38,6 +42,7 @@ static void ngx_http_vconv_upload_job_done(ngx_event_t *ev);
 static ngx_int_t ngx_http_vconv_upload_keep_option(ngx_http_vconv_ctx_t *ctx,
     u_char *key, size_t klen, u_char *val, size_t vlen);
 static ngx_int_t ngx_http_vconv_upload_start(ngx_http_vconv_ctx_t *ctx);
+static off_t ngx_http_vconv_upload_start_at(ngx_http_request_t *r);
 static void ngx_http_vconv_upload_cleanup(void *data);
 static void ngx_http_vconv_upload_watch_handler(ngx_event_t *ev);
 static int ngx_http_vconv_upload_mp_field(void *data, const char *name,
@@ -179,6 +184,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
     job->spec = *ctx->spec;
     job->wait = ctx->wait;
+    job->sched_class = vlcf->priority_class;
     ctx->job = job;
 
     if (!ctx->multipart_on && r->headers_in.content_length_n > 0) {
@@ -407,6 +413,28 @@ ngx_http_vconv_upload_start(ngx_http_vconv_ctx_t *ctx)
 }
 
 
+/*
+ * A raw upload asks for a slot once this much is spooled (or all of a
+ * smaller body): enough to keep the encoder busy, so that a trickling
+ * upload holds neither a slot nor a pool thread.
+ */
+static off_t
+ngx_http_vconv_upload_start_at(ngx_http_request_t *r)
+{
+    off_t  n;
+
+    n = NGX_HTTP_VCONV_START_BYTES;
+
+    if (r->headers_in.content_length_n > 0
+        && r->headers_in.content_length_n < n)
+    {
+        n = r->headers_in.content_length_n;
+    }
+
+    return ngx_max(n, 1);
+}
+
+
 static ngx_table_elt_t *
 ngx_http_vconv_upload_find_header(ngx_http_request_t *r,
     const char *name, size_t len)
@@ -596,7 +624,8 @@ ngx_http_vconv_upload_process_body(ngx_http_request_t *r)
             return;
         }
 
-        if (job->written && !job->posted && !ctx->multipart_on
+        if (!job->posted && !ctx->multipart_on
+            && job->written >= ngx_http_vconv_upload_start_at(r)
             && ngx_http_vconv_upload_start(ctx) != NGX_OK)
         {
             (void) vconv_error_set(&err, VCONV_E_INTERNAL,
