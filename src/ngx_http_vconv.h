@@ -245,6 +245,8 @@ typedef struct {
     ngx_event_t                 watch;       /* DELETE while uploading */
     ngx_http_vconv_waiter_t     waiter;      /* the job's end */
     off_t                       dropped;     /* body after the job's end */
+    off_t                       rate_mark;   /* written, window's start */
+    ngx_msec_t                  rate_since;  /* vconv_min_upload_rate's */
     ngx_pool_t                 *pool;        /* the request's */
     ngx_str_t                   options;     /* as job->options */
     size_t                      options_size;

@@ -18,6 +18,9 @@
 /* spooled before a streaming upload asks for a slot */
 #define NGX_HTTP_VCONV_START_BYTES  (1024 * 1024)
 
+/* vconv_min_upload_rate is the average over this many ms */
+#define NGX_HTTP_VCONV_RATE_WINDOW  10000
+
 
 static ngx_int_t ngx_http_vconv_upload_refuse(ngx_http_request_t *r,
     vconv_error_t *err);
@@ -45,6 +48,8 @@ static ngx_int_t ngx_http_vconv_upload_start(ngx_http_vconv_ctx_t *ctx);
 static off_t ngx_http_vconv_upload_start_at(ngx_http_request_t *r);
 static void ngx_http_vconv_upload_cleanup(void *data);
 static void ngx_http_vconv_upload_watch_handler(ngx_event_t *ev);
+static ngx_uint_t ngx_http_vconv_upload_too_slow(ngx_http_vconv_ctx_t *ctx,
+    vconv_error_t *err);
 static int ngx_http_vconv_upload_mp_field(void *data, const char *name,
     size_t nlen, const char *value, size_t vlen, vconv_error_t *err);
 static int ngx_http_vconv_upload_mp_file_begin(void *data,
@@ -955,6 +960,62 @@ ngx_http_vconv_upload_fail(ngx_http_request_t *r, ngx_int_t status,
 }
 
 
+/*
+ * vconv_min_upload_rate: the bytes spooled over each window; a slower
+ * upload ends 408 too_slow, so that a few slow clients cannot hold the
+ * store, the zone's queue and their connections for ever.
+ */
+static ngx_uint_t
+ngx_http_vconv_upload_too_slow(ngx_http_vconv_ctx_t *ctx,
+    vconv_error_t *err)
+{
+    off_t                        rate;
+    ngx_msec_t                   spent;
+    ngx_http_vconv_job_t        *job;
+
+    job = ctx->job;
+
+    if (job->vmcf->min_upload_rate == 0) {
+        return 0;
+    }
+
+    if (ctx->rate_since == 0) {
+        ctx->rate_since = ngx_current_msec;
+        ctx->rate_mark = job->written;
+        return 0;
+    }
+
+    spent = ngx_current_msec - ctx->rate_since;
+
+    if (spent < NGX_HTTP_VCONV_RATE_WINDOW) {
+        return 0;
+    }
+
+    rate = (job->written - ctx->rate_mark) * 1000 / (off_t) spent;
+
+    ctx->rate_since = ngx_current_msec;
+    ctx->rate_mark = job->written;
+
+    if (rate >= (off_t) job->vmcf->min_upload_rate) {
+        return 0;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                  "vconv: the upload is too slow: %O bytes/s", rate);
+
+    /* the job leaves no record to count it: counted here, once */
+    ngx_http_vconv_zone_count_error(job->zone, VCONV_E_TOO_SLOW);
+
+    (void) vconv_error_set(err, VCONV_E_TOO_SLOW,
+                           "the upload sent %lld bytes/s over %d s, less "
+                           "than the %lld this server needs",
+                           (long long) rate,
+                           NGX_HTTP_VCONV_RATE_WINDOW / 1000,
+                           (long long) job->vmcf->min_upload_rate);
+    return 1;
+}
+
+
 static void
 ngx_http_vconv_upload_watch_handler(ngx_event_t *ev)
 {
@@ -972,6 +1033,13 @@ ngx_http_vconv_upload_watch_handler(ngx_event_t *ev)
     }
 
     if (!ctx->job->node->cancel) {
+
+        if (ngx_http_vconv_upload_too_slow(ctx, &err)) {
+            ngx_http_vconv_upload_fail(r, 0, &err);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+
         ngx_add_timer(ev, 500);
         return;
     }

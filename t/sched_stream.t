@@ -1,16 +1,13 @@
 #!/usr/bin/perl
-# The scheduler and uploads (issue 11): a streaming upload queued behind a
-# running job keeps spooling, and converts from the spool once it gets
-# the slot (its output checked by ffprobe); eight uploads trickling one
-# byte every 2 s hold no slot and no pool thread, so a normal job still
-# finishes.
+# The scheduler and streaming uploads (issue 11): a streaming upload
+# queued behind a running job keeps spooling, and converts from the spool
+# once it gets the slot (its output checked by ffprobe).
 
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Temp qw(tempdir);
-use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use VconvNginx;
@@ -80,68 +77,6 @@ is($p && $p->{video} && "$p->{video}{codec_name} $p->{video}{height}",
 ok($p && abs($p->{duration} - 40) < 0.2, 'output 40 s long')
     or diag($p ? "duration $p->{duration}" : 'no probe');
 is($p && $p->{video}{nb_read_frames}, 1000, 'output has all 1000 frames');
-
-# --- eight trickling uploads and a normal job ---------------------------
-
-$ng->stop;
-$ng = VconvNginx->new(workers => 2)->start;
-
-my @trickle;
-for my $i (1 .. 8) {
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $ng->port, Proto => 'tcp')
-        or die "connect: $!";
-    $s->autoflush(1);
-    print $s "POST /api/jobs?format=mp4 HTTP/1.1\r\nHost: localhost\r\n"
-        . "Content-Length: 100000\r\nX-File-Name: trickle$i.mp4\r\n\r\n"
-        . substr(VconvNginx::_slurp($mp4), 0, 1);
-    push @trickle, $s;
-}
-
-ok(VconvNginx::poll(20, sub { @{ $ng->store_entries } >= 8 }),
-   'eight trickling jobs exist');
-
-my $n = $ng->post_file('/api/jobs?format=mp4&height=96', $mp4,
-                       name => 'normal.mp4', async => 1, max_time => 200);
-my $head = VconvNginx::_slurp($mp4);
-my ($sent, $next) = (1, time + 2);
-until ($n->done) {
-    if (time >= $next) {
-        print $_ substr($head, $sent, 1) for @trickle;
-        $sent++;
-        $next += 2;
-    }
-    sleep 0.1;
-    last if $sent > 100;
-}
-$r = $n->wait(5);
-is($r->{status}, 202, 'the normal upload -> 202 while eight trickle');
-my $nid = $r->{json} ? $r->{json}{id} : '';
-my $nj;
-VconvNginx::poll(180, sub {
-    print $_ substr($head, $sent, 1) for @trickle;
-    $sent++;
-    $nj = $ng->get("/api/jobs/$nid")->{json} // {};
-    return 1 if $VconvNginx::FINAL{ $nj->{status} // "" };
-    sleep 1.9;
-    return 0;
-});
-is($nj && $nj->{status}, 'done', 'the normal job is done while eight trickle');
-
-my $still = 0;
-for my $s (@trickle) {
-    my $buf;
-    $s->blocking(0);
-    my $got = sysread($s, $buf, 1024);
-    $still++ if !defined $got;    # EAGAIN: no answer yet, still uploading
-}
-is($still, 8, 'the eight trickling uploads are still going on');
-
-close $_ for @trickle;
-ok(VconvNginx::poll(30, sub {
-    my @e = grep { $_ ne $nid } @{ $ng->store_entries };
-    return !@e;
-}), 'the aborted trickles leave nothing in the store');
 
 $ng->assert_clean_log;
 $ng->stop;
