@@ -34,7 +34,7 @@ my $PRIO = 10;      # the module's default vconv_priority
 my $OUT = $ENV{BENCH_OUT} // "$ROOT/bench/RESULTS.md";
 my %ONLY = map { $_ => 1 } split /,/, ($ENV{BENCH_ONLY}
                                        // 'conv,stream,big,static,threads,'
-                                          . 'burst');
+                                          . 'burst,listeners');
 my $JSON = JSON::PP->new->canonical;
 my $T0 = time;
 
@@ -1196,6 +1196,110 @@ if ($ONLY{burst}) {
        '', sprintf('p99 busy / idle: %s.', ratio(median(@{ $busy{p99} }),
                                                   median(@{ $idle{p99} }))),
        '');
+}
+
+
+# ------------------------------------------------------------ 11. listeners
+
+# 500 event streams on a queued job while the zone holds many records:
+# the CPU the workers spend on their ticks (issue 18: each tick walked
+# every record under the zone's lock to find the queue position)
+sub http_keepalive {
+    my ($ng) = @_;
+    require IO::Socket::INET;
+    return IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                 PeerPort => $ng->port, Proto => 'tcp');
+}
+
+# one request on a keep-alive socket; the status
+sub http_once {
+    my ($s, $req) = @_;
+    print $s $req or return 0;
+    my $head = '';
+    while ($head !~ /\r\n\r\n/) {
+        my $n = sysread($s, my $buf, 4096) or return 0;
+        $head .= $buf;
+    }
+    my ($st) = $head =~ m{^HTTP/1\.1 (\d+)};
+    my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
+    my $body = length($head) - index($head, "\r\n\r\n") - 4;
+    while (defined $len && $body < $len) {
+        my $n = sysread($s, my $buf, $len - $body) or last;
+        $body += $n;
+    }
+    return $st // 0;
+}
+
+sub workers_cpu {
+    my ($ng) = @_;
+    my $t = 0;
+    $t += proc_cpu($_) // 0 for @{ $ng->worker_pids };
+    return $t;
+}
+
+if ($ONLY{listeners}) {
+    my $nrec = $ENV{BENCH_RECORDS} // 10000;
+    my $ng = sched_nginx("    vconv_max_running 1;\n"
+                         . "    vconv_max_queue 100000;\n");
+    # records: finished jobs made cheaply, 100 random bytes each (they
+    # fail as unsupported input and keep their record for the TTL)
+    logmsg("making $nrec job records");
+    my $s = http_keepalive($ng);
+    my $made = 0;
+    for my $i (1 .. $nrec) {
+        my $junk = join '', map { chr int rand 256 } 1 .. 100;
+        my $st = http_once($s, "POST /api/jobs?format=mp4 HTTP/1.1\r\n"
+                               . "Host: b\r\nContent-Length: 100\r\n\r\n"
+                               . $junk);
+        $made++ if $st == 202;
+        $s = http_keepalive($ng) unless $st;
+    }
+    my $m = run(['curl', '-sS', $ng->url('/api/metrics')], timeout => 10);
+    my $held = 0;
+    $held += $1 while $m->{out} =~ /^vconv_jobs\{state="[a-z]+"\} (\d+)$/mg;
+    logmsg("$made uploads answered 202; the zone holds $held records");
+
+    # a running job holds the only slot; the listeners wait on a queued one
+    my @ids;
+    for my $n (1, 2) {
+        my $resp = "$W/l$n.json";
+        run(upload_cmd($ng, '/api/jobs?format=mp4&height=720', $IN20,
+                       output => $resp, name => 'in20.mkv'), timeout => 60);
+        push @ids, job_id_from($resp);
+    }
+    my @ls;
+    for (1 .. 500) {
+        my $c = http_keepalive($ng) or last;
+        print $c "GET /api/jobs/$ids[1]/events HTTP/1.1\r\nHost: b\r\n\r\n";
+        $c->blocking(0);
+        push @ls, $c;
+    }
+    sleep 2;
+    my $st = job_get($ng, $ids[1])->{status} // '?';
+    my $cpu0 = workers_cpu($ng);
+    my $t = time;
+    while (time - $t < 10) {
+        sysread($_, my $buf, 65536) for @ls;
+        sleep 0.2;
+    }
+    my $cpu = (workers_cpu($ng) - $cpu0) / (time - $t);
+    my $st2 = job_get($ng, $ids[1])->{status} // '?';
+    close $_ for @ls;
+    job_delete($ng, $_) for grep { $_ } @ids;
+    ng_stop($ng);
+    logmsg(sprintf('%d listeners, %d records: workers %.1f%% CPU (job %s,'
+                   . ' then %s)', scalar @ls, $held, 100 * $cpu, $st, $st2));
+    md('## 11. 500 event streams on a queued job', '',
+       sprintf('%d event streams (`/api/jobs/{id}/events`) on a queued job'
+               . ' while another job runs (vconv_max_running 1) and the zone'
+               . ' holds %d records (junk uploads that failed); the CPU of'
+               . ' both workers together over 10 s, as a share of one core.'
+               . ' The queued job was %s before and %s after. Target'
+               . ' (issue 18): under 2 %% per worker.',
+               scalar @ls, $held, $st, $st2), '',
+       '| listeners | records | workers CPU (% of a core) |',
+       '| ---: | ---: | ---: |',
+       sprintf('| %d | %d | %.2f |', scalar @ls, $held, 100 * $cpu), '');
 }
 
 

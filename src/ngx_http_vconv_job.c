@@ -41,7 +41,8 @@ static void ngx_http_vconv_job_log_end(ngx_http_vconv_job_t *job);
 static void ngx_http_vconv_job_fail(ngx_http_vconv_job_t *job,
     const char *message);
 static void ngx_http_vconv_job_repost(ngx_http_vconv_job_t *job);
-static void ngx_http_vconv_job_unqueue(ngx_http_vconv_job_t *job);
+static void ngx_http_vconv_job_unqueue(ngx_http_vconv_job_t *job,
+    ngx_uint_t cancel);
 static void ngx_http_vconv_job_offer(ngx_http_vconv_job_t *job);
 static void ngx_http_vconv_job_offered(ngx_http_vconv_job_t *job);
 static ngx_int_t ngx_http_vconv_job_write_options(ngx_http_vconv_job_t *job);
@@ -411,8 +412,9 @@ again:
         threads = job->node->sched_threads;
         ngx_shmtx_unlock(&job->zone->shpool->mutex);
 
-        if (cancel) {
-            ngx_http_vconv_job_unqueue(job);
+        if (cancel || job->discard) {
+            /* asked to stop, or its upload failed: it gives up its place */
+            ngx_http_vconv_job_unqueue(job, cancel);
             goto again;
         }
 
@@ -440,29 +442,40 @@ again:
 }
 
 
-/* a job canceled while it waited for a slot ends without a task */
+/*
+ * A job canceled, or whose upload failed, while it waited for a slot ends
+ * without a task.
+ */
 static void
-ngx_http_vconv_job_unqueue(ngx_http_vconv_job_t *job)
+ngx_http_vconv_job_unqueue(ngx_http_vconv_job_t *job, ngx_uint_t cancel)
 {
     vconv_error_t     err;
     vconv_job_info_t  info;
 
     job->sched_wait = 0;
 
+    if (cancel) {
+        (void) vconv_error_set(&err, VCONV_E_CANCELED,
+                               "the job was canceled");
+
+    } else {
+        (void) vconv_error_set(&err, VCONV_E_UPLOAD_ABORTED,
+                               "the upload did not complete");
+    }
+
     ngx_shmtx_lock(&job->zone->shpool->mutex);
     info = job->node->info;
     ngx_shmtx_unlock(&job->zone->shpool->mutex);
 
-    info.status = VCONV_JOB_CANCELED;
-    info.err_code = VCONV_E_CANCELED;
-    ngx_cpystrn((u_char *) info.err_message,
-                (u_char *) "the job was canceled", sizeof(info.err_message));
+    info.status = cancel ? VCONV_JOB_CANCELED : VCONV_JOB_FAILED;
+    info.err_code = err.code;
+    ngx_cpystrn((u_char *) info.err_message, (u_char *) err.message,
+                sizeof(info.err_message));
     info.finished = ngx_time();
     info.expires = info.finished + job->vmcf->ttl;
 
     ngx_http_vconv_zone_update(job->zone, job->node, &info);
 
-    (void) vconv_error_set(&err, VCONV_E_CANCELED, "the job was canceled");
     job->err = err;
 
     job->claim = NGX_HTTP_VCONV_CLAIM_RUNNING;

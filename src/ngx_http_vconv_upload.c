@@ -936,6 +936,11 @@ ngx_http_vconv_upload_fail(ngx_http_request_t *r, ngx_int_t status,
     if (job) {
         /* the answer is an error, not the job: nobody will ask for it */
         job->discard = 1;
+
+        if (job->sched_wait) {
+            /* its place in the queue goes at once */
+            ngx_http_vconv_sched_wake(ngx_pid, r->connection->log);
+        }
     }
 
     if (job && !job->upload_done) {

@@ -56,6 +56,26 @@ ok($queued && !$up->done, 'queued while its upload goes on')
     or diag($queued ? 'upload over already' : 'never queued');
 is($queued && $queued->{queue_position}, 1, 'queue position 1');
 
+# a second one queues behind it, and leaves when its client goes
+my $up2 = $ng->post_file('/api/jobs?format=mp4&height=120', $big,
+                         name => 'gone.mp4', async => 1,
+                         limit_rate => '200k', max_time => 120);
+my $gid;
+VconvNginx::poll(30, sub {
+    my @e = grep { $_ ne $a && $_ ne $sid } @{ $ng->store_entries };
+    $gid = $e[0] if @e == 1;
+    return $gid && ($ng->get("/api/jobs/$gid")->{json}{status} // '')
+                   eq 'queued';
+});
+my $g = $gid ? $ng->get("/api/jobs/$gid")->{json} // {} : {};
+is($g->{queue_position}, 2, 'a second streaming upload queues second');
+$up2->kill;
+ok(VconvNginx::poll(20, sub {
+    $ng->get("/api/jobs/$gid")->{status} == 404 && !-e $ng->store . "/$gid"
+}), 'its client gone, the queued upload leaves nothing');
+is($ng->get("/api/jobs/$sid")->{json}{queue_position}, 1,
+   'the first one is still first');
+
 # it keeps spooling while it waits
 my $b0 = $queued ? $queued->{input}{bytes} : 0;
 ok(VconvNginx::poll(20, sub {
