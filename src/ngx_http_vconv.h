@@ -246,6 +246,8 @@ typedef struct {
     ngx_http_vconv_waiter_t     waiter;      /* the job's end */
     off_t                       dropped;     /* body after the job's end */
     off_t                       rate_mark;   /* written, window's start */
+    off_t                       stall_mark;  /* written, last growth */
+    ngx_msec_t                  stall_since;
     ngx_msec_t                  rate_since;  /* vconv_min_upload_rate's */
     ngx_pool_t                 *pool;        /* the request's */
     ngx_str_t                   options;     /* as job->options */
@@ -323,6 +325,8 @@ ngx_http_vconv_job_t *ngx_http_vconv_job_create(ngx_http_request_t *r,
 ngx_int_t ngx_http_vconv_job_start(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_complete(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_release(ngx_http_vconv_job_t *job);
+/* nothing works on it any more: its record and folder go or stay now */
+void ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_drop_input(ngx_http_vconv_job_t *job);
 /* this worker's job of that id, NULL if another worker has it */
 ngx_http_vconv_job_t *ngx_http_vconv_job_find(ngx_str_t *id);

@@ -33,7 +33,6 @@
 static void ngx_http_vconv_job_cleanup(void *data);
 static u_char *ngx_http_vconv_job_log_handler(ngx_log_t *log, u_char *buf,
     size_t len);
-static void ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job);
 static void ngx_http_vconv_job_notify(ngx_http_vconv_job_t *job,
     ngx_uint_t post);
 static void ngx_http_vconv_job_alive(ngx_event_t *ev);
@@ -270,7 +269,7 @@ ngx_http_vconv_job_log_handler(ngx_log_t *log, u_char *buf, size_t len)
  * until it expires.  This must not wait for the upload request's pool:
  * an answered upload may linger for seconds.
  */
-static void
+void
 ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job)
 {
     ngx_http_vconv_zone_t  *z;

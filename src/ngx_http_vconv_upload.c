@@ -50,6 +50,8 @@ static void ngx_http_vconv_upload_cleanup(void *data);
 static void ngx_http_vconv_upload_watch_handler(ngx_event_t *ev);
 static ngx_uint_t ngx_http_vconv_upload_too_slow(ngx_http_vconv_ctx_t *ctx,
     vconv_error_t *err);
+static ngx_uint_t ngx_http_vconv_upload_stalled(ngx_http_vconv_ctx_t *ctx,
+    vconv_error_t *err);
 static int ngx_http_vconv_upload_mp_field(void *data, const char *name,
     size_t nlen, const char *value, size_t vlen, vconv_error_t *err);
 static int ngx_http_vconv_upload_mp_file_begin(void *data,
@@ -943,6 +945,14 @@ ngx_http_vconv_upload_fail(ngx_http_request_t *r, ngx_int_t status,
         }
     }
 
+    if (job && !job->posted) {
+        /*
+         * No task will end it: the record and folder go now, not when
+         * the request's pool does (a lingering close may take seconds)
+         */
+        ngx_http_vconv_job_settle(job);
+    }
+
     if (job && !job->upload_done) {
         job->upload_done = 1;
 
@@ -1021,6 +1031,39 @@ ngx_http_vconv_upload_too_slow(ngx_http_vconv_ctx_t *ctx,
 }
 
 
+/*
+ * A job waits for 1 MiB before it asks for a slot, so no task watches a
+ * small upload that stops: vconv_stall_timeout is kept here until then.
+ */
+static ngx_uint_t
+ngx_http_vconv_upload_stalled(ngx_http_vconv_ctx_t *ctx, vconv_error_t *err)
+{
+    ngx_http_vconv_job_t  *job;
+
+    job = ctx->job;
+
+    if (job->posted) {
+        return 0;
+    }
+
+    if (ctx->stall_since == 0 || job->written != ctx->stall_mark) {
+        ctx->stall_since = ngx_current_msec;
+        ctx->stall_mark = job->written;
+        return 0;
+    }
+
+    if (ngx_current_msec - ctx->stall_since < job->vmcf->stall_timeout) {
+        return 0;
+    }
+
+    (void) vconv_error_set(err, VCONV_E_STALLED,
+                           "neither the upload nor the conversion moved "
+                           "for %u s",
+                           (unsigned) (job->vmcf->stall_timeout / 1000));
+    return 1;
+}
+
+
 static void
 ngx_http_vconv_upload_watch_handler(ngx_event_t *ev)
 {
@@ -1039,7 +1082,9 @@ ngx_http_vconv_upload_watch_handler(ngx_event_t *ev)
 
     if (!ctx->job->node->cancel) {
 
-        if (ngx_http_vconv_upload_too_slow(ctx, &err)) {
+        if (ngx_http_vconv_upload_too_slow(ctx, &err)
+            || ngx_http_vconv_upload_stalled(ctx, &err))
+        {
             ngx_http_vconv_upload_fail(r, 0, &err);
             ngx_http_run_posted_requests(c);
             return;
