@@ -16,7 +16,7 @@
 
 
 /* spooled before a streaming upload asks for a slot */
-#define NGX_HTTP_VCONV_START_BYTES  (1024 * 1024)
+#define NGX_HTTP_VCONV_START_BYTES  (64 * 1024)
 
 /* vconv_min_upload_rate is the average over this many ms */
 #define NGX_HTTP_VCONV_RATE_WINDOW  10000
@@ -1032,7 +1032,7 @@ ngx_http_vconv_upload_too_slow(ngx_http_vconv_ctx_t *ctx,
 
 
 /*
- * A job waits for 1 MiB before it asks for a slot, so no task watches a
+ * A job waits for 64 KiB before it asks for a slot, so no task watches a
  * small upload that stops: vconv_stall_timeout is kept here until then.
  */
 static ngx_uint_t

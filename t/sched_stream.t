@@ -16,7 +16,7 @@ my $dir = tempdir('vconv-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $mp4 = VconvNginx::make_media($dir, 'mp4');
 my $long = VconvNginx::make_media($dir, 'slow', duration => 60,
                                   size => '640x480');
-# more than the 1 MiB a streaming upload spools before it asks for a slot
+# big enough to be queued while a 200 kB/s upload of it goes on
 my $big = VconvNginx::make_media($dir, 'slow', duration => 40);
 cmp_ok(-s $big, '>', 1.5 * 1024 * 1024, 'the streamed clip is over 1.5 MiB');
 
