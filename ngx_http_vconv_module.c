@@ -41,6 +41,7 @@ static ngx_int_t ngx_http_vconv_add_zone(ngx_conf_t *cf,
 static ngx_int_t ngx_http_vconv_add_pool(ngx_conf_t *cf,
     ngx_http_vconv_main_conf_t *vmcf);
 static ngx_int_t ngx_http_vconv_init_process(ngx_cycle_t *cycle);
+static void ngx_http_vconv_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_vconv_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -54,6 +55,18 @@ static ngx_conf_num_bounds_t  ngx_http_vconv_threads_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_http_vconv_priority_bounds = {
     ngx_conf_check_num_bounds, 0, 19
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_vconv_running_bounds = {
+    ngx_conf_check_num_bounds, 1, 1024
+};
+
+static ngx_conf_enum_t  ngx_http_vconv_priority_classes[] = {
+    { ngx_string("high"), NGX_HTTP_VCONV_PRIO_HIGH },
+    { ngx_string("normal"), NGX_HTTP_VCONV_PRIO_NORMAL },
+    { ngx_string("low"), NGX_HTTP_VCONV_PRIO_LOW },
+    { ngx_null_string, 0 }
 };
 
 
@@ -241,6 +254,27 @@ static ngx_command_t  ngx_http_vconv_commands[] = {
       offsetof(ngx_http_vconv_loc_conf_t, presets_only),
       NULL },
 
+    { ngx_string("vconv_max_running"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, max_running),
+      &ngx_http_vconv_running_bounds },
+
+    { ngx_string("vconv_priority_class"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vconv_loc_conf_t, priority_class),
+      &ngx_http_vconv_priority_classes },
+
+    { ngx_string("vconv_min_upload_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, min_upload_rate),
+      NULL },
+
       ngx_null_command
 };
 
@@ -270,7 +304,7 @@ ngx_module_t  ngx_http_vconv_module = {
     ngx_http_vconv_init_process,           /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_vconv_exit_process,           /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -326,6 +360,8 @@ ngx_http_vconv_create_main_conf(ngx_conf_t *cf)
     vmcf->isolation = NGX_CONF_UNSET_UINT;
     vmcf->job_memory = NGX_CONF_UNSET;
     vmcf->failed_ttl = NGX_CONF_UNSET;
+    vmcf->max_running = NGX_CONF_UNSET_UINT;
+    vmcf->min_upload_rate = NGX_CONF_UNSET_SIZE;
 
     return vmcf;
 }
@@ -353,7 +389,9 @@ ngx_http_vconv_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(vmcf->max_duration, 4 * 3600 * 1000);
     ngx_conf_init_value(vmcf->max_output, (off_t) 4 * 1024 * 1024 * 1024);
     ngx_conf_init_msec_value(vmcf->stall_timeout, 60000);
-    ngx_conf_init_value(vmcf->codec_threads, 0);
+    /* vmcf->codec_threads left unset: the slots decide */
+    ngx_conf_init_uint_value(vmcf->max_running, ngx_max(ngx_ncpu, 1));
+    ngx_conf_init_size_value(vmcf->min_upload_rate, 0);
     ngx_conf_init_value(vmcf->priority, 10);
     ngx_conf_init_value(vmcf->failed_ttl, 300);
 
@@ -414,6 +452,7 @@ ngx_http_vconv_create_loc_conf(ngx_conf_t *cf)
     vlcf->client_key = NGX_CONF_UNSET_PTR;
     vlcf->presets = NGX_CONF_UNSET_PTR;
     vlcf->presets_only = NGX_CONF_UNSET;
+    vlcf->priority_class = NGX_CONF_UNSET_UINT;
 
     return vlcf;
 }
@@ -428,6 +467,8 @@ ngx_http_vconv_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->formats, prev->formats, VCONV_FMT_ALL);
     ngx_conf_merge_uint_value(conf->max_per_client, prev->max_per_client, 0);
     ngx_conf_merge_ptr_value(conf->client_key, prev->client_key, NULL);
+    ngx_conf_merge_uint_value(conf->priority_class, prev->priority_class,
+                              NGX_HTTP_VCONV_PRIO_NORMAL);
 
     return ngx_http_vconv_preset_merge(cf, prev, conf);
 }
@@ -913,10 +954,22 @@ ngx_http_vconv_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    /* grants and cancels from other workers wake this one */
+    if (ngx_http_vconv_sched_init_process(cycle, vmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     /* a worker takes the queued jobs an exiting worker offers */
     ngx_http_vconv_job_init_process(cycle, vmcf);
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_vconv_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_vconv_sched_exit_process(cycle);
 }
 
 

@@ -34,7 +34,9 @@ my $WRK_S = $ENV{BENCH_WRK_SECONDS} // 10;
 my $PRIO = 10;      # the module's default vconv_priority
 my $OUT = $ENV{BENCH_OUT} // "$ROOT/bench/RESULTS.md";
 my %ONLY = map { $_ => 1 } split /,/, ($ENV{BENCH_ONLY}
-                                       // 'conv,stream,big,static,threads');
+                                       // 'conv,stream,big,static,threads,'
+                                          . 'burst,headline,static4,'
+                                          . 'listeners');
 my $JSON = JSON::PP->new->canonical;
 my $T0 = time;
 
@@ -1013,6 +1015,400 @@ if ($ONLY{sandbox}) {
        . mb($srollup{Rss}) . ' MB.');
 
     ng_stop($_) for values %ng;
+}
+
+
+# ------------------------------------------------------------ 8. scheduler
+
+# every process of an nginx (master, workers, sandbox helpers, their
+# job children), for the memory of the whole tree
+sub all_pids {
+    my @all = @_;
+    for (my $i = 0; $i < @all; $i++) {
+        push @all, @{ VconvNginx::_children($all[$i]) };
+    }
+    return @all;
+}
+
+sub pids_rss {
+    my $kb = 0;
+    $kb += proc_status($_)->{VmRSS} // 0 for @_;
+    return $kb;
+}
+
+sub mean {
+    my @v = grep { defined } @_;
+    return undef unless @v;
+    my $s = 0;
+    $s += $_ for @v;
+    return $s / @v;
+}
+
+# nearest rank
+sub pctl {
+    my ($p, @v) = @_;
+    @v = sort { $a <=> $b } grep { defined } @v;
+    return @v ? $v[int($p * $#v + 0.5)] : undef;
+}
+
+# the commands started at once; each one's time from the common start to
+# its end, the time until all are done, and the peak of $rss->() (kB)
+sub burst {
+    my ($cmds, $rss) = @_;
+    my $t = time;
+    my @p = map { bg($_) } @$cmds;
+    my %left = map { $p[$_] => $_ } 0 .. $#p;
+    my (@lat, @rc);
+    my $peak = 0;
+    while (%left) {
+        my $v = $rss->(\@p) // 0;
+        $peak = $v if $v > $peak;
+        for my $pid (keys %left) {
+            next unless waitpid($pid, WNOHANG) == $pid;
+            my $i = delete $left{$pid};
+            $rc[$i] = $? >> 8;
+            $lat[$i] = time - $t;
+            my $k = delete $KIDS{$pid};
+            unlink "$k->{tag}.out", "$k->{tag}.err";
+        }
+        last if time - $t > 1800;
+        sleep 0.05;
+    }
+    kill 'KILL', keys %left if %left;
+    return { lat => \@lat, rc => \@rc, total => time - $t, peak_kb => $peak,
+             mean => mean(@lat), p95 => pctl(0.95, @lat) };
+}
+
+sub sched_nginx {
+    my ($http) = @_;
+    my $ng = VconvNginx->new(workers => 2, listen_opts => 'reuseport',
+                             http => $http // '');
+    open my $fh, '>', "$ng->{html}/$STATIC" or die $!;
+    print $fh "<!doctype html><title>static</title>\n", ('x' x 64 . "\n") x 30;
+    close $fh;
+    $ng->start;
+    $ng->{mpid} = $ng->master_pid;
+    return $ng;
+}
+
+if ($ONLY{burst}) {
+    my $cli_args = $ROWS[1]{cli};      # 1080p H.264 -> 720p MP4
+    my $q = 'format=mp4&height=720&wait=1';
+    my $runs = $ENV{BENCH_BURST_RUNS} // 1;
+    my (@rows, @bad);
+    for my $n (4, 8) {
+        for my $run (1 .. $runs) {
+            # one ffmpeg CLI per upload, all at once (an Express/Flask app)
+            my $c = burst([map {
+                ['nice', '-n', $PRIO, 'ffmpeg', '-nostdin', '-hide_banner',
+                 '-loglevel', 'error', '-y', @$cli_args, "$W/bc$_.mp4"]
+            } 1 .. $n], sub { pids_rss(map { all_pids($_) } @{ $_[0] }) });
+            for my $i (1 .. $n) {
+                my $k = check("$W/bc$i.mp4", \%checks_v720);
+                push @bad, "CLI $n/$i: $k" if $k ne 'ok';
+                unlink "$W/bc$i.mp4";
+            }
+            push @{ $rows[0]{$n} }, $c;
+            logmsg(sprintf('burst %d CLI: mean %.2f p95 %.2f total %.2f s, '
+                           . 'peak %s MB', $n, $c->{mean}, $c->{p95},
+                           $c->{total}, mb($c->{peak_kb})));
+
+            # the module: its scheduler's default, and every job at once
+            my $i = 1;
+            for my $mode (['default', ''],
+                          ['all at once', "    vconv_max_running $n;\n"])
+            {
+                my $ng = sched_nginx($mode->[1]);
+                my $m = burst([map {
+                    upload_cmd($ng, "/api/jobs?$q", $IN_MP4,
+                               output => "$W/bm$_.mp4", name => 'in.mp4')
+                } 1 .. $n], sub { pids_rss(all_pids($ng->{mpid})) });
+                for my $j (1 .. $n) {
+                    my $k = check("$W/bm$j.mp4", \%checks_v720);
+                    push @bad, "module $mode->[0] $n/$j: $k" if $k ne 'ok';
+                    unlink "$W/bm$j.mp4";
+                }
+                ng_stop($ng);
+                push @{ $rows[$i++]{$n} }, $m;
+                logmsg(sprintf('burst %d module %s: mean %.2f p95 %.2f '
+                               . 'total %.2f s, peak %s MB', $n, $mode->[0],
+                               $m->{mean}, $m->{p95}, $m->{total},
+                               mb($m->{peak_kb})));
+            }
+        }
+    }
+
+    md('## 8. Bursts: one scheduler for all workers', '',
+       "N uploads of the 10 s 1080p clip → 720p MP4 started at once"
+       . " (upload, conversion, download with wait=1; 2 workers,"
+       . " reuseport), against one ffmpeg CLI per upload started at once"
+       . " on the local file (what an Express or Flask app that spawns"
+       . " ffmpeg does; no upload counted for it). Latency: each job from"
+       . " the common start to its end; peak memory: the sum of the RSS of"
+       . " the whole process tree (nginx master, workers, sandbox helpers,"
+       . " job children; or every ffmpeg), sampled every 50 ms. Module"
+       . " default = vconv_max_running $cores (the CPUs) and codec threads"
+       . " from the slots; all at once = vconv_max_running N. $runs run(s),"
+       . ' medians. Targets (burst of 4): mean ≤ 0.65× the CLI, p95 not'
+       . ' worse, peak memory ≤ 0.5×.', '',
+       '| N | setup | mean (s) | p95 (s) | total (s) | peak memory (MB) | mean / CLI | p95 / CLI | total / CLI | memory / CLI |',
+       '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for my $n (4, 8) {
+        my @med;
+        for my $i (0 .. 2) {
+            my $r = $rows[$i]{$n};
+            my %m;
+            for my $k (qw(mean p95 total peak_kb)) {
+                $m{$k} = median(map { $_->{$k} } @$r);
+            }
+            push @med, \%m;
+        }
+        my @names = ('ffmpeg CLI per upload', 'module (default)',
+                     'module, all at once');
+        for my $i (0 .. 2) {
+            my ($m, $c) = ($med[$i], $med[0]);
+            md(sprintf('| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
+                       $n, $names[$i], f2($m->{mean}), f2($m->{p95}),
+                       f2($m->{total}), mb($m->{peak_kb}),
+                       $i ? ratio($m->{mean}, $c->{mean}) : '',
+                       $i ? ratio($m->{p95}, $c->{p95}) : '',
+                       $i ? ratio($m->{total}, $c->{total}) : '',
+                       $i ? ratio($m->{peak_kb}, $c->{peak_kb}) : ''));
+        }
+    }
+    md('', @bad ? 'Failed checks: ' . join('; ', @bad) : 'Every output'
+       . ' checked with ffprobe (h264 1280x720, aac, 10 s).', '');
+
+}
+
+if ($ONLY{headline}) {
+    # --- the headline: last byte of the upload -> the converted file
+    unless ($t720_cli) {
+        my $c = cli('-i', $IN_MKV, '-vf', 'scale=1280:720,format=yuv420p',
+                    '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23',
+                    '-c:a', 'aac', '-b:a', '128k', '-movflags', '+faststart',
+                    "$W/cli.mp4");
+        $t720_cli = $c->{wall};
+        unlink "$W/cli.mp4";
+    }
+    my $size = -s $IN_MKV;
+    my $rate = int($size / (1.3 * $t720_cli));
+    my (@head, @full, @hbad);
+    for my $run (1 .. $RUNS) {
+        my $ng = sched_nginx();
+        my $resp = "$W/head.json";
+        my $t = time;
+        my $up = run(upload_cmd($ng, '/api/jobs?format=mp4&height=720',
+                                $IN_MKV, rate => $rate, output => $resp,
+                                name => 'in.mkv'), timeout => 300);
+        my $last_byte = time;
+        my $id = job_id_from($resp);
+        my $job = {};
+        while ($id && time - $t < 600) {
+            $job = job_get($ng, $id);
+            last if ($job->{status} // '') =~ /^(done|failed|canceled)$/;
+            sleep 0.02;
+        }
+        my ($ms) = ($job->{finished} // '') =~ /\.(\d{3})Z$/;
+        my $fin = defined $ms
+                  ? VconvNginx::ts($job->{finished}) + $ms / 1000 : undef;
+        if (($job->{status} // '') eq 'done' && defined $fin) {
+            run(['curl', '-sS', '-o', "$W/head.mp4",
+                 $ng->url("/api/jobs/$id/output")], timeout => 60);
+            my $k = check("$W/head.mp4", \%checks_v720);
+            push @hbad, $k if $k ne 'ok';
+            push @head, $fin - $last_byte;
+            push @full, $fin - $t;
+        } else {
+            push @hbad, 'job ' . ($job->{status} // 'missing')
+                        . ' (HTTP ' . curl_code($up) . ')';
+        }
+        unlink "$W/head.mp4", $resp;
+        ng_stop($ng);
+        logmsg(sprintf('headline run %d: last byte -> file %s s',
+                       $run, f2($head[-1])));
+    }
+    my $up_s = $size / $rate;
+    md('## 9. Headline: last byte of the upload → converted file', '',
+       sprintf('The 10 s 1080p MKV (%.1f MB) uploaded raw at `curl'
+               . ' --limit-rate %d` (%.1f s, 1.3× the CLI transcode time'
+               . ' %.2f s) to 720p MP4. Module: from the moment the upload\'s'
+               . ' 202 answer arrives (its last byte) to the job\'s "finished"'
+               . ' time (ms); upload-then-CLI: the CLI transcode on the'
+               . ' complete file. %d runs, median. Target: ≤ 0.5 s.',
+               $size / 1e6, $rate, $up_s, $t720_cli, $RUNS), '',
+       '| setup | last byte → file (s) | samples | upload start → file (s) |',
+       '| --- | ---: | --- | ---: |',
+       sprintf('| module, streaming | **%s** | %s | %s |', f2(median(@head)),
+               samples(@head), f2(median(@full))),
+       sprintf('| upload, then ffmpeg CLI | %s | | %s |', f2($t720_cli),
+               f2($up_s + $t720_cli)),
+       '', sprintf('Ratio module / upload-then-CLI (last byte → file): %s.%s',
+                   ratio(median(@head), $t720_cli),
+                   @hbad ? ' Failed: ' . join('; ', @hbad) : ''), '');
+
+}
+
+if ($ONLY{static4}) {
+    # --- static p99 while 4 jobs run
+    my $ng = sched_nginx();
+    my (%idle, %busy, @notes);
+    for my $run (1 .. $RUNS) {
+        my $i = wrk($ng);
+        push @{ $idle{$_} }, $i->{$_} for qw(rps p50 p99);
+        my @ids;
+        for my $n (1 .. 4) {
+            my $resp = "$W/s4-$n.json";
+            run(upload_cmd($ng, '/api/jobs?format=mp4&height=720', $IN20,
+                           output => $resp, name => 'in20.mkv'),
+                timeout => 60);
+            push @ids, job_id_from($resp);
+        }
+        sleep 0.5;
+        my $b = wrk($ng);
+        push @{ $busy{$_} }, $b->{$_} for qw(rps p50 p99);
+        my @st = map { $_ ? (job_get($ng, $_)->{status} // '?') : 'no job' }
+                 @ids;
+        push @notes, join('/', @st);
+        job_delete($ng, $_) for grep { $_ } @ids;
+        sleep 1;
+        logmsg(sprintf('static under 4 jobs run %d: idle p99 %s, busy p99'
+                       . ' %s ms (%s)', $run, f2($i->{p99}), f2($b->{p99}),
+                       $notes[-1]));
+    }
+    ng_stop($ng);
+    md('## 10. Static file p99 while 4 jobs run', '',
+       "`wrk -t1 -c4 -d${WRK_S}s --latency` on the 2 kB static file, 2"
+       . ' workers, default scheduler (vconv_max_running = CPUs), idle and'
+       . ' while 4 uploads of the 20 s clip → 720p are running or queued;'
+       . " $RUNS runs, medians.", '',
+       '| condition | req/s | p50 (ms) | p99 (ms) | p99 samples (ms) | jobs after each wrk |',
+       '| --- | ---: | ---: | ---: | --- | --- |',
+       sprintf('| idle | %s | %s | %s | %s | |', f1(median(@{ $idle{rps} })),
+               f2(median(@{ $idle{p50} })), f2(median(@{ $idle{p99} })),
+               samples(@{ $idle{p99} })),
+       sprintf('| 4 jobs | %s | %s | %s | %s | %s |',
+               f1(median(@{ $busy{rps} })), f2(median(@{ $busy{p50} })),
+               f2(median(@{ $busy{p99} })), samples(@{ $busy{p99} }),
+               join(', ', @notes)),
+       '', sprintf('p99 busy / idle: %s.', ratio(median(@{ $busy{p99} }),
+                                                  median(@{ $idle{p99} }))),
+       '');
+}
+
+
+# ------------------------------------------------------------ 11. listeners
+
+# 500 event streams on a queued job while the zone holds many records:
+# the CPU the workers spend on their ticks (issue 18: each tick walked
+# every record under the zone's lock to find the queue position)
+sub http_keepalive {
+    my ($ng) = @_;
+    require IO::Socket::INET;
+    return IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                 PeerPort => $ng->port, Proto => 'tcp');
+}
+
+# one request on a keep-alive socket; the status
+sub http_once {
+    my ($s, $req) = @_;
+    print $s $req or return 0;
+    my $head = '';
+    while ($head !~ /\r\n\r\n/) {
+        my $n = sysread($s, my $buf, 4096) or return 0;
+        $head .= $buf;
+    }
+    my ($st) = $head =~ m{^HTTP/1\.1 (\d+)};
+    my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
+    my $body = length($head) - index($head, "\r\n\r\n") - 4;
+    while (defined $len && $body < $len) {
+        my $n = sysread($s, my $buf, $len - $body) or last;
+        $body += $n;
+    }
+    return $st // 0;
+}
+
+sub workers_cpu {
+    my ($ng) = @_;
+    my $t = 0;
+    $t += proc_cpu($_) // 0 for @{ $ng->worker_pids };
+    return $t;
+}
+
+if ($ONLY{listeners}) {
+    my $nrec = $ENV{BENCH_RECORDS} // 10000;
+    my $ng = sched_nginx("    vconv_max_running 1;\n"
+                         . "    vconv_max_queue 100000;\n");
+    # records: finished jobs made cheaply, 100 random bytes each (they
+    # fail as unsupported input and keep their record for the TTL)
+    logmsg("making $nrec job records");
+    my $s = http_keepalive($ng);
+    my $made = 0;
+    for my $i (1 .. $nrec) {
+        my $junk = join '', map { chr int rand 256 } 1 .. 100;
+        my $st = http_once($s, "POST /api/jobs?format=mp4 HTTP/1.1\r\n"
+                               . "Host: b\r\nContent-Length: 100\r\n\r\n"
+                               . $junk);
+        $made++ if $st == 202;
+        $s = http_keepalive($ng) unless $st;
+    }
+    # they queue for the one slot: the listeners are measured once they
+    # have all ended, so that their work is not counted
+    my ($held, $busy) = (0, 1);
+    my $t0 = time;
+    while ($busy && time - $t0 < 900) {
+        my $m = run(['curl', '-sS', $ng->url('/api/metrics')], timeout => 10);
+        my %st = $m->{out} =~ /^vconv_jobs\{state="([a-z]+)"\} (\d+)$/mg;
+        $held = 0;
+        $held += $_ for values %st;
+        $busy = ($st{uploading} // 0) + ($st{queued} // 0)
+                + ($st{running} // 0);
+        sleep 1 if $busy;
+    }
+    logmsg("$made uploads answered 202; the zone holds $held records,"
+           . " $busy not ended");
+
+    # a running job holds the only slot; the listeners wait on a queued one
+    my @ids;
+    for my $n (1, 2) {
+        my $resp = "$W/l$n.json";
+        run(upload_cmd($ng, '/api/jobs?format=mp4&height=720', $IN20,
+                       output => $resp, name => 'in20.mkv'), timeout => 60);
+        push @ids, job_id_from($resp);
+    }
+    my @ls;
+    for (1 .. 500) {
+        my $c = http_keepalive($ng) or last;
+        print $c "GET /api/jobs/$ids[1]/events HTTP/1.1\r\nHost: b\r\n\r\n";
+        $c->blocking(0);
+        push @ls, $c;
+    }
+    sleep 2;
+    my $st = job_get($ng, $ids[1])->{status} // '?';
+    my $cpu0 = workers_cpu($ng);
+    my $t = time;
+    while (time - $t < 10) {
+        sysread($_, my $buf, 65536) for @ls;
+        sleep 0.2;
+    }
+    my $cpu = (workers_cpu($ng) - $cpu0) / (time - $t);
+    my $st2 = job_get($ng, $ids[1])->{status} // '?';
+    close $_ for @ls;
+    job_delete($ng, $_) for grep { $_ } @ids;
+    ng_stop($ng);
+    logmsg(sprintf('%d listeners, %d records: workers %.1f%% CPU (job %s,'
+                   . ' then %s)', scalar @ls, $held, 100 * $cpu, $st, $st2));
+    md('## 11. 500 event streams on a queued job', '',
+       sprintf('%d event streams (`/api/jobs/{id}/events`) on a queued job'
+               . ' while another job runs (vconv_max_running 1) and the zone'
+               . ' holds %d records (junk uploads that failed); the CPU of'
+               . ' both workers together over 10 s, as a share of one core.'
+               . ' The queued job was %s before and %s after. Target'
+               . ' (issue 18): under 2 %% per worker.',
+               scalar @ls, $held, $st, $st2), '',
+       '| listeners | records | workers CPU (% of a core) |',
+       '| ---: | ---: | ---: |',
+       sprintf('| %d | %d | %.2f |', scalar @ls, $held, 100 * $cpu), '');
 }
 
 

@@ -8,7 +8,11 @@
 #   BENCH_RUNS=3        runs per measurement (median is reported)
 #   BENCH_BIG_MB=2048   size of the big-upload test (0 skips it)
 #   BENCH_WRK_SECONDS=10  length of each wrk run
-#   BENCH_ONLY=conv,stream,big,static,threads,sandbox   a subset
+#   BENCH_ONLY=conv,stream,big,static,threads,sandbox,burst,headline,
+#              static4,listeners
+#                       a subset
+#   BENCH_BURST_RUNS=1  runs of each burst (4 and 8 uploads at once)
+#   BENCH_RECORDS=10000 records in the zone for the listeners' CPU
 #   BENCH_OUT=bench/RESULTS.md   where the table goes ('-' : stdout only)
 #
 # Needs: ffmpeg ffprobe curl wrk /usr/bin/time perl (Debian packages

@@ -31,7 +31,30 @@ typedef struct {
     unsigned                    removing:1;
     unsigned                    small:1;   /* no folder: may be evicted */
     uint32_t                    client;    /* vconv_max_jobs_per_client */
+
+    /* the scheduler's (ngx_http_vconv_sched.c), under the zone's lock */
+    int64_t                     sched_key; /* the order slots go in */
+    ngx_uint_t                  sched_threads; /* codec threads, granted */
+    unsigned                    waiting:1; /* for a slot */
+    unsigned                    granted:1; /* holds a slot */
 } ngx_http_vconv_node_t;
+
+
+/* a job waiting for a slot: the zone keeps them sorted by key, seq */
+typedef struct {
+    int64_t                     key;
+    ngx_uint_t                  seq;
+    ngx_http_vconv_node_t      *node;
+} ngx_http_vconv_wait_t;
+
+
+/* the slots across all workers; in the zone, under its lock */
+typedef struct {
+    ngx_uint_t                  running;   /* slots granted */
+    ngx_uint_t                  nwaiting;
+    ngx_uint_t                  size;      /* of waiting[] */
+    ngx_http_vconv_wait_t      *waiting;   /* sorted, the next first */
+} ngx_http_vconv_sched_t;
 
 
 /* counters for /api/metrics, in the zone; they change under its lock */
@@ -57,6 +80,7 @@ typedef struct {
     ngx_uint_t                  on_disk;       /* jobs left out of it */
     off_t                       on_disk_bytes; /* and their bytes */
     ngx_http_vconv_counters_t   counters;
+    ngx_http_vconv_sched_t      sched;
 } ngx_http_vconv_shctx_t;
 
 
@@ -100,6 +124,10 @@ struct ngx_http_vconv_main_conf_s {
 
     /* abuse resistance (ngx_http_vconv_upload.c, _store.c) */
     time_t                      failed_ttl;     /* vconv_failed_ttl */
+
+    /* the scheduler (ngx_http_vconv_sched.c) */
+    ngx_uint_t                  max_running;    /* slots, all workers */
+    size_t                      min_upload_rate; /* bytes/s, 0: none */
 };
 
 
@@ -116,7 +144,13 @@ typedef struct {
     ngx_http_complex_value_t   *client_key;     /* NULL: the address */
     ngx_array_t                *presets;        /* vconv_preset, NULL */
     ngx_flag_t                  presets_only;
+    ngx_uint_t                  priority_class; /* NGX_HTTP_VCONV_PRIO_* */
 } ngx_http_vconv_loc_conf_t;
+
+
+#define NGX_HTTP_VCONV_PRIO_HIGH    0
+#define NGX_HTTP_VCONV_PRIO_NORMAL  1
+#define NGX_HTTP_VCONV_PRIO_LOW     2
 
 
 #define NGX_HTTP_VCONV_H_NONE     0
@@ -177,6 +211,7 @@ struct ngx_http_vconv_job_s {
     ngx_thread_task_t          *task;
     ngx_str_t                   options;     /* "key=escaped value\n"... */
     ngx_msec_t                  offered;     /* to the new workers, at */
+    ngx_uint_t                  sched_class; /* NGX_HTTP_VCONV_PRIO_* */
 
     /*
      * Shared with the pool thread: interrupt and claim are atomic; the
@@ -201,6 +236,7 @@ struct ngx_http_vconv_job_s {
     unsigned                    offer:1;     /* claim is OFFERED */
     unsigned                    skipped:1;   /* its task ran, did nothing */
     unsigned                    handed:1;    /* another worker took it */
+    unsigned                    sched_wait:1; /* for a slot, no task yet */
 };
 
 
@@ -219,6 +255,10 @@ typedef struct {
     ngx_event_t                 watch;       /* DELETE while uploading */
     ngx_http_vconv_waiter_t     waiter;      /* the job's end */
     off_t                       dropped;     /* body after the job's end */
+    off_t                       rate_mark;   /* written, window's start */
+    off_t                       stall_mark;  /* written, last growth */
+    ngx_msec_t                  stall_since;
+    ngx_msec_t                  rate_since;  /* vconv_min_upload_rate's */
     ngx_pool_t                 *pool;        /* the request's */
     ngx_str_t                   options;     /* as job->options */
     size_t                      options_size;
@@ -311,15 +351,42 @@ ngx_http_vconv_job_t *ngx_http_vconv_job_create(ngx_http_request_t *r,
 ngx_int_t ngx_http_vconv_job_start(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_complete(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_release(ngx_http_vconv_job_t *job);
+/* nothing works on it any more: its record and folder go or stay now */
+void ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job);
 void ngx_http_vconv_job_drop_input(ngx_http_vconv_job_t *job);
 /* this worker's job of that id, NULL if another worker has it */
 ngx_http_vconv_job_t *ngx_http_vconv_job_find(ngx_str_t *id);
+/* this worker's jobs that were granted a slot or canceled meanwhile */
+void ngx_http_vconv_job_sched_events(void);
 /* this worker takes over queued jobs exiting workers offer */
 void ngx_http_vconv_job_init_process(ngx_cycle_t *cycle,
     ngx_http_vconv_main_conf_t *vmcf);
 void ngx_http_vconv_job_wait(ngx_http_vconv_job_t *job,
     ngx_http_vconv_waiter_t *w);
 void ngx_http_vconv_job_unwait(ngx_http_vconv_waiter_t *w);
+
+/*
+ * the scheduler (ngx_http_vconv_sched.c): slots for transcodes across all
+ * workers, granted from the zone in order; a worker hears of its grants
+ * and of cancels through a datagram socket of its own
+ */
+ngx_int_t ngx_http_vconv_sched_init_process(ngx_cycle_t *cycle,
+    ngx_http_vconv_main_conf_t *vmcf);
+void ngx_http_vconv_sched_exit_process(ngx_cycle_t *cycle);
+/* NGX_OK: queued (or holds its slot already); NGX_ERROR: no memory */
+ngx_int_t ngx_http_vconv_sched_enqueue(ngx_http_vconv_job_t *job);
+/* the job leaves the queue or gives its slot back; wakes the next */
+void ngx_http_vconv_sched_leave(ngx_http_vconv_job_t *job);
+/* the caller holds the lock; the node is going away */
+void ngx_http_vconv_sched_forget_locked(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node);
+/* 1-based place among the waiting jobs, 0 if not waiting; locked */
+ngx_uint_t ngx_http_vconv_sched_position_locked(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node);
+/* a canceled waiting job leaves the queue: the pid to wake, 0: none */
+ngx_pid_t ngx_http_vconv_sched_cancel_locked(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node);
+void ngx_http_vconv_sched_wake(ngx_pid_t pid, ngx_log_t *log);
 
 /* the transcode as a thread task (ngx_http_vconv_task.c) */
 ngx_int_t ngx_http_vconv_task_post(ngx_http_vconv_job_t *job);

@@ -26,6 +26,7 @@ typedef struct {
     ngx_str_t                   id;
     char                       *jobs_uri;
     ngx_uint_t                  version;
+    ngx_uint_t                  queue_pos;   /* as last sent */
     ngx_msec_t                  last_sent;
     ngx_buf_t                  *buf;
     size_t                      size;
@@ -210,8 +211,15 @@ ngx_http_vconv_events_step(ngx_http_vconv_events_t *e, ngx_uint_t first)
         return ngx_http_vconv_events_end(e);
     }
 
-    if (first || version != e->version) {
+    /*
+     * A job's place moves when one ahead of it leaves, which does not
+     * touch its own record: the place is compared too.  Both come from
+     * one lookup and a binary search, nothing that walks the zone.
+     */
+
+    if (first || version != e->version || queue_pos != e->queue_pos) {
         e->version = version;
+        e->queue_pos = queue_pos;
 
         rc = ngx_http_vconv_events_send(e, "progress", &info, queue_pos, 0);
 

@@ -33,7 +33,6 @@
 static void ngx_http_vconv_job_cleanup(void *data);
 static u_char *ngx_http_vconv_job_log_handler(ngx_log_t *log, u_char *buf,
     size_t len);
-static void ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job);
 static void ngx_http_vconv_job_notify(ngx_http_vconv_job_t *job,
     ngx_uint_t post);
 static void ngx_http_vconv_job_alive(ngx_event_t *ev);
@@ -41,6 +40,8 @@ static void ngx_http_vconv_job_log_end(ngx_http_vconv_job_t *job);
 static void ngx_http_vconv_job_fail(ngx_http_vconv_job_t *job,
     const char *message);
 static void ngx_http_vconv_job_repost(ngx_http_vconv_job_t *job);
+static void ngx_http_vconv_job_unqueue(ngx_http_vconv_job_t *job,
+    ngx_uint_t cancel);
 static void ngx_http_vconv_job_offer(ngx_http_vconv_job_t *job);
 static void ngx_http_vconv_job_offered(ngx_http_vconv_job_t *job);
 static ngx_int_t ngx_http_vconv_job_write_options(ngx_http_vconv_job_t *job);
@@ -96,6 +97,7 @@ ngx_http_vconv_job_alloc(ngx_http_vconv_main_conf_t *vmcf,
     job->wfd = NGX_INVALID_FILE;
     job->rfd = NGX_INVALID_FILE;
     job->refs = 1;
+    job->sched_class = NGX_HTTP_VCONV_PRIO_NORMAL;
 
     job->id.data = (u_char *) job->info.id;
     job->id.len = ngx_strlen(job->info.id);
@@ -134,7 +136,9 @@ ngx_http_vconv_job_alloc(ngx_http_vconv_main_conf_t *vmcf,
     job->limits.max_height = (int) vmcf->max_height;
     job->limits.max_duration = (int64_t) vmcf->max_duration * 1000;
     job->limits.max_output = vmcf->max_output;
-    job->limits.codec_threads = (int) vmcf->codec_threads;
+    /* unset: the scheduler says how many, with the slot */
+    job->limits.codec_threads = (vmcf->codec_threads == NGX_CONF_UNSET)
+                                ? 0 : (int) vmcf->codec_threads;
     job->limits.input_formats = (char *) vmcf->input_formats.data;
 
     return job;
@@ -273,7 +277,7 @@ ngx_http_vconv_job_log_handler(ngx_log_t *log, u_char *buf, size_t len)
  * until it expires.  This must not wait for the upload request's pool:
  * an answered upload may linger for seconds.
  */
-static void
+void
 ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job)
 {
     ngx_http_vconv_zone_t  *z;
@@ -284,6 +288,9 @@ ngx_http_vconv_job_settle(ngx_http_vconv_job_t *job)
 
     job->settled = 1;
     z = job->zone;
+
+    /* a job that never ran leaves its place in the queue */
+    ngx_http_vconv_sched_leave(job);
 
     ngx_http_vconv_job_drop_input(job);
 
@@ -359,11 +366,13 @@ ngx_http_vconv_job_start(ngx_http_vconv_job_t *job)
     job->node->version++;
     ngx_shmtx_unlock(&job->zone->shpool->mutex);
 
-    if (ngx_http_vconv_task_post(job) != NGX_OK) {
+    /* the task is posted once the scheduler grants the job a slot */
+    if (ngx_http_vconv_sched_enqueue(job) != NGX_OK) {
         return NGX_ERROR;
     }
 
     job->posted = 1;
+    job->sched_wait = 1;
     job->refs++;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, job->log, 0,
@@ -380,6 +389,111 @@ ngx_http_vconv_job_start(ngx_http_vconv_job_t *job)
     ngx_add_timer(&job->alive, NGX_HTTP_VCONV_ALIVE_MS);
 
     return NGX_OK;
+}
+
+
+/*
+ * This worker's jobs waiting for a slot look whether they were granted
+ * one or canceled: the scheduler's wake-up, on the event loop.  A job
+ * that ends here may free others' memory, so the walk starts again.
+ */
+void
+ngx_http_vconv_job_sched_events(void)
+{
+    ngx_uint_t             granted, cancel, threads;
+    ngx_queue_t           *q;
+    ngx_http_vconv_job_t  *job;
+
+    if (ngx_http_vconv_jobs.prev == NULL) {
+        return;
+    }
+
+again:
+
+    for (q = ngx_queue_head(&ngx_http_vconv_jobs);
+         q != ngx_queue_sentinel(&ngx_http_vconv_jobs);
+         q = ngx_queue_next(q))
+    {
+        job = ngx_queue_data(q, ngx_http_vconv_job_t, queue);
+
+        if (!job->sched_wait || job->offer || job->handed) {
+            continue;
+        }
+
+        ngx_shmtx_lock(&job->zone->shpool->mutex);
+        granted = job->node->granted;
+        cancel = job->node->cancel;
+        threads = job->node->sched_threads;
+        ngx_shmtx_unlock(&job->zone->shpool->mutex);
+
+        if (cancel || job->discard) {
+            /* asked to stop, or its upload failed: it gives up its place */
+            ngx_http_vconv_job_unqueue(job, cancel);
+            goto again;
+        }
+
+        if (!granted) {
+            continue;
+        }
+
+        job->sched_wait = 0;
+
+        if (job->vmcf->codec_threads == NGX_CONF_UNSET) {
+            job->limits.codec_threads = (int) threads;
+        }
+
+        if (ngx_http_vconv_task_post(job) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, job->log, 0,
+                          "vconv: the job could not be posted");
+
+            ngx_http_vconv_job_fail(job, "the job could not be run");
+
+            job->claim = NGX_HTTP_VCONV_CLAIM_RUNNING;
+            ngx_http_vconv_job_complete(job);
+            goto again;
+        }
+    }
+}
+
+
+/*
+ * A job canceled, or whose upload failed, while it waited for a slot ends
+ * without a task.
+ */
+static void
+ngx_http_vconv_job_unqueue(ngx_http_vconv_job_t *job, ngx_uint_t cancel)
+{
+    vconv_error_t     err;
+    vconv_job_info_t  info;
+
+    job->sched_wait = 0;
+
+    if (cancel) {
+        (void) vconv_error_set(&err, VCONV_E_CANCELED,
+                               "the job was canceled");
+
+    } else {
+        (void) vconv_error_set(&err, VCONV_E_UPLOAD_ABORTED,
+                               "the upload did not complete");
+    }
+
+    ngx_shmtx_lock(&job->zone->shpool->mutex);
+    info = job->node->info;
+    ngx_shmtx_unlock(&job->zone->shpool->mutex);
+
+    info.status = cancel ? VCONV_JOB_CANCELED : VCONV_JOB_FAILED;
+    info.err_code = err.code;
+    ngx_cpystrn((u_char *) info.err_message, (u_char *) err.message,
+                sizeof(info.err_message));
+    info.finished = ngx_time();
+    info.expires = info.finished + job->vmcf->ttl;
+
+    ngx_http_vconv_zone_update(job->zone, job->node, &info);
+
+    job->err = err;
+
+    job->claim = NGX_HTTP_VCONV_CLAIM_RUNNING;
+    ngx_http_vconv_job_complete(job);
 }
 
 
@@ -483,6 +597,9 @@ ngx_http_vconv_job_complete(ngx_http_vconv_job_t *job)
     }
 
     job->task_done = 1;
+
+    /* the next job gets the slot before anyone hears of this one */
+    ngx_http_vconv_sched_leave(job);
 
     if (job->alive.timer_set) {
         ngx_del_timer(&job->alive);
@@ -753,7 +870,9 @@ ngx_http_vconv_job_offered(ngx_http_vconv_job_t *job)
         job->handed = 1;
         job->settled = 1;
 
-        if (job->skipped) {
+        /* the task's reference: it ran and did nothing, or never came */
+        if (job->skipped || job->sched_wait) {
+            job->sched_wait = 0;
             ngx_http_vconv_job_release(job);
         }
 
@@ -774,6 +893,11 @@ ngx_http_vconv_job_offered(ngx_http_vconv_job_t *job)
     if (job->skipped) {
         job->skipped = 0;
         ngx_http_vconv_job_repost(job);
+    }
+
+    if (job->sched_wait) {
+        /* a grant while it was offered woke nobody */
+        ngx_http_vconv_sched_wake(ngx_pid, job->log);
     }
 
     if (!job->task_done) {

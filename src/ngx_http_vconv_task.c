@@ -80,7 +80,7 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     vconv_err_e             stop;
     struct stat             st;
     vconv_error_t           err;
-    struct timespec         ts;
+    struct timespec         ts, rts;
     vconv_job_info_t        info;
     vconv_transcode_t       tc;
     ngx_http_vconv_job_t   *job;
@@ -118,9 +118,13 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, job->log, 0, "vconv: job %V running",
                    &job->id);
 
+    clock_gettime(CLOCK_REALTIME, &ts);
+
     ngx_shmtx_lock(&z->shpool->mutex);
     if (job->node->info.status == VCONV_JOB_QUEUED) {
         job->node->info.status = VCONV_JOB_RUNNING;
+        job->node->info.started_ms = (int64_t) ts.tv_sec * 1000
+                                     + ts.tv_nsec / 1000000;
         job->node->version++;
     }
     info = job->node->info;
@@ -206,7 +210,10 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     info = job->node->info;
     ngx_shmtx_unlock(&z->shpool->mutex);
 
-    info.finished = time(NULL);
+    clock_gettime(CLOCK_REALTIME, &rts);
+
+    info.finished = rts.tv_sec;
+    info.finished_ms = (int64_t) rts.tv_sec * 1000 + rts.tv_nsec / 1000000;
     info.expires = info.finished + job->vmcf->ttl;
     info.transcode_seconds = ts.tv_sec + ts.tv_nsec / 1e9 - started;
     info.damaged_packets = tc.damaged_packets;

@@ -15,6 +15,13 @@
 #include "ngx_http_vconv.h"
 
 
+/* spooled before a streaming upload asks for a slot */
+#define NGX_HTTP_VCONV_START_BYTES  (64 * 1024)
+
+/* vconv_min_upload_rate is the average over this many ms */
+#define NGX_HTTP_VCONV_RATE_WINDOW  10000
+
+
 static ngx_int_t ngx_http_vconv_upload_refuse(ngx_http_request_t *r,
     vconv_error_t *err);
 static ngx_int_t ngx_http_vconv_upload_retry_after(ngx_http_request_t *r,
@@ -48,8 +55,13 @@ static void ngx_http_vconv_upload_fail(ngx_http_request_t *r,
 static ngx_int_t ngx_http_vconv_upload_answer(ngx_http_request_t *r);
 static void ngx_http_vconv_upload_job_done(ngx_event_t *ev);
 static ngx_int_t ngx_http_vconv_upload_start(ngx_http_vconv_ctx_t *ctx);
+static off_t ngx_http_vconv_upload_start_at(ngx_http_request_t *r);
 static void ngx_http_vconv_upload_cleanup(void *data);
 static void ngx_http_vconv_upload_watch_handler(ngx_event_t *ev);
+static ngx_uint_t ngx_http_vconv_upload_too_slow(ngx_http_vconv_ctx_t *ctx,
+    vconv_error_t *err);
+static ngx_uint_t ngx_http_vconv_upload_stalled(ngx_http_vconv_ctx_t *ctx,
+    vconv_error_t *err);
 static int ngx_http_vconv_upload_mp_field(void *data, const char *name,
     size_t nlen, const char *value, size_t vlen, vconv_error_t *err);
 static int ngx_http_vconv_upload_mp_file_begin(void *data,
@@ -212,6 +224,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
     job->spec = *ctx->spec;
     job->wait = ctx->wait;
+    job->sched_class = vlcf->priority_class;
     ctx->job = job;
 
     if (!ctx->multipart_on && r->headers_in.content_length_n > 0) {
@@ -557,6 +570,28 @@ ngx_http_vconv_upload_start(ngx_http_vconv_ctx_t *ctx)
 }
 
 
+/*
+ * A raw upload asks for a slot once this much is spooled (or all of a
+ * smaller body): enough to keep the encoder busy, so that a trickling
+ * upload holds neither a slot nor a pool thread.
+ */
+static off_t
+ngx_http_vconv_upload_start_at(ngx_http_request_t *r)
+{
+    off_t  n;
+
+    n = NGX_HTTP_VCONV_START_BYTES;
+
+    if (r->headers_in.content_length_n > 0
+        && r->headers_in.content_length_n < n)
+    {
+        n = r->headers_in.content_length_n;
+    }
+
+    return ngx_max(n, 1);
+}
+
+
 static ngx_table_elt_t *
 ngx_http_vconv_upload_find_header(ngx_http_request_t *r,
     const char *name, size_t len)
@@ -746,7 +781,8 @@ ngx_http_vconv_upload_process_body(ngx_http_request_t *r)
             return;
         }
 
-        if (job->written && !job->posted && !ctx->multipart_on
+        if (!job->posted && !ctx->multipart_on
+            && job->written >= ngx_http_vconv_upload_start_at(r)
             && ngx_http_vconv_upload_start(ctx) != NGX_OK)
         {
             (void) vconv_error_set(&err, VCONV_E_INTERNAL,
@@ -1123,6 +1159,19 @@ ngx_http_vconv_upload_fail(ngx_http_request_t *r, ngx_int_t status,
             /* no task will say how it ended: the upload does */
             job->err = *err;
         }
+
+        if (job->sched_wait) {
+            /* its place in the queue goes at once */
+            ngx_http_vconv_sched_wake(ngx_pid, r->connection->log);
+        }
+    }
+
+    if (job && !job->posted) {
+        /*
+         * No task will end it: the record and folder go now, not when
+         * the request's pool does (a lingering close may take seconds)
+         */
+        ngx_http_vconv_job_settle(job);
     }
 
     if (job && !job->upload_done) {
@@ -1147,6 +1196,95 @@ ngx_http_vconv_upload_fail(ngx_http_request_t *r, ngx_int_t status,
 }
 
 
+/*
+ * vconv_min_upload_rate: the bytes spooled over each window; a slower
+ * upload ends 408 too_slow, so that a few slow clients cannot hold the
+ * store, the zone's queue and their connections for ever.
+ */
+static ngx_uint_t
+ngx_http_vconv_upload_too_slow(ngx_http_vconv_ctx_t *ctx,
+    vconv_error_t *err)
+{
+    off_t                        rate;
+    ngx_msec_t                   spent;
+    ngx_http_vconv_job_t        *job;
+
+    job = ctx->job;
+
+    if (job->vmcf->min_upload_rate == 0) {
+        return 0;
+    }
+
+    if (ctx->rate_since == 0) {
+        ctx->rate_since = ngx_current_msec;
+        ctx->rate_mark = job->written;
+        return 0;
+    }
+
+    spent = ngx_current_msec - ctx->rate_since;
+
+    if (spent < NGX_HTTP_VCONV_RATE_WINDOW) {
+        return 0;
+    }
+
+    rate = (job->written - ctx->rate_mark) * 1000 / (off_t) spent;
+
+    ctx->rate_since = ngx_current_msec;
+    ctx->rate_mark = job->written;
+
+    if (rate >= (off_t) job->vmcf->min_upload_rate) {
+        return 0;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                  "vconv: the upload is too slow: %O bytes/s", rate);
+
+    /* the job leaves no record to count it: counted here, once */
+    ngx_http_vconv_zone_count_error(job->zone, VCONV_E_TOO_SLOW);
+
+    (void) vconv_error_set(err, VCONV_E_TOO_SLOW,
+                           "the upload sent %lld bytes/s over %d s, less "
+                           "than the %lld this server needs",
+                           (long long) rate,
+                           NGX_HTTP_VCONV_RATE_WINDOW / 1000,
+                           (long long) job->vmcf->min_upload_rate);
+    return 1;
+}
+
+
+/*
+ * A job waits for 64 KiB before it asks for a slot, so no task watches a
+ * small upload that stops: vconv_stall_timeout is kept here until then.
+ */
+static ngx_uint_t
+ngx_http_vconv_upload_stalled(ngx_http_vconv_ctx_t *ctx, vconv_error_t *err)
+{
+    ngx_http_vconv_job_t  *job;
+
+    job = ctx->job;
+
+    if (job->posted) {
+        return 0;
+    }
+
+    if (ctx->stall_since == 0 || job->written != ctx->stall_mark) {
+        ctx->stall_since = ngx_current_msec;
+        ctx->stall_mark = job->written;
+        return 0;
+    }
+
+    if (ngx_current_msec - ctx->stall_since < job->vmcf->stall_timeout) {
+        return 0;
+    }
+
+    (void) vconv_error_set(err, VCONV_E_STALLED,
+                           "neither the upload nor the conversion moved "
+                           "for %u s",
+                           (unsigned) (job->vmcf->stall_timeout / 1000));
+    return 1;
+}
+
+
 static void
 ngx_http_vconv_upload_watch_handler(ngx_event_t *ev)
 {
@@ -1164,6 +1302,15 @@ ngx_http_vconv_upload_watch_handler(ngx_event_t *ev)
     }
 
     if (!ctx->job->node->cancel) {
+
+        if (ngx_http_vconv_upload_too_slow(ctx, &err)
+            || ngx_http_vconv_upload_stalled(ctx, &err))
+        {
+            ngx_http_vconv_upload_fail(r, 0, &err);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+
         ngx_add_timer(ev, 500);
         return;
     }

@@ -285,38 +285,6 @@ ngx_http_vconv_zone_load(ngx_http_vconv_zone_t *z, vconv_job_info_t *info,
 }
 
 
-/* the caller holds the lock */
-static ngx_uint_t
-ngx_http_vconv_zone_queue_position(ngx_http_vconv_zone_t *z,
-    ngx_http_vconv_node_t *node)
-{
-    ngx_uint_t              pos;
-    ngx_queue_t            *q;
-    ngx_http_vconv_node_t  *n;
-
-    if (node->info.status != VCONV_JOB_QUEUED) {
-        return 0;
-    }
-
-    pos = 1;
-
-    for (q = ngx_queue_head(&z->sh->queue);
-         q != ngx_queue_sentinel(&z->sh->queue);
-         q = ngx_queue_next(q))
-    {
-        n = ngx_queue_data(q, ngx_http_vconv_node_t, queue);
-
-        if (n != node && n->info.status == VCONV_JOB_QUEUED
-            && n->seq < node->seq)
-        {
-            pos++;
-        }
-    }
-
-    return pos;
-}
-
-
 ngx_int_t
 ngx_http_vconv_zone_get(ngx_http_vconv_zone_t *z, ngx_str_t *id,
     vconv_job_info_t *info, ngx_uint_t *version, ngx_uint_t *queue_pos)
@@ -336,7 +304,9 @@ ngx_http_vconv_zone_get(ngx_http_vconv_zone_t *z, ngx_str_t *id,
 
     *info = node->info;
     *version = node->version;
-    *queue_pos = ngx_http_vconv_zone_queue_position(z, node);
+    /* the scheduler's binary search: no walk of the zone */
+    *queue_pos = (node->info.status == VCONV_JOB_QUEUED)
+                 ? ngx_http_vconv_sched_position_locked(z, node) : 0;
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
@@ -347,8 +317,11 @@ ngx_http_vconv_zone_get(ngx_http_vconv_zone_t *z, ngx_str_t *id,
 ngx_int_t
 ngx_http_vconv_zone_cancel(ngx_http_vconv_zone_t *z, ngx_str_t *id)
 {
+    ngx_pid_t               wake;
     ngx_int_t               rc;
     ngx_http_vconv_node_t  *node;
+
+    wake = 0;
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
@@ -361,6 +334,9 @@ ngx_http_vconv_zone_cancel(ngx_http_vconv_zone_t *z, ngx_str_t *id)
         node->cancel = 1;
         rc = NGX_AGAIN;
 
+        /* a queued job leaves its place now; its owner ends it */
+        wake = ngx_http_vconv_sched_cancel_locked(z, node);
+
     } else {
         /* the caller removes it: nobody else may start to */
         node->removing = 1;
@@ -368,6 +344,10 @@ ngx_http_vconv_zone_cancel(ngx_http_vconv_zone_t *z, ngx_str_t *id)
     }
 
     ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (wake) {
+        ngx_http_vconv_sched_wake(wake, ngx_cycle->log);
+    }
 
     return rc;
 }
@@ -479,6 +459,8 @@ ngx_http_vconv_zone_free_locked(ngx_http_vconv_zone_t *z,
 {
     z->sh->store_bytes -= node->disk;
     z->sh->njobs--;
+
+    ngx_http_vconv_sched_forget_locked(z, node);
 
     ngx_rbtree_delete(&z->sh->rbtree, &node->node);
     ngx_queue_remove(&node->queue);

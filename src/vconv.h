@@ -65,6 +65,7 @@ typedef enum {
 
     /* job endings that are not the input's fault */
     VCONV_E_STALLED,               /* "stalled" 408 */
+    VCONV_E_TOO_SLOW,              /* "too_slow" 408 vconv_min_upload_rate */
     VCONV_E_CANCELED,              /* "canceled" 409 */
     VCONV_E_INTERRUPTED,           /* "interrupted" 500 */
 

@@ -55,6 +55,7 @@ static const vconv_error_def_t  vconv_errors[] = {
     { "memory_limit", 422 },
 
     { "stalled", 408 },
+    { "too_slow", 408 },
     { "canceled", 409 },
     { "interrupted", 500 },
 

@@ -76,6 +76,27 @@ vconv_out_time(vconv_out_t *o, int64_t t)
 }
 
 
+/* the same with milliseconds: jobs started in one second stay ordered */
+static void
+vconv_out_time_ms(vconv_out_t *o, int64_t ms)
+{
+    char       tmp[32];
+    time_t     tt;
+    struct tm  tm;
+
+    tt = (time_t) (ms / 1000);
+
+    if (ms <= 0 || gmtime_r(&tt, &tm) == NULL
+        || strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+    {
+        vconv_out(o, "null");
+        return;
+    }
+
+    vconv_out(o, "\"%s.%03dZ\"", tmp, (int) (ms % 1000));
+}
+
+
 static void
 vconv_out_error(vconv_out_t *o, vconv_err_e code, const char *msg,
     size_t max)
@@ -121,8 +142,16 @@ vconv_job_json(const vconv_job_info_t *job, const char *jobs_uri,
     vconv_out_time(&o, job->created);
     vconv_out(&o, ",\"expires\":");
     vconv_out_time(&o, job->expires);
+    vconv_out(&o, ",\"started\":");
+    vconv_out_time_ms(&o, job->started_ms);
     vconv_out(&o, ",\"finished\":");
-    vconv_out_time(&o, job->finished);
+
+    if (job->finished_ms / 1000 == job->finished && job->finished > 0) {
+        vconv_out_time_ms(&o, job->finished_ms);
+
+    } else {
+        vconv_out_time(&o, job->finished);
+    }
 
     vconv_out(&o, ",\"input\":{\"name\":");
     vconv_out_cstr(&o, job->in_name, sizeof(job->in_name));

@@ -51,6 +51,8 @@ typedef struct {
     char            err_message[256];
 
     pid_t           pid;               /* worker running the job */
+    int64_t         started_ms;        /* unix ms its transcode began, 0 */
+    int64_t         finished_ms;       /* unix ms it ended, 0: unknown */
 } vconv_job_info_t;
 
 

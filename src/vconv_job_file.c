@@ -78,7 +78,9 @@ static const vconv_job_field_t  vconv_job_fields[] = {
     VCONV_JF("damaged_packets", VCONV_JF_INT64, damaged_packets, 0, 0, 0),
     VCONV_JF("err_code", VCONV_JF_ERROR, err_code, 0, 0, 0),
     VCONV_JF("err_message", VCONV_JF_TEXT_CUT, err_message, 0, 0, 1),
-    VCONV_JF("pid", VCONV_JF_INT, pid, 0, 0, 0)
+    VCONV_JF("pid", VCONV_JF_INT, pid, 0, 0, 0),
+    VCONV_JF("started_ms", VCONV_JF_INT64, started_ms, 0, 0, 0),
+    VCONV_JF("finished_ms", VCONV_JF_INT64, finished_ms, 0, 0, 0)
 };
 
 #define VCONV_NFIELDS                                                         \
