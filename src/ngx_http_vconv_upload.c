@@ -1239,9 +1239,6 @@ ngx_http_vconv_upload_too_slow(ngx_http_vconv_ctx_t *ctx,
     ngx_log_error(NGX_LOG_INFO, job->log, 0,
                   "vconv: the upload is too slow: %O bytes/s", rate);
 
-    /* the job leaves no record to count it: counted here, once */
-    ngx_http_vconv_zone_count_error(job->zone, VCONV_E_TOO_SLOW);
-
     (void) vconv_error_set(err, VCONV_E_TOO_SLOW,
                            "the upload sent %lld bytes/s over %d s, less "
                            "than the %lld this server needs",
