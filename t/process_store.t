@@ -264,7 +264,7 @@ my $done_id;
     my $gone = $make->(status => 'running', pid => $dead);
     # a pid that a younger process holds now (a reboot, a wrap)
     my $sleeper = fork // die;
-    if (!$sleeper) { exec 'sleep', '120'; _exit(127) }
+    if (!$sleeper) { exec('sleep', '120') or _exit(127) }
     my $reused = $make->(status => 'running', pid => $sleeper);
     my $expired = $make->(expires => int(time) - 10);
     my $orphan = $newid->();
