@@ -249,6 +249,19 @@ vconv_output_audio(vconv_job_t *job, vconv_stream_t *st)
         enc->bit_rate = spec->audio_bitrate;
     }
 
+    /*
+     * libvorbis has no mean-rate table for every sample rate (160k at
+     * 8 kHz is refused): unless a rate or a size is asked, it encodes by
+     * quality, as the ffmpeg CLI does (q 5: about 160k at 44.1 kHz stereo)
+     */
+    if (strcmp(spec->aencoder, "libvorbis") == 0
+        && !(spec->set & VCONV_SET_ABITRATE) && spec->target_size == 0)
+    {
+        enc->bit_rate = 0;
+        enc->flags |= AV_CODEC_FLAG_QSCALE;
+        enc->global_quality = FF_QP2LAMBDA * 5;
+    }
+
     (void) vconv_output_tune(enc, spec->aencoder);
 
     vconv_target_tune(job, enc, 0);

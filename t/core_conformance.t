@@ -189,6 +189,25 @@ for my $case (['stereo.wav', 'stereo'], ['s.w64', 'mono']) {
        '... the samples are those of the input') if $name eq 'stereo.wav';
 }
 
+# ------------------------------------------------ ogg from 8 kHz
+# libvorbis has no 160k mean rate at 8 kHz: the default encodes by quality
+{
+    my $in = "$dir/voice8k.wav";
+    system('ffmpeg', '-nostdin', '-v', 'error', '-y', '-f', 'lavfi', '-i',
+           'sine=frequency=300:sample_rate=8000:duration=3', '-ac', '1', $in);
+    $r = $ng->post_file('/api/jobs?format=ogg&wait=1', $in,
+                        name => 'voice8k.wav', max_time => 60);
+    is($r->{status}, 200, 'an 8 kHz mono WAV -> ogg (vorbis)')
+        or diag(substr($r->{body}, 0, 300));
+    my $out = "$dir/voice8k.ogg";
+    open my $fh, '>:raw', $out or die $!;
+    print $fh $r->{body};
+    close $fh;
+    my $a = VconvMedia::audio_stream(VconvMedia::probe($out)) // {};
+    is($a->{codec_name}, 'vorbis', '... vorbis');
+    ok(abs(dur($out) - 3) < 0.1, '... 3 s') or diag(dur($out));
+}
+
 $ng->assert_clean_log;
 unlike($ng->error_log, qr/exited on signal|AddressSanitizer/,
        'no worker died');
