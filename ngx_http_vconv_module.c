@@ -974,9 +974,9 @@ ngx_http_vconv_exit_process(ngx_cycle_t *cycle)
 
 
 /*
- * libav's log lines, from any thread and from the sandboxed children.  The cycle's log has no handler
- * that could touch a request, so it is safe to write to from a pool
- * thread.  libav's errors are about the input, not the server: they go
+ * libav's log lines, from any thread and from the sandboxed children.
+ * The cycle's log has no handler that could touch a request, so it is
+ * safe to write to from a pool thread.  libav's errors are about the input, not the server: they go
  * in at "warn", not "error".
  */
 void

@@ -19,7 +19,7 @@
 #include "vconv_options.h"
 
 
-#define VCONV_ECHO_MAX      64          /* bytes of a user value in a message */
+#define VCONV_ECHO_MAX      64          /* a user value in a message */
 #define VCONV_NUM_MAX       32          /* longest numeric value we parse */
 #define VCONV_TIME_MAX      86400000000LL   /* 24 h in microseconds */
 
