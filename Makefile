@@ -98,14 +98,23 @@ UNLISTED    = $(filter-out $(shell grep -o 'src/[A-Za-z0-9_]*\.[ch]' config), \
 CHECK_CONFIG = $(if $(UNLISTED),$(error config does not list $(UNLISTED): \
                add each to ngx_module_srcs or ngx_module_deps))
 
-$(BUILD)/nginx/objs/Makefile: config
+# nginx names a module's objects after the folder of its sources and then
+# rewrites every ".S", ".cc" and ".cpp" in the names (auto/make): a
+# checkout in /tmp/ci.Sawj built objs/objs/addon/ci.oawj/... and failed.
+# The module is configured through a link whose name is always "vconv".
+ADDON      := $(CURDIR)/$(BUILD)/addon/vconv
+
+$(ADDON):
+	@mkdir -p $(BUILD)/addon && ln -sfn $(CURDIR) $(ADDON)
+
+$(BUILD)/nginx/objs/Makefile: config | $(ADDON)
 	@rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) \
 	    && cp -r $(NGX_SRC) $(BUILD)/nginx
 	cd $(BUILD)/nginx && source ./conf_flags \
 	    && env -u CFLAGS ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt="$(NGX_CC_OPT) -Wextra -Wno-unused-parameter -Wno-missing-field-initializers" \
 	        --with-ld-opt="$(NGX_LD_OPT)" \
-	        --add-dynamic-module=$(CURDIR) >configure.log \
+	        --add-dynamic-module=$(ADDON) >configure.log \
 	    || { tail -20 $(BUILD)/nginx/configure.log; exit 1; }
 
 $(BUILD)/ngx_http_vconv_module.so: $(BUILD)/nginx/objs/Makefile $(GLUE_SRCS) \
@@ -125,14 +134,14 @@ ASAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer
 # is still reported (t/lsan.supp, make test-asan).
 ASAN_LDFLAGS := $(ASAN_FLAGS) -Wl,-z,nodelete
 
-$(BUILD)/nginx-asan/objs/Makefile: config Makefile
+$(BUILD)/nginx-asan/objs/Makefile: config Makefile | $(ADDON)
 	@rm -rf $(BUILD)/nginx-asan && mkdir -p $(BUILD) \
 	    && cp -r $(NGX_SRC) $(BUILD)/nginx-asan
 	cd $(BUILD)/nginx-asan && source ./conf_flags \
 	    && ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt="-Wextra -Wno-unused-parameter -Wno-missing-field-initializers $(ASAN_FLAGS)" \
 	        --with-ld-opt="$(ASAN_LDFLAGS)" \
-	        --add-dynamic-module=$(CURDIR) >configure.log \
+	        --add-dynamic-module=$(ADDON) >configure.log \
 	    || { tail -20 $(BUILD)/nginx-asan/configure.log; exit 1; }
 
 $(BUILD)/asan/ngx_http_vconv_module.so: $(BUILD)/nginx-asan/objs/Makefile \
