@@ -46,7 +46,7 @@ all: build
 # what `make run` builds; `make build` adds the CLI, unit tests and ASan
 RUN_TARGETS := $(BUILD)/ngx_http_vconv_module.so $(BUILD)/vconv-sandbox
 
-build: $(RUN_TARGETS) $(BUILD)/vconv-cli $(UNIT_BINS) \
+build: $(RUN_TARGETS) $(BUILD)/vconv-cli $(BUILD)/vconv-sidedata $(UNIT_BINS) \
        $(BUILD)/asan/ngx_http_vconv_module.so $(BUILD)/asan/vconv-sandbox
 
 # Installs only what is missing; apt-get update only when something is.
@@ -163,6 +163,12 @@ $(BUILD)/libvconv.a: $(CORE_OBJS)
 
 $(BUILD)/vconv-cli: tools/vconv_cli.c $(BUILD)/libvconv.a
 	$(CC) $(CORE_CFLAGS) -o $@ $< $(BUILD)/libvconv.a $(PKG_LIBS) -lm
+
+# a test helper: writes the HDR and Dolby Vision side data the ffmpeg CLI
+# cannot, for the tests' inputs
+$(BUILD)/vconv-sidedata: tools/vconv_sidedata.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -o $@ $< $(PKG_LIBS)
 
 # The sandbox helper: installed next to the module .so, where the module
 # looks for it (vconv_sandbox_helper overrides).  The ASan module's copy

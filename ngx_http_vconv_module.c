@@ -57,6 +57,10 @@ static ngx_conf_num_bounds_t  ngx_http_vconv_priority_bounds = {
     ngx_conf_check_num_bounds, 0, 19
 };
 
+static ngx_conf_num_bounds_t  ngx_http_vconv_frames_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_MAX_INT_T_VALUE
+};
+
 
 static ngx_conf_num_bounds_t  ngx_http_vconv_running_bounds = {
     ngx_conf_check_num_bounds, 1, 1024
@@ -162,6 +166,13 @@ static ngx_command_t  ngx_http_vconv_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_vconv_main_conf_t, max_duration),
       NULL },
+
+    { ngx_string("vconv_max_frames"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, max_frames),
+      &ngx_http_vconv_frames_bounds },
 
     { ngx_string("vconv_max_output_size"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -353,6 +364,7 @@ ngx_http_vconv_create_main_conf(ngx_conf_t *cf)
     vmcf->max_width = NGX_CONF_UNSET;
     vmcf->max_height = NGX_CONF_UNSET;
     vmcf->max_duration = NGX_CONF_UNSET_MSEC;
+    vmcf->max_frames = NGX_CONF_UNSET;
     vmcf->max_output = NGX_CONF_UNSET;
     vmcf->stall_timeout = NGX_CONF_UNSET_MSEC;
     vmcf->codec_threads = NGX_CONF_UNSET;
@@ -387,6 +399,7 @@ ngx_http_vconv_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(vmcf->max_width, 7680);
     ngx_conf_init_value(vmcf->max_height, 4320);
     ngx_conf_init_msec_value(vmcf->max_duration, 4 * 3600 * 1000);
+    ngx_conf_init_value(vmcf->max_frames, VCONV_MAX_FRAMES);
     ngx_conf_init_value(vmcf->max_output, (off_t) 4 * 1024 * 1024 * 1024);
     ngx_conf_init_msec_value(vmcf->stall_timeout, 60000);
     /* vmcf->codec_threads left unset: the slots decide */

@@ -108,6 +108,7 @@ struct ngx_http_vconv_main_conf_s {
     ngx_int_t                   max_width;
     ngx_int_t                   max_height;
     ngx_msec_t                  max_duration;
+    ngx_int_t                   max_frames;     /* video frames */
     off_t                       max_output;
     ngx_msec_t                  stall_timeout;
     ngx_int_t                   codec_threads;

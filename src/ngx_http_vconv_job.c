@@ -135,6 +135,7 @@ ngx_http_vconv_job_alloc(ngx_http_vconv_main_conf_t *vmcf,
     job->limits.max_width = (int) vmcf->max_width;
     job->limits.max_height = (int) vmcf->max_height;
     job->limits.max_duration = (int64_t) vmcf->max_duration * 1000;
+    job->limits.max_frames = (int64_t) vmcf->max_frames;
     job->limits.max_output = vmcf->max_output;
     /* unset: the scheduler says how many, with the slot */
     job->limits.codec_threads = (vmcf->codec_threads == NGX_CONF_UNSET)

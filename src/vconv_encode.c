@@ -306,10 +306,17 @@ vconv_output_copy(vconv_job_t *job, vconv_stream_t *st)
     ost->time_base = st->ist->time_base;
     ost->avg_frame_rate = st->ist->avg_frame_rate;
 
-    /* copied pixels are still stored turned: keep telling players so */
+    /*
+     * Copied pixels are still stored turned, still HDR, still Dolby
+     * Vision: keep telling players so.
+     */
     for (i = 0; i < st->ist->nb_side_data; i++) {
         psd = &st->ist->side_data[i];
-        if (psd->type != AV_PKT_DATA_DISPLAYMATRIX) {
+        if (psd->type != AV_PKT_DATA_DISPLAYMATRIX
+            && psd->type != AV_PKT_DATA_MASTERING_DISPLAY_METADATA
+            && psd->type != AV_PKT_DATA_CONTENT_LIGHT_LEVEL
+            && psd->type != AV_PKT_DATA_DOVI_CONF)
+        {
             continue;
         }
 
@@ -1059,10 +1066,10 @@ vconv_output_hdr(vconv_job_t *job, vconv_stream_t *st)
         return VCONV_OK;
     }
 
-    md = (const AVMasteringDisplayMetadata *) av_stream_get_side_data(
-             st->ist, AV_PKT_DATA_MASTERING_DISPLAY_METADATA, NULL);
-    cll = (const AVContentLightMetadata *) av_stream_get_side_data(
-             st->ist, AV_PKT_DATA_CONTENT_LIGHT_LEVEL, NULL);
+    md = (const AVMasteringDisplayMetadata *) vconv_metadata_hdr(job, st,
+             AV_PKT_DATA_MASTERING_DISPLAY_METADATA, NULL);
+    cll = (const AVContentLightMetadata *) vconv_metadata_hdr(job, st,
+             AV_PKT_DATA_CONTENT_LIGHT_LEVEL, NULL);
 
     n = snprintf(x265, sizeof(x265), "hdr10=1");
 
@@ -1110,28 +1117,31 @@ vconv_output_hdr(vconv_job_t *job, vconv_stream_t *st)
 }
 
 
+/* the muxers write the stream's: mp4 mdcv/clli, Matroska's Colour */
 static int
 vconv_output_hdr_side(vconv_job_t *job, vconv_stream_t *st)
 {
-    int                      i;
-    uint8_t                 *sd;
-    const AVPacketSideData  *psd;
+    int                               i;
+    size_t                            size;
+    uint8_t                          *sd;
+    const uint8_t                    *p;
+    static const enum AVPacketSideDataType  types[] = {
+        AV_PKT_DATA_MASTERING_DISPLAY_METADATA,
+        AV_PKT_DATA_CONTENT_LIGHT_LEVEL
+    };
 
-    for (i = 0; i < st->ist->nb_side_data; i++) {
-        psd = &st->ist->side_data[i];
-
-        if (psd->type != AV_PKT_DATA_MASTERING_DISPLAY_METADATA
-            && psd->type != AV_PKT_DATA_CONTENT_LIGHT_LEVEL)
-        {
+    for (i = 0; i < 2; i++) {
+        p = vconv_metadata_hdr(job, st, types[i], &size);
+        if (p == NULL) {
             continue;
         }
 
-        sd = av_stream_new_side_data(st->ost, psd->type, psd->size);
+        sd = av_stream_new_side_data(st->ost, types[i], size);
         if (sd == NULL) {
             return vconv_job_fail(job, VCONV_E_NOMEM, 0, "side data");
         }
 
-        memcpy(sd, psd->data, psd->size);
+        memcpy(sd, p, size);
     }
 
     return VCONV_OK;
@@ -1378,8 +1388,8 @@ vconv_output_frame_limit(vconv_job_t *job, int64_t n)
 
     if (n > max) {
         return vconv_error_set(&job->tc->err, VCONV_E_FRAME_LIMIT,
-                               "more than %lld video frames",
-                               (long long) max);
+                               "more video frames than the bound of "
+                               "%lld", (long long) max);
     }
 
     return VCONV_OK;

@@ -13,6 +13,7 @@
 
 #include <libavutil/avstring.h>
 #include <libavutil/base64.h>
+#include <libavutil/dovi_meta.h>
 #include <libavutil/intreadwrite.h>
 
 #include "vconv_pipeline.h"
@@ -427,4 +428,215 @@ vconv_metadata_chapters(vconv_job_t *job)
     }
 
     return VCONV_OK;
+}
+
+
+/*
+ * hdr=keep: HEVC and AV1 carry the mastering display and content light
+ * levels in the bitstream (SEI, metadata OBUs), which the decoder hands
+ * out with the frames, while the encoder and the muxer's header want
+ * them before the first frame.  The first key packet is decoded here by
+ * a decoder of its own; the packets read on the way are kept for the
+ * packet loop (vconv_metadata_read), so nothing is read twice.
+ */
+int
+vconv_metadata_hdr_peek(vconv_job_t *job, vconv_stream_t *st)
+{
+    int              rc;
+    AVPacket        *pkt;
+    AVFrame         *frame;
+    AVFrameSideData *sd;
+    const AVCodec   *codec;
+    AVCodecContext  *dec;
+
+    if (!job->spec->hdr_keep
+        || (av_stream_get_side_data(st->ist,
+                                    AV_PKT_DATA_MASTERING_DISPLAY_METADATA,
+                                    NULL) != NULL
+            && av_stream_get_side_data(st->ist,
+                                       AV_PKT_DATA_CONTENT_LIGHT_LEVEL,
+                                       NULL) != NULL))
+    {
+        return VCONV_OK;
+    }
+
+    codec = st->dec->codec;
+    dec = avcodec_alloc_context3(codec);
+    frame = av_frame_alloc();
+
+    if (dec == NULL || frame == NULL
+        || avcodec_parameters_to_context(dec, st->ist->codecpar) < 0)
+    {
+        avcodec_free_context(&dec);
+        av_frame_free(&frame);
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "hdr peek");
+    }
+
+    /* one thread: frame threads would hold the picture back */
+    dec->thread_count = 1;
+    dec->pkt_timebase = st->ist->time_base;
+    dec->max_pixels = st->dec->max_pixels;
+
+    rc = avcodec_open2(dec, codec, NULL);
+
+    while (rc >= 0 && job->npeeked < VCONV_PEEK_MAX) {
+        pkt = av_packet_alloc();
+        if (pkt == NULL) {
+            rc = AVERROR(ENOMEM);
+            break;
+        }
+
+        rc = av_read_frame(job->ifmt, pkt);
+        if (rc < 0) {
+            /* the packet loop meets the same end, or error, again */
+            av_packet_free(&pkt);
+            break;
+        }
+
+        job->peeked[job->npeeked++] = pkt;
+
+        if (pkt->stream_index != st->index
+            || !(pkt->flags & AV_PKT_FLAG_KEY))
+        {
+            continue;
+        }
+
+        /* the key packet alone, then drained: its picture comes out */
+        if (avcodec_send_packet(dec, pkt) >= 0
+            && avcodec_send_packet(dec, NULL) >= 0
+            && avcodec_receive_frame(dec, frame) >= 0)
+        {
+            sd = av_frame_get_side_data(frame,
+                                    AV_FRAME_DATA_MASTERING_DISPLAY_METADATA);
+            if (sd != NULL) {
+                job->hdr_md = av_buffer_ref(sd->buf);
+            }
+
+            sd = av_frame_get_side_data(frame,
+                                        AV_FRAME_DATA_CONTENT_LIGHT_LEVEL);
+            if (sd != NULL) {
+                job->hdr_cll = av_buffer_ref(sd->buf);
+            }
+        }
+
+        break;
+    }
+
+    avcodec_free_context(&dec);
+    av_frame_free(&frame);
+
+    if (rc == AVERROR(ENOMEM)) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, rc, "hdr peek");
+    }
+
+    /* no first frame: the output goes without, as before */
+    return VCONV_OK;
+}
+
+
+/*
+ * The input's HDR10 side data of this type (AV_PKT_DATA_MASTERING_DISPLAY_
+ * METADATA, AV_PKT_DATA_CONTENT_LIGHT_LEVEL): the container's, or else
+ * the first frame's.
+ */
+const uint8_t *
+vconv_metadata_hdr(vconv_job_t *job, vconv_stream_t *st,
+    enum AVPacketSideDataType type, size_t *size)
+{
+    const uint8_t  *p;
+    AVBufferRef    *buf;
+
+    p = av_stream_get_side_data(st->ist, type, size);
+    if (p != NULL) {
+        return p;
+    }
+
+    buf = type == AV_PKT_DATA_MASTERING_DISPLAY_METADATA ? job->hdr_md
+          : type == AV_PKT_DATA_CONTENT_LIGHT_LEVEL ? job->hdr_cll : NULL;
+
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    if (size != NULL) {
+        *size = buf->size;
+    }
+
+    return buf->data;
+}
+
+
+/* the packet loop's read: the packets the peek took first */
+int
+vconv_metadata_read(vconv_job_t *job, AVPacket *pkt)
+{
+    AVPacket  *p;
+
+    if (job->peek_next < job->npeeked) {
+        p = job->peeked[job->peek_next];
+        job->peeked[job->peek_next++] = NULL;
+        av_packet_move_ref(pkt, p);
+        av_packet_free(&p);
+        return 0;
+    }
+
+    return av_read_frame(job->ifmt, pkt);
+}
+
+
+/* after a seek the peeked packets are from the wrong place; at the end */
+void
+vconv_metadata_unpeek(vconv_job_t *job)
+{
+    int  i;
+
+    for (i = 0; i < job->npeeked; i++) {
+        av_packet_free(&job->peeked[i]);
+    }
+
+    job->npeeked = 0;
+    job->peek_next = 0;
+}
+
+
+void
+vconv_metadata_free(vconv_job_t *job)
+{
+    vconv_metadata_unpeek(job);
+    av_buffer_unref(&job->hdr_md);
+    av_buffer_unref(&job->hdr_cll);
+}
+
+
+/*
+ * Dolby Vision profile 5 has no backward-compatible base layer: its
+ * pictures are IPT-PQ-c2, which libav decodes as if they were YCbCr and
+ * shows green and purple.  Refused, unless copied into Matroska, whose
+ * muxer keeps the configuration record players need (mp4's writes it
+ * only for "unofficial" files).
+ */
+int
+vconv_metadata_dovi(vconv_job_t *job, vconv_stream_t *st)
+{
+    size_t                                   size;
+    const AVDOVIDecoderConfigurationRecord  *dovi;
+
+    dovi = (const AVDOVIDecoderConfigurationRecord *)
+               av_stream_get_side_data(st->ist, AV_PKT_DATA_DOVI_CONF, &size);
+
+    if (dovi == NULL || size < sizeof(*dovi) || dovi->dv_profile != 5
+        || dovi->dv_bl_signal_compatibility_id != 0)
+    {
+        return VCONV_OK;
+    }
+
+    if (st->copy && strcmp(job->fmt->muxer, "matroska") == 0) {
+        return VCONV_OK;
+    }
+
+    return vconv_error_set(&job->tc->err, VCONV_E_BAD_PIXEL_FORMAT,
+                           "Dolby Vision profile 5 (IPTPQc2 colour, no "
+                           "backward-compatible base layer) cannot be "
+                           "converted%s", st->copy ? "; it can be copied "
+                           "into mkv only" : "");
 }

@@ -103,6 +103,18 @@ typedef struct {
     AVStream               *cover_ist; /* the input's cover picture */
     AVStream               *cover_ost; /* and where it goes */
 
+    /*
+     * hdr=keep: the HDR10 side data of the first frame (HEVC and AV1
+     * carry it in the bitstream, not the container), and the packets
+     * read to decode that frame, which the packet loop takes first.
+     */
+    AVBufferRef            *hdr_md;
+    AVBufferRef            *hdr_cll;
+#define VCONV_PEEK_MAX  64
+    AVPacket               *peeked[VCONV_PEEK_MAX];
+    int                     npeeked;
+    int                     peek_next;
+
     int64_t                 offset;   /* input us that becomes output 0 */
     int64_t                 start;    /* us after the file start */
     int64_t                 length;   /* us to convert, 0: to the end */
@@ -147,6 +159,13 @@ void vconv_output_close(vconv_job_t *job);
 /* vconv_metadata.c */
 int vconv_metadata_apply(vconv_job_t *job);
 int vconv_metadata_cover(vconv_job_t *job);
+int vconv_metadata_hdr_peek(vconv_job_t *job, vconv_stream_t *st);
+const uint8_t *vconv_metadata_hdr(vconv_job_t *job, vconv_stream_t *st,
+    enum AVPacketSideDataType type, size_t *size);
+int vconv_metadata_read(vconv_job_t *job, AVPacket *pkt);
+void vconv_metadata_unpeek(vconv_job_t *job);
+void vconv_metadata_free(vconv_job_t *job);
+int vconv_metadata_dovi(vconv_job_t *job, vconv_stream_t *st);
 
 /* vconv_pipeline.c */
 int vconv_job_fail(vconv_job_t *job, vconv_err_e code, int averr,

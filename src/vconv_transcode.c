@@ -124,6 +124,13 @@ vconv_transcode(vconv_transcode_t *tc)
         goto done;
     }
 
+    if (job.v.ist != NULL) {
+        rc = vconv_metadata_dovi(&job, &job.v);
+        if (rc != VCONV_OK) {
+            goto done;
+        }
+    }
+
     if (tc->probed) {
         tc->probed(tc->data, &tc->input);
     }
@@ -672,6 +679,10 @@ vconv_setup(vconv_job_t *job)
         } else {
             rc = vconv_decoder(job, &job->v);
             if (rc == VCONV_OK) {
+                rc = vconv_metadata_hdr_peek(job, &job->v);
+            }
+
+            if (rc == VCONV_OK) {
                 rc = vconv_output_video(job, &job->v);
             }
         }
@@ -710,6 +721,10 @@ vconv_setup(vconv_job_t *job)
         rc = avformat_seek_file(ifmt, -1, INT64_MIN, job->offset,
                                 job->offset, 0);
         job->seeked = rc >= 0;
+
+        if (job->seeked) {
+            vconv_metadata_unpeek(job);
+        }
     }
 
     rc = vconv_metadata_apply(job);
@@ -798,7 +813,7 @@ vconv_run(vconv_job_t *job)
             break;
         }
 
-        rc = av_read_frame(job->ifmt, pkt);
+        rc = vconv_metadata_read(job, pkt);
 
         if (rc < 0) {
             if (job->stop) {
@@ -1009,8 +1024,8 @@ vconv_drain(vconv_job_t *job, vconv_stream_t *st)
             {
                 av_frame_unref(job->frame);
                 return vconv_error_set(&job->tc->err, VCONV_E_FRAME_LIMIT,
-                                       "the input has more than %lld video "
-                                       "frames", (long long)
+                                       "the input has more video frames "
+                                       "than the bound of %lld", (long long)
                                        (job->limits->max_frames > 0
                                         ? job->limits->max_frames
                                         : VCONV_MAX_FRAMES));
@@ -1520,6 +1535,7 @@ vconv_cleanup(vconv_job_t *job)
     }
 
     vconv_output_close(job);
+    vconv_metadata_free(job);
 
     avformat_close_input(&job->ifmt);
 
