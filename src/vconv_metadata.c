@@ -54,7 +54,10 @@ static const char  *vconv_tags_technical[] = {
 static int vconv_metadata_tags(vconv_job_t *job, AVDictionary **out,
     AVDictionary *in);
 static int vconv_metadata_is(const char *key, const char *const *list);
+static int vconv_metadata_stream_tags(vconv_job_t *job,
+    vconv_stream_t *st);
 static int vconv_metadata_cover_stream(vconv_job_t *job);
+static int vconv_metadata_attachment(vconv_job_t *job, AVStream *ist);
 static int vconv_metadata_chapters(vconv_job_t *job);
 static int vconv_metadata_is_ogg(vconv_job_t *job);
 static AVStream *vconv_metadata_find_cover(vconv_job_t *job);
@@ -70,6 +73,15 @@ int
 vconv_metadata_apply(vconv_job_t *job)
 {
     int  rc;
+
+    rc = vconv_metadata_stream_tags(job, &job->v);
+    if (rc == VCONV_OK) {
+        rc = vconv_metadata_stream_tags(job, &job->a);
+    }
+
+    if (rc != VCONV_OK) {
+        return rc;
+    }
 
     if (job->spec->metadata == VCONV_META_STRIP) {
         /* muxers add their own "encoder" tag: a technical field */
@@ -193,6 +205,59 @@ vconv_metadata_tags(vconv_job_t *job, AVDictionary **out, AVDictionary *in)
 }
 
 
+/*
+ * A track's language (how players pick the audio a viewer asked for) is
+ * kept even by metadata=strip: it says nothing of who made the file.
+ * Its title goes with the descriptive tags and, in MP4 and MOV, names
+ * the track's handler too, which some players show as the track's
+ * name; without one the muxer writes its own ("SoundHandler").
+ */
+static int
+vconv_metadata_stream_tags(vconv_job_t *job, vconv_stream_t *st)
+{
+    const char               *muxer;
+    const AVDictionaryEntry  *e;
+
+    if (st->ist == NULL || st->ost == NULL) {
+        return VCONV_OK;
+    }
+
+    e = av_dict_get(st->ist->metadata, "language", NULL, 0);
+
+    if (e != NULL && e->value[0] != '\0' && strcmp(e->value, "und") != 0
+        && av_dict_set(&st->ost->metadata, "language", e->value, 0) < 0)
+    {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "tags");
+    }
+
+    /* an audio file's track title is its file's (vconv_metadata_apply) */
+    if (job->spec->metadata == VCONV_META_STRIP
+        || job->fmt->kind != VCONV_KIND_VIDEO)
+    {
+        return VCONV_OK;
+    }
+
+    e = av_dict_get(st->ist->metadata, "title", NULL, 0);
+    if (e == NULL || e->value[0] == '\0') {
+        return VCONV_OK;
+    }
+
+    if (av_dict_set(&st->ost->metadata, "title", e->value, 0) < 0) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "tags");
+    }
+
+    muxer = job->ofmt->oformat->name;
+
+    if ((strcmp(muxer, "mp4") == 0 || strcmp(muxer, "mov") == 0)
+        && av_dict_set(&st->ost->metadata, "handler_name", e->value, 0) < 0)
+    {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "tags");
+    }
+
+    return VCONV_OK;
+}
+
+
 static int
 vconv_metadata_is(const char *key, const char *const *list)
 {
@@ -208,7 +273,10 @@ vconv_metadata_is(const char *key, const char *const *list)
 
 /*
  * The input's cover (an attached JPEG or PNG) for the outputs that hold
- * one with their sound: MP3 (APIC), M4A (covr), FLAC (PICTURE).
+ * one: MP3 (APIC), M4A and MP4 (covr: the poster a Finder or iTunes
+ * shows, next to the video as beside the sound), FLAC (PICTURE), Matroska
+ * (an attachment).  WebM has no place for one; libav's MOV muxer writes
+ * covr for MP4 only.
  */
 static int
 vconv_metadata_cover_stream(vconv_job_t *job)
@@ -217,14 +285,17 @@ vconv_metadata_cover_stream(vconv_job_t *job)
     AVStream          *ist, *ost;
     const char        *muxer;
 
-    if (job->fmt->kind != VCONV_KIND_AUDIO) {
+    if (job->fmt->kind != VCONV_KIND_AUDIO
+        && job->fmt->kind != VCONV_KIND_VIDEO)
+    {
         return VCONV_OK;
     }
 
     muxer = job->ofmt->oformat->name;
 
     if (strcmp(muxer, "mp3") != 0 && strcmp(muxer, "ipod") != 0
-        && strcmp(muxer, "flac") != 0)
+        && strcmp(muxer, "flac") != 0 && strcmp(muxer, "mp4") != 0
+        && strcmp(muxer, "matroska") != 0)
     {
         return VCONV_OK;
     }
@@ -232,6 +303,10 @@ vconv_metadata_cover_stream(vconv_job_t *job)
     ist = vconv_metadata_find_cover(job);
     if (ist == NULL) {
         return VCONV_OK;
+    }
+
+    if (strcmp(muxer, "matroska") == 0) {
+        return vconv_metadata_attachment(job, ist);
     }
 
     ost = avformat_new_stream(job->ofmt, NULL);
@@ -250,6 +325,49 @@ vconv_metadata_cover_stream(vconv_job_t *job)
 
     job->cover_ist = ist;
     job->cover_ost = ost;
+
+    return VCONV_OK;
+}
+
+
+/*
+ * Matroska keeps a cover as an attachment, a file with a name and a MIME
+ * type (what players and the Matroska cover convention look for); its
+ * muxer takes the bytes as the stream's extradata and no packet.
+ */
+static int
+vconv_metadata_attachment(vconv_job_t *job, AVStream *ist)
+{
+    int              png;
+    AVStream        *ost;
+    const AVPacket  *pic;
+
+    pic = &ist->attached_pic;
+    png = ist->codecpar->codec_id == AV_CODEC_ID_PNG;
+
+    ost = avformat_new_stream(job->ofmt, NULL);
+    if (ost == NULL) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "cover");
+    }
+
+    ost->codecpar->codec_type = AVMEDIA_TYPE_ATTACHMENT;
+    ost->codecpar->codec_id = ist->codecpar->codec_id;
+    ost->codecpar->extradata = av_mallocz(pic->size
+                                          + AV_INPUT_BUFFER_PADDING_SIZE);
+    if (ost->codecpar->extradata == NULL) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "cover");
+    }
+
+    memcpy(ost->codecpar->extradata, pic->data, pic->size);
+    ost->codecpar->extradata_size = pic->size;
+
+    if (av_dict_set(&ost->metadata, "filename",
+                    png ? "cover.png" : "cover.jpg", 0) < 0
+        || av_dict_set(&ost->metadata, "mimetype",
+                       png ? "image/png" : "image/jpeg", 0) < 0)
+    {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "cover");
+    }
 
     return VCONV_OK;
 }

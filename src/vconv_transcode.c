@@ -490,11 +490,6 @@ vconv_select(vconv_job_t *job)
 
     if (job->fmt->kind != VCONV_KIND_AUDIO) {
         job->v.index = vconv_select_video(ifmt);
-
-        if (job->v.index < 0) {
-            return vconv_error_set(&job->tc->err, VCONV_E_NO_VIDEO,
-                                   "the input has no video stream");
-        }
     }
 
     want_audio = job->fmt->kind == VCONV_KIND_AUDIO
@@ -512,6 +507,14 @@ vconv_select(vconv_job_t *job)
                                        "the input has no audio stream");
             }
         }
+    }
+
+    /* Matroska holds sound alone (.mka); mp4 and webm have m4a, opus */
+    if (job->fmt->kind != VCONV_KIND_AUDIO && job->v.index < 0
+        && (job->a.index < 0 || strcmp(job->fmt->muxer, "matroska") != 0))
+    {
+        return vconv_error_set(&job->tc->err, VCONV_E_NO_VIDEO,
+                               "the input has no video stream");
     }
 
     if (job->v.index >= 0) {
