@@ -79,7 +79,7 @@ ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
     if (!w->started) {
         /* a client that sent its first window at once has more to send */
         w->started = 1;
-        w->since = r->start_msec;
+        w->since = now;
         w->mark = 0;
     }
 
