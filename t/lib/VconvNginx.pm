@@ -62,7 +62,9 @@ delay_proxy's), max_time => s, async => 1 (returns an object with
   wait_job($id, $timeout)          polls GET /api/jobs/{id} until final
   download($id, $dest, %o)         GET /api/jobs/{id}/output into $dest
 
-Class functions: VconvNginx::delay_proxy($port, $delay_ms) (tools/
+Class functions: VconvNginx::tls_pair($dir) (a self-signed localhost
+certificate and key made there: ($cert, $key)),
+VconvNginx::delay_proxy($port, $delay_ms) (tools/
 delay_proxy.pl towards 127.0.0.1:$port, each direction held $delay_ms;
 returns an object with ->port, stopped by ->stop or when it goes out of
 scope), VconvNginx::module_path(), nginx_test($conf_text) ->
@@ -1042,6 +1044,23 @@ sub probe {
     return $j;
 }
 
+
+
+# a self-signed certificate and key for localhost in $dir: ($cert, $key)
+sub tls_pair {
+    my ($dir) = @_;
+    my ($cert, $key) = ("$dir/cert.pem", "$dir/key.pem");
+    return ($cert, $key) if -s $cert && -s $key;
+    system('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-sha256',
+           '-days', '30', '-nodes', '-subj', '/CN=localhost', '-addext',
+           'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', $key,
+           '-out', $cert, '-loglevel', 'error') == 0
+        or system("openssl req -x509 -newkey rsa:2048 -sha256 -days 30 -nodes"
+                  . " -subj /CN=localhost -keyout '$key' -out '$cert'"
+                  . " 2>/dev/null") == 0
+        or die "openssl could not make a certificate\n";
+    return ($cert, $key);
+}
 
 # ---------------------------------------------------------------- link
 
