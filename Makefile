@@ -16,7 +16,7 @@ PKGS       := libavformat libavcodec libavfilter libswscale libswresample \
 RUN_PKGS   := nginx nginx-dev libavformat-dev libavcodec-dev \
               libavfilter-dev libswscale-dev libswresample-dev \
               libavutil-dev libjansson-dev libseccomp-dev pkg-config \
-              libpcre2-dev libssl-dev zlib1g-dev gcc make
+              libpcre2-dev libssl-dev zlib1g-dev gcc make openssl
 TEST_PKGS  := ffmpeg perl curl chromium valgrind wrk clang \
               libclang-rt-14-dev llvm time
 DEB_PKGS   := $(RUN_PKGS) $(TEST_PKGS)

@@ -279,6 +279,20 @@ static ngx_command_t  ngx_http_vconv_commands[] = {
       offsetof(ngx_http_vconv_loc_conf_t, priority_class),
       &ngx_http_vconv_priority_classes },
 
+    { ngx_string("vconv_http2_window"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vconv_loc_conf_t, h2_window),
+      NULL },
+
+    { ngx_string("vconv_http2_window_total"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, h2_window_total),
+      NULL },
+
     { ngx_string("vconv_min_upload_rate"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -374,6 +388,7 @@ ngx_http_vconv_create_main_conf(ngx_conf_t *cf)
     vmcf->failed_ttl = NGX_CONF_UNSET;
     vmcf->max_running = NGX_CONF_UNSET_UINT;
     vmcf->min_upload_rate = NGX_CONF_UNSET_SIZE;
+    vmcf->h2_window_total = NGX_CONF_UNSET_SIZE;
 
     return vmcf;
 }
@@ -405,6 +420,8 @@ ngx_http_vconv_init_main_conf(ngx_conf_t *cf, void *conf)
     /* vmcf->codec_threads left unset: the slots decide */
     ngx_conf_init_uint_value(vmcf->max_running, ngx_max(ngx_ncpu, 1));
     ngx_conf_init_size_value(vmcf->min_upload_rate, 0);
+    ngx_conf_init_size_value(vmcf->h2_window_total,
+                             NGX_HTTP_VCONV_H2_WINDOW_TOTAL);
     ngx_conf_init_value(vmcf->priority, 10);
     ngx_conf_init_value(vmcf->failed_ttl, 300);
 
@@ -466,6 +483,7 @@ ngx_http_vconv_create_loc_conf(ngx_conf_t *cf)
     vlcf->presets = NGX_CONF_UNSET_PTR;
     vlcf->presets_only = NGX_CONF_UNSET;
     vlcf->priority_class = NGX_CONF_UNSET_UINT;
+    vlcf->h2_window = NGX_CONF_UNSET_SIZE;
 
     return vlcf;
 }
@@ -482,6 +500,10 @@ ngx_http_vconv_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->client_key, prev->client_key, NULL);
     ngx_conf_merge_uint_value(conf->priority_class, prev->priority_class,
                               NGX_HTTP_VCONV_PRIO_NORMAL);
+
+    if (ngx_http_vconv_h2_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     return ngx_http_vconv_preset_merge(cf, prev, conf);
 }

@@ -129,6 +129,9 @@ struct ngx_http_vconv_main_conf_s {
     /* the scheduler (ngx_http_vconv_sched.c) */
     ngx_uint_t                  max_running;    /* slots, all workers */
     size_t                      min_upload_rate; /* bytes/s, 0: none */
+
+    /* HTTP/2 uploads (ngx_http_vconv_h2.c) */
+    size_t                      h2_window_total; /* a worker's budget */
 };
 
 
@@ -146,7 +149,28 @@ typedef struct {
     ngx_array_t                *presets;        /* vconv_preset, NULL */
     ngx_flag_t                  presets_only;
     ngx_uint_t                  priority_class; /* NGX_HTTP_VCONV_PRIO_* */
+    size_t                      h2_window;      /* vconv_http2_window */
+    size_t                      h2_window_max;  /* 0: nginx's window */
 } ngx_http_vconv_loc_conf_t;
+
+
+/* vconv_http2_window's default and vconv_http2_window_total's */
+#define NGX_HTTP_VCONV_H2_WINDOW        (16 * 1024 * 1024)
+#define NGX_HTTP_VCONV_H2_WINDOW_TOTAL  (64 * 1024 * 1024)
+
+
+/*
+ * An upload's HTTP/2 window (ngx_http_vconv_h2.c): zeroed with the
+ * request's context; ngx_http_vconv_h2_window() before each
+ * ngx_http_read_unbuffered_request_body(), once rb->bufs are consumed.
+ */
+typedef struct {
+    ngx_msec_t                  since;       /* the measure's start */
+    off_t                       mark;        /* rb->received then */
+    size_t                      held;        /* of the worker's budget */
+    unsigned                    started:1;
+    unsigned                    cleanup:1;
+} ngx_http_vconv_h2win_t;
 
 
 #define NGX_HTTP_VCONV_PRIO_HIGH    0
@@ -276,6 +300,7 @@ typedef struct {
     unsigned                    name_set:1;
     unsigned                    done:1;
     unsigned                    drain:1;     /* the job ended first */
+    ngx_http_vconv_h2win_t      h2win;
 } ngx_http_vconv_ctx_t;
 
 
@@ -419,6 +444,12 @@ ngx_int_t ngx_http_vconv_preset_list(ngx_http_request_t *r,
 /* an option line kept for a worker that takes the job over */
 ngx_int_t ngx_http_vconv_upload_keep_option(ngx_http_vconv_ctx_t *ctx,
     u_char *key, size_t klen, u_char *val, size_t vlen);
+
+/* HTTP/2 upload windows (ngx_http_vconv_h2.c) */
+void ngx_http_vconv_h2_window(ngx_http_request_t *r,
+    ngx_http_vconv_h2win_t *w);
+char *ngx_http_vconv_h2_merge(ngx_conf_t *cf,
+    ngx_http_vconv_loc_conf_t *prev, ngx_http_vconv_loc_conf_t *conf);
 
 /* handlers */
 ngx_int_t ngx_http_vconv_upload_handler(ngx_http_request_t *r);

@@ -796,6 +796,8 @@ ngx_http_vconv_upload_process_body(ngx_http_request_t *r)
             return;
         }
 
+        ngx_http_vconv_h2_window(r, &ctx->h2win);
+
         rc = ngx_http_read_unbuffered_request_body(r);
 
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {

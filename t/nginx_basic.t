@@ -71,6 +71,11 @@ SKIP: {
                        {$1$module;}g);
     ok($n, 'conf.example loads the module with load_module');
 
+    # the HTTPS server's certificate: a self-signed one
+    my ($cert, $key) = VconvNginx::tls_pair($dir);
+    $conf =~ s{(\bssl_certificate\s+)\S+;}{$1$cert;}g;
+    $conf =~ s{(\bssl_certificate_key\s+)\S+;}{$1$key;}g;
+
     # the page: the repo's html/
     $conf =~ s{(\broot\s+)\S*html\S*;}{$1$VconvNginx::ROOT/html;}g;
     # a relative or system error_log/pid is fine; the -e/-p below cover it

@@ -48,7 +48,8 @@ worker_pids master_pid assert_clean_log test_conf (nginx -t on the config,
 without starting; returns ($ok, $output)).
 
 HTTP (all through a curl subprocess; every one accepts headers => {..} or
-[..], http2 => 1, max_time => s, async => 1 (returns an object with
+[..], http2 => 1, http1 => 1 (--http1.1), port => N (another port, e.g. a
+delay_proxy's), max_time => s, async => 1 (returns an object with
 ->wait giving the result, and ->kill), limit_rate => '20k'):
   get($path, %o)                  (head => 1 for HEAD, range => '0-99',
                                    output => $file keeps the body in a file)
@@ -61,7 +62,12 @@ HTTP (all through a curl subprocess; every one accepts headers => {..} or
   wait_job($id, $timeout)          polls GET /api/jobs/{id} until final
   download($id, $dest, %o)         GET /api/jobs/{id}/output into $dest
 
-Class functions: VconvNginx::module_path(), nginx_test($conf_text) ->
+Class functions: VconvNginx::tls_pair($dir) (a self-signed localhost
+certificate and key made there: ($cert, $key)),
+VconvNginx::delay_proxy($port, $delay_ms) (tools/
+delay_proxy.pl towards 127.0.0.1:$port, each direction held $delay_ms;
+returns an object with ->port, stopped by ->stop or when it goes out of
+scope), VconvNginx::module_path(), nginx_test($conf_text) ->
 ($ok, $output), make_media($dir, $kind, %o) (kinds: mp4 wav text slow),
 probe($file) (ffprobe JSON with ->{video} ->{audio} ->{duration} added),
 free_port(), ts($time) (job JSON time, ISO 8601 or number, to unix
@@ -726,7 +732,10 @@ sub _curl {
     } elsif ($method ne 'GET') {
         push @cmd, '-X', $method;
     }
-    push @cmd, $self->url($path);
+    push @cmd, '--http1.1' if $o{http1};
+    my $url = $self->url($path);
+    $url =~ s{^http://127\.0\.0\.1:\d+}{http://127.0.0.1:$o{port}} if $o{port};
+    push @cmd, $url;
 
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
@@ -1034,5 +1043,62 @@ sub probe {
     $j->{duration} = $j->{format}{duration};
     return $j;
 }
+
+
+
+# a self-signed certificate and key for localhost in $dir: ($cert, $key)
+sub tls_pair {
+    my ($dir) = @_;
+    my ($cert, $key) = ("$dir/cert.pem", "$dir/key.pem");
+    return ($cert, $key) if -s $cert && -s $key;
+    system('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-sha256',
+           '-days', '30', '-nodes', '-subj', '/CN=localhost', '-addext',
+           'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', $key,
+           '-out', $cert, '-loglevel', 'error') == 0
+        or system("openssl req -x509 -newkey rsa:2048 -sha256 -days 30 -nodes"
+                  . " -subj /CN=localhost -keyout '$key' -out '$cert'"
+                  . " 2>/dev/null") == 0
+        or die "openssl could not make a certificate\n";
+    return ($cert, $key);
+}
+
+# ---------------------------------------------------------------- link
+
+# tools/delay_proxy.pl in front of a port: a link with a round trip of
+# 2 x $delay_ms; killed when the object goes
+sub delay_proxy {
+    my ($to, $delay_ms) = @_;
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        my @cmd = ('perl', "$ROOT/tools/delay_proxy.pl", '--to',
+                   "127.0.0.1:$to", '--delay', $delay_ms // 25,
+                   '--max-seconds', 1800);
+        exec { $cmd[0] } @cmd or _exit(127);
+    }
+    my $line = <$out> // '';
+    my ($port) = $line =~ /^port (\d+)/ or die "delay_proxy did not start\n";
+    return bless { pid => $pid, port => $port, out => $out, creator => $$ },
+                 'VconvNginx::Proxy';
+}
+
+package VconvNginx::Proxy;
+
+sub port { $_[0]{port} }
+
+sub stop {
+    my ($self) = @_;
+    return unless $self->{pid} && $$ == $self->{creator};
+    kill 'TERM', $self->{pid};
+    waitpid $self->{pid}, 0;
+    $self->{pid} = undef;
+}
+
+sub DESTROY {
+    local ($?, $@, $!);
+    $_[0]->stop;
+}
+
+package VconvNginx;
 
 1;

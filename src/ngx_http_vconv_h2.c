@@ -1,0 +1,210 @@
+
+/*
+ * vconv: the receive window of an upload that arrives over HTTP/2.
+ *
+ * nginx 1.22 reads an unbuffered HTTP/2 body into one buffer and opens
+ * the stream's window to that buffer's size each time it is emptied
+ * (ngx_http_v2_read_unbuffered_request_body): the buffer's size is all
+ * the client may have in flight, so an upload runs at most at
+ * size / round trip.  nginx sizes it from client_body_buffer_size, at
+ * least http2_body_preread_size (64k): 1.3 MB/s at 50 ms.
+ *
+ * Here the buffer grows while the body flows: whenever a whole buffer
+ * arrived within NGX_HTTP_VCONV_H2_PERIOD, the client was held back by
+ * the window (or would be at that round trip), and the next empty
+ * buffer is replaced by one four times larger, up to vconv_http2_window,
+ * within a budget for all uploads of the worker (vconv_http2_window_total).
+ * A slow or stalled upload never fills its buffer that fast, so it keeps
+ * nginx's.  nginx opens the window to the new size itself on its next
+ * read.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_vconv.h"
+
+
+/*
+ * A client held back by the window sends one window per round trip; one
+ * whose link is slower sends less.  Growing when a window arrives within
+ * this period keeps the window at or above rate x period: enough for
+ * round trips up to it, and no more than a client's rate needs.
+ */
+#define NGX_HTTP_VCONV_H2_PERIOD   250
+#define NGX_HTTP_VCONV_H2_GROWTH   4
+
+
+#if (NGX_HTTP_V2)
+
+static void ngx_http_vconv_h2_cleanup(void *data);
+
+
+/* what the buffers grown beyond nginx's hold in this worker */
+static size_t  ngx_http_vconv_h2_held;
+
+
+void
+ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
+{
+    off_t                        used, left;
+    size_t                       size, want, room;
+    u_char                      *p;
+    ngx_buf_t                   *b;
+    ngx_msec_t                   now;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_request_body_t     *rb;
+    ngx_http_vconv_loc_conf_t   *vlcf;
+    ngx_http_vconv_main_conf_t  *vmcf;
+
+    rb = r->request_body;
+
+    if (r->stream == NULL || rb == NULL || rb->buf == NULL
+        || !r->reading_body || r->stream->in_closed)
+    {
+        return;
+    }
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vconv_module);
+    size = rb->buf->end - rb->buf->start;
+
+    if (size >= vlcf->h2_window_max) {
+        return;
+    }
+
+    now = ngx_current_msec;
+
+    if (!w->started) {
+        /* a client that sent its first window at once has more to send */
+        w->started = 1;
+        w->since = now;
+        w->mark = 0;
+    }
+
+    used = rb->received - w->mark;
+
+    if (now - w->since > NGX_HTTP_VCONV_H2_PERIOD) {
+        /* slower than the window allows: no growth, measure anew */
+        w->since = now;
+        w->mark = rb->received;
+        return;
+    }
+
+    /*
+     * Only an empty buffer can be replaced: what it holds is nginx's to
+     * pass on, and the buffers already passed (rb->bufs) point into it.
+     */
+    if ((off_t) size > used || rb->buf->pos != rb->buf->last
+        || rb->bufs != NULL)
+    {
+        return;
+    }
+
+    want = ngx_min(size * NGX_HTTP_VCONV_H2_GROWTH, vlcf->h2_window_max);
+
+    if (r->headers_in.content_length_n > 0) {
+        left = r->headers_in.content_length_n - rb->received;
+
+        if (left < (off_t) want) {
+            want = (left > (off_t) size) ? (size_t) left : size;
+        }
+    }
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vconv_module);
+
+    /* the old buffer's share comes back when the new one is taken */
+    room = vmcf->h2_window_total + w->held > ngx_http_vconv_h2_held
+           ? vmcf->h2_window_total + w->held - ngx_http_vconv_h2_held : 0;
+
+    want = ngx_min(want, room);
+
+    if (want <= size) {
+        return;
+    }
+
+    if (!w->cleanup) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return;
+        }
+
+        cln->handler = ngx_http_vconv_h2_cleanup;
+        cln->data = w;
+        w->cleanup = 1;
+    }
+
+    p = ngx_palloc(r->pool, want);
+    if (p == NULL) {
+        /* the upload goes on at the window it has */
+        return;
+    }
+
+    b = rb->buf;
+
+    /* a large allocation (every body buffer is) goes back at once */
+    (void) ngx_pfree(r->pool, b->start);
+
+    b->start = p;
+    b->pos = p;
+    b->last = p;
+    b->end = p + want;
+
+    ngx_http_vconv_h2_held += want - w->held;
+    w->held = want;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vconv: http2 window %uz -> %uz, worker holds %uz",
+                   size, want, ngx_http_vconv_h2_held);
+}
+
+
+static void
+ngx_http_vconv_h2_cleanup(void *data)
+{
+    ngx_http_vconv_h2win_t  *w = data;
+
+    ngx_http_vconv_h2_held -= w->held;
+    w->held = 0;
+}
+
+
+#else
+
+void
+ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
+{
+}
+
+#endif
+
+
+/*
+ * vconv_http2_window unset: the module's growth, unless the location's
+ * client_body_buffer_size is not nginx's default (two pages), which is
+ * then the operator's window and stays as nginx makes it.  The merged
+ * core value cannot tell an explicit "8k" from the default.
+ */
+char *
+ngx_http_vconv_h2_merge(ngx_conf_t *cf, ngx_http_vconv_loc_conf_t *prev,
+    ngx_http_vconv_loc_conf_t *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    ngx_conf_merge_size_value(conf->h2_window, prev->h2_window,
+                              NGX_CONF_UNSET_SIZE);
+
+    if (conf->h2_window != NGX_CONF_UNSET_SIZE) {
+        conf->h2_window_max = conf->h2_window;
+        return NGX_CONF_OK;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    conf->h2_window_max = clcf->client_body_buffer_size
+                          == (size_t) 2 * ngx_pagesize
+                          ? NGX_HTTP_VCONV_H2_WINDOW : 0;
+
+    return NGX_CONF_OK;
+}
