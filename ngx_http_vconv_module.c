@@ -300,6 +300,13 @@ static ngx_command_t  ngx_http_vconv_commands[] = {
       offsetof(ngx_http_vconv_main_conf_t, min_upload_rate),
       NULL },
 
+    { ngx_string("vconv_priority_aging"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, priority_aging),
+      NULL },
+
       ngx_null_command
 };
 
@@ -389,6 +396,7 @@ ngx_http_vconv_create_main_conf(ngx_conf_t *cf)
     vmcf->max_running = NGX_CONF_UNSET_UINT;
     vmcf->min_upload_rate = NGX_CONF_UNSET_SIZE;
     vmcf->h2_window_total = NGX_CONF_UNSET_SIZE;
+    vmcf->priority_aging = NGX_CONF_UNSET_MSEC;
 
     return vmcf;
 }
@@ -422,6 +430,7 @@ ngx_http_vconv_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(vmcf->min_upload_rate, 0);
     ngx_conf_init_size_value(vmcf->h2_window_total,
                              NGX_HTTP_VCONV_H2_WINDOW_TOTAL);
+    ngx_conf_init_msec_value(vmcf->priority_aging, 30000);
     ngx_conf_init_value(vmcf->priority, 10);
     ngx_conf_init_value(vmcf->failed_ttl, 300);
 

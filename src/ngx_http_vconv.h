@@ -37,6 +37,7 @@ typedef struct {
     ngx_uint_t                  sched_threads; /* codec threads, granted */
     unsigned                    waiting:1; /* for a slot */
     unsigned                    granted:1; /* holds a slot */
+    unsigned                    starved:1; /* gave it back: no input */
 } ngx_http_vconv_node_t;
 
 
@@ -129,6 +130,7 @@ struct ngx_http_vconv_main_conf_s {
     /* the scheduler (ngx_http_vconv_sched.c) */
     ngx_uint_t                  max_running;    /* slots, all workers */
     size_t                      min_upload_rate; /* bytes/s, 0: none */
+    ngx_msec_t                  priority_aging; /* a class's head start */
 
     /* HTTP/2 uploads (ngx_http_vconv_h2.c) */
     size_t                      h2_window_total; /* a worker's budget */
@@ -247,6 +249,10 @@ struct ngx_http_vconv_job_s {
     ngx_atomic_t                claim;       /* NGX_HTTP_VCONV_CLAIM_* */
     int64_t                     last_activity;  /* ms, for stalls */
     int64_t                     last_progress;  /* ms, progress writes */
+
+    /* the task's own: its slot given back while it waits for input */
+    ngx_uint_t                  starved;
+    int64_t                     starve_check;   /* ms, next look */
 
     /* the event loop's own, never touched by the pool thread */
     unsigned                    reader_ready:1;
@@ -413,6 +419,20 @@ ngx_uint_t ngx_http_vconv_sched_position_locked(ngx_http_vconv_zone_t *z,
 ngx_pid_t ngx_http_vconv_sched_cancel_locked(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node);
 void ngx_http_vconv_sched_wake(ngx_pid_t pid, ngx_log_t *log);
+/*
+ * ms of neither upload nor conversion moving after which a running job
+ * counts as waiting for upload bytes: longer than a healthy upload's
+ * pauses, well under vconv_stall_timeout
+ */
+#define NGX_HTTP_VCONV_STARVE_MS  2000
+
+/*
+ * On the pool thread: a running job that waits for upload bytes gives
+ * its slot to the next job (starve 1: NGX_OK if it did, NGX_DECLINED if
+ * nobody waits) and takes it back once bytes come (starve 0).
+ */
+ngx_int_t ngx_http_vconv_sched_starve(ngx_http_vconv_job_t *job,
+    ngx_uint_t starve);
 
 /* the transcode as a thread task (ngx_http_vconv_task.c) */
 ngx_int_t ngx_http_vconv_task_post(ngx_http_vconv_job_t *job);

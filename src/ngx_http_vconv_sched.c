@@ -10,6 +10,12 @@
  * datagram to a socket of its own in its event loop, not from a timer.
  * The socket has an abstract name made of the worker's pid, so any
  * worker, of this cycle or of an old one, can reach any other.
+ *
+ * A running job whose upload stops delivering (neither the upload nor
+ * the conversion moved for NGX_HTTP_VCONV_STARVE_MS) while others
+ * wait gives its slot to the next one; it takes it back, over the bound
+ * if need be, as soon as bytes come.  It keeps its pool thread, blocked
+ * in the reader, all along.
  */
 
 
@@ -22,13 +28,6 @@
 
 #include "ngx_http_vconv.h"
 
-
-/*
- * How much earlier a high-class job counts as arrived, and how much
- * later a low-class one: a low job waits at most this long for normal
- * jobs that came after it, so nothing starves.
- */
-#define NGX_HTTP_VCONV_SCHED_AGE    30000
 
 /* the waiting list grows by doubling from here */
 #define NGX_HTTP_VCONV_SCHED_SIZE   64
@@ -50,6 +49,8 @@ static void ngx_http_vconv_sched_wake_all(ngx_pid_t *pids, ngx_uint_t n,
 static void ngx_http_vconv_sched_reap(ngx_http_vconv_zone_t *z);
 static socklen_t ngx_http_vconv_sched_addr(struct sockaddr_un *sa,
     ngx_pid_t pid);
+static void ngx_http_vconv_sched_send(ngx_pid_t *pids, ngx_uint_t n,
+    ngx_log_t *log);
 
 
 /* this worker's wake socket */
@@ -372,13 +373,18 @@ ngx_http_vconv_sched_enqueue(ngx_http_vconv_job_t *job)
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
-    /* a job taken over from an exiting worker keeps its place */
+    /*
+     * A job taken over from an exiting worker keeps its place.  A high
+     * job counts as arrived vconv_priority_aging earlier, a low one that
+     * much later: a low job so waits at most that long for normal jobs
+     * that came after it, and nothing starves.
+     */
 
     if (!node->waiting && !node->granted) {
         node->sched_key = (int64_t) tp->sec * 1000 + tp->msec
                           + ((int64_t) job->sched_class
                              - NGX_HTTP_VCONV_PRIO_NORMAL)
-                            * NGX_HTTP_VCONV_SCHED_AGE;
+                            * (int64_t) job->vmcf->priority_aging;
 
         if (ngx_http_vconv_sched_insert_locked(z, node) != NGX_OK) {
             ngx_shmtx_unlock(&z->shpool->mutex);
@@ -435,6 +441,9 @@ ngx_http_vconv_sched_forget_locked(ngx_http_vconv_zone_t *z,
         node->granted = 0;
         s->running--;
     }
+
+    /* a starved job's slot was given away already */
+    node->starved = 0;
 }
 
 
@@ -450,6 +459,7 @@ ngx_http_vconv_sched_leave(ngx_http_vconv_job_t *job)
     ngx_shmtx_lock(&z->shpool->mutex);
 
     if (!job->node->waiting && !job->node->granted) {
+        job->node->starved = 0;
         ngx_shmtx_unlock(&z->shpool->mutex);
         return;
     }
@@ -524,7 +534,8 @@ ngx_http_vconv_sched_reap(ngx_http_vconv_zone_t *z)
     {
         node = ngx_queue_data(q, ngx_http_vconv_node_t, queue);
 
-        if ((node->waiting || node->granted) && node->info.pid
+        if ((node->waiting || node->granted || node->starved)
+            && node->info.pid
             && kill(node->info.pid, 0) == -1 && ngx_errno == NGX_ESRCH)
         {
             ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
@@ -540,4 +551,102 @@ ngx_http_vconv_sched_reap(ngx_http_vconv_zone_t *z)
     ngx_shmtx_unlock(&z->shpool->mutex);
 
     ngx_http_vconv_sched_wake_all(pids, n, ngx_cycle->log);
+}
+
+
+/*
+ * On the pool thread, polled through the job's interrupt callback: the
+ * job's slot goes to the next waiting job while its reader starves, and
+ * comes back when bytes do.  Taking it back never waits for a free slot,
+ * as the thread cannot be parked in the middle of libav's demuxer: the
+ * bound may so be exceeded for a while, and no slot is granted until the
+ * count is under it again.
+ */
+ngx_int_t
+ngx_http_vconv_sched_starve(ngx_http_vconv_job_t *job, ngx_uint_t starve)
+{
+    ngx_uint_t               n;
+    ngx_pid_t                pids[NGX_HTTP_VCONV_SCHED_WAKE];
+    ngx_http_vconv_node_t   *node;
+    ngx_http_vconv_zone_t   *z;
+    ngx_http_vconv_sched_t  *s;
+
+    z = job->zone;
+    node = job->node;
+    s = &z->sh->sched;
+    n = 0;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    if (starve) {
+        if (!node->granted || s->nwaiting == 0) {
+            ngx_shmtx_unlock(&z->shpool->mutex);
+            return NGX_DECLINED;
+        }
+
+        node->granted = 0;
+        node->starved = 1;
+        s->running--;
+
+        n = ngx_http_vconv_sched_grant_locked(z, pids);
+
+    } else if (node->starved) {
+        node->starved = 0;
+        node->granted = 1;
+        s->running++;
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_INFO, job->log, 0, starve
+                  ? "vconv: the job waits for upload bytes, its slot goes "
+                    "to the next job"
+                  : "vconv: upload bytes came, the job takes a slot again");
+
+    ngx_http_vconv_sched_send(pids, n, job->log);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The wake-ups from a pool thread: its own socket, not the event loop's
+ * connection, and no posted event, neither being the thread's to touch.
+ */
+static void
+ngx_http_vconv_sched_send(ngx_pid_t *pids, ngx_uint_t n, ngx_log_t *log)
+{
+    int                 fd;
+    socklen_t           len;
+    ngx_uint_t          i;
+    struct sockaddr_un  sa;
+
+    if (n == 0) {
+        return;
+    }
+
+    fd = socket(AF_UNIX, SOCK_DGRAM|SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_socket_errno,
+                      "vconv: socket() for a wake-up failed");
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (pids[i] == 0) {
+            continue;
+        }
+
+        len = ngx_http_vconv_sched_addr(&sa, pids[i]);
+
+        if (sendto(fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *) &sa, len)
+            == -1)
+        {
+            ngx_log_error(NGX_LOG_INFO, log, ngx_socket_errno,
+                          "vconv: the wake-up of worker %P failed",
+                          pids[i]);
+        }
+    }
+
+    (void) close(fd);
 }

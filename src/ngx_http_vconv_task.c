@@ -24,6 +24,8 @@ static void ngx_http_vconv_task_done(ngx_event_t *ev);
 static void ngx_http_vconv_task_probed(void *data,
     const vconv_input_info_t *in);
 static void ngx_http_vconv_task_progress(void *data, double fraction);
+static void ngx_http_vconv_task_starve(ngx_http_vconv_job_t *job,
+    int64_t now, ngx_uint_t busy);
 
 
 int64_t
@@ -295,13 +297,16 @@ ngx_http_vconv_task_progress(void *data, double fraction)
 /*
  * Polled by the transcoder between packets and by the reader while it
  * waits: DELETE's flag, an exiting worker's timeout, and the stall
- * timeout: neither output nor upload moved for that long.
+ * timeout: neither output nor upload moved for that long.  Well before
+ * that, a job whose upload is still coming gives its slot to the next
+ * (ngx_http_vconv_sched_starve()).
  */
 int
 ngx_http_vconv_task_interrupt(void *data)
 {
     ngx_http_vconv_job_t *job = data;
 
+    int      ended;
     int64_t  now, last, growth;
 
     if (job->node->cancel) {
@@ -314,7 +319,7 @@ ngx_http_vconv_task_interrupt(void *data)
 
     now = ngx_http_vconv_task_now();
     last = job->last_activity;
-    vconv_reader_state(&job->reader, NULL, &growth, NULL);
+    vconv_reader_state(&job->reader, &ended, &growth, NULL);
 
     if (growth > last) {
         last = growth;
@@ -324,7 +329,40 @@ ngx_http_vconv_task_interrupt(void *data)
         return VCONV_E_STALLED;
     }
 
+    ngx_http_vconv_task_starve(job, now, ended || now - last
+                                             < NGX_HTTP_VCONV_STARVE_MS);
+
     return VCONV_E_NONE;
+}
+
+
+/*
+ * Idle: neither the upload nor the conversion moved for a while and the
+ * upload is not over, so the reader waits for bytes.  Whether a job
+ * waits for its slot is looked at in the zone at most every 500 ms.
+ */
+static void
+ngx_http_vconv_task_starve(ngx_http_vconv_job_t *job, int64_t now,
+    ngx_uint_t busy)
+{
+    if (job->starved) {
+        if (busy) {
+            (void) ngx_http_vconv_sched_starve(job, 0);
+            job->starved = 0;
+        }
+
+        return;
+    }
+
+    if (busy || now < job->starve_check) {
+        return;
+    }
+
+    job->starve_check = now + 500;
+
+    if (ngx_http_vconv_sched_starve(job, 1) == NGX_OK) {
+        job->starved = 1;
+    }
 }
 
 

@@ -1,0 +1,130 @@
+#!/usr/bin/perl
+# The scheduler gives the slot back while the reader starves (issue 11):
+# with vconv_max_running 1, a streaming upload that sends its first
+# megabytes and then stalls (well within the stall timeout) lets a normal
+# job submitted meanwhile run and finish; then it resumes and converts
+# every frame.  Both isolation modes.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use VconvNginx;
+
+my $dir = tempdir('vconv-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $mp4 = VconvNginx::make_media($dir, 'mp4');
+
+# Matroska streams from its first bytes; 30 s at 25 fps: 750 frames
+my $mkv = "$dir/stream.mkv";
+VconvNginx::_run('ffmpeg', '-nostdin', '-v', 'error', '-y', '-f', 'lavfi',
+    '-i', 'testsrc2=size=640x480:rate=25:duration=30', '-f', 'lavfi',
+    '-i', 'sine=frequency=440:sample_rate=44100:duration=30',
+    '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p',
+    '-c:a', 'aac', '-b:a', '64k', '-shortest', $mkv);
+my $data = VconvNginx::_slurp($mkv);
+my $head = int(length($data) * 0.4);
+cmp_ok($head, '>', 1024 * 1024, 'the first part sent is over 1 MiB');
+
+# ms since the epoch from the JSON's "started" or "finished" (with ms)
+sub time_ms {
+    my ($j, $k) = @_;
+    my $v = $j->{$k} // return undef;
+    my ($frac) = $v =~ /\.(\d{3})Z$/ or return undef;
+    return VconvNginx::ts($v) * 1000 + $frac;
+}
+
+for my $iso (qw(process thread)) {
+    my $ng = VconvNginx->new(
+        workers => 2,
+        http => "    vconv_isolation $iso;\n    vconv_max_running 1;\n",
+    )->start;
+
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $ng->port, Proto => 'tcp')
+        or die "connect: $!";
+    $s->autoflush(1);
+    print $s "POST /api/jobs?format=mp4&height=240 HTTP/1.1\r\n"
+        . "Host: localhost\r\nContent-Length: " . length($data) . "\r\n"
+        . "X-File-Name: stalls.mkv\r\n\r\n" . substr($data, 0, $head);
+
+    my ($sid, $sj);
+    ok(VconvNginx::poll(30, sub {
+        my @e = @{ $ng->store_entries };
+        $sid = $e[0] if @e == 1;
+        return 0 unless $sid;
+        $sj = $ng->get("/api/jobs/$sid")->{json} // {};
+        return ($sj->{status} // '') eq 'running' && $sj->{progress} > 0;
+    }), "$iso: the stalling upload's job converts");
+
+    # submitted while the first one holds the only slot
+    my $n = $ng->post_file('/api/jobs?format=mp4&height=96', $mp4,
+                           name => 'normal.mp4');
+    is($n->{status}, 202, "$iso: the normal upload -> 202");
+    my $nid = $n->{json} ? $n->{json}{id} : '';
+    my $nj = $ng->wait_job($nid, 40) // {};
+    my $resumed = time;
+    is($nj->{status}, 'done',
+       "$iso: the normal job is done while the first one stalls");
+
+    $sj = $ng->get("/api/jobs/$sid")->{json} // {};
+    is($sj->{status}, 'running', "$iso: the stalled job still runs");
+    cmp_ok($sj->{input}{bytes} // -1, '==', $head,
+           "$iso: nothing more of it was sent meanwhile");
+
+    like($ng->error_log, qr/the job waits for upload bytes, its slot goes/,
+         "$iso: the log says the slot was given back");
+
+    # the rest of the upload: the job takes its slot back and ends well
+    print $s substr($data, $head);
+    my $answer = '';
+    my $deadline = time + 60;
+    while (time < $deadline && $answer !~ /\r\n\r\n.*\}/s) {
+        my $buf;
+        my $got = sysread($s, $buf, 4096);
+        last unless $got;
+        $answer .= $buf;
+    }
+    close $s;
+    like($answer, qr{^HTTP/1\.1 202 }, "$iso: the stalled upload -> 202");
+
+    $sj = $ng->wait_job($sid, 120) // {};
+    is($sj->{status}, 'done', "$iso: the stalled job is done");
+    cmp_ok(time_ms($sj, 'finished') // 0, '>=', int($resumed * 1000),
+           "$iso: it finished after its upload resumed");
+    like($ng->error_log, qr/upload bytes came, the job takes a slot again/,
+         "$iso: the log says it took a slot again");
+    $ng->download($sid, "$dir/out-$iso.mp4");
+    my $p = VconvNginx::probe("$dir/out-$iso.mp4", count_frames => 1);
+    is($p && $p->{video} && "$p->{video}{codec_name} $p->{video}{height}",
+       'h264 240', "$iso: output h264, 240 lines");
+    ok($p && abs($p->{duration} - 30) < 0.2, "$iso: output 30 s long")
+        or diag($p ? "duration $p->{duration}" : 'no probe');
+    is($p && $p->{video}{nb_read_frames}, 750,
+       "$iso: output has all 750 frames");
+
+    # the slot count came back right: two more jobs run one at a time
+    my @ids;
+    for my $i (1 .. 2) {
+        my $r = $ng->post_file('/api/jobs?format=mp4&height=96', $mp4,
+                               name => "after$i.mp4");
+        push @ids, $r->{json} ? $r->{json}{id} : '';
+    }
+    my @j = map { $ng->wait_job($_, 60) // {} } @ids;
+    is(join(' ', map { $_->{status} // '' } @j), 'done done',
+       "$iso: two later jobs are done");
+    my ($s0, $f0, $s1, $f1) = map { time_ms(@$_) // 0 }
+        [$j[0], 'started'], [$j[0], 'finished'],
+        [$j[1], 'started'], [$j[1], 'finished'];
+    ok($s1 >= $f0 - 5 || $s0 >= $f1 - 5,
+       "$iso: and never at the same time")
+        or diag("started $s0 $s1, finished $f0 $f1");
+
+    $ng->assert_clean_log;
+    $ng->stop;
+}
+
+done_testing;
