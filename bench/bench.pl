@@ -36,7 +36,7 @@ my $OUT = $ENV{BENCH_OUT} // "$ROOT/bench/RESULTS.md";
 my %ONLY = map { $_ => 1 } split /,/, ($ENV{BENCH_ONLY}
                                        // 'conv,stream,big,static,threads,'
                                           . 'burst,headline,static4,'
-                                          . 'listeners');
+                                          . 'listeners,link');
 my $JSON = JSON::PP->new->canonical;
 my $T0 = time;
 
@@ -305,7 +305,8 @@ sub nginx {
         server => "        location = /api/big {\n"
                 . "            vconv_upload;\n"
                 . "            client_max_body_size 8g;\n"
-                . "        }\n",
+                . "        }\n"
+                . ($o{server} // ''),
     );
     # a small static page for the latency test (~2 kB)
     open my $fh, '>', "$ng->{html}/$STATIC" or die $!;
@@ -1410,6 +1411,174 @@ if ($ONLY{listeners}) {
        '| ---: | ---: | ---: |',
        sprintf('| %d | %d | %.2f |', scalar @ls, $held, 100 * $cpu), '');
 }
+
+
+# ------------------------------------------------------------ 12. 50 ms link
+
+# Issue 19: an upload over HTTP/2 runs at its stream's window per round
+# trip.  Through tools/delay_proxy.pl (25 ms each way, no bandwidth bound),
+# a lossless H.264 file remuxed (vcodec=copy), over HTTP/1.1, h2c and h2
+# over TLS, for each upload location's settings; then the worker's RSS
+# while 50 HTTP/2 uploads run at once.
+
+if ($ONLY{link}) {
+    my $in = "$W/link.mp4";
+    logmsg('making a ~31 MB lossless H.264 file for the 50 ms link');
+    ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duration=64',
+           '-c:v', 'libx264', '-preset', 'ultrafast', '-qp', '0',
+           '-pix_fmt', 'yuv420p', $in);
+    my $in10 = "$W/link10.mp4";
+    ffmpeg('-i', $in, '-t', 22, '-c', 'copy', $in10);
+    my $mb = (-s $in) / 1e6;
+    my ($cert, $key) = VconvNginx::tls_pair($W);
+
+    # one nginx per setting: HTTP/1.1 on its port (the API's polls too),
+    # h2c and h2 (TLS) beside
+    my $link_nginx = sub {
+        my ($loc, $http) = @_;
+        my ($p2, $pt) = (VconvNginx::free_port(), VconvNginx::free_port());
+        my $ng = nginx(http => $http // '', server =>
+            "        listen 127.0.0.1:$p2 http2;\n"
+          . "        listen 127.0.0.1:$pt ssl http2;\n"
+          . "        ssl_certificate $cert;\n"
+          . "        ssl_certificate_key $key;\n"
+          . "        location = /api/link {\n"
+          . "            vconv_upload /api/jobs/;\n"
+          . "            client_max_body_size 1g;\n"
+          . "            $loc\n"
+          . "        }\n");
+        $ng->{px} = {
+            h1  => VconvNginx::delay_proxy($ng->port, 25),
+            h2c => VconvNginx::delay_proxy($p2, 25),
+            h2  => VconvNginx::delay_proxy($pt, 25),
+        };
+        return $ng;
+    };
+    my %proto = (
+        h1  => ['--http1.1', 'http'],
+        h2c => ['--http2-prior-knowledge', 'http'],
+        h2  => ['--http2', 'https'],
+    );
+    my $upload = sub {
+        my ($ng, $pr, $file) = @_;
+        my ($flag, $scheme) = @{ $proto{$pr} };
+        my $resp = "$W/link.json";
+        my $r = run(['curl', '-sS', '--max-time', 120, '-H', 'Expect:',
+                     '-w', '%{http_code} %{time_total} %{http_version}',
+                     '-k', $flag, '-X', 'POST', '-T', $file,
+                     '-H', 'X-File-Name: in.mp4', '-o', $resp,
+                     "$scheme://127.0.0.1:" . $ng->{px}{$pr}->port
+                     . '/api/link?format=mp4&vcodec=copy'], timeout => 120);
+        my ($code, $secs) = $r->{out} =~ /^(\d{3}) ([\d.]+)/;
+        my ($ver) = $r->{out} =~ / (\S+)$/;
+        my $id = job_id_from($resp);
+        if ($id) {      # the remux's end, so that runs do not overlap
+            my $deadline = time + 120;
+            while (time < $deadline) {
+                last if (job_get($ng, $id)->{status} // '')
+                        =~ /^(done|failed|canceled)$/;
+                sleep 0.1;
+            }
+            job_delete($ng, $id);
+        }
+        logmsg(sprintf('  %-3s HTTP %s (%s): %s s', $pr, $code // '?',
+                       $ver // '?', $secs // '?'));
+        return ($code // 0) == 202 ? $secs : undef;
+    };
+
+    my @cases = (
+        ['the module\'s defaults (no buffer directive)', '', '', $RUNS],
+        ['conf.example (`vconv_http2_window 16m`, total 64m)',
+         'vconv_http2_window 16m;', '    vconv_http2_window_total 64m;',
+         $RUNS],
+        ['before: nginx\'s own window (`vconv_http2_window 0`)',
+         'vconv_http2_window 0;', '', 1],
+        ['before: the old conf.example (`client_body_buffer_size 256k`)',
+         'client_body_buffer_size 256k;', '', 1],
+        ['`client_body_buffer_size 4m` (a fixed window)',
+         'client_body_buffer_size 4m;', '', 1],
+    );
+    my @rows;
+    for my $c (@cases) {
+        my ($name, $loc, $http, $runs) = @$c;
+        logmsg("50 ms link: $name");
+        my $ng = $link_nginx->($loc, $http);
+        my %t;
+        for (1 .. $runs) {
+            push @{ $t{$_} }, $upload->($ng, $_, $in) for qw(h1 h2c h2);
+        }
+        $_->stop for values %{ $ng->{px} };
+        ng_stop($ng);
+        my %m = map { $_ => median(@{ $t{$_} }) } qw(h1 h2c h2);
+        my $mbs = sub { defined $_[0] && $_[0] > 0
+                        ? sprintf('%.1f', $mb / $_[0]) : 'n/a' };
+        push @rows, sprintf('| %s | %s (%s) | %s (%s) | %s (%s) | **%s** |'
+                            . ' %s |', $name,
+                            f2($m{h1}), $mbs->($m{h1}),
+                            f2($m{h2c}), $mbs->($m{h2c}),
+                            f2($m{h2}), $mbs->($m{h2}),
+                            ratio($m{h2c}, $m{h1}), ratio($m{h2}, $m{h1}));
+    }
+
+    # the worker's RSS with 50 HTTP/2 uploads at once, over the same link:
+    # fast ones (the windows grow until the worker's budget) and slow ones
+    # (1 MB/s each: their windows stay nginx's 64k)
+    my @mem;
+    for my $rate (undef, '1M') {
+        my $ng = $link_nginx->('', '');
+        my $idle = proc_status($ng->{wpid})->{VmRSS};
+        my @pids;
+        for my $n (1 .. 50) {
+            my @c = (curl_base(), '--http2-prior-knowledge', '-X', 'POST',
+                     '-T', $in10, '-o', '/dev/null',
+                     'http://127.0.0.1:' . $ng->{px}{h2c}->port
+                     . '/api/link?format=mp4&vcodec=copy');
+            splice @c, 1, 0, '--limit-rate', $rate if $rate;
+            push @pids, bg(\@c);
+        }
+        my ($peak, $t) = (0, time);
+        while (time - $t < ($rate ? 8 : 120)) {
+            my $v = proc_status($ng->{wpid})->{VmRSS} // 0;
+            $peak = $v if $v > $peak;
+            # a zombie has finished (bg_wait reaps it below)
+            last unless grep { (slurp("/proc/$_/stat") =~ /^\d+ \(.*?\) (\S)/)[0]
+                               ne 'Z' } @pids;
+            sleep 0.05;
+        }
+        my $secs = time - $t;
+        kill 'KILL', @pids;
+        my @r = map { bg_wait($_, 10) } @pids;
+        my $ok = grep { $_->{out} =~ /^202/ } @r;
+        $_->stop for values %{ $ng->{px} };
+        ng_stop($ng);
+        logmsg(sprintf('50 HTTP/2 uploads%s: worker RSS %s -> %s MB',
+                       $rate ? " at $rate/s" : '', mb($idle), mb($peak)));
+        push @mem, sprintf('| %s | %s | %.1f | %s | %s | **%s** |',
+                           $rate ? "50 slow ($rate/s each, stopped after"
+                                   . ' 8 s)' : '50 fast (all at once)',
+                           $rate ? '-' : "$ok / 50", $secs, mb($idle),
+                           mb($peak), mb($peak - $idle));
+    }
+
+    md('## 12. Upload over a 50 ms link', '',
+       sprintf('A %.1f MB lossless H.264 MP4 uploaded raw through'
+               . ' tools/delay_proxy.pl (25 ms each way, no bandwidth'
+               . ' bound) and remuxed (`format=mp4&vcodec=copy`); curl\'s'
+               . ' time to the 202 (seconds, MB/s in brackets), median of'
+               . ' %d runs (1 for the reference rows). Target (issue 19):'
+               . ' HTTP/2 at most 2x HTTP/1.1 with the module\'s defaults.',
+               $mb, $RUNS), '',
+       '| upload location settings | HTTP/1.1 | h2c | h2 (TLS) |'
+       . ' h2c / HTTP/1.1 | h2 / HTTP/1.1 |',
+       '| --- | ---: | ---: | ---: | ---: | ---: |', @rows, '',
+       sprintf('Worker RSS (MB) while 50 HTTP/2 uploads of %.1f MB run at'
+               . ' once over the same link (module defaults: windows up to'
+               . ' 16m, 64m for all of a worker\'s uploads):',
+               (-s $in10) / 1e6), '',
+       '| uploads | answered 202 | seconds | idle | peak | growth |',
+       '| --- | ---: | ---: | ---: | ---: | ---: |', @mem, '');
+}
+
 
 
 # ------------------------------------------------------------ report

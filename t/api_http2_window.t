@@ -54,12 +54,21 @@ sub upload {
                           max_time => 60);
 }
 
+# h2c on the test's port; h2 over TLS (as browsers upload) beside it
+my $tls_port = VconvNginx::free_port();
+my ($cert, $key) = VconvNginx::tls_pair($dir);
 my $ng = VconvNginx->new(http2 => 1, workers => 1,
-                         server => loc('dbg', '')
+                         server => "        listen 127.0.0.1:$tls_port ssl"
+                                 . " http2;\n"
+                                 . "        ssl_certificate $cert;\n"
+                                 . "        ssl_certificate_key $key;\n"
+                                 . loc('dbg', '')
+                                 . loc('tls', '')
                                  . loc('fixed', 'client_body_buffer_size 128k;')
                                  . loc('capped', 'vconv_http2_window 1m;'))
     ->start;
 my $px = VconvNginx::delay_proxy($ng->port, 25);
+my $tpx = VconvNginx::delay_proxy($tls_port, 25);
 
 # the module's defaults (location = /api/jobs, no buffer directive)
 my $r = upload($ng, $px, '/api/jobs', $big);
@@ -94,6 +103,18 @@ ok(@$g >= 2, 'the window grew (' . join(', ', map { "$_->[0] -> $_->[1]" } @$g)
 is($g->[0] && "$g->[0][0] $g->[0][1]", '65536 262144',
    'from http2_body_preread_size, 4x');
 
+# the same over TLS (curl --http2 negotiates h2 with ALPN)
+my $out = `curl -sS -k --http2 --max-time 60 -H 'Expect:' -X POST -T '$small' -H 'X-File-Name: in.mp4' -w '\n%{http_code} %{http_version}' 'https://127.0.0.1:${\ $tpx->port}/api/tls?format=mp4&vcodec=copy'`;
+my ($json, $st) = $out =~ /^(.*)\n(\d+ \S+)$/s;
+is($st, '202 2', 'h2 over TLS through the 50 ms link -> 202');
+my ($id) = ($json // '') =~ /"id":"(\w+)"/;
+$job = $id ? $ng->wait_job($id, 60) : {};
+is($job->{status}, 'done', '... done');
+is($job->{input} && $job->{input}{bytes}, -s $small, '... every byte arrived');
+$g = growth($ng, 'tls');
+ok(@$g >= 2, '... its window grew (' . join(', ', map { "$_->[0] -> $_->[1]" } @$g)
+   . ')');
+
 # an explicit client_body_buffer_size is the operator's window
 $r = upload($ng, $px, '/api/fixed', $small);
 is($r->{status}, 202, 'upload with client_body_buffer_size 128k');
@@ -113,6 +134,7 @@ is($max, 1048576, '... the window grew to 1m and no further');
 
 $ng->assert_clean_log;
 $px->stop;
+$tpx->stop;
 $ng->stop;
 
 # vconv_http2_window_total: what all uploads of a worker may hold
