@@ -161,7 +161,11 @@ vconv_warm_decode(const char *name, AVPacket *pkt)
         goto failed;
     }
 
-    ctx->thread_count = 1;
+    /*
+     * libav's own count: its frame threads come and go, and glibc keeps
+     * their stacks, faulted in, for the job's codec threads
+     */
+    ctx->thread_count = 0;
 
     if (avcodec_open2(ctx, c, NULL) != 0 || pkt == NULL) {
         goto failed;
