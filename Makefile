@@ -178,9 +178,11 @@ SECCOMP_LIBS   = $(shell pkg-config --libs libseccomp 2>/dev/null)
 
 # -z now: the core's calls into libav are bound once in the helper, not
 # again (a symbol lookup and a page copied) in every job's child
-$(BUILD)/vconv-sandbox: tools/vconv_sandbox_main.c $(BUILD)/libvconv.a
-	$(CC) $(CORE_CFLAGS) $(SECCOMP_CFLAGS) $(LDFLAGS) -Wl,-z,now -o $@ $< \
-	    $(BUILD)/libvconv.a $(PKG_LIBS) $(SECCOMP_LIBS) -lm
+SANDBOX_SRCS = tools/vconv_sandbox_main.c tools/vconv_sandbox_warm.c
+$(BUILD)/vconv-sandbox: $(SANDBOX_SRCS) tools/vconv_sandbox_warm.h \
+	    $(BUILD)/libvconv.a
+	$(CC) $(CORE_CFLAGS) $(SECCOMP_CFLAGS) $(LDFLAGS) -Wl,-z,now -o $@ \
+	    $(SANDBOX_SRCS) $(BUILD)/libvconv.a $(PKG_LIBS) $(SECCOMP_LIBS) -lm
 
 $(BUILD)/asan/vconv-sandbox: $(BUILD)/vconv-sandbox
 	@mkdir -p $(dir $@)

@@ -108,7 +108,12 @@ sub tree_rss {
     return $kb;
 }
 
-# CPU seconds of the worker, its helper, and the helper's reaped children
+# CPU seconds of the worker, its sandbox helper, the helper's reaped
+# children (cutime + cstime) and its live ones (the spare).  A job's
+# child is reaped after the job has answered, so this is read with the
+# sandbox at rest (sandbox_rest): the difference over a job is then the
+# job's CPU wherever it ran, plus the warm-up of the spare that replaces
+# the one it took.
 sub tree_cpu {
     my ($pid) = @_;
     my $t = proc_cpu($pid) // return undef;
@@ -117,8 +122,26 @@ sub tree_cpu {
         $st =~ s/^.*\)\s+//s or next;
         my @f = split ' ', $st;
         $t += ($f[11] + $f[12] + $f[13] + $f[14]) / $HZ;
+        for my $k (@{ VconvNginx::_children($h) }) {
+            $t += proc_cpu($k) // 0;
+        }
     }
     return $t;
+}
+
+# waits (10 s at most) until no job's child is left under the worker's
+# sandbox helper and its spare is ready: nothing is reaped meanwhile, so
+# tree_cpu neither misses nor counts twice a child that ends; 1 if so
+sub sandbox_rest {
+    my ($pid) = @_;
+    return VconvNginx::poll(10, sub {
+        for my $h (@{ VconvNginx::_children($pid) }) {
+            for my $k (@{ VconvNginx::_children($h) }) {
+                return 0 if slurp("/proc/$k/comm") !~ /^vconv-spare$/m;
+            }
+        }
+        return 1;
+    }, 0.02) ? 1 : 0;
 }
 
 # run @cmd with a deadline; sample the RSS of $o{watch} (pid) meanwhile.
@@ -368,9 +391,11 @@ sub curl_code { my ($r) = @_; $r->{out} =~ /^(\d{3})/ ? $1 + 0 : 0 }
 sub module_job {
     my ($ng, $cmd) = @_;
     my $idle = proc_status($ng->{wpid})->{VmRSS};
+    sandbox_rest($ng->{wpid});
     my $cpu0 = tree_cpu($ng->{wpid});
     my $r = run($cmd, timeout => 900, watch => $ng->{wpid});
-    my $cpu1 = tree_cpu($ng->{wpid});
+    my $rest = sandbox_rest($ng->{wpid});
+    my $cpu1 = $rest ? tree_cpu($ng->{wpid}) : undef;
     $r->{cpu} = defined $cpu0 && defined $cpu1 ? $cpu1 - $cpu0 : undef;
     my $st = proc_status($ng->{wpid});
     $r->{code} = curl_code($r);
@@ -597,8 +622,12 @@ if ($ONLY{conv}) {
        . ' Target: ratio ≤ 1.05 on transcode rows. "paired" is the median of'
        . ' the per-run ratios (CLI and module run back to back, so slow drifts'
        . ' of the machine\'s load cancel out); CPU is user + system seconds'
-       . ' (CLI: `/usr/bin/time`; module: the nginx worker\'s utime + stime'
-       . ' from /proc, all its threads), which other load on the machine'
+       . ' (CLI: `/usr/bin/time`; module: from /proc, the nginx worker\'s'
+       . ' utime + stime, all its threads, plus in process isolation its'
+       . ' sandbox helper\'s, the helper\'s reaped children\'s (cutime +'
+       . ' cstime) and its live spare\'s, read once the job\'s child is'
+       . ' reaped and the next spare is ready: the job\'s CPU plus one'
+       . ' spare\'s warm-up), which other load on the machine'
        . ' barely moves.', '',
        '| conversion | ffmpeg CLI (s) | module (s) | module / CLI | paired | CPU CLI / module (s) | CPU ratio | check | samples CLI / module (s) |',
        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |');

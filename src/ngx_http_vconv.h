@@ -420,9 +420,9 @@ ngx_pid_t ngx_http_vconv_sched_cancel_locked(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node);
 void ngx_http_vconv_sched_wake(ngx_pid_t pid, ngx_log_t *log);
 /*
- * ms of neither upload nor conversion moving after which a running job
- * counts as waiting for upload bytes: longer than a healthy upload's
- * pauses, well under vconv_stall_timeout
+ * ms without a packet converted after which a running job whose upload
+ * goes on counts as waiting for its bytes: longer than a healthy
+ * upload's pauses, well under vconv_stall_timeout
  */
 #define NGX_HTTP_VCONV_STARVE_MS  2000
 

@@ -11,10 +11,10 @@
  * The socket has an abstract name made of the worker's pid, so any
  * worker, of this cycle or of an old one, can reach any other.
  *
- * A running job whose upload stops delivering (neither the upload nor
- * the conversion moved for NGX_HTTP_VCONV_STARVE_MS) while others
- * wait gives its slot to the next one; it takes it back, over the bound
- * if need be, as soon as bytes come.  It keeps its pool thread, blocked
+ * A running job whose upload stops delivering (no packet converted for
+ * NGX_HTTP_VCONV_STARVE_MS, the upload not over) while others wait
+ * gives its slot to the next one; it takes it back, over the bound if
+ * need be, as soon as it converts again.  It keeps its pool thread, blocked
  * in the reader, all along.
  */
 
@@ -601,7 +601,7 @@ ngx_http_vconv_sched_starve(ngx_http_vconv_job_t *job, ngx_uint_t starve)
     ngx_log_error(NGX_LOG_INFO, job->log, 0, starve
                   ? "vconv: the job waits for upload bytes, its slot goes "
                     "to the next job"
-                  : "vconv: upload bytes came, the job takes a slot again");
+                  : "vconv: the job converts again and takes a slot back");
 
     ngx_http_vconv_sched_send(pids, n, job->log);
 

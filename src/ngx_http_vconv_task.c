@@ -329,17 +329,20 @@ ngx_http_vconv_task_interrupt(void *data)
         return VCONV_E_STALLED;
     }
 
-    ngx_http_vconv_task_starve(job, now, ended || now - last
-                                             < NGX_HTTP_VCONV_STARVE_MS);
+    ngx_http_vconv_task_starve(job, now,
+                               ended || now - job->last_activity
+                                        < NGX_HTTP_VCONV_STARVE_MS);
 
     return VCONV_E_NONE;
 }
 
 
 /*
- * Idle: neither the upload nor the conversion moved for a while and the
- * upload is not over, so the reader waits for bytes.  Whether a job
- * waits for its slot is looked at in the zone at most every 500 ms.
+ * Idle: the conversion took no packet for a while (it reports progress
+ * after each one, every 250 ms at most) and the upload is not over, so
+ * the reader waits for bytes, whether none come or too few for a packet
+ * (an upload that dribbles).  Whether a job waits for its slot is looked
+ * at in the zone at most every 500 ms.
  */
 static void
 ngx_http_vconv_task_starve(ngx_http_vconv_job_t *job, int64_t now,

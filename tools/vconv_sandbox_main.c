@@ -47,6 +47,7 @@
 #include <libavutil/log.h>
 
 #include "vconv_sandbox.h"
+#include "vconv_sandbox_warm.h"
 
 
 /* descriptors of the child, after it dropped everything else */
@@ -697,6 +698,9 @@ vconv_child_warm_thread(void *data)
     for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
         free(p[i]);
     }
+
+    /* the codecs' one-time setup, at the same idle priority */
+    vconv_sandbox_warm();
 
     return NULL;
 }
