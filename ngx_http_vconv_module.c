@@ -275,6 +275,27 @@ static ngx_command_t  ngx_http_vconv_commands[] = {
       offsetof(ngx_http_vconv_main_conf_t, min_upload_rate),
       NULL },
 
+    { ngx_string("vconv_tus"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_vconv_tus_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("vconv_tus_expires"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vconv_loc_conf_t, tus_expires),
+      NULL },
+
+    { ngx_string("vconv_cors"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_vconv_cors_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -453,6 +474,8 @@ ngx_http_vconv_create_loc_conf(ngx_conf_t *cf)
     vlcf->presets = NGX_CONF_UNSET_PTR;
     vlcf->presets_only = NGX_CONF_UNSET;
     vlcf->priority_class = NGX_CONF_UNSET_UINT;
+    vlcf->tus_expires = NGX_CONF_UNSET;
+    vlcf->cors = NGX_CONF_UNSET_PTR;
 
     return vlcf;
 }
@@ -469,6 +492,8 @@ ngx_http_vconv_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->client_key, prev->client_key, NULL);
     ngx_conf_merge_uint_value(conf->priority_class, prev->priority_class,
                               NGX_HTTP_VCONV_PRIO_NORMAL);
+    ngx_conf_merge_value(conf->tus_expires, prev->tus_expires, 3600);
+    ngx_conf_merge_ptr_value(conf->cors, prev->cors, NULL);
 
     return ngx_http_vconv_preset_merge(cf, prev, conf);
 }
