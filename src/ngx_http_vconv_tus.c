@@ -951,6 +951,7 @@ ngx_http_vconv_tus_patch(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     off_t                        offset;
     u_char                      *path;
     ngx_int_t                    rc;
+    u_char                       digest[32];
     ngx_str_t                    enc, dec;
     ngx_uint_t                   final, busy;
     ngx_table_elt_t             *h;
@@ -1030,9 +1031,9 @@ ngx_http_vconv_tus_patch(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
 
         enc.data = h->value.data + 5;
         enc.len = h->value.len - 5;
-        dec.data = ctx->digest;
+        dec.data = digest;
 
-        if (ngx_base64_decoded_length(enc.len) > sizeof(ctx->digest)
+        if (ngx_base64_decoded_length(enc.len) > sizeof(digest)
             || ngx_decode_base64(&dec, &enc) != NGX_OK
             || dec.len != sizeof(ctx->digest))
         {
@@ -1042,6 +1043,7 @@ ngx_http_vconv_tus_patch(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
                                            "base64");
         }
 
+        ngx_memcpy(ctx->digest, digest, sizeof(ctx->digest));
         ctx->checksum = 1;
         ngx_sha1_init(&ctx->sha1);
     }
