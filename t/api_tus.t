@@ -109,7 +109,14 @@ sub input_size {
     return -s $ng->store . "/$id/input";
 }
 
-my $ng = VconvNginx->new(server => $tus_loc, workers => 2)->start;
+# reuseport: each connection goes to a worker at random, so the PATCHes
+# of one upload land on both workers, not only on the job's owner
+my $ng = VconvNginx->new(
+    server => $tus_loc
+        . "        location = /tus-log { return 204; }\n",
+    http => "    log_format tus '\$pid \$request_method \$status';\n"
+        . "    access_log %%PREFIX%%/logs/tus.log tus;\n",
+    listen_opts => 'reuseport', workers => 2)->start;
 
 # --- discovery --------------------------------------------------------------
 {
@@ -260,6 +267,12 @@ my $id;
         $seen_running++ if ($js->{status} // '') eq 'running' && $off < $len;
     }
     is($off, $len, 'every PATCH taken: offset == Upload-Length');
+    my %pids;
+    open my $lf, '<', $ng->prefix . '/logs/tus.log' or die $!;
+    while (<$lf>) { $pids{$1}++ if /^(\d+) PATCH 204/ }
+    close $lf;
+    cmp_ok(scalar(keys %pids), '>=', 2,
+           'PATCHes of the upload were taken by both workers');
     ok($seen_running, "the job was running while PATCHes still arrived ($seen_running)");
     $j = $ng->wait_job($id, 60) // {};
     is($j->{status}, 'done', 'the tus job is done');
@@ -378,6 +391,28 @@ $ng->stop;
     raw($e, 'DELETE', "/api/uploads/$_", \%TUS) for grep { $_ } $q1, $q2;
     $e->assert_clean_log;
     $e->stop;
+}
+
+# --- between PATCHes the job waits: no "stalled" before the tus expiry ------
+{
+    my $w = VconvNginx->new(
+        server => "location /api/uploads/ { vconv_tus; vconv_tus_expires 60s;"
+                  . " client_max_body_size 50m; }\n",
+        http => "vconv_stall_timeout 2s;\n")->start;
+    my ($st, $h, $b, $wid) = create($w, meta => { format => 'mp4', height => 96 });
+    my $half = int($len / 2);
+    ($st) = patch($w, $wid, 0, substr($data, 0, $half));
+    is($st, 204, 'half an upload in, with vconv_stall_timeout 2s');
+    sleep 5;
+    my $j = $w->get("/api/jobs/$wid")->{json} // {};
+    is($j->{status}, 'running', 'after 5 s without a PATCH the job still waits, not stalled')
+        or diag(explain $j);
+    ($st) = patch($w, $wid, $half, substr($data, $half));
+    is($st, 204, 'the rest arrives');
+    $j = $w->wait_job($wid, 60) // {};
+    is($j->{status}, 'done', '... and the job is done');
+    $w->assert_clean_log;
+    $w->stop;
 }
 
 # --- HTTP/2 PATCH --------------------------------------------------------------
