@@ -1062,7 +1062,14 @@ ngx_http_vconv_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vconv_module);
 
-    if (ctx && ctx->job) {
+    if (vlcf->handler == NGX_HTTP_VCONV_H_TUS) {
+        /* its context is the tus request's own */
+        if (ngx_http_vconv_tus_job_id(r, &id) != NGX_OK) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+    } else if (ctx && ctx->job) {
         id.data = (u_char *) ctx->job->info.id;
         id.len = ngx_strlen(id.data);
 

@@ -446,6 +446,8 @@ char *ngx_http_vconv_tus_slot(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_vconv_cors_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_vconv_tus_handler(ngx_http_request_t *r);
+/* the upload a tus request is about, for $vconv_job_id; NGX_DECLINED */
+ngx_int_t ngx_http_vconv_tus_job_id(ngx_http_request_t *r, ngx_str_t *id);
 /* the sweeper, locked: an idle incomplete upload is canceled (1) */
 ngx_uint_t ngx_http_vconv_tus_expire_locked(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node, time_t now);

@@ -310,6 +310,23 @@ ngx_http_vconv_tus_handler(ngx_http_request_t *r)
 }
 
 
+ngx_int_t
+ngx_http_vconv_tus_job_id(ngx_http_request_t *r, ngx_str_t *id)
+{
+    ngx_http_vconv_tus_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
+
+    if (ctx == NULL || ctx->id.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    *id = ctx->id;
+
+    return NGX_OK;
+}
+
+
 /* the server's tus: discovery, and CORS preflight (added by the caller) */
 static ngx_int_t
 ngx_http_vconv_tus_options(ngx_http_request_t *r)
