@@ -84,6 +84,18 @@ web-deps:
 	    && cp package-lock.json node_modules/.vconv-lock; \
 	fi
 
+# The page's tus client (html/vendor/tus.min.js) is tus-js-client's own
+# browser build from npm (t/web/package.json pins the version), committed
+# so that a checkout, `make run` and the Debian package serve it with no
+# npm and no network; t/web_tus.t checks it is byte for byte the locked
+# version's file.  After a version bump in t/web/package.json, `make
+# web-vendor` copies it again.
+.PHONY: web-vendor
+web-vendor: web-deps
+	cp t/web/node_modules/tus-js-client/dist/tus.min.js html/vendor/tus.min.js
+	cp t/web/node_modules/tus-js-client/LICENSE \
+	    html/vendor/tus-js-client.LICENSE
+
 # The module is built in a copy of Debian's nginx build kit, configured
 # with the flags Debian's nginx was built with, so the .so loads into it.
 # NGX_CC_OPT and NGX_LD_OPT add to the compiler and linker flags (debian/rules

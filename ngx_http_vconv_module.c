@@ -307,6 +307,27 @@ static ngx_command_t  ngx_http_vconv_commands[] = {
       offsetof(ngx_http_vconv_main_conf_t, priority_aging),
       NULL },
 
+    { ngx_string("vconv_tus"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_vconv_tus_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("vconv_tus_expires"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vconv_loc_conf_t, tus_expires),
+      NULL },
+
+    { ngx_string("vconv_cors"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_vconv_cors_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -493,6 +514,8 @@ ngx_http_vconv_create_loc_conf(ngx_conf_t *cf)
     vlcf->presets_only = NGX_CONF_UNSET;
     vlcf->priority_class = NGX_CONF_UNSET_UINT;
     vlcf->h2_window = NGX_CONF_UNSET_SIZE;
+    vlcf->tus_expires = NGX_CONF_UNSET;
+    vlcf->cors = NGX_CONF_UNSET_PTR;
 
     return vlcf;
 }
@@ -509,6 +532,8 @@ ngx_http_vconv_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->client_key, prev->client_key, NULL);
     ngx_conf_merge_uint_value(conf->priority_class, prev->priority_class,
                               NGX_HTTP_VCONV_PRIO_NORMAL);
+    ngx_conf_merge_value(conf->tus_expires, prev->tus_expires, 3600);
+    ngx_conf_merge_ptr_value(conf->cors, prev->cors, NULL);
 
     if (ngx_http_vconv_h2_merge(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
@@ -1081,7 +1106,14 @@ ngx_http_vconv_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     ctx = ngx_http_get_module_ctx(r, ngx_http_vconv_module);
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vconv_module);
 
-    if (ctx && ctx->job) {
+    if (vlcf->handler == NGX_HTTP_VCONV_H_TUS) {
+        /* its context is the tus request's own */
+        if (ngx_http_vconv_tus_job_id(r, &id) != NGX_OK) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+    } else if (ctx && ctx->job) {
         id.data = (u_char *) ctx->job->info.id;
         id.len = ngx_strlen(id.data);
 

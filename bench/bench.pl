@@ -19,6 +19,7 @@ use File::Basename qw(dirname);
 use File::Copy qw(copy);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
+use MIME::Base64 ();
 use JSON::PP;
 use POSIX qw(:sys_wait_h strftime);
 use Time::HiRes qw(time sleep);
@@ -36,7 +37,7 @@ my $OUT = $ENV{BENCH_OUT} // "$ROOT/bench/RESULTS.md";
 my %ONLY = map { $_ => 1 } split /,/, ($ENV{BENCH_ONLY}
                                        // 'conv,stream,big,static,threads,'
                                           . 'burst,headline,static4,'
-                                          . 'listeners,link');
+                                          . 'listeners,link,tus');
 my $JSON = JSON::PP->new->canonical;
 my $T0 = time;
 
@@ -1608,6 +1609,122 @@ if ($ONLY{link}) {
        '| --- | ---: | ---: | ---: | ---: | ---: |', @mem, '');
 }
 
+
+
+# ------------------------------------------------------------ 13. tus
+
+# The same file twice into one fresh worker: one raw POST, then tus in
+# 5 MB PATCHes (one curl each, a new connection each, as a resuming
+# client would), both remuxed (vcodec=copy) while they arrive.  The
+# ratio is the tus upload's throughput over the raw POST's.
+if ($ONLY{tus}) {
+    my $mb = $ENV{BENCH_TUS_MB} // 200;
+    my $chunk_mb = 5;
+    my $file = "$W/tus.ts";
+    my $loops = int($mb * 1048576 / (-s $IN_MKV)) + 1;
+    logmsg("tus: making a $mb MB MPEG-TS");
+    ffmpeg('-stream_loop', $loops - 1, '-i', $IN_MKV, '-map', '0', '-c', 'copy',
+           '-fs', $mb * 1048576, '-f', 'mpegts', $file);
+    my $bytes = -s $file;
+    my $ng = nginx(server => "        location /api/tus/ {\n"
+                           . "            vconv_tus;\n"
+                           . "            client_max_body_size 8g;\n"
+                           . "        }\n");
+    my $q = 'format=mkv&vcodec=copy&acodec=copy';
+    my $wait_done = sub {
+        my ($id, $peak) = @_;
+        my $job = {};
+        my $deadline = time + 900;
+        while ($id && time < $deadline) {
+            my $v = tree_rss($ng->{wpid}) // 0;
+            $$peak = $v if $v > $$peak;
+            $job = job_get($ng, $id);
+            last if ($job->{status} // '') =~ /^(done|failed|canceled)$/;
+            sleep 0.1;
+        }
+        return $job->{status} // 'no job';
+    };
+
+    my (%raw, %tus);
+    my $idle = $ng->{idle_kb};
+    my $peak = 0;
+    my $t = time;
+    my $up = run(upload_cmd($ng, "/api/big?$q", $file, output => "$W/tus-raw.json",
+                            name => 'big.ts'),
+                 timeout => 900, watch => $ng->{wpid});
+    $raw{up} = time - $t;
+    $peak = $up->{peak_kb} if $up->{peak_kb} > $peak;
+    my $rid = job_id_from("$W/tus-raw.json");
+    $raw{status} = $wait_done->($rid, \$peak);
+    $raw{all} = time - $t;
+    $raw{growth} = $peak - $idle;
+    job_delete($ng, $rid) if $rid;
+
+    sleep 1;
+    $idle = proc_status($ng->{wpid})->{VmRSS};
+    $peak = 0;
+    my $meta = 'format ' . MIME::Base64::encode_base64('mkv', '')
+             . ',vcodec ' . MIME::Base64::encode_base64('copy', '')
+             . ',acodec ' . MIME::Base64::encode_base64('copy', '');
+    $t = time;
+    my $c = run(['curl', '-sS', '-o', '/dev/null', '-D', '-', '-X', 'POST',
+                 '-H', 'Tus-Resumable: 1.0.0', '-H', "Upload-Length: $bytes",
+                 '-H', "Upload-Metadata: $meta", $ng->url('/api/tus/')],
+                timeout => 30);
+    my ($loc) = $c->{out} =~ m{^Location:\s*(\S+)}mi;
+    my ($tid) = ($loc // '') =~ m{/([^/]+)$};
+    my ($off, $ok, $n) = (0, 1, 0);
+    while ($tid && $off < $bytes) {
+        my $skip = $n * $chunk_mb;
+        my $r = run(['sh', '-c',
+                     "dd if='$file' bs=1M skip=$skip count=$chunk_mb 2>/dev/null"
+                     . " | curl -sS -o /dev/null -D - -X PATCH -H 'Expect:'"
+                     . " -H 'Tus-Resumable: 1.0.0'"
+                     . " -H 'Content-Type: application/offset+octet-stream'"
+                     . " -H 'Upload-Offset: $off' --data-binary \@-"
+                     . " '" . $ng->url("/api/tus/$tid") . "'"],
+                    timeout => 300, watch => $ng->{wpid});
+        $peak = $r->{peak_kb} if $r->{peak_kb} > $peak;
+        my ($new) = $r->{out} =~ m{^Upload-Offset:\s*(\d+)}mi;
+        unless ($r->{out} =~ m{^HTTP/\S+ 204} && defined $new && $new > $off) {
+            $ok = 0;
+            last;
+        }
+        $off = $new;
+        $n++;
+    }
+    $tus{up} = time - $t;
+    $tus{status} = $ok ? $wait_done->($tid, \$peak) : "PATCH failed at $off";
+    $tus{all} = time - $t;
+    $tus{growth} = $peak - $idle;
+    $tus{patches} = $n;
+    job_delete($ng, $tid) if $tid;
+    ng_stop($ng);
+    unlink $file;
+
+    my $ratio = $raw{up} > 0 && $tus{up} > 0 ? $raw{up} / $tus{up} : undef;
+    logmsg(sprintf('tus %.0f MB: raw POST %.1fs (%s), tus %d PATCHes %.1fs (%s),'
+                   . ' throughput ratio %s, worker +%.1f MB',
+                   $bytes / 1048576, $raw{up}, $raw{status}, $tus{patches},
+                   $tus{up}, $tus{status}, f2($ratio), $tus{growth} / 1024));
+    md('## 13. Resumable upload (tus) against one raw POST', '',
+       sprintf('A %.0f MB MPEG-TS into one fresh worker over loopback, remuxed'
+               . ' (`vcodec=copy`) while it arrives: once as one raw POST,'
+               . ' once with tus in %d MB PATCHes (a curl and a connection'
+               . ' each, %d of them). Throughput ratio: tus over raw (1.00:'
+               . ' as fast). Worker RSS growth: its peak during the upload'
+               . ' and the remux over its RSS before.',
+               $bytes / 1048576, $chunk_mb, $tus{patches}), '',
+       '| upload | upload (s) | upload + remux (s) | job | MB/s | worker growth (MB) |',
+       '| --- | ---: | ---: | --- | ---: | ---: |',
+       sprintf('| raw POST | %.1f | %.1f | %s | %.0f | %s |', $raw{up},
+               $raw{all}, $raw{status}, $bytes / 1048576 / ($raw{up} || 1),
+               mb($raw{growth})),
+       sprintf('| tus, %d MB PATCHes | %.1f | %.1f | %s | %.0f | %s |',
+               $chunk_mb, $tus{up}, $tus{all}, $tus{status},
+               $bytes / 1048576 / ($tus{up} || 1), mb($tus{growth})),
+       '', sprintf('Throughput ratio tus / raw: **%s**.', f2($ratio)), '');
+}
 
 
 # ------------------------------------------------------------ report

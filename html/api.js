@@ -151,9 +151,118 @@ export const outputUrl = (job) =>
   job.output?.url ? new URL(job.output.url, document.baseURI).href
                   : url(`jobs/${encodeURIComponent(job.id)}/output`);
 
+// Resumable uploads (tus 1.0.0, /api/uploads/) with tus-js-client, which
+// the page serves itself (vendor/tus.min.js).  The job is made with the
+// upload and converts while the bytes arrive.  A connection that drops
+// (offline, a network change) resumes by itself from the server's offset:
+// tus-js-client retries a few times, then the page waits for the browser
+// to be online again (or a few seconds) and starts it again, which asks
+// the server where it stopped.  Each upload's URL is kept in localStorage
+// under the file's fingerprint (name, type, size, date), so after a
+// reload previousUpload() finds an upload of the same file that did not
+// finish, and upload(..., {resumeFrom}) goes on with it.
+const TUS_ENDPOINT = () => url('uploads/');
+const TUS_RETRY_DELAYS = [0, 1000, 3000, 5000, 10000];
+const TUS_MAX_RESUMES = 50;
+const tusClient = () => (window.tus && window.tus.isSupported ? window.tus : null);
+
+// An earlier upload of this file that the server still has and that did
+// not finish: {uploadUrl, offset, length, metadata, ...}, or null.
+export async function previousUpload(file) {
+  const tus = tusClient();
+  if (!tus || !(file instanceof Blob)) return null;
+  const up = new tus.Upload(file, { endpoint: TUS_ENDPOINT() });
+  let found = [];
+  try { found = await up.findPreviousUploads(); } catch { return null; }
+  found.sort((a, b) => String(b.creationTime).localeCompare(String(a.creationTime)));
+  for (const p of found) {
+    let res;
+    try {
+      res = await fetch(p.uploadUrl, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
+    } catch { continue; }
+    const offset = +res.headers.get('Upload-Offset'), length = +res.headers.get('Upload-Length');
+    if (res.ok && offset < length) return { ...p, offset, length };
+    // gone, ended or complete: not worth offering again
+    if (res.ok || (res.status >= 400 && res.status < 500)) {
+      try { await up.options.urlStorage.removeUpload(p.urlStorageKey); } catch { /* ignore */ }
+    }
+  }
+  return null;
+}
+
+// Sends the file with tus (or, without tus-js-client, as one raw POST).
+// onProgress(loaded, total); o.onState('reconnecting' | 'uploading');
+// o.resumeFrom: a previousUpload() to go on with (its options stay the
+// ones it was created with).  Resolves with the job JSON once every byte
+// is in.  Returns {promise, abort}; abort() also ends the upload and its
+// job on the server.
+export function upload(file, params, onProgress, o = {}) {
+  const tus = tusClient();
+  if (!tus) return uploadRaw(file, params, onProgress);
+  let up = null, stopped = false, timer = null, resumes = 0, online = null;
+  const promise = new Promise((resolve, reject) => {
+    const metadata = { filename: file.name, filetype: file.type || '' };
+    for (const [k, v] of new URLSearchParams(params)) metadata[k] = v;
+    const again = () => {
+      clearTimeout(timer);
+      if (online) window.removeEventListener('online', online);
+      online = null;
+      if (stopped) return;
+      o.onState?.('uploading');
+      up.start();
+    };
+    up = new tus.Upload(file, {
+      endpoint: TUS_ENDPOINT(),
+      metadata,
+      retryDelays: TUS_RETRY_DELAYS,
+      removeFingerprintOnSuccess: true,
+      onProgress: (n, total) => onProgress(n, total),
+      onSuccess: async () => {
+        const id = decodeURIComponent(String(up.url).split('/').pop());
+        try {
+          resolve(await getJob(id));
+        } catch (e) {
+          reject(e);
+        }
+      },
+      onError: (err) => {
+        if (stopped) return;
+        const res = err.originalResponse;
+        const status = res ? res.getStatus() : 0;
+        // the server's refusal is final; a lost connection is not
+        const lost = !status || status === 423 || status === 409
+                     || status === 502 || status === 504;
+        if (lost && up.url && ++resumes <= TUS_MAX_RESUMES) {
+          o.onState?.('reconnecting');
+          if (navigator.onLine === false) {
+            online = again;
+            window.addEventListener('online', online);
+          } else {
+            timer = setTimeout(again, Math.min(30000, 1000 * resumes));
+          }
+          return;
+        }
+        if (!status) return reject(new ApiError(0, 'network', err.message || ''));
+        reject(errorOf(status, res.getBody() || '',
+                       { 'retry-after': res.getHeader('Retry-After') || '' }));
+      },
+    });
+    if (o.resumeFrom) up.resumeFromPreviousUpload(o.resumeFrom);
+    up.start();
+  });
+  const abort = () => {
+    stopped = true;
+    clearTimeout(timer);
+    if (online) window.removeEventListener('online', online);
+    // terminate: the server drops the upload and its job
+    up.abort(true).catch(() => {});
+  };
+  return { promise, abort };
+}
+
 // POSTs the raw file. onProgress(loaded, total); resolves with the job JSON.
 // Returns {promise, abort}.
-export function upload(file, params, onProgress) {
+export function uploadRaw(file, params, onProgress) {
   const xhr = new XMLHttpRequest();
   const promise = new Promise((resolve, reject) => {
     xhr.open('POST', url('jobs?' + new URLSearchParams(params)));

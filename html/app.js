@@ -1,5 +1,5 @@
 // vconv page: files in, options, queue of conversions with progress and results.
-import { getPresets, getJob, upload, watch, deleteJob, outputUrl, jobError, remedy, ApiError, TERMINAL } from './api.js';
+import { getPresets, getJob, upload, previousUpload, watch, deleteJob, outputUrl, jobError, remedy, ApiError, TERMINAL } from './api.js';
 import { makeZip } from './zip.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -430,8 +430,29 @@ function newItem(file, meta, o = {}) {
   fillFormatSelect(item);
   renderMeta(item);
   if (!meta) probe(file).then((m) => { item.meta = m; renderMeta(item); renderSetup(item); });
+  if (!item.restored) previousUpload(file).then((prev) => offerResume(item, prev));
   setStatus(item, 'ready');
   return item;
+}
+
+// After a reload, a file picked again whose earlier upload the server still
+// has (tus, resumable) can go on from where it stopped, with the settings
+// it was sent with.
+function offerResume(item, prev) {
+  if (!prev || item.status !== 'ready' || !items.includes(item)) return;
+  const fmt = formats.find((f) => f.name === prev.metadata?.format);
+  const pct = Math.floor(100 * prev.offset / prev.length);
+  const p = document.createElement('p');
+  p.className = 'resume-offer';
+  p.append(`An earlier upload of this file stopped at ${pct}%${fmt ? ` (as ${upper(fmt)})` : ''}. `);
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'ghost';
+  b.dataset.act = 'resume';
+  b.textContent = 'Resume upload';
+  p.append(b);
+  item.resumable = prev;
+  $('.setup', item.el).after(p);
 }
 
 function fillFormatSelect(item) {
@@ -619,6 +640,7 @@ function refreshButtons() {
 }
 
 function start(item, opt) {
+  $('.resume-offer', item.el)?.remove();
   const f = formats.find((x) => x.name === opt.format);
   const { params, error } = paramsFor(item, opt);
   item.opt = opt;
@@ -664,8 +686,20 @@ function pump() {
     if (n >= total) setStatus(item, 'starting', 'Upload complete, the server is reading the file…');
     else $('.detail', item.el).textContent = bits.filter(Boolean).join(' · ');
     setBar(item, n >= total ? null : pct, 'upload');
+  }, {
+    resumeFrom: item.resumeFrom,
+    onState: (s) => {
+      item.el.dataset.reconnecting = s === 'reconnecting' ? '1' : '';
+      if (s === 'reconnecting') $('.detail', item.el).textContent = 'Connection lost; the upload goes on when it is back…';
+    },
   });
+  item.resumeFrom = null;
   item.req.promise.then((job) => {
+    // the same job restored from before a reload: this item follows it now
+    for (const other of items.filter((i) => i !== item && i.restored && i.job?.id === job.id)) {
+      other.watcher?.stop();
+      actions.remove(other, { quiet: true });
+    }
     item.job = job;
     item.el.dataset.job = job.id;
     follow(item);
@@ -869,6 +903,15 @@ const actions = {
     }
     refreshButtons();
     save();
+  },
+  // goes on with the upload previousUpload() found (tus), in its format
+  resume(item) {
+    if (!item.resumable) return;
+    item.resumeFrom = item.resumable;
+    item.resumable = null;
+    const fmt = item.resumeFrom.metadata?.format;
+    if (formats.some((f) => f.name === fmt)) item.fmt = fmt;
+    start(item, readOptions(formatOf(item)).opt);
   },
   retry(item) {
     $('.notes', item.el).textContent = '';

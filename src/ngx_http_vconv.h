@@ -18,6 +18,17 @@
 #include "vconv_multipart.h"
 
 
+/* a tus upload in its job's record (ngx_http_vconv_tus.c) */
+typedef struct {
+    off_t                       length;    /* Upload-Length */
+    off_t                       offset;    /* committed: the reader's end */
+    time_t                      expires;   /* idle past it: canceled */
+    ngx_uint_t                  lock;      /* a PATCH's token, 0: none */
+    ngx_pid_t                   lock_pid;  /* the worker of that PATCH */
+    unsigned                    on:1;
+} ngx_http_vconv_tus_node_t;
+
+
 /* one job in the shared zone */
 typedef struct {
     ngx_rbtree_node_t           node;      /* key: hash of the id */
@@ -38,6 +49,8 @@ typedef struct {
     unsigned                    waiting:1; /* for a slot */
     unsigned                    granted:1; /* holds a slot */
     unsigned                    starved:1; /* gave it back: no input */
+
+    ngx_http_vconv_tus_node_t   tus;       /* on: a tus upload's job */
 } ngx_http_vconv_node_t;
 
 
@@ -153,6 +166,10 @@ typedef struct {
     ngx_uint_t                  priority_class; /* NGX_HTTP_VCONV_PRIO_* */
     size_t                      h2_window;      /* vconv_http2_window */
     size_t                      h2_window_max;  /* 0: nginx's window */
+
+    /* tus (ngx_http_vconv_tus.c) */
+    time_t                      tus_expires;    /* vconv_tus_expires */
+    ngx_array_t                *cors;           /* vconv_cors, NULL */
 } ngx_http_vconv_loc_conf_t;
 
 
@@ -185,6 +202,7 @@ typedef struct {
 #define NGX_HTTP_VCONV_H_JOBS     2
 #define NGX_HTTP_VCONV_H_PRESETS  3
 #define NGX_HTTP_VCONV_H_STATUS   4
+#define NGX_HTTP_VCONV_H_TUS      5   /* takes bodies, as H_UPLOAD */
 
 
 extern ngx_module_t  ngx_http_vconv_module;
@@ -268,6 +286,9 @@ struct ngx_http_vconv_job_s {
     unsigned                    skipped:1;   /* its task ran, did nothing */
     unsigned                    handed:1;    /* another worker took it */
     unsigned                    sched_wait:1; /* for a slot, no task yet */
+
+    /* 1 while a tus upload is incomplete: the task's stall clock waits */
+    ngx_atomic_t                tus_open;
 };
 
 
@@ -470,6 +491,30 @@ void ngx_http_vconv_h2_window(ngx_http_request_t *r,
     ngx_http_vconv_h2win_t *w);
 char *ngx_http_vconv_h2_merge(ngx_conf_t *cf,
     ngx_http_vconv_loc_conf_t *prev, ngx_http_vconv_loc_conf_t *conf);
+/* tus 1.0.0 (ngx_http_vconv_tus.c) */
+char *ngx_http_vconv_tus_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_vconv_cors_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_vconv_tus_handler(ngx_http_request_t *r);
+/* the upload a tus request is about, for $vconv_job_id; NGX_DECLINED */
+ngx_int_t ngx_http_vconv_tus_job_id(ngx_http_request_t *r, ngx_str_t *id);
+/* the sweeper, locked: an idle incomplete upload is canceled (1) */
+ngx_uint_t ngx_http_vconv_tus_expire_locked(ngx_http_vconv_zone_t *z,
+    ngx_http_vconv_node_t *node, time_t now);
+/* a tus creation is checked as a POST is (ngx_http_vconv_upload.c) */
+ngx_int_t ngx_http_vconv_upload_tus_option(ngx_http_vconv_ctx_t *ctx,
+    vconv_job_info_t *info, u_char *key, size_t klen, u_char *val,
+    size_t vlen);
+ngx_int_t ngx_http_vconv_upload_tus_client(ngx_http_request_t *r,
+    ngx_http_vconv_zone_t *z, uint32_t *client, vconv_error_t *err);
+ngx_int_t ngx_http_vconv_upload_tus_id(ngx_http_request_t *r,
+    vconv_job_info_t *info);
+ngx_int_t ngx_http_vconv_upload_tus_retry_after(ngx_http_request_t *r,
+    time_t seconds);
+/* DELETE of an upload is the job's (ngx_http_vconv_jobs.c) */
+ngx_int_t ngx_http_vconv_jobs_terminate(ngx_http_request_t *r,
+    ngx_http_vconv_zone_t *z, ngx_str_t *id);
 
 /* handlers */
 ngx_int_t ngx_http_vconv_upload_handler(ngx_http_request_t *r);

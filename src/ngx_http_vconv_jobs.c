@@ -376,3 +376,20 @@ ngx_http_vconv_jobs_delete_cleanup(void *data)
         ngx_del_timer(&d->timer);
     }
 }
+
+
+/* a tus termination (ngx_http_vconv_tus.c): the job goes with it */
+ngx_int_t
+ngx_http_vconv_jobs_terminate(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
+    ngx_str_t *id)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_vconv_jobs_delete(r, z, id);
+}

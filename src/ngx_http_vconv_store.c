@@ -479,6 +479,11 @@ ngx_http_vconv_store_sweep(ngx_http_vconv_main_conf_t *vmcf,
             continue;
         }
 
+        /* an idle tus upload: canceled, its owner removes it */
+        if (ngx_http_vconv_tus_expire_locked(z, node, now)) {
+            continue;
+        }
+
         if (node->active) {
             if (info->pid == 0 || info->pid == ngx_pid
                 || kill(info->pid, 0) == 0 || ngx_errno != NGX_ESRCH)

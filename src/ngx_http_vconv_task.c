@@ -325,7 +325,10 @@ ngx_http_vconv_task_interrupt(void *data)
         last = growth;
     }
 
-    if (last && now - last > (int64_t) job->vmcf->stall_timeout) {
+    /* a tus upload between PATCHes is not a stall: its expiry ends it */
+    if (last && now - last > (int64_t) job->vmcf->stall_timeout
+        && !job->tus_open)
+    {
         return VCONV_E_STALLED;
     }
 

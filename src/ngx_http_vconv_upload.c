@@ -1452,3 +1452,36 @@ ngx_http_vconv_upload_mp_file_end(void *data, vconv_error_t *err)
 {
     return 0;
 }
+
+
+/* the tus creation (ngx_http_vconv_tus.c) checks as a POST does */
+
+ngx_int_t
+ngx_http_vconv_upload_tus_option(ngx_http_vconv_ctx_t *ctx,
+    vconv_job_info_t *info, u_char *key, size_t klen, u_char *val,
+    size_t vlen)
+{
+    return ngx_http_vconv_upload_option(ctx, info, key, klen, val, vlen);
+}
+
+
+ngx_int_t
+ngx_http_vconv_upload_tus_client(ngx_http_request_t *r,
+    ngx_http_vconv_zone_t *z, uint32_t *client, vconv_error_t *err)
+{
+    return ngx_http_vconv_upload_client(r, z, client, err);
+}
+
+
+ngx_int_t
+ngx_http_vconv_upload_tus_id(ngx_http_request_t *r, vconv_job_info_t *info)
+{
+    return ngx_http_vconv_upload_make_id(r, info);
+}
+
+
+ngx_int_t
+ngx_http_vconv_upload_tus_retry_after(ngx_http_request_t *r, time_t seconds)
+{
+    return ngx_http_vconv_upload_retry_after(r, seconds);
+}
