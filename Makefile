@@ -227,6 +227,7 @@ test: deps build
 # AddressSanitizer (t/lib/VconvNginx.pm: VCONV_ASAN).  Not the tests that
 # kill workers with signals on purpose: ASan turns those into aborts.
 ASAN_TESTS := t/api_lifecycle.t t/api_upload.t t/api_limits.t t/api_ttl.t \
+              t/api_tus.t \
               t/api_errors.t t/api_concurrency.t t/api_http2.t t/multinode.t \
               t/abuse_wait.t t/abuse_metrics.t \
               t/api_presets.t t/api_http2_window.t

@@ -9,8 +9,10 @@
 #   BENCH_BIG_MB=2048   size of the big-upload test (0 skips it)
 #   BENCH_WRK_SECONDS=10  length of each wrk run
 #   BENCH_ONLY=conv,stream,big,static,threads,sandbox,burst,headline,
-#              static4,listeners,link
+#              static4,listeners,link,tus
 #                       a subset
+#   BENCH_TUS_MB=200    size of the tus test (5 MB PATCHes against one
+#                       raw POST of the same file)
 #   BENCH_BURST_RUNS=1  runs of each burst (4 and 8 uploads at once)
 #   BENCH_RECORDS=10000 records in the zone for the listeners' CPU
 #   BENCH_OUT=bench/RESULTS.md   where the table goes ('-' : stdout only)

@@ -1266,7 +1266,7 @@ ngx_http_vconv_tus_read_body(ngx_http_request_t *r)
         rc = ngx_http_read_unbuffered_request_body(r);
 
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            /* the client went away or timed out: the cleanup keeps or undoes */
+            /* the client went away or timed out: kept, or undone */
             ngx_http_vconv_tus_finish(r, rc);
             return;
         }

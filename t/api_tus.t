@@ -114,7 +114,10 @@ sub input_size {
 my $ng = VconvNginx->new(
     server => $tus_loc
         . "        location = /tus-log { return 204; }\n",
-    http => "    log_format tus '\$pid \$request_method \$status';\n"
+    # $vconv_job_id in a tus location once crashed the worker (it read the
+    # tus request's context as an upload's)
+    http => "    log_format tus '\$pid \$request_method \$status"
+        . " \$vconv_job_id \$vconv_job_status';\n"
         . "    access_log %%PREFIX%%/logs/tus.log tus;\n",
     listen_opts => 'reuseport', workers => 2)->start;
 
@@ -269,10 +272,15 @@ my $id;
     is($off, $len, 'every PATCH taken: offset == Upload-Length');
     my %pids;
     open my $lf, '<', $ng->prefix . '/logs/tus.log' or die $!;
-    while (<$lf>) { $pids{$1}++ if /^(\d+) PATCH 204/ }
+    my $named = 0;
+    while (<$lf>) {
+        $pids{$1}++ if /^(\d+) PATCH 204/;
+        $named++ if /^\d+ PATCH 204 \Q$id\E (queued|running|done)$/;
+    }
     close $lf;
     cmp_ok(scalar(keys %pids), '>=', 2,
            'PATCHes of the upload were taken by both workers');
+    cmp_ok($named, '>', 0, '$vconv_job_id and $vconv_job_status in the access log of PATCHes');
     ok($seen_running, "the job was running while PATCHes still arrived ($seen_running)");
     $j = $ng->wait_job($id, 60) // {};
     is($j->{status}, 'done', 'the tus job is done');

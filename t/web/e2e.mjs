@@ -628,7 +628,14 @@ try {
   await step('presets: conf.example\'s labels as buttons; "Discord" picks MP4, sends preset=discord; the file is under 9 MiB', async () => {
     const labels = await page.locator('#preset-chips .preset .chip-name').allTextContents();
     const sent = [];
-    const seen = (r) => { if (/\/api\/jobs\?/.test(r.url())) sent.push(r.url()); };
+    // the options as sent: a POST's query, or a tus creation's Upload-Metadata
+    const seen = (r) => {
+      if (/\/api\/jobs\?/.test(r.url())) sent.push(r.url());
+      else if (r.method() === 'POST' && /\/api\/uploads\/?$/.test(r.url())) {
+        const m = (r.headers()['upload-metadata'] || '').split(',').map((kv) => kv.trim().split(' '));
+        sent.push('?' + m.map(([k, v]) => `${k}=${Buffer.from(v || '', 'base64').toString()}`).join('&'));
+      }
+    };
     page.on('request', seen);
     await page.check('#fmt-mp3');
     await page.locator('#preset-chips .preset', { hasText: 'Discord' }).click();
