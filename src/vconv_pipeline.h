@@ -115,6 +115,14 @@ typedef struct {
     vconv_err_e             stop;     /* set by the interrupt callback */
     int                     read_err; /* the caller's read failed */
     int                     seeked;   /* seeked to the start */
+
+    /*
+     * A list of formats: this job demuxes and decodes, and hands each
+     * decoded frame to the outputs' own jobs (their graphs, encoders,
+     * muxers), which share its input and decoders.
+     */
+    struct vconv_out_s     *outs;
+    int                     nouts;
 } vconv_job_t;
 
 

@@ -5,6 +5,10 @@
  *             [--threads N] [--input-formats LIST] [--demux-opt K=V:K=V]
  *             INPUT OUTPUT [key=value...]
  *
+ * With a list of formats (format=mp4,webm,jpg), OUTPUT is a folder
+ * (made if missing) and each output is OUTPUT/out.EXT; the JSON line
+ * gains "outputs":[{"name","path","bytes","duration"}].
+ *
  * Prints one line of JSON with the result.  Exit 0: done, 1: the
  * transcode failed (the output is removed), 2: bad usage or options.
  */
@@ -50,6 +54,8 @@ main(int argc, char **argv)
     vconv_limits_t      limits;
     vconv_reader_t      rd;
     vconv_transcode_t   tc;
+    vconv_output_t      outs[VCONV_MAX_OUTPUTS];
+    char                paths[VCONV_MAX_OUTPUTS][4096];
     const char         *in, *out;
 
     memset(&limits, 0, sizeof(limits));
@@ -168,6 +174,27 @@ main(int argc, char **argv)
         tc.io_opaque = &fd;
     }
     tc.output_path = out;
+
+    if (spec.nouts > 1) {
+        if (mkdir(out, 0755) == -1 && errno != EEXIST) {
+            vconv_error_set(&err, VCONV_E_IO, "%s: %s", out,
+                            strerror(errno));
+            return vconv_cli_fail(&err, 1);
+        }
+
+        memset(outs, 0, sizeof(outs));
+
+        for (i = 0; i < spec.nouts; i++) {
+            snprintf(paths[i], sizeof(paths[i]), "%s/out.%s", out,
+                     vconv_format(spec.outs[i])->ext);
+            outs[i].path = paths[i];
+            outs[i].fd = -1;
+        }
+
+        tc.output_path = NULL;
+        tc.outputs = outs;
+    }
+
     tc.progress = vconv_cli_verbose ? vconv_cli_progress : NULL;
 
     rc = vconv_transcode(&tc);
@@ -176,7 +203,16 @@ main(int argc, char **argv)
     close(fd);
 
     if (rc != VCONV_OK) {
-        unlink(out);
+        if (spec.nouts > 1) {
+            /* one output failed: none is left */
+            for (i = 0; i < spec.nouts; i++) {
+                unlink(paths[i]);
+            }
+
+        } else {
+            unlink(out);
+        }
+
         return vconv_cli_fail(&tc.err, 1);
     }
 
@@ -192,7 +228,23 @@ main(int argc, char **argv)
            tc.input.height);
     vconv_cli_str("vcodec", tc.input.vcodec, 0);
     vconv_cli_str("acodec", tc.input.acodec, 1);
-    printf("}}\n");
+    printf("}");
+
+    if (spec.nouts > 1) {
+        printf(",\"outputs\":[");
+
+        for (i = 0; i < spec.nouts; i++) {
+            printf("%s{", i ? "," : "");
+            vconv_cli_str("name", vconv_format(spec.outs[i])->name, 0);
+            vconv_cli_str("path", paths[i], 1);
+            printf(",\"bytes\":%lld,\"duration\":%.3f}",
+                   (long long) outs[i].bytes, outs[i].duration);
+        }
+
+        printf("]");
+    }
+
+    printf("}\n");
 
     return 0;
 }
