@@ -904,22 +904,41 @@ ngx_http_vconv_store_quiet(const u_char *dir, time_t now, time_t quiet)
 static off_t
 ngx_http_vconv_store_dir_bytes(const u_char *dir)
 {
-    off_t         bytes;
-    struct stat   st;
-    char          path[NGX_MAX_PATH];
-    const char  **f;
-
-    static const char  *files[] = { "input", "output", "job.json", NULL };
+    DIR            *d;
+    off_t           bytes;
+    size_t          n;
+    struct stat     st;
+    struct dirent  *de;
+    char            path[NGX_MAX_PATH];
 
     bytes = 0;
 
-    for (f = files; *f; f++) {
-        ngx_sprintf((u_char *) path, "%s/%s%Z", dir, *f);
+    /*
+     * input, job.json and every output ("output", "output.NAME" of a
+     * list of formats); not what is still being written (".tmp")
+     */
+    d = opendir((const char *) dir);
+    if (d == NULL) {
+        return 0;
+    }
 
-        if (stat(path, &st) == 0) {
+    while ((de = readdir(d)) != NULL) {
+        n = ngx_strlen(de->d_name);
+
+        if (de->d_name[0] == '.' || n > 64
+            || (n > 4 && ngx_strcmp(de->d_name + n - 4, ".tmp") == 0))
+        {
+            continue;
+        }
+
+        ngx_sprintf((u_char *) path, "%s/%s%Z", dir, de->d_name);
+
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
             bytes += st.st_size;
         }
     }
+
+    closedir(d);
 
     return bytes;
 }
