@@ -245,6 +245,7 @@ static int vconv_spec_record(vconv_spec_t *spec, const char *key,
     size_t klen, const char *val, size_t vlen, vconv_error_t *err);
 static int vconv_spec_finish_list(vconv_spec_t *spec,
     unsigned allowed_formats, vconv_error_t *err);
+static unsigned vconv_list_skips(vconv_kind_e kind);
 static int vconv_spec_names(const vconv_spec_t *spec, const char *name,
     size_t len);
 static int vconv_spec_output_error(vconv_error_t *err,
@@ -2386,7 +2387,10 @@ vconv_spec_output(const vconv_spec_t *spec, int i, vconv_spec_t *out,
 
                 bit = vconv_option_bit(key, klen);
 
-                if ((out->set & bit)
+                if ((spec->nouts > 1
+                     && (bit & vconv_list_skips(vconv_formats[spec->outs[i]]
+                                                .kind)))
+                    || (out->set & bit)
                     || ((bit & VCONV_SET_RATE) && (out->set & VCONV_SET_RATE))
                     || ((bit & VCONV_SET_SIZE) && (out->set & VCONV_SET_SIZE)))
                 {
@@ -2441,4 +2445,33 @@ vconv_spec_output_error(vconv_error_t *err, const vconv_error_t *e,
     }
 
     return vconv_error_set(err, e->code, "%s: %s", name, e->message);
+}
+
+
+/*
+ * In a list, a plain option goes to the outputs it means something for:
+ * duration=3 trims the videos and leaves the still a still; height=480
+ * leaves the mp3 alone.  A prefixed one is given as asked, and checked.
+ */
+static unsigned
+vconv_list_skips(vconv_kind_e kind)
+{
+    switch (kind) {
+
+    case VCONV_KIND_AUDIO:
+        return VCONV_SET_WIDTH | VCONV_SET_HEIGHT | VCONV_SET_UPSCALE
+               | VCONV_SET_FPS | VCONV_SET_QUALITY | VCONV_SET_CRF
+               | VCONV_SET_VBITRATE | VCONV_SET_VCODEC | VCONV_SET_AUDIO;
+
+    case VCONV_KIND_IMAGE:
+        return VCONV_SET_FPS | VCONV_SET_DURATION | VCONV_SET_VBITRATE
+               | VCONV_SET_ABITRATE | VCONV_SET_ACODEC | VCONV_SET_AUDIO;
+
+    case VCONV_KIND_ANIMATION:
+        return VCONV_SET_VBITRATE | VCONV_SET_ABITRATE | VCONV_SET_ACODEC
+               | VCONV_SET_AUDIO;
+
+    default:
+        return 0;
+    }
 }
