@@ -9,7 +9,7 @@
 #   BENCH_BIG_MB=2048   size of the big-upload test (0 skips it)
 #   BENCH_WRK_SECONDS=10  length of each wrk run
 #   BENCH_ONLY=conv,stream,big,static,threads,sandbox,burst,headline,
-#              static4,listeners
+#              static4,listeners,outputs
 #                       a subset
 #   BENCH_BURST_RUNS=1  runs of each burst (4 and 8 uploads at once)
 #   BENCH_RECORDS=10000 records in the zone for the listeners' CPU
