@@ -747,12 +747,14 @@ static void
 ngx_http_vconv_store_interrupt(ngx_http_vconv_main_conf_t *vmcf,
     vconv_job_info_t *info, const char *why, ngx_log_t *log)
 {
-    u_char         *p;
-    time_t          now;
-    vconv_error_t   err;
-    u_char          path[NGX_MAX_PATH];
+    int                    i;
+    u_char                *p;
+    time_t                 now;
+    vconv_error_t          err;
+    u_char                 path[NGX_MAX_PATH];
+    const vconv_format_t  *f;
 
-    if (vmcf->store.len + VCONV_ID_MAX + 16 >= NGX_MAX_PATH) {
+    if (vmcf->store.len + VCONV_ID_MAX + 32 >= NGX_MAX_PATH) {
         return;
     }
 
@@ -773,6 +775,17 @@ ngx_http_vconv_store_interrupt(ngx_http_vconv_main_conf_t *vmcf,
     (void) unlink((char *) path);
     ngx_sprintf(p, "output.tmp%Z");
     (void) unlink((char *) path);
+
+    /* a list of formats: the other outputs' partial files too */
+    for (i = 1; i < info->nouts && i < VCONV_MAX_OUTPUTS; i++) {
+        f = vconv_format((vconv_format_e) info->outs[i]);
+
+        if (f != NULL) {
+            ngx_sprintf(p, "output.%s.tmp%Z", f->name);
+            (void) unlink((char *) path);
+        }
+    }
+
     p[-1] = '\0';
 
     if (vconv_job_save(info, (char *) path, &err) != VCONV_OK) {

@@ -209,6 +209,9 @@ main(int argc, char **argv)
                 unlink(paths[i]);
             }
 
+            /* the folder too, when it held nothing else */
+            (void) rmdir(out);
+
         } else {
             unlink(out);
         }
