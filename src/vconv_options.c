@@ -21,6 +21,7 @@
 
 
 #define VCONV_ECHO_MAX      64          /* a user value in a message */
+#define VCONV_HLS_PENDING   0xffff      /* hls's place, rungs to come */
 #define VCONV_NUM_MAX       32          /* longest numeric value we parse */
 #define VCONV_TIME_MAX      86400000000LL   /* 24 h in microseconds */
 
@@ -248,6 +249,10 @@ static int vconv_spec_finish_list(vconv_spec_t *spec,
 static unsigned vconv_list_skips(vconv_kind_e kind);
 static int vconv_spec_names(const vconv_spec_t *spec, const char *name,
     size_t len);
+static int vconv_spec_heights(vconv_spec_t *spec, const char *val,
+    size_t vlen, vconv_error_t *err);
+static int vconv_spec_hls(vconv_spec_t *spec, unsigned allowed_formats,
+    vconv_error_t *err);
 static int vconv_spec_output_error(vconv_error_t *err,
     const vconv_error_t *e, const char *name, const vconv_spec_t *spec);
 static int vconv_spec_format(vconv_spec_t *spec, unsigned allowed_formats,
@@ -508,7 +513,8 @@ vconv_spec_set(vconv_spec_t *spec, const char *key, size_t klen,
     const vconv_option_t  *opt;
 
     if (klen == 6 && memcmp(key, "format", 6) == 0
-        && memchr(val, ',', vlen) != NULL)
+        && (memchr(val, ',', vlen) != NULL
+            || (vlen == 3 && memcmp(val, "hls", 3) == 0)))
     {
         return vconv_spec_list(spec, val, vlen, err);
     }
@@ -2143,6 +2149,32 @@ vconv_spec_list(vconv_spec_t *spec, const char *val, size_t vlen,
         comma = memchr(p, ',', end - p);
         n = (comma ? comma : end) - p;
 
+        if (n == 3 && memcmp(p, "hls", 3) == 0) {
+            if (spec->hls) {
+                return vconv_error_set(err, VCONV_E_DUPLICATE_OPTION,
+                                       "option 'format': 'hls' is listed "
+                                       "twice");
+            }
+
+            if (spec->nouts == VCONV_MAX_OUTPUTS) {
+                return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                                       "option 'format': at most %d "
+                                       "formats", VCONV_MAX_OUTPUTS);
+            }
+
+            /* its rungs, once hls.heights is known: vconv_spec_hls() */
+            spec->hls = 1;
+            spec->rung[spec->nouts] = VCONV_HLS_PENDING;
+            spec->outs[spec->nouts++] = VCONV_FMT_MP4;
+
+            if (comma == NULL) {
+                break;
+            }
+
+            p = comma + 1;
+            continue;
+        }
+
         if (!vconv_is_token(p, n, 1)) {
             return vconv_error_set(err, VCONV_E_INVALID_VALUE,
                                    "option 'format': '%.*s' is not a "
@@ -2158,7 +2190,7 @@ vconv_spec_list(vconv_spec_t *spec, const char *val, size_t vlen,
         }
 
         for (i = 0; i < spec->nouts; i++) {
-            if (spec->outs[i] == fmt) {
+            if (spec->outs[i] == fmt && spec->rung[i] == 0) {
                 return vconv_error_set(err, VCONV_E_DUPLICATE_OPTION,
                                        "option 'format': '%.*s' is "
                                        "listed twice",
@@ -2203,7 +2235,14 @@ vconv_spec_prefixed(vconv_spec_t *spec, const char *key, size_t klen,
     dot = memchr(key, '.', klen);
     n = dot - key;
 
-    if (vconv_format_by_name(key, n) < 0
+    if (n == 3 && memcmp(key, "hls", 3) == 0 && klen == 11
+        && memcmp(dot + 1, "heights", 7) == 0)
+    {
+        return vconv_spec_heights(spec, val, vlen, err);
+    }
+
+    if ((vconv_format_by_name(key, n) < 0
+         && !(n == 3 && memcmp(key, "hls", 3) == 0))
         || (n + 7 == klen && memcmp(dot + 1, "format", 6) == 0))
     {
         return vconv_error_set(err, VCONV_E_UNKNOWN_OPTION,
@@ -2273,6 +2312,11 @@ vconv_spec_finish_list(vconv_spec_t *spec, unsigned allowed_formats,
     tmp = malloc(sizeof(vconv_spec_t));
     if (tmp == NULL) {
         return vconv_error_set(err, VCONV_E_NOMEM, "out of memory");
+    }
+
+    if (vconv_spec_hls(spec, allowed_formats, err) != VCONV_OK) {
+        free(tmp);
+        return VCONV_ERROR;
     }
 
     if (spec->nouts == 0) {
@@ -2347,6 +2391,27 @@ vconv_spec_output(const vconv_spec_t *spec, int i, vconv_spec_t *out,
         return VCONV_ERROR;
     }
 
+    if (spec->rung[i] != 0) {
+        /* an hls rung: its height first, "hls.key" options for it */
+        char  h[16];
+
+        if (spec->rung[i] == VCONV_HLS_PENDING) {
+            return vconv_error_set(err, VCONV_E_INTERNAL,
+                                   "hls rungs not expanded");
+        }
+
+        snprintf(h, sizeof(h), "%u", (unsigned) spec->rung[i]);
+
+        if (vconv_spec_set(out, "height", 6, h, strlen(h), err)
+            != VCONV_OK)
+        {
+            return VCONV_ERROR;
+        }
+
+        name = "hls";
+        n = 3;
+    }
+
     /* the output's own options first: they win over plain ones */
     for (pass = 0; pass < 2; pass++) {
         for (off = 0; off < spec->rec_len; off += 3 + klen + vlen) {
@@ -2377,6 +2442,13 @@ vconv_spec_output(const vconv_spec_t *spec, int i, vconv_spec_t *out,
 
                 klen -= n + 1;
                 key = dot + 1;
+
+                if (spec->rung[i] != 0 && klen == 7
+                    && memcmp(key, "heights", 7) == 0)
+                {
+                    klen += n + 1;
+                    continue;
+                }
 
             } else {
                 if (dot != NULL
@@ -2412,6 +2484,10 @@ vconv_spec_output(const vconv_spec_t *spec, int i, vconv_spec_t *out,
         return vconv_spec_output_error(err, &e, name, spec);
     }
 
+    if (spec->rung[i] != 0) {
+        out->keyint = VCONV_HLS_SEGMENT;
+    }
+
     return VCONV_OK;
 }
 
@@ -2421,6 +2497,10 @@ vconv_spec_names(const vconv_spec_t *spec, const char *name, size_t len)
 {
     int          i;
     const char  *s;
+
+    if (spec->hls && len == 3 && memcmp(name, "hls", 3) == 0) {
+        return 1;
+    }
 
     for (i = 0; i < spec->nouts; i++) {
         s = vconv_formats[spec->outs[i]].name;
@@ -2474,4 +2554,129 @@ vconv_list_skips(vconv_kind_e kind)
     default:
         return 0;
     }
+}
+
+
+/* hls.heights=1080,720,360: the rungs, largest first as given */
+static int
+vconv_spec_heights(vconv_spec_t *spec, const char *val, size_t vlen,
+    vconv_error_t *err)
+{
+    long         h;
+    size_t       n;
+    const char  *p, *end, *comma;
+
+    if (spec->nheights > 0) {
+        return vconv_error_set(err, VCONV_E_DUPLICATE_OPTION,
+                               "option 'hls.heights' is given more than "
+                               "once");
+    }
+
+    p = val;
+    end = val + vlen;
+
+    for ( ;; ) {
+        comma = memchr(p, ',', end - p);
+        n = (comma ? comma : end) - p;
+
+        if (vconv_parse_int("hls.heights", p, n, VCONV_HEIGHT_MIN,
+                            VCONV_HEIGHT_MAX, &h, err)
+            != VCONV_OK)
+        {
+            return VCONV_ERROR;
+        }
+
+        if (spec->nheights == VCONV_HLS_RUNGS) {
+            return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                                   "option 'hls.heights': at most %d "
+                                   "rungs", VCONV_HLS_RUNGS);
+        }
+
+        spec->heights[spec->nheights++] = (unsigned short) (h & ~1L);
+        spec->prefixed = 1;
+
+        if (comma == NULL) {
+            break;
+        }
+
+        p = comma + 1;
+    }
+
+    return VCONV_OK;
+}
+
+
+/* hls's place in the list becomes its rungs */
+static int
+vconv_spec_hls(vconv_spec_t *spec, unsigned allowed_formats,
+    vconv_error_t *err)
+{
+    int             i, j, k, n, at;
+    unsigned char   outs[VCONV_MAX_OUTPUTS];
+    unsigned short  rung[VCONV_MAX_OUTPUTS];
+
+    static const unsigned short  ladder[] = { 1080, 720, 480, 360 };
+
+    if (!spec->hls) {
+        if (spec->nheights > 0) {
+            return vconv_error_set(err, VCONV_E_INVALID_VALUE,
+                                   "option 'hls.heights': the formats "
+                                   "asked have no 'hls'");
+        }
+
+        return VCONV_OK;
+    }
+
+    if (!(allowed_formats & VCONV_FMT_HLS_OK)) {
+        return vconv_error_set(err, VCONV_E_FORMAT_NOT_ALLOWED,
+                               "format hls is not served yet (vconv-cli "
+                               "writes it)");
+    }
+
+    for (at = 0; at < spec->nouts; at++) {
+        if (spec->rung[at] == VCONV_HLS_PENDING) {
+            break;
+        }
+    }
+
+    if (at == spec->nouts) {
+        /* expanded by an earlier call */
+        return VCONV_OK;
+    }
+
+    if (spec->nheights == 0) {
+        for (i = 0; i < VCONV_HLS_RUNGS; i++) {
+            spec->heights[i] = ladder[i];
+        }
+
+        spec->nheights = VCONV_HLS_RUNGS;
+    }
+
+    n = spec->nouts - 1 + spec->nheights;
+
+    if (n > VCONV_MAX_OUTPUTS) {
+        return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                               "option 'format': hls's %d rungs and the "
+                               "other formats are more than %d outputs",
+                               spec->nheights, VCONV_MAX_OUTPUTS);
+    }
+
+    for (i = 0, k = 0; i < spec->nouts; i++) {
+        if (i != at) {
+            outs[k] = spec->outs[i];
+            rung[k++] = 0;
+            continue;
+        }
+
+        for (j = 0; j < spec->nheights; j++) {
+            outs[k] = VCONV_FMT_MP4;
+            rung[k++] = spec->heights[j];
+        }
+    }
+
+    memcpy(spec->outs, outs, sizeof(outs));
+    memcpy(spec->rung, rung, sizeof(rung));
+    spec->nouts = n;
+
+    return VCONV_OK;
 }

@@ -14,6 +14,15 @@
 #define VCONV_MAX_OUTPUTS  8
 #define VCONV_SPEC_REC     1024
 
+/* hls: at most this many rungs, a key frame (a segment) every this */
+#define VCONV_HLS_RUNGS    4
+#define VCONV_HLS_SEGMENT  4000000
+/*
+ * in vconv_spec_finish()'s allowed_formats: hls may be asked (the CLI's
+ * until the server stores and serves its folder)
+ */
+#define VCONV_FMT_HLS_OK   0x80000000u
+
 
 typedef enum {
     VCONV_FMT_MP4 = 0,
@@ -134,6 +143,12 @@ typedef struct {
     int             metadata;
     /* target_size: the output's bytes at most this, 0: no target */
     int64_t         target_size;
+    /*
+     * An HLS rung: a key frame at every multiple of this many us of
+     * output time (the same frames in every rung), fragmented MP4
+     * (a fragment per key frame), no faststart; 0: the encoder's GOP
+     */
+    int64_t         keyint;
 
     /*
      * A list of formats (format=mp4,webm,jpg, issue 13): the outputs in
@@ -146,6 +161,16 @@ typedef struct {
     int             nouts;
     unsigned char   outs[VCONV_MAX_OUTPUTS];     /* vconv_format_e */
     int             prefixed;                    /* rec has NAME.key */
+    /*
+     * hls in the list: its rungs are outputs (mp4 of their height,
+     * rung[i] the height, 0 for other outputs), expanded from hls.heights
+     * by vconv_spec_finish(); a rung above the input is dropped when the
+     * job runs (at least one stays)
+     */
+    int             hls;
+    int             nheights;
+    unsigned short  heights[VCONV_HLS_RUNGS];
+    unsigned short  rung[VCONV_MAX_OUTPUTS];
     unsigned        rec_len;
     char            rec[VCONV_SPEC_REC];
 } vconv_spec_t;

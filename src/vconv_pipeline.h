@@ -67,6 +67,7 @@ typedef struct {
     int                 npkts;      /* packets out of the encoder */
 
     int64_t             last_pts;   /* video: keeps encoder pts rising */
+    int64_t             next_key;   /* hls: us of the next key frame */
     int64_t             last_dts;   /* muxer's time base: keeps dts rising */
     int64_t             frames;     /* frames sent to the encoder */
     int64_t             decoded;    /* video frames from the decoder */

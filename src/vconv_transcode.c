@@ -73,6 +73,7 @@ static int vconv_outputs_finish(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_outputs_end(vconv_job_t *job);
 static double vconv_outputs_progress(vconv_job_t *job);
 static void vconv_outputs_cleanup(vconv_job_t *job);
+static void vconv_outputs_rungs(vconv_job_t *job);
 
 
 static const vconv_limits_t  vconv_no_limits;
@@ -123,7 +124,7 @@ vconv_transcode(vconv_transcode_t *tc)
         goto done;
     }
 
-    if (tc->spec->nouts > 1) {
+    if (tc->spec->nouts > 1 || tc->spec->hls) {
         rc = vconv_outputs_transcode(&job);
         goto done;
     }
@@ -1607,6 +1608,7 @@ typedef struct vconv_out_s {
     vconv_transcode_t    tc;
     vconv_spec_t         spec;
     vconv_limits_t       limits;
+    int                  skip;      /* an hls rung above the input */
 } vconv_output_job_t;
 
 
@@ -1760,6 +1762,12 @@ vconv_outputs_select(vconv_job_t *job)
         if (vconv_select(sub) != VCONV_OK) {
             return VCONV_ERROR;
         }
+    }
+
+    vconv_outputs_rungs(job);
+
+    for (i = 0; i < job->nouts; i++) {
+        sub = &job->outs[i].job;
 
         if (sub->v.index >= 0) {
             job->v.index = sub->v.index;
@@ -1845,6 +1853,10 @@ vconv_outputs_setup(vconv_job_t *job)
 
     for (i = 0; i < job->nouts; i++) {
         sub = &job->outs[i].job;
+
+        if (job->outs[i].skip) {
+            continue;
+        }
 
         if (sub->start < start) {
             start = sub->start;
@@ -1988,6 +2000,11 @@ vconv_outputs_end(vconv_job_t *job)
         sub = &job->outs[i].job;
         sub->tc->damaged_packets = tc->damaged_packets;
 
+        if (job->outs[i].skip) {
+            tc->outputs[i].skipped = 1;
+            continue;
+        }
+
         rc = vconv_run_empty(sub);
         if (rc != VCONV_OK) {
             return rc;
@@ -2000,6 +2017,11 @@ vconv_outputs_end(vconv_job_t *job)
 
         tc->outputs[i].bytes = sub->tc->output_bytes;
         tc->outputs[i].duration = sub->out_time;
+
+        if (sub->v.enc != NULL) {
+            tc->outputs[i].width = sub->v.enc->width;
+            tc->outputs[i].height = sub->v.enc->height;
+        }
         total += sub->tc->output_bytes;
     }
 
@@ -2079,4 +2101,65 @@ vconv_outputs_cleanup(vconv_job_t *job)
 
     av_freep(&job->outs);
     job->nouts = 0;
+}
+
+
+/*
+ * hls: a rung above the input's height is dropped when another is at or
+ * under it; when all are above, the lowest stays (at the input's height:
+ * no upscale).  A dropped rung takes no stream and writes nothing.
+ */
+static void
+vconv_outputs_rungs(vconv_job_t *job)
+{
+    int                  i, h, low, fits;
+    vconv_job_t         *sub;
+    const vconv_spec_t  *spec;
+
+    spec = job->tc->spec;
+
+    if (!spec->hls) {
+        return;
+    }
+
+    h = 0;
+    fits = 0;
+    low = -1;
+
+    for (i = 0; i < job->nouts; i++) {
+        sub = &job->outs[i].job;
+
+        if (spec->rung[i] == 0 || sub->v.ist == NULL) {
+            continue;
+        }
+
+        h = sub->v.ist->codecpar->height;
+
+        if (sub->v.rotation == 90 || sub->v.rotation == 270) {
+            h = sub->v.ist->codecpar->width;
+        }
+
+        if (spec->rung[i] <= h) {
+            fits = 1;
+        }
+
+        if (low < 0 || spec->rung[i] < spec->rung[low]) {
+            low = i;
+        }
+    }
+
+    for (i = 0; i < job->nouts; i++) {
+        if (spec->rung[i] == 0 || spec->rung[i] <= h
+            || (!fits && i == low))
+        {
+            continue;
+        }
+
+        sub = &job->outs[i].job;
+        job->outs[i].skip = 1;
+        sub->v.index = -1;
+        sub->a.index = -1;
+        sub->v.ist = NULL;
+        sub->a.ist = NULL;
+    }
 }

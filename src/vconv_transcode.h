@@ -78,6 +78,9 @@ typedef struct {
     int                    fd;
     int64_t                bytes;
     double                 duration;     /* seconds */
+    int                    width;        /* of its video, 0: none */
+    int                    height;
+    int                    skipped;      /* an hls rung above the input */
 } vconv_output_t;
 
 
