@@ -37,7 +37,7 @@ my $OUT = $ENV{BENCH_OUT} // "$ROOT/bench/RESULTS.md";
 my %ONLY = map { $_ => 1 } split /,/, ($ENV{BENCH_ONLY}
                                        // 'conv,stream,big,static,threads,'
                                           . 'burst,headline,static4,'
-                                          . 'listeners,link,tus');
+                                          . 'listeners,link,tus,outputs');
 my $JSON = JSON::PP->new->canonical;
 my $T0 = time;
 
@@ -1724,6 +1724,78 @@ if ($ONLY{tus}) {
                $chunk_mb, $tus{up}, $tus{all}, $tus{status},
                $bytes / 1048576 / ($tus{up} || 1), mb($tus{growth})),
        '', sprintf('Throughput ratio tus / raw: **%s**.', f2($ratio)), '');
+}
+
+
+# ------------------------------------------------------------ 14. outputs
+
+# vconv-cli timed with /usr/bin/time: user + system CPU of the process and
+# its threads, and the wall time
+sub vcli {
+    my (@args) = @_;
+    my $tf = "$W/vtime.txt";
+    my $r = run(['nice', '-n', $PRIO, '/usr/bin/time', '-f', '%U %S',
+                 '-o', $tf, "$ROOT/build/vconv-cli", @args], timeout => 900);
+    my ($u, $s) = split ' ', slurp($tf) // '';
+    $r->{cpu} = defined $s ? $u + $s : undef;
+    $r->{ok} = $r->{rc} == 0;
+    return $r;
+}
+
+if ($ONLY{outputs}) {
+    # issue 13: one decode for mp4,webm,jpg against three single jobs
+    my $in = "$W/outputs-1080.mp4";
+    ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=1920x1080:rate=30:duration=10',
+           '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000:'
+           . 'duration=10', '-c:v', 'libx264', '-preset', 'veryfast',
+           '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', $in);
+    my %o;
+    for my $case (['full size', []], ['height=480', ['height=480']]) {
+        my ($name, $opts) = @$case;
+        for my $run (1 .. $RUNS) {
+            my ($cpu, $wall, $ok) = (0, 0, 1);
+            for my $f (qw(mp4 webm jpg)) {
+                my $r = vcli($in, "$W/one.$f", "format=$f", @$opts);
+                $ok &&= $r->{ok} && defined $r->{cpu};
+                $cpu += $r->{cpu} // 0;
+                $wall += $r->{wall};
+                unlink "$W/one.$f";
+            }
+            my $l = vcli($in, "$W/list", 'format=mp4,webm,jpg', @$opts);
+            $ok &&= $l->{ok} && defined $l->{cpu}
+                    && -s "$W/list/out.mp4" && -s "$W/list/out.webm"
+                    && -s "$W/list/out.jpg";
+            unlink glob("$W/list/*");
+            rmdir "$W/list";
+            next unless $ok;
+            push @{ $o{$name}{cpu} }, $l->{cpu} / $cpu;
+            push @{ $o{$name}{wall} }, $l->{wall} / $wall;
+            push @{ $o{$name}{abs} }, sprintf('%.1f/%.1f s', $l->{cpu}, $cpu);
+            logmsg(sprintf('outputs %s run %d: list cpu %.2fs wall %.2fs,'
+                           . ' singles cpu %.2fs wall %.2fs', $name, $run,
+                           $l->{cpu}, $l->{wall}, $cpu, $wall));
+        }
+    }
+    unlink $in;
+    md('## 14. One upload, many outputs (issue 13)', '',
+       '`vconv-cli IN DIR format=mp4,webm,jpg` (one demux, one decode, three'
+       . ' encoders) against `format=mp4`, `format=webm` and `format=jpg` one'
+       . ' after the other on the same 10 s 1080p30 H.264/AAC clip. CPU is'
+       . ' user + system seconds of the process (`/usr/bin/time`); wall is'
+       . ' the list against the three singles run one after the other.'
+       . ' Target: CPU ratio <= 0.9. Only the decode is shared, so the'
+       . ' saving is the decode\'s share: small when the outputs are'
+       . ' encoded at the full 1080p, larger when they are scaled down.', '',
+       '| outputs | CPU list / singles (median) | wall list / singles'
+       . ' | CPU seconds (list/singles) per run |',
+       '| --- | ---: | ---: | --- |');
+    for my $name ('full size', 'height=480') {
+        md(sprintf('| mp4,webm,jpg, %s | %s | %s | %s |', $name,
+                   f2(median(@{ $o{$name}{cpu} // [] })),
+                   f2(median(@{ $o{$name}{wall} // [] })),
+                   join(', ', @{ $o{$name}{abs} // [] })));
+    }
+    md('');
 }
 
 

@@ -9,7 +9,7 @@
 #   BENCH_BIG_MB=2048   size of the big-upload test (0 skips it)
 #   BENCH_WRK_SECONDS=10  length of each wrk run
 #   BENCH_ONLY=conv,stream,big,static,threads,sandbox,burst,headline,
-#              static4,listeners,link,tus
+#              static4,listeners,link,tus,outputs
 #                       a subset
 #   BENCH_TUS_MB=200    size of the tus test (5 MB PATCHes against one
 #                       raw POST of the same file)

@@ -457,6 +457,9 @@ ngx_int_t ngx_http_vconv_sched_starve(ngx_http_vconv_job_t *job,
 
 /* the transcode as a thread task (ngx_http_vconv_task.c) */
 ngx_int_t ngx_http_vconv_task_post(ngx_http_vconv_job_t *job);
+/* a list of formats: output i's file (tmp: while written) into buf */
+ngx_int_t ngx_http_vconv_output_path(ngx_http_vconv_job_t *job,
+    ngx_uint_t i, ngx_uint_t tmp, u_char *buf, size_t size);
 int ngx_http_vconv_task_interrupt(void *data);
 int64_t ngx_http_vconv_task_now(void);
 
@@ -543,6 +546,8 @@ ngx_int_t ngx_http_vconv_reply_error(ngx_http_request_t *r,
     vconv_error_t *err);
 ngx_int_t ngx_http_vconv_reply_output(ngx_http_request_t *r,
     vconv_job_info_t *info);
+ngx_int_t ngx_http_vconv_reply_output_n(ngx_http_request_t *r,
+    vconv_job_info_t *info, ngx_uint_t i);
 /* the job JSON in the pool, NULL on no memory */
 u_char *ngx_http_vconv_reply_job_json(ngx_pool_t *pool,
     vconv_job_info_t *info, char *jobs_uri, ngx_uint_t queue_pos,

@@ -362,7 +362,7 @@ ngx_http_vconv_job_start(ngx_http_vconv_job_t *job)
 
     ngx_shmtx_lock(&job->zone->shpool->mutex);
     job->node->info.status = VCONV_JOB_QUEUED;
-    job->node->info.out_format = job->spec.format;
+    vconv_job_outputs(&job->node->info, &job->spec);
     job->node->info.pid = ngx_pid;
     job->node->version++;
     ngx_shmtx_unlock(&job->zone->shpool->mutex);

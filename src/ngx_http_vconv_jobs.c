@@ -35,8 +35,10 @@ typedef struct {
 static char *ngx_http_vconv_jobs_cstr(ngx_pool_t *pool, ngx_str_t *s);
 static ngx_int_t ngx_http_vconv_jobs_get(ngx_http_request_t *r,
     ngx_http_vconv_zone_t *z, ngx_str_t *id, char *jobs_uri);
+static ngx_int_t ngx_http_vconv_jobs_output_name(ngx_http_request_t *r,
+    vconv_job_info_t *info, ngx_str_t *name);
 static ngx_int_t ngx_http_vconv_jobs_output(ngx_http_request_t *r,
-    ngx_http_vconv_zone_t *z, ngx_str_t *id);
+    ngx_http_vconv_zone_t *z, ngx_str_t *id, ngx_str_t *name);
 static ngx_int_t ngx_http_vconv_jobs_delete(ngx_http_request_t *r,
     ngx_http_vconv_zone_t *z, ngx_str_t *id);
 static ngx_int_t ngx_http_vconv_jobs_cancel(ngx_http_request_t *r,
@@ -51,7 +53,7 @@ ngx_http_vconv_jobs_handler(ngx_http_request_t *r)
     u_char                     *p, *last, *slash;
     char                       *jobs_uri;
     ngx_int_t                   rc;
-    ngx_str_t                   id, rest;
+    ngx_str_t                   id, rest, name;
     ngx_http_vconv_zone_t      *z;
     ngx_http_vconv_target_e     target;
     ngx_http_vconv_loc_conf_t  *vlcf;
@@ -84,6 +86,7 @@ ngx_http_vconv_jobs_handler(ngx_http_request_t *r)
     id.len = (slash ? slash : last) - p;
 
     target = NGX_HTTP_VCONV_JOB;
+    ngx_str_null(&name);
 
     if (slash) {
         rest.data = slash + 1;
@@ -95,6 +98,13 @@ ngx_http_vconv_jobs_handler(ngx_http_request_t *r)
         } else if (rest.len == 6 && ngx_strncmp(rest.data, "output", 6) == 0)
         {
             target = NGX_HTTP_VCONV_JOB_OUTPUT;
+
+        } else if (rest.len > 7 && ngx_strncmp(rest.data, "output/", 7) == 0)
+        {
+            /* a list of formats: /output/NAME, NAME one of the job's */
+            target = NGX_HTTP_VCONV_JOB_OUTPUT;
+            name.data = rest.data + 7;
+            name.len = rest.len - 7;
 
         } else {
             return ngx_http_vconv_reply_not_found(r, "no such resource");
@@ -130,7 +140,7 @@ ngx_http_vconv_jobs_handler(ngx_http_request_t *r)
     switch (target) {
 
     case NGX_HTTP_VCONV_JOB_OUTPUT:
-        return ngx_http_vconv_jobs_output(r, z, &id);
+        return ngx_http_vconv_jobs_output(r, z, &id, &name);
 
     case NGX_HTTP_VCONV_JOB_EVENTS:
         jobs_uri = ngx_http_vconv_jobs_cstr(r->pool, &vlcf->jobs_uri);
@@ -199,7 +209,7 @@ ngx_http_vconv_jobs_get(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
 
 static ngx_int_t
 ngx_http_vconv_jobs_output(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
-    ngx_str_t *id)
+    ngx_str_t *id, ngx_str_t *name)
 {
     u_char            *p;
     u_char             msg[128];
@@ -210,6 +220,10 @@ ngx_http_vconv_jobs_output(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
         != NGX_OK)
     {
         return ngx_http_vconv_reply_not_found(r, "no such job");
+    }
+
+    if (name->len > 0) {
+        return ngx_http_vconv_jobs_output_name(r, &info, name);
     }
 
     if (info.status == VCONV_JOB_DONE) {
@@ -392,4 +406,50 @@ ngx_http_vconv_jobs_terminate(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     }
 
     return ngx_http_vconv_jobs_delete(r, z, id);
+}
+
+
+/* /output/NAME: the job's output of that format's name, else 404 */
+static ngx_int_t
+ngx_http_vconv_jobs_output_name(ngx_http_request_t *r,
+    vconv_job_info_t *info, ngx_str_t *name)
+{
+    int                    fmt;
+    u_char                *p;
+    u_char                 msg[128];
+    ngx_int_t              i, n;
+    const vconv_format_t  *f;
+
+    n = info->nouts > 1 ? info->nouts : 1;
+
+    for (i = 0; i < n; i++) {
+        fmt = info->nouts > 1 ? info->outs[i] : info->out_format;
+        f = vconv_format((vconv_format_e) fmt);
+
+        if (f != NULL && ngx_strlen(f->name) == name->len
+            && ngx_strncmp(f->name, name->data, name->len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == n) {
+        return ngx_http_vconv_reply_not_found(r, "no such output");
+    }
+
+    if (info->status == VCONV_JOB_DONE) {
+        return ngx_http_vconv_reply_output_n(r, info, i);
+    }
+
+    if (info->status == VCONV_JOB_FAILED) {
+        p = ngx_snprintf(msg, sizeof(msg), "job is failed (%s)",
+                         vconv_error_name(info->err_code));
+
+    } else {
+        p = ngx_snprintf(msg, sizeof(msg), "job is %s",
+                         vconv_status_name(info->status));
+    }
+
+    return ngx_http_vconv_reply_code(r, NGX_HTTP_CONFLICT, "not_ready",
+                                     msg, p - msg);
 }

@@ -117,6 +117,16 @@ ngx_http_vconv_reply_error(ngx_http_request_t *r, vconv_error_t *err)
 ngx_int_t
 ngx_http_vconv_reply_output(ngx_http_request_t *r, vconv_job_info_t *info)
 {
+    return ngx_http_vconv_reply_output_n(r, info, 0);
+}
+
+
+/* output i of a list of formats: the file "output" or "output.NAME" */
+ngx_int_t
+ngx_http_vconv_reply_output_n(ngx_http_request_t *r, vconv_job_info_t *info,
+    ngx_uint_t i)
+{
+    u_char                       file[48];
     u_char                      *cd;
     size_t                       len, n;
     ngx_int_t                    rc;
@@ -140,6 +150,11 @@ ngx_http_vconv_reply_output(ngx_http_request_t *r, vconv_job_info_t *info)
         fmt = vconv_format(info->out_format);
     }
 
+    if (i > 0) {
+        fmt = i < (ngx_uint_t) info->nouts && i < VCONV_MAX_OUTPUTS
+              ? vconv_format((vconv_format_e) info->outs[i]) : NULL;
+    }
+
     /* the id came from the zone, but it still names a path: check it */
 
     if (fmt == NULL || !vconv_id_valid((char *) id.data, id.len)) {
@@ -148,7 +163,16 @@ ngx_http_vconv_reply_output(ngx_http_request_t *r, vconv_job_info_t *info)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    path.data = ngx_http_vconv_store_path(r->pool, vmcf, &id, "output");
+    if (i == 0) {
+        (void) ngx_sprintf(file, "output%Z");
+
+    } else {
+        (void) ngx_snprintf(file, sizeof(file) - 1, "output.%s%Z",
+                            fmt->name);
+        file[sizeof(file) - 1] = '\0';
+    }
+
+    path.data = ngx_http_vconv_store_path(r->pool, vmcf, &id, (char *) file);
     if (path.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -18,6 +18,10 @@
 
 
 static void ngx_http_vconv_quarantine(ngx_http_vconv_job_t *job);
+static int ngx_http_vconv_sandbox_outputs(ngx_http_vconv_job_t *job,
+    vconv_transcode_t *tc, int fd);
+static void ngx_http_vconv_sandbox_close(ngx_http_vconv_job_t *job,
+    vconv_transcode_t *tc);
 
 
 /* this worker's helper; pool threads share it under its mutex */
@@ -179,9 +183,17 @@ ngx_http_vconv_transcode(ngx_http_vconv_job_t *job, vconv_transcode_t *tc)
     tc->output_path = NULL;
     tc->output_fd = fd;
 
+    if (tc->outputs != NULL
+        && ngx_http_vconv_sandbox_outputs(job, tc, fd) != VCONV_OK)
+    {
+        (void) close(fd);
+        return VCONV_ERROR;
+    }
+
     if (!ngx_http_vconv_sandbox_on) {
         rc = vconv_transcode(tc);
         (void) close(fd);
+        ngx_http_vconv_sandbox_close(job, tc);
         return rc;
     }
 
@@ -196,6 +208,7 @@ ngx_http_vconv_transcode(ngx_http_vconv_job_t *job, vconv_transcode_t *tc)
                                  &sj);
 
     (void) close(fd);
+    ngx_http_vconv_sandbox_close(job, tc);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, job->log, 0,
                    "vconv: job %s: sandboxed child ready in %L us",
@@ -280,3 +293,67 @@ done:
 }
 
 
+
+
+/*
+ * A list of formats: the outputs after the first, each its own file made
+ * here (the child cannot open one), passed by descriptor.
+ */
+static int
+ngx_http_vconv_sandbox_outputs(ngx_http_vconv_job_t *job,
+    vconv_transcode_t *tc, int fd)
+{
+    int     i;
+    u_char  path[NGX_MAX_PATH];
+
+    tc->outputs[0].fd = fd;
+
+    for (i = 1; i < job->spec.nouts; i++) {
+        tc->outputs[i].fd = -1;
+    }
+
+    for (i = 1; i < job->spec.nouts; i++) {
+        if (ngx_http_vconv_output_path(job, i, 1, path, sizeof(path))
+            != NGX_OK)
+        {
+            ngx_http_vconv_sandbox_close(job, tc);
+            return vconv_error_set(&tc->err, VCONV_E_INTERNAL,
+                                   "output %d: no path", i);
+        }
+
+        (void) unlink((char *) path);
+
+        tc->outputs[i].fd = open((char *) path,
+                                 O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+                                 0600);
+        if (tc->outputs[i].fd == -1) {
+            ngx_log_error(NGX_LOG_CRIT, job->log, ngx_errno,
+                          "vconv: open \"%s\" failed", path);
+            ngx_http_vconv_sandbox_close(job, tc);
+            return vconv_error_set(&tc->err,
+                                   (errno == ENOSPC || errno == EDQUOT)
+                                   ? VCONV_E_STORE_FULL
+                                   : VCONV_E_STORE_ERROR,
+                                   "cannot create the output: %s",
+                                   strerror(errno));
+        }
+    }
+
+    return VCONV_OK;
+}
+
+
+/* the first is the caller's to close */
+static void
+ngx_http_vconv_sandbox_close(ngx_http_vconv_job_t *job,
+    vconv_transcode_t *tc)
+{
+    int  i;
+
+    for (i = 1; tc->outputs != NULL && i < job->spec.nouts; i++) {
+        if (tc->outputs[i].fd != -1) {
+            (void) close(tc->outputs[i].fd);
+            tc->outputs[i].fd = -1;
+        }
+    }
+}

@@ -752,12 +752,14 @@ static void
 ngx_http_vconv_store_interrupt(ngx_http_vconv_main_conf_t *vmcf,
     vconv_job_info_t *info, const char *why, ngx_log_t *log)
 {
-    u_char         *p;
-    time_t          now;
-    vconv_error_t   err;
-    u_char          path[NGX_MAX_PATH];
+    int                    i;
+    u_char                *p;
+    time_t                 now;
+    vconv_error_t          err;
+    u_char                 path[NGX_MAX_PATH];
+    const vconv_format_t  *f;
 
-    if (vmcf->store.len + VCONV_ID_MAX + 16 >= NGX_MAX_PATH) {
+    if (vmcf->store.len + VCONV_ID_MAX + 32 >= NGX_MAX_PATH) {
         return;
     }
 
@@ -778,6 +780,17 @@ ngx_http_vconv_store_interrupt(ngx_http_vconv_main_conf_t *vmcf,
     (void) unlink((char *) path);
     ngx_sprintf(p, "output.tmp%Z");
     (void) unlink((char *) path);
+
+    /* a list of formats: the other outputs' partial files too */
+    for (i = 1; i < info->nouts && i < VCONV_MAX_OUTPUTS; i++) {
+        f = vconv_format((vconv_format_e) info->outs[i]);
+
+        if (f != NULL) {
+            ngx_sprintf(p, "output.%s.tmp%Z", f->name);
+            (void) unlink((char *) path);
+        }
+    }
+
     p[-1] = '\0';
 
     if (vconv_job_save(info, (char *) path, &err) != VCONV_OK) {
@@ -909,22 +922,41 @@ ngx_http_vconv_store_quiet(const u_char *dir, time_t now, time_t quiet)
 static off_t
 ngx_http_vconv_store_dir_bytes(const u_char *dir)
 {
-    off_t         bytes;
-    struct stat   st;
-    char          path[NGX_MAX_PATH];
-    const char  **f;
-
-    static const char  *files[] = { "input", "output", "job.json", NULL };
+    DIR            *d;
+    off_t           bytes;
+    size_t          n;
+    struct stat     st;
+    struct dirent  *de;
+    char            path[NGX_MAX_PATH];
 
     bytes = 0;
 
-    for (f = files; *f; f++) {
-        ngx_sprintf((u_char *) path, "%s/%s%Z", dir, *f);
+    /*
+     * input, job.json and every output ("output", "output.NAME" of a
+     * list of formats); not what is still being written (".tmp")
+     */
+    d = opendir((const char *) dir);
+    if (d == NULL) {
+        return 0;
+    }
 
-        if (stat(path, &st) == 0) {
+    while ((de = readdir(d)) != NULL) {
+        n = ngx_strlen(de->d_name);
+
+        if (de->d_name[0] == '.' || n > 64
+            || (n > 4 && ngx_strcmp(de->d_name + n - 4, ".tmp") == 0))
+        {
+            continue;
+        }
+
+        ngx_sprintf((u_char *) path, "%s/%s%Z", dir, de->d_name);
+
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
             bytes += st.st_size;
         }
     }
+
+    closedir(d);
 
     return bytes;
 }

@@ -26,6 +26,8 @@ static void ngx_http_vconv_task_probed(void *data,
 static void ngx_http_vconv_task_progress(void *data, double fraction);
 static void ngx_http_vconv_task_starve(ngx_http_vconv_job_t *job,
     int64_t now, ngx_uint_t busy);
+static int ngx_http_vconv_task_outputs(ngx_http_vconv_job_t *job,
+    vconv_transcode_t *tc, int rc, off_t *sizes);
 
 
 int64_t
@@ -77,7 +79,8 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
 {
     ngx_http_vconv_job_t  **ctx = data;
 
-    int                     rc, ended;
+    int                     i, rc, ended;
+    off_t                   more, sizes[VCONV_MAX_OUTPUTS];
     double                  started;
     vconv_err_e             stop;
     struct stat             st;
@@ -85,6 +88,7 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     struct timespec         ts, rts;
     vconv_job_info_t        info;
     vconv_transcode_t       tc;
+    vconv_output_t          outs[VCONV_MAX_OUTPUTS];
     ngx_http_vconv_job_t   *job;
     ngx_http_vconv_zone_t  *z;
 
@@ -149,6 +153,13 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     tc.interrupt = ngx_http_vconv_task_interrupt;
     tc.data = job;
 
+    if (job->spec.nouts > 1) {
+        /* ngx_http_vconv_transcode() opens them */
+        ngx_memzero(outs, sizeof(outs));
+        ngx_memzero(sizes, sizeof(sizes));
+        tc.outputs = outs;
+    }
+
     /* a DELETE while it waited for a thread: it must not run at all */
     rc = job->node->cancel
          ? vconv_error_set(&tc.err, VCONV_E_CANCELED, "canceled")
@@ -168,6 +179,10 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     {
         rc = vconv_error_set(&tc.err, VCONV_E_IO, "rename failed: %s",
                              strerror(errno));
+    }
+
+    if (job->spec.nouts > 1) {
+        rc = ngx_http_vconv_task_outputs(job, &tc, rc, sizes);
     }
 
     if (rc != VCONV_OK) {
@@ -219,11 +234,17 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     info.expires = info.finished + job->vmcf->ttl;
     info.transcode_seconds = ts.tv_sec + ts.tv_nsec / 1e9 - started;
     info.damaged_packets = tc.damaged_packets;
+    more = 0;
 
     if (rc == VCONV_OK) {
         info.status = VCONV_JOB_DONE;
         info.progress = 1.0;
         info.out_bytes = st.st_size;
+
+        for (i = 0; job->spec.nouts > 1 && i < job->spec.nouts; i++) {
+            info.outs_bytes[i] = i ? sizes[i] : st.st_size;
+            more += i ? sizes[i] : 0;
+        }
         info.err_code = VCONV_E_NONE;
         info.err_message[0] = '\0';
 
@@ -245,7 +266,7 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     ngx_http_vconv_zone_update(z, job->node, &info);
 
     if (rc == VCONV_OK) {
-        ngx_http_vconv_zone_disk(z, job->node, st.st_size);
+        ngx_http_vconv_zone_disk(z, job->node, st.st_size + more);
     }
 
     vconv_log_job("");
@@ -380,4 +401,104 @@ ngx_http_vconv_task_done(ngx_event_t *ev)
 
     /* the job lets go of the task's reference itself */
     ngx_http_vconv_job_complete(job);
+}
+
+
+/*
+ * A list of formats: output i's file, "output" (the first) or
+ * "output.NAME", and ".tmp" while it is written.  No allocation: it runs
+ * on a pool thread.
+ */
+ngx_int_t
+ngx_http_vconv_output_path(ngx_http_vconv_job_t *job, ngx_uint_t i,
+    ngx_uint_t tmp, u_char *buf, size_t size)
+{
+    const vconv_format_t  *f;
+
+    f = vconv_format(i < (ngx_uint_t) job->spec.nouts
+                     ? (vconv_format_e) job->spec.outs[i]
+                     : VCONV_FMT_COUNT);
+
+    if (f == NULL || ngx_strlen(job->dir) + 32 > size) {
+        return NGX_ERROR;
+    }
+
+    if (i == 0) {
+        (void) ngx_sprintf(buf, "%s/output%s%Z", job->dir,
+                           tmp ? ".tmp" : "");
+
+    } else {
+        (void) ngx_sprintf(buf, "%s/output.%s%s%Z", job->dir, f->name,
+                           tmp ? ".tmp" : "");
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * After the transcode of a list, the first output already in place:
+ * every other one is checked and put in place too, or, when anything
+ * failed, none is left (the first is taken back as well).
+ */
+static int
+ngx_http_vconv_task_outputs(ngx_http_vconv_job_t *job, vconv_transcode_t *tc,
+    int rc, off_t *sizes)
+{
+    int          i, n;
+    u_char       tmp[NGX_MAX_PATH], path[NGX_MAX_PATH];
+    struct stat  st;
+
+    n = job->spec.nouts;
+
+    for (i = 1; rc == VCONV_OK && i < n; i++) {
+        if (ngx_http_vconv_output_path(job, i, 1, tmp, sizeof(tmp)) != NGX_OK
+            || ngx_http_vconv_output_path(job, i, 0, path, sizeof(path))
+               != NGX_OK)
+        {
+            rc = vconv_error_set(&tc->err, VCONV_E_INTERNAL,
+                                 "output %d: no path", i);
+            break;
+        }
+
+        if (stat((char *) tmp, &st) == -1) {
+            rc = vconv_error_set(&tc->err, VCONV_E_IO,
+                                 "output %d is missing", i);
+            break;
+        }
+
+        if (st.st_size == 0) {
+            rc = vconv_error_set(&tc->err, VCONV_E_EMPTY_OUTPUT,
+                                 "the conversion to %s produced nothing",
+                                 vconv_format(job->spec.outs[i])->name);
+            break;
+        }
+
+        sizes[i] = st.st_size;
+
+        if (rename((char *) tmp, (char *) path) == -1) {
+            rc = vconv_error_set(&tc->err, VCONV_E_IO, "rename failed: %s",
+                                 strerror(errno));
+            break;
+        }
+    }
+
+    if (rc == VCONV_OK) {
+        return rc;
+    }
+
+    /* nothing half-done is served */
+    for (i = 1; i < n; i++) {
+        if (ngx_http_vconv_output_path(job, i, 1, tmp, sizeof(tmp)) == NGX_OK
+            && ngx_http_vconv_output_path(job, i, 0, path, sizeof(path))
+               == NGX_OK)
+        {
+            (void) unlink((char *) tmp);
+            (void) unlink((char *) path);
+        }
+    }
+
+    (void) unlink((char *) job->output);
+
+    return rc;
 }

@@ -203,7 +203,7 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
     info.status = VCONV_JOB_UPLOADING;
     info.created = ngx_time();
-    info.out_format = ctx->spec->format;
+    vconv_job_outputs(&info, ctx->spec);
     info.pid = ngx_pid;
 
     job = ngx_http_vconv_job_create(r, z, &info, &ctx->err);
@@ -913,7 +913,7 @@ ngx_http_vconv_upload_body_done(ngx_http_request_t *r)
 
         job->spec = *ctx->spec;
         job->wait = ctx->wait;
-        job->info.out_format = ctx->spec->format;
+        vconv_job_outputs(&job->info, ctx->spec);
         if (ctx->name_set) {
             ngx_cpystrn((u_char *) job->info.in_name,
                         (u_char *) ctx->name, sizeof(job->info.in_name));
@@ -945,7 +945,7 @@ ngx_http_vconv_upload_body_done(ngx_http_request_t *r)
 
     ngx_shmtx_lock(&job->zone->shpool->mutex);
     job->node->info.in_bytes = job->written;
-    job->node->info.out_format = job->info.out_format;
+    vconv_job_outputs(&job->node->info, &job->spec);
     ngx_memcpy(job->node->info.in_name, job->info.in_name,
                sizeof(job->info.in_name));
     job->node->version++;

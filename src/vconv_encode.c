@@ -47,6 +47,8 @@ static const vconv_codec_t *vconv_output_tune(AVCodecContext *enc,
 static int vconv_output_hdr(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_output_hdr_side(vconv_job_t *job, vconv_stream_t *st);
 static AVIOContext *vconv_output_io(int fd, int write);
+static int vconv_output_key(vconv_job_t *job, vconv_stream_t *st,
+    const AVFrame *frame);
 static int vconv_output_io_write(void *opaque, uint8_t *buf, int size);
 static int vconv_output_io_read(void *opaque, uint8_t *buf, int size);
 static int64_t vconv_output_io_seek(void *opaque, int64_t offset,
@@ -188,6 +190,13 @@ vconv_output_video(vconv_job_t *job, vconv_stream_t *st)
     }
 
     vconv_target_tune(job, enc, 1);
+
+    if (spec->keyint > 0) {
+        /* key frames only where vconv_output_key() puts them */
+        enc->gop_size = 600;
+        (void) av_opt_set_int(enc->priv_data, "sc_threshold", 0, 0);
+        (void) av_opt_set_int(enc->priv_data, "forced-idr", 1, 0);
+    }
 
     return vconv_output_open_encoder(job, st, codec);
 }
@@ -350,7 +359,15 @@ vconv_output_header(vconv_job_t *job)
         }
     }
 
-    if (vconv_output_is_mov(ofmt->oformat)) {
+    if (vconv_output_is_mov(ofmt->oformat) && job->spec->keyint > 0) {
+        /*
+         * an hls rung: one fragment per key frame, which the playlists
+         * address by byte range (vconv_hls.c)
+         */
+        av_dict_set(&opts, "movflags",
+                    "+frag_keyframe+empty_moov+default_base_moof", 0);
+
+    } else if (vconv_output_is_mov(ofmt->oformat)) {
         /* players can start before the whole file arrives */
         av_dict_set(&opts, "movflags", "+faststart", 0);
     }
@@ -417,7 +434,8 @@ vconv_output_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
     }
 
     st->last_pts = frame->pts;
-    frame->pict_type = AV_PICTURE_TYPE_NONE;
+    frame->pict_type = vconv_output_key(job, st, frame)
+                       ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
 
     /*
      * Unused by us; libx265's wrapper allocates a copy of it per picture
@@ -1393,4 +1411,30 @@ vconv_output_frame_limit(vconv_job_t *job, int64_t n)
     }
 
     return VCONV_OK;
+}
+
+
+/*
+ * An hls rung's key frames: the first frame at or after each multiple of
+ * spec->keyint of output time.  Every rung gets the same frames from the
+ * one decode, so their segments start at the same times.
+ */
+static int
+vconv_output_key(vconv_job_t *job, vconv_stream_t *st, const AVFrame *frame)
+{
+    int64_t  t;
+
+    if (job->spec->keyint <= 0) {
+        return 0;
+    }
+
+    t = av_rescale_q(frame->pts, st->enc->time_base, AV_TIME_BASE_Q);
+
+    if (t < st->next_key) {
+        return 0;
+    }
+
+    st->next_key = (t / job->spec->keyint + 1) * job->spec->keyint;
+
+    return 1;
 }

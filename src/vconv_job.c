@@ -37,6 +37,71 @@ static const char  *vconv_status_names[] = {
     (int) (sizeof(vconv_status_names) / sizeof(vconv_status_names[0]))
 
 
+void
+vconv_job_outputs(vconv_job_info_t *job, const vconv_spec_t *spec)
+{
+    int  i;
+
+    job->out_format = spec->format;
+    job->nouts = spec->nouts > 1 ? spec->nouts : 0;
+
+    for (i = 0; i < job->nouts; i++) {
+        job->outs[i] = spec->outs[i];
+    }
+}
+
+
+/*
+ * "outputs":[{"name","format","bytes","url"}] in list order; one entry
+ * for a job of one format.  An output's name is its format's.
+ */
+static void
+vconv_job_json_outputs(vconv_out_t *o, const vconv_job_info_t *job,
+    const char *jobs_uri)
+{
+    int                    i, n, fmt;
+    size_t                 ulen;
+    int64_t                bytes;
+    const vconv_format_t  *f;
+
+    n = job->nouts > 1 ? job->nouts : 1;
+    ulen = jobs_uri ? strlen(jobs_uri) : 0;
+
+    vconv_out(o, ",\"outputs\":[");
+
+    for (i = 0; i < n; i++) {
+        fmt = job->nouts > 1 ? job->outs[i] : job->out_format;
+        bytes = job->nouts > 1 ? job->outs_bytes[i] : job->out_bytes;
+        f = vconv_format((vconv_format_e) fmt);
+
+        if (f == NULL) {
+            continue;
+        }
+
+        vconv_out(o, "%s{\"name\":\"%s\",\"format\":\"%s\"",
+                  i ? "," : "", f->name, f->name);
+
+        if (job->status != VCONV_JOB_DONE) {
+            vconv_out(o, ",\"bytes\":null,\"url\":null}");
+            continue;
+        }
+
+        vconv_out(o, ",\"bytes\":%lld,\"url\":\"", (long long) bytes);
+        vconv_json_escape_count(o->buf, o->len, &o->pos, jobs_uri, ulen);
+
+        if (ulen == 0 || jobs_uri[ulen - 1] != '/') {
+            vconv_out(o, "/");
+        }
+
+        vconv_json_escape_count(o->buf, o->len, &o->pos, job->id,
+                                strnlen(job->id, sizeof(job->id)));
+        vconv_out(o, "/output/%s\"}", f->name);
+    }
+
+    vconv_out(o, "]");
+}
+
+
 const char *
 vconv_status_name(vconv_status_e status)
 {
@@ -200,6 +265,8 @@ vconv_job_json(const vconv_job_info_t *job, const char *jobs_uri,
     } else {
         vconv_out(&o, ",\"bytes\":null,\"url\":null}");
     }
+
+    vconv_job_json_outputs(&o, job, jobs_uri);
 
     /* what was skipped on the way: the output may lack a moment of it */
     vconv_out(&o, ",\"warnings\":{\"damaged_packets\":%lld}",

@@ -11,6 +11,7 @@
 
 #include "vconv.h"
 #include "vconv_disposition.h"    /* the glue finds it here too */
+#include "vconv_options.h"
 
 
 #define VCONV_ID_MAX      96      /* "node-" + 32 hex + NUL, node <= 48 */
@@ -53,10 +54,22 @@ typedef struct {
     pid_t           pid;               /* worker running the job */
     int64_t         started_ms;        /* unix ms its transcode began, 0 */
     int64_t         finished_ms;       /* unix ms it ended, 0: unknown */
+
+    /*
+     * A list of formats (issue 13): every output in order, the first
+     * also out_format and out_bytes; nouts 0: the one output of before.
+     * The first is the file "output", each other "output.NAME".
+     */
+    int             nouts;
+    int             outs[VCONV_MAX_OUTPUTS];        /* vconv_format_e */
+    int64_t         outs_bytes[VCONV_MAX_OUTPUTS];
 } vconv_job_info_t;
 
 
 const char *vconv_status_name(vconv_status_e status);
+
+/* the record's outputs: out_format and the list, from a finished spec */
+void vconv_job_outputs(vconv_job_info_t *job, const vconv_spec_t *spec);
 
 /* 1 for done, failed, canceled */
 int vconv_status_final(vconv_status_e status);

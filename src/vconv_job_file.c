@@ -80,8 +80,26 @@ static const vconv_job_field_t  vconv_job_fields[] = {
     VCONV_JF("err_message", VCONV_JF_TEXT_CUT, err_message, 0, 0, 1),
     VCONV_JF("pid", VCONV_JF_INT, pid, 0, 0, 0),
     VCONV_JF("started_ms", VCONV_JF_INT64, started_ms, 0, 0, 0),
-    VCONV_JF("finished_ms", VCONV_JF_INT64, finished_ms, 0, 0, 0)
+    VCONV_JF("finished_ms", VCONV_JF_INT64, finished_ms, 0, 0, 0),
+    /* a list of formats: the outputs after the first, flat */
+    VCONV_JF("nouts", VCONV_JF_INT, nouts, 0, 0, 0),
+    VCONV_JF("out1_format", VCONV_JF_FORMAT, outs[1], -1, 0, 0),
+    VCONV_JF("out1_bytes", VCONV_JF_INT64, outs_bytes[1], 0, 0, 0),
+    VCONV_JF("out2_format", VCONV_JF_FORMAT, outs[2], -1, 0, 0),
+    VCONV_JF("out2_bytes", VCONV_JF_INT64, outs_bytes[2], 0, 0, 0),
+    VCONV_JF("out3_format", VCONV_JF_FORMAT, outs[3], -1, 0, 0),
+    VCONV_JF("out3_bytes", VCONV_JF_INT64, outs_bytes[3], 0, 0, 0),
+    VCONV_JF("out4_format", VCONV_JF_FORMAT, outs[4], -1, 0, 0),
+    VCONV_JF("out4_bytes", VCONV_JF_INT64, outs_bytes[4], 0, 0, 0),
+    VCONV_JF("out5_format", VCONV_JF_FORMAT, outs[5], -1, 0, 0),
+    VCONV_JF("out5_bytes", VCONV_JF_INT64, outs_bytes[5], 0, 0, 0),
+    VCONV_JF("out6_format", VCONV_JF_FORMAT, outs[6], -1, 0, 0),
+    VCONV_JF("out6_bytes", VCONV_JF_INT64, outs_bytes[6], 0, 0, 0),
+    VCONV_JF("out7_format", VCONV_JF_FORMAT, outs[7], -1, 0, 0),
+    VCONV_JF("out7_bytes", VCONV_JF_INT64, outs_bytes[7], 0, 0, 0)
 };
+
+typedef char vconv_job_outs_check_t[VCONV_MAX_OUTPUTS == 8 ? 1 : -1];
 
 #define VCONV_NFIELDS                                                         \
     (sizeof(vconv_job_fields) / sizeof(vconv_job_fields[0]))
@@ -555,6 +573,21 @@ vconv_job_parse(vconv_job_info_t *job, const char *text, size_t len)
 
     } else if (job->progress > 1) {
         job->progress = 1;
+    }
+
+    if (job->nouts < 0 || job->nouts > VCONV_MAX_OUTPUTS
+        || job->nouts == 1)
+    {
+        goto done;
+    }
+
+    job->outs[0] = job->out_format;
+    job->outs_bytes[0] = job->out_bytes;
+
+    for (i = 1; i < (size_t) job->nouts; i++) {
+        if (job->outs[i] < 0 || job->outs_bytes[i] < 0) {
+            goto done;
+        }
     }
 
     rc = 0;

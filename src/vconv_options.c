@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 
 #define VCONV_ECHO_MAX      64          /* a user value in a message */
+#define VCONV_HLS_PENDING   0xffff      /* hls's place, rungs to come */
 #define VCONV_NUM_MAX       32          /* longest numeric value we parse */
 #define VCONV_TIME_MAX      86400000000LL   /* 24 h in microseconds */
 
@@ -236,6 +238,23 @@ static int vconv_spec_check_target(const vconv_spec_t *spec,
     const vconv_format_t *f, const vconv_codec_t *ac, vconv_error_t *err);
 static const char *vconv_first_option(unsigned bits);
 
+static int vconv_spec_list(vconv_spec_t *spec, const char *val, size_t vlen,
+    vconv_error_t *err);
+static int vconv_spec_prefixed(vconv_spec_t *spec, const char *key,
+    size_t klen, const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_spec_record(vconv_spec_t *spec, const char *key,
+    size_t klen, const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_spec_finish_list(vconv_spec_t *spec,
+    unsigned allowed_formats, vconv_error_t *err);
+static unsigned vconv_list_skips(vconv_kind_e kind);
+static int vconv_spec_names(const vconv_spec_t *spec, const char *name,
+    size_t len);
+static int vconv_spec_heights(vconv_spec_t *spec, const char *val,
+    size_t vlen, vconv_error_t *err);
+static int vconv_spec_hls(vconv_spec_t *spec, unsigned allowed_formats,
+    vconv_error_t *err);
+static int vconv_spec_output_error(vconv_error_t *err,
+    const vconv_error_t *e, const char *name, const vconv_spec_t *spec);
 static int vconv_spec_format(vconv_spec_t *spec, unsigned allowed_formats,
     vconv_error_t *err);
 static int vconv_spec_check(const vconv_spec_t *spec,
@@ -493,6 +512,17 @@ vconv_spec_set(vconv_spec_t *spec, const char *key, size_t klen,
     size_t                 i;
     const vconv_option_t  *opt;
 
+    if (klen == 6 && memcmp(key, "format", 6) == 0
+        && (memchr(val, ',', vlen) != NULL
+            || (vlen == 3 && memcmp(val, "hls", 3) == 0)))
+    {
+        return vconv_spec_list(spec, val, vlen, err);
+    }
+
+    if (memchr(key, '.', klen) != NULL) {
+        return vconv_spec_prefixed(spec, key, klen, val, vlen, err);
+    }
+
     for (i = 0; i < VCONV_NOPTIONS; i++) {
         opt = &vconv_options[i];
 
@@ -512,7 +542,7 @@ vconv_spec_set(vconv_spec_t *spec, const char *key, size_t klen,
 
         spec->set |= opt->bit;
 
-        return VCONV_OK;
+        return vconv_spec_record(spec, key, klen, val, vlen, err);
     }
 
     return vconv_error_set(err, VCONV_E_UNKNOWN_OPTION,
@@ -1465,6 +1495,10 @@ vconv_spec_finish(vconv_spec_t *spec, unsigned allowed_formats,
     const vconv_codec_t   *vc, *ac;
     const vconv_format_t  *f;
 
+    if (spec->nouts > 0 || spec->prefixed) {
+        return vconv_spec_finish_list(spec, allowed_formats, err);
+    }
+
     if (vconv_spec_format(spec, allowed_formats, err) != VCONV_OK) {
         return VCONV_ERROR;
     }
@@ -2085,4 +2119,564 @@ vconv_presets_json(char *buf, size_t len, unsigned allowed_formats)
     vconv_out(&o, "}}");
 
     return o.pos;
+}
+
+
+/*
+ * A list of formats (issue 13).  Each output's spec is made from the
+ * options as given, replayed for its format (vconv_spec_output()), so
+ * that every output has its own preset: the first output's fields are
+ * this spec's own, the list and the options stay for the others.
+ */
+static int
+vconv_spec_list(vconv_spec_t *spec, const char *val, size_t vlen,
+    vconv_error_t *err)
+{
+    int          fmt, i;
+    size_t       n;
+    const char  *p, *end, *comma;
+
+    if (spec->set & VCONV_SET_FORMAT) {
+        return vconv_error_set(err, VCONV_E_DUPLICATE_OPTION,
+                               "option 'format' is given more than once");
+    }
+
+    spec->nouts = 0;
+    p = val;
+    end = val + vlen;
+
+    while (p <= end) {
+        comma = memchr(p, ',', end - p);
+        n = (comma ? comma : end) - p;
+
+        if (n == 3 && memcmp(p, "hls", 3) == 0) {
+            if (spec->hls) {
+                return vconv_error_set(err, VCONV_E_DUPLICATE_OPTION,
+                                       "option 'format': 'hls' is listed "
+                                       "twice");
+            }
+
+            if (spec->nouts == VCONV_MAX_OUTPUTS) {
+                return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                                       "option 'format': at most %d "
+                                       "formats", VCONV_MAX_OUTPUTS);
+            }
+
+            /* its rungs, once hls.heights is known: vconv_spec_hls() */
+            spec->hls = 1;
+            spec->rung[spec->nouts] = VCONV_HLS_PENDING;
+            spec->outs[spec->nouts++] = VCONV_FMT_MP4;
+
+            if (comma == NULL) {
+                break;
+            }
+
+            p = comma + 1;
+            continue;
+        }
+
+        if (!vconv_is_token(p, n, 1)) {
+            return vconv_error_set(err, VCONV_E_INVALID_VALUE,
+                                   "option 'format': '%.*s' is not a "
+                                   "format name",
+                                   vconv_echo_len(p, n), p);
+        }
+
+        fmt = vconv_format_by_name(p, n);
+        if (fmt < 0) {
+            return vconv_error_set(err, VCONV_E_UNKNOWN_FORMAT,
+                                   "option 'format': unknown format "
+                                   "'%.*s'", vconv_echo_len(p, n), p);
+        }
+
+        for (i = 0; i < spec->nouts; i++) {
+            if (spec->outs[i] == fmt && spec->rung[i] == 0) {
+                return vconv_error_set(err, VCONV_E_DUPLICATE_OPTION,
+                                       "option 'format': '%.*s' is "
+                                       "listed twice",
+                                       vconv_echo_len(p, n), p);
+            }
+        }
+
+        if (spec->nouts == VCONV_MAX_OUTPUTS) {
+            return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                                   "option 'format': at most %d formats",
+                                   VCONV_MAX_OUTPUTS);
+        }
+
+        spec->outs[spec->nouts++] = (unsigned char) fmt;
+
+        if (comma == NULL) {
+            break;
+        }
+
+        p = comma + 1;
+    }
+
+    spec->format = spec->outs[0];
+    spec->set |= VCONV_SET_FORMAT;
+
+    return VCONV_OK;
+}
+
+
+/*
+ * "webm.height=480": checked now as far as an option alone can be, on a
+ * spec of its own; applied to its output by vconv_spec_output().
+ */
+static int
+vconv_spec_prefixed(vconv_spec_t *spec, const char *key, size_t klen,
+    const char *val, size_t vlen, vconv_error_t *err)
+{
+    size_t         n;
+    const char    *dot;
+    vconv_spec_t  *tmp;
+
+    dot = memchr(key, '.', klen);
+    n = dot - key;
+
+    if (n == 3 && memcmp(key, "hls", 3) == 0 && klen == 11
+        && memcmp(dot + 1, "heights", 7) == 0)
+    {
+        return vconv_spec_heights(spec, val, vlen, err);
+    }
+
+    if ((vconv_format_by_name(key, n) < 0
+         && !(n == 3 && memcmp(key, "hls", 3) == 0))
+        || (n + 7 == klen && memcmp(dot + 1, "format", 6) == 0))
+    {
+        return vconv_error_set(err, VCONV_E_UNKNOWN_OPTION,
+                               "unknown option '%.*s'",
+                               vconv_echo_len(key, klen), key);
+    }
+
+    tmp = malloc(sizeof(vconv_spec_t));
+    if (tmp == NULL) {
+        return vconv_error_set(err, VCONV_E_NOMEM, "out of memory");
+    }
+
+    vconv_spec_init(tmp);
+
+    if (vconv_spec_set(tmp, dot + 1, klen - n - 1, val, vlen, err)
+        != VCONV_OK)
+    {
+        free(tmp);
+        return VCONV_ERROR;
+    }
+
+    free(tmp);
+
+    spec->prefixed = 1;
+
+    return vconv_spec_record(spec, key, klen, val, vlen, err);
+}
+
+
+static int
+vconv_spec_record(vconv_spec_t *spec, const char *key, size_t klen,
+    const char *val, size_t vlen, vconv_error_t *err)
+{
+    unsigned char  *p;
+
+    if (klen > 255 || vlen > 65535
+        || spec->rec_len + 3 + klen + vlen > VCONV_SPEC_REC)
+    {
+        return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                               "the options are longer than %d bytes",
+                               VCONV_SPEC_REC);
+    }
+
+    p = (unsigned char *) spec->rec + spec->rec_len;
+    p[0] = (unsigned char) klen;
+    p[1] = (unsigned char) (vlen >> 8);
+    p[2] = (unsigned char) vlen;
+    memcpy(p + 3, key, klen);
+    memcpy(p + 3 + klen, val, vlen);
+    spec->rec_len += 3 + klen + vlen;
+
+    return VCONV_OK;
+}
+
+
+/*
+ * Every output's spec is finished here, so that a bad option for any of
+ * them is the request's 400, not the job's failure later.
+ */
+static int
+vconv_spec_finish_list(vconv_spec_t *spec, unsigned allowed_formats,
+    vconv_error_t *err)
+{
+    int            i, rc;
+    vconv_spec_t  *tmp;
+
+    tmp = malloc(sizeof(vconv_spec_t));
+    if (tmp == NULL) {
+        return vconv_error_set(err, VCONV_E_NOMEM, "out of memory");
+    }
+
+    if (vconv_spec_hls(spec, allowed_formats, err) != VCONV_OK) {
+        free(tmp);
+        return VCONV_ERROR;
+    }
+
+    if (spec->nouts == 0) {
+        /* one format and "NAME.key" options: which format it is */
+        memcpy(tmp, spec, sizeof(vconv_spec_t));
+        tmp->prefixed = 0;
+
+        if (vconv_spec_finish(tmp, allowed_formats, err) != VCONV_OK) {
+            free(tmp);
+            return VCONV_ERROR;
+        }
+
+        spec->outs[0] = (unsigned char) tmp->format;
+        spec->nouts = 1;
+    }
+
+    rc = VCONV_OK;
+
+    for (i = 0; i < spec->nouts; i++) {
+        rc = vconv_spec_output(spec, i, tmp, allowed_formats, err);
+        if (rc != VCONV_OK) {
+            break;
+        }
+
+        /*
+         * Two passes over the input and a copy of its packets have no
+         * place among outputs that share one decode.
+         */
+        if (spec->nouts > 1 && tmp->target_size > 0) {
+            rc = vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                                 "target_size cannot be used with a list "
+                                 "of formats");
+            break;
+        }
+
+        if (spec->nouts > 1 && (tmp->vcopy || tmp->acopy)) {
+            rc = vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                                 "vcodec=copy and acodec=copy cannot be "
+                                 "used with a list of formats");
+            break;
+        }
+
+        if (i == 0) {
+            /* the first output's fields; the list and options stay */
+            memcpy(spec, tmp, offsetof(vconv_spec_t, nouts));
+        }
+    }
+
+    free(tmp);
+
+    return rc;
+}
+
+
+int
+vconv_spec_output(const vconv_spec_t *spec, int i, vconv_spec_t *out,
+    unsigned allowed_formats, vconv_error_t *err)
+{
+    int                    pass;
+    size_t                 klen, vlen, n, off;
+    unsigned               bit;
+    const char            *name, *key, *val, *dot;
+    const unsigned char          *p;
+    vconv_error_t          e;
+
+    name = vconv_formats[spec->outs[i]].name;
+    n = strlen(name);
+
+    vconv_spec_init(out);
+
+    if (vconv_spec_set(out, "format", 6, name, n, err) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
+
+    if (spec->rung[i] != 0) {
+        /* an hls rung: its height first, "hls.key" options for it */
+        char  h[16];
+
+        if (spec->rung[i] == VCONV_HLS_PENDING) {
+            return vconv_error_set(err, VCONV_E_INTERNAL,
+                                   "hls rungs not expanded");
+        }
+
+        snprintf(h, sizeof(h), "%u", (unsigned) spec->rung[i]);
+
+        if (vconv_spec_set(out, "height", 6, h, strlen(h), err)
+            != VCONV_OK)
+        {
+            return VCONV_ERROR;
+        }
+
+        name = "hls";
+        n = 3;
+    }
+
+    /* the output's own options first: they win over plain ones */
+    for (pass = 0; pass < 2; pass++) {
+        for (off = 0; off < spec->rec_len; off += 3 + klen + vlen) {
+            p = (const unsigned char *) spec->rec + off;
+            klen = p[0];
+            vlen = (p[1] << 8) | p[2];
+            key = (const char *) p + 3;
+            val = key + klen;
+            dot = memchr(key, '.', klen);
+
+            if (pass == 0) {
+                if (dot == NULL) {
+                    continue;
+                }
+
+                if ((size_t) (dot - key) != n || memcmp(key, name, n) != 0)
+                {
+                    if (vconv_spec_names(spec, key, dot - key)) {
+                        continue;
+                    }
+
+                    return vconv_error_set(err, VCONV_E_INVALID_VALUE,
+                                           "option '%.*s': the formats "
+                                           "asked have no '%.*s'",
+                                           vconv_echo_len(key, klen), key,
+                                           (int) (dot - key), key);
+                }
+
+                klen -= n + 1;
+                key = dot + 1;
+
+                if (spec->rung[i] != 0 && klen == 7
+                    && memcmp(key, "heights", 7) == 0)
+                {
+                    klen += n + 1;
+                    continue;
+                }
+
+            } else {
+                if (dot != NULL
+                    || (klen == 6 && memcmp(key, "format", 6) == 0))
+                {
+                    continue;
+                }
+
+                bit = vconv_option_bit(key, klen);
+
+                if ((spec->nouts > 1
+                     && (bit & vconv_list_skips(vconv_formats[spec->outs[i]]
+                                                .kind)))
+                    || (out->set & bit)
+                    || ((bit & VCONV_SET_RATE) && (out->set & VCONV_SET_RATE))
+                    || ((bit & VCONV_SET_SIZE) && (out->set & VCONV_SET_SIZE)))
+                {
+                    continue;
+                }
+            }
+
+            if (vconv_spec_set(out, key, klen, val, vlen, &e) != VCONV_OK) {
+                return vconv_spec_output_error(err, &e, name, spec);
+            }
+
+            if (pass == 0) {
+                klen += n + 1;
+            }
+        }
+    }
+
+    if (vconv_spec_finish(out, allowed_formats, &e) != VCONV_OK) {
+        return vconv_spec_output_error(err, &e, name, spec);
+    }
+
+    if (spec->rung[i] != 0) {
+        out->keyint = VCONV_HLS_SEGMENT;
+    }
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_spec_names(const vconv_spec_t *spec, const char *name, size_t len)
+{
+    int          i;
+    const char  *s;
+
+    if (spec->hls && len == 3 && memcmp(name, "hls", 3) == 0) {
+        return 1;
+    }
+
+    for (i = 0; i < spec->nouts; i++) {
+        s = vconv_formats[spec->outs[i]].name;
+
+        if (strlen(s) == len && memcmp(s, name, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* which output an option failed for, when there are several */
+static int
+vconv_spec_output_error(vconv_error_t *err, const vconv_error_t *e,
+    const char *name, const vconv_spec_t *spec)
+{
+    if (spec->nouts < 2) {
+        *err = *e;
+        return VCONV_ERROR;
+    }
+
+    return vconv_error_set(err, e->code, "%s: %s", name, e->message);
+}
+
+
+/*
+ * In a list, a plain option goes to the outputs it means something for:
+ * duration=3 trims the videos and leaves the still a still; height=480
+ * leaves the mp3 alone.  A prefixed one is given as asked, and checked.
+ */
+static unsigned
+vconv_list_skips(vconv_kind_e kind)
+{
+    switch (kind) {
+
+    case VCONV_KIND_AUDIO:
+        return VCONV_SET_WIDTH | VCONV_SET_HEIGHT | VCONV_SET_UPSCALE
+               | VCONV_SET_FPS | VCONV_SET_QUALITY | VCONV_SET_CRF
+               | VCONV_SET_VBITRATE | VCONV_SET_VCODEC | VCONV_SET_AUDIO;
+
+    case VCONV_KIND_IMAGE:
+        return VCONV_SET_FPS | VCONV_SET_DURATION | VCONV_SET_VBITRATE
+               | VCONV_SET_ABITRATE | VCONV_SET_ACODEC | VCONV_SET_AUDIO;
+
+    case VCONV_KIND_ANIMATION:
+        return VCONV_SET_VBITRATE | VCONV_SET_ABITRATE | VCONV_SET_ACODEC
+               | VCONV_SET_AUDIO;
+
+    default:
+        return 0;
+    }
+}
+
+
+/* hls.heights=1080,720,360: the rungs, largest first as given */
+static int
+vconv_spec_heights(vconv_spec_t *spec, const char *val, size_t vlen,
+    vconv_error_t *err)
+{
+    long         h;
+    size_t       n;
+    const char  *p, *end, *comma;
+
+    if (spec->nheights > 0) {
+        return vconv_error_set(err, VCONV_E_DUPLICATE_OPTION,
+                               "option 'hls.heights' is given more than "
+                               "once");
+    }
+
+    p = val;
+    end = val + vlen;
+
+    for ( ;; ) {
+        comma = memchr(p, ',', end - p);
+        n = (comma ? comma : end) - p;
+
+        if (vconv_parse_int("hls.heights", p, n, VCONV_HEIGHT_MIN,
+                            VCONV_HEIGHT_MAX, &h, err)
+            != VCONV_OK)
+        {
+            return VCONV_ERROR;
+        }
+
+        if (spec->nheights == VCONV_HLS_RUNGS) {
+            return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                                   "option 'hls.heights': at most %d "
+                                   "rungs", VCONV_HLS_RUNGS);
+        }
+
+        spec->heights[spec->nheights++] = (unsigned short) (h & ~1L);
+        spec->prefixed = 1;
+
+        if (comma == NULL) {
+            break;
+        }
+
+        p = comma + 1;
+    }
+
+    return VCONV_OK;
+}
+
+
+/* hls's place in the list becomes its rungs */
+static int
+vconv_spec_hls(vconv_spec_t *spec, unsigned allowed_formats,
+    vconv_error_t *err)
+{
+    int             i, j, k, n, at;
+    unsigned char   outs[VCONV_MAX_OUTPUTS];
+    unsigned short  rung[VCONV_MAX_OUTPUTS];
+
+    static const unsigned short  ladder[] = { 1080, 720, 480, 360 };
+
+    if (!spec->hls) {
+        if (spec->nheights > 0) {
+            return vconv_error_set(err, VCONV_E_INVALID_VALUE,
+                                   "option 'hls.heights': the formats "
+                                   "asked have no 'hls'");
+        }
+
+        return VCONV_OK;
+    }
+
+    if (!(allowed_formats & VCONV_FMT_HLS_OK)) {
+        return vconv_error_set(err, VCONV_E_FORMAT_NOT_ALLOWED,
+                               "format hls is not served yet (vconv-cli "
+                               "writes it)");
+    }
+
+    for (at = 0; at < spec->nouts; at++) {
+        if (spec->rung[at] == VCONV_HLS_PENDING) {
+            break;
+        }
+    }
+
+    if (at == spec->nouts) {
+        /* expanded by an earlier call */
+        return VCONV_OK;
+    }
+
+    if (spec->nheights == 0) {
+        for (i = 0; i < VCONV_HLS_RUNGS; i++) {
+            spec->heights[i] = ladder[i];
+        }
+
+        spec->nheights = VCONV_HLS_RUNGS;
+    }
+
+    n = spec->nouts - 1 + spec->nheights;
+
+    if (n > VCONV_MAX_OUTPUTS) {
+        return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                               "option 'format': hls's %d rungs and the "
+                               "other formats are more than %d outputs",
+                               spec->nheights, VCONV_MAX_OUTPUTS);
+    }
+
+    for (i = 0, k = 0; i < spec->nouts; i++) {
+        if (i != at) {
+            outs[k] = spec->outs[i];
+            rung[k++] = 0;
+            continue;
+        }
+
+        for (j = 0; j < spec->nheights; j++) {
+            outs[k] = VCONV_FMT_MP4;
+            rung[k++] = spec->heights[j];
+        }
+    }
+
+    memcpy(spec->outs, outs, sizeof(outs));
+    memcpy(spec->rung, rung, sizeof(rung));
+    spec->nouts = n;
+
+    return VCONV_OK;
 }

@@ -10,6 +10,20 @@
 #include "vconv.h"
 
 
+/* a list of formats: at most this many outputs, and its options' bytes */
+#define VCONV_MAX_OUTPUTS  8
+#define VCONV_SPEC_REC     1024
+
+/* hls: at most this many rungs, a key frame (a segment) every this */
+#define VCONV_HLS_RUNGS    4
+#define VCONV_HLS_SEGMENT  4000000
+/*
+ * in vconv_spec_finish()'s allowed_formats: hls may be asked (the CLI's
+ * until the server stores and serves its folder)
+ */
+#define VCONV_FMT_HLS_OK   0x80000000u
+
+
 typedef enum {
     VCONV_FMT_MP4 = 0,
     VCONV_FMT_WEBM,
@@ -129,7 +143,47 @@ typedef struct {
     int             metadata;
     /* target_size: the output's bytes at most this, 0: no target */
     int64_t         target_size;
+    /*
+     * An HLS rung: a key frame at every multiple of this many us of
+     * output time (the same frames in every rung), fragmented MP4
+     * (a fragment per key frame), no faststart; 0: the encoder's GOP
+     */
+    int64_t         keyint;
+
+    /*
+     * A list of formats (format=mp4,webm,jpg, issue 13): the outputs in
+     * order, 0 for the one output of before.  The fields above are then
+     * the first output's; vconv_spec_output() makes each one's spec by
+     * replaying the request's options, kept in rec as given (a byte of
+     * key length, two of value length, key, value), with "NAME.key"
+     * options for that output only.
+     */
+    int             nouts;
+    unsigned char   outs[VCONV_MAX_OUTPUTS];     /* vconv_format_e */
+    int             prefixed;                    /* rec has NAME.key */
+    /*
+     * hls in the list: its rungs are outputs (mp4 of their height,
+     * rung[i] the height, 0 for other outputs), expanded from hls.heights
+     * by vconv_spec_finish(); a rung above the input is dropped when the
+     * job runs (at least one stays)
+     */
+    int             hls;
+    int             nheights;
+    unsigned short  heights[VCONV_HLS_RUNGS];
+    unsigned short  rung[VCONV_MAX_OUTPUTS];
+    unsigned        rec_len;
+    char            rec[VCONV_SPEC_REC];
 } vconv_spec_t;
+
+
+/*
+ * The spec of output i (0 .. nouts - 1) of a finished list spec: the
+ * plain options and those prefixed with its name, finished for its
+ * format.  An option prefixed for an output wins over a plain one of
+ * the same kind (webm.height over height).
+ */
+int vconv_spec_output(const vconv_spec_t *spec, int i, vconv_spec_t *out,
+    unsigned allowed_formats, vconv_error_t *err);
 
 
 /* what metadata=... keeps of the input's tags */

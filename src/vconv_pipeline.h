@@ -67,6 +67,7 @@ typedef struct {
     int                 npkts;      /* packets out of the encoder */
 
     int64_t             last_pts;   /* video: keeps encoder pts rising */
+    int64_t             next_key;   /* hls: us of the next key frame */
     int64_t             last_dts;   /* muxer's time base: keeps dts rising */
     int64_t             frames;     /* frames sent to the encoder */
     int64_t             decoded;    /* video frames from the decoder */
@@ -127,6 +128,14 @@ typedef struct {
     vconv_err_e             stop;     /* set by the interrupt callback */
     int                     read_err; /* the caller's read failed */
     int                     seeked;   /* seeked to the start */
+
+    /*
+     * A list of formats: this job demuxes and decodes, and hands each
+     * decoded frame to the outputs' own jobs (their graphs, encoders,
+     * muxers), which share its input and decoders.
+     */
+    struct vconv_out_s     *outs;
+    int                     nouts;
 } vconv_job_t;
 
 

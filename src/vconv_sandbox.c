@@ -64,6 +64,7 @@ static void vconv_sandbox_notify(vconv_sb_run_t *run);
 static void vconv_sandbox_receive(vconv_sb_run_t *run);
 static void vconv_sandbox_message(vconv_sb_run_t *run, vconv_sb_msg_t *m);
 static int vconv_sandbox_outcome(vconv_sb_run_t *run);
+static int vconv_sandbox_send_outputs(vconv_sb_run_t *run);
 static void vconv_sandbox_kill(vconv_sandbox_t *sb, uint64_t token);
 static void vconv_sandbox_log(vconv_sandbox_t *sb, const char *job,
     int level, const char *fmt, ...)
@@ -399,7 +400,7 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
     vconv_sandbox_job_msg(&run, &m);
 
     fds[0] = rd->fd;
-    fds[1] = tc->output_fd;
+    fds[1] = tc->outputs ? tc->outputs[0].fd : tc->output_fd;
     fds[2] = run.js[1];
 
     run.t0 = vconv_sandbox_now_us();
@@ -413,6 +414,11 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
         (void) vconv_error_set(&tc->err, VCONV_E_INTERNAL,
                                "sandbox helper: %s", buf);
         goto done;
+    }
+
+    if (vconv_sandbox_send_outputs(&run) != VCONV_OK) {
+        vconv_sandbox_kill(sb, run.token);
+        run.why = VCONV_E_INTERNAL;
     }
 
     pfd[0].fd = run.js[0];
@@ -677,7 +683,7 @@ vconv_sandbox_message(vconv_sb_run_t *run, vconv_sb_msg_t *m)
 static int
 vconv_sandbox_outcome(vconv_sb_run_t *run)
 {
-    int                 sig;
+    int                 sig, i;
     char                name[64];
     vconv_transcode_t  *tc;
 
@@ -688,6 +694,12 @@ vconv_sandbox_outcome(vconv_sb_run_t *run)
         tc->input = run->result.input;
         tc->output_bytes = run->result.output_bytes;
         tc->output_duration = run->result.output_duration;
+
+        for (i = 0; tc->outputs && i < tc->spec->nouts; i++) {
+            tc->outputs[i].bytes = run->result.out_bytes[i];
+            tc->outputs[i].duration = run->result.out_duration[i];
+        }
+
         tc->damaged_packets = run->result.damaged_packets;
         tc->err = run->result.err;
 
@@ -842,4 +854,34 @@ vconv_sandbox_now_us(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
 
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
+/*
+ * A list of formats: the outputs after the first, one fd a message, on
+ * the job socket before anything else, so the child takes them all
+ * before it reads the input.
+ */
+static int
+vconv_sandbox_send_outputs(vconv_sb_run_t *run)
+{
+    int                 i;
+    vconv_sb_msg_t      m;
+    vconv_transcode_t  *tc;
+
+    tc = run->tc;
+
+    for (i = 1; tc->outputs && i < tc->spec->nouts; i++) {
+        memset(&m, 0, sizeof(m));
+        m.type = VCONV_SB_OUTPUT;
+        m.u.value = i;
+
+        if (vconv_sb_send(run->js[0], &m, &tc->outputs[i].fd, 1, 0) != 0) {
+            return vconv_error_set(&tc->err, VCONV_E_INTERNAL,
+                                   "sending output %d: %s", i,
+                                   strerror(errno));
+        }
+    }
+
+    return VCONV_OK;
 }

@@ -39,7 +39,8 @@
  * hello itself never changes.
  */
 #define VCONV_SB_MAGIC            0x76637362    /* "vcsb" */
-#define VCONV_SB_PROTOCOL         2             /* 1: before the hello */
+#define VCONV_SB_PROTOCOL         3             /* 1: before the hello,
+                                                   2: one output */
 
 /* how long a new helper may take to say hello (its exec, the libraries) */
 #define VCONV_SB_HELLO_MS         10000
@@ -68,7 +69,8 @@ typedef enum {
     VCONV_SB_LOG,          /* child -> caller: a libav log line */
     VCONV_SB_RESULT,       /* child -> caller: vconv_transcode()'s end */
     VCONV_SB_MEMORY,       /* child -> caller: crashed near its limit */
-    VCONV_SB_EXIT          /* helper -> caller: the child's wait status */
+    VCONV_SB_EXIT,         /* helper -> caller: the child's wait status */
+    VCONV_SB_OUTPUT        /* caller -> child: the next output's fd */
 } vconv_sb_type_e;
 
 
@@ -93,6 +95,9 @@ typedef struct {
     int64_t             output_bytes;
     double              output_duration;
     int64_t             damaged_packets;
+    /* a list of formats: each output's (the first is output_bytes too) */
+    int64_t             out_bytes[VCONV_MAX_OUTPUTS];
+    double              out_duration[VCONV_MAX_OUTPUTS];
 } vconv_sb_result_t;
 
 
@@ -168,7 +173,10 @@ int vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len);
  * and seek are not used: the child reads the file of rd->fd itself, and
  * rd (the caller's reader, fed by the upload) is watched for growth, the
  * end and stop; tc->interrupt is polled every 100 ms and kills the child.
- * tc->output_fd is the output.
+ * tc->output_fd is the output; with a list of formats, tc->outputs[].fd
+ * are, the first in the JOB message and each further one in an OUTPUT
+ * message that the child takes before it starts (one fd a message: the
+ * JOB's three stay as they are).
  */
 int vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
     vconv_reader_t *rd, vconv_sandbox_job_t *job);

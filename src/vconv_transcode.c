@@ -40,6 +40,7 @@ static int vconv_limits(vconv_job_t *job);
 static int vconv_setup(vconv_job_t *job);
 static int vconv_decoder(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_run(vconv_job_t *job);
+static int vconv_run_empty(vconv_job_t *job);
 static int vconv_copy(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt);
 static int vconv_decode(vconv_job_t *job, vconv_stream_t *st,
     AVPacket *pkt);
@@ -61,6 +62,19 @@ static int vconv_check_size(vconv_job_t *job, int w, int h);
 static void vconv_progress(vconv_job_t *job, int final);
 static void vconv_cleanup(vconv_job_t *job);
 
+static int vconv_finish_graph(vconv_job_t *job, vconv_stream_t *st);
+static int vconv_outputs_transcode(vconv_job_t *job);
+static int vconv_outputs_init(vconv_job_t *job);
+static int vconv_outputs_select(vconv_job_t *job);
+static int vconv_outputs_setup(vconv_job_t *job);
+static int vconv_outputs_frame(vconv_job_t *job, vconv_stream_t *st,
+    AVFrame *frame);
+static int vconv_outputs_finish(vconv_job_t *job, vconv_stream_t *st);
+static int vconv_outputs_end(vconv_job_t *job);
+static double vconv_outputs_progress(vconv_job_t *job);
+static void vconv_outputs_cleanup(vconv_job_t *job);
+static void vconv_outputs_rungs(vconv_job_t *job);
+
 
 static const vconv_limits_t  vconv_no_limits;
 
@@ -74,6 +88,7 @@ vconv_transcode(vconv_transcode_t *tc)
     if (tc->spec->target_size > 0 && tc->target == NULL) {
         return vconv_target_transcode(tc);
     }
+
 
     memset(&job, 0, sizeof(job));
     memset(&tc->input, 0, sizeof(tc->input));
@@ -106,6 +121,11 @@ vconv_transcode(vconv_transcode_t *tc)
         || job.filt == NULL || job.held == NULL)
     {
         rc = vconv_job_fail(&job, VCONV_E_NOMEM, 0, "job");
+        goto done;
+    }
+
+    if (tc->spec->nouts > 1 || tc->spec->hls) {
+        rc = vconv_outputs_transcode(&job);
         goto done;
     }
 
@@ -877,6 +897,31 @@ vconv_run(vconv_job_t *job)
         }
     }
 
+    if (job->nouts > 0) {
+        return vconv_outputs_end(job);
+    }
+
+    rc = vconv_run_empty(job);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
+    rc = vconv_output_trailer(job);
+    if (rc != VCONV_OK) {
+        return rc;
+    }
+
+    job->tc->output_duration = job->out_time;
+    vconv_progress(job, 1);
+
+    return VCONV_OK;
+}
+
+
+/* the input is read: an output that got no frame is the job's failure */
+static int
+vconv_run_empty(vconv_job_t *job)
+{
     if ((job->v.index >= 0 && job->v.frames == 0)
         || (job->a.index >= 0 && job->a.frames == 0 && job->v.index < 0))
     {
@@ -896,14 +941,6 @@ vconv_run(vconv_job_t *job)
         return vconv_error_set(&job->tc->err, VCONV_E_EMPTY_OUTPUT,
                                "no frame could be decoded");
     }
-
-    rc = vconv_output_trailer(job);
-    if (rc != VCONV_OK) {
-        return rc;
-    }
-
-    job->tc->output_duration = job->out_time;
-    vconv_progress(job, 1);
 
     return VCONV_OK;
 }
@@ -1037,7 +1074,8 @@ vconv_drain(vconv_job_t *job, vconv_stream_t *st)
 
         rc = vconv_frame_in(job, st, job->frame);
         if (rc == VCONV_OK) {
-            rc = vconv_filter_frame(job, st, job->frame);
+            rc = job->nouts > 0 ? vconv_outputs_frame(job, st, job->frame)
+                                : vconv_filter_frame(job, st, job->frame);
 
         } else if (rc == VCONV_SKIP) {
             rc = VCONV_OK;
@@ -1384,8 +1422,7 @@ vconv_frame_end(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame,
 static int
 vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st)
 {
-    int      rc;
-    int64_t  ts;
+    int  rc;
 
     if (st->done || st->copy) {
         st->done = 1;
@@ -1411,6 +1448,21 @@ vconv_finish_stream(vconv_job_t *job, vconv_stream_t *st)
     if (rc != VCONV_OK || st->done) {
         return rc;
     }
+
+    if (job->nouts > 0) {
+        return vconv_outputs_finish(job, st);
+    }
+
+    return vconv_finish_graph(job, st);
+}
+
+
+/* the decoder is drained: what the graph and the encoder still hold */
+static int
+vconv_finish_graph(vconv_job_t *job, vconv_stream_t *st)
+{
+    int      rc;
+    int64_t  ts;
 
     if (st->graph == NULL && job->held->buf[0] != NULL) {
         /* nothing came after the start we picked: the last picture */
@@ -1498,6 +1550,9 @@ vconv_progress(vconv_job_t *job, int final)
     if (final) {
         f = 1.0;
 
+    } else if (job->nouts > 0) {
+        f = vconv_outputs_progress(job);
+
     } else if (job->total > 0) {
         f = (job->out_time > job->in_time ? job->out_time : job->in_time)
             / job->total;
@@ -1529,6 +1584,8 @@ vconv_cleanup(vconv_job_t *job)
     vconv_stream_t  *st;
     int              i;
 
+    vconv_outputs_cleanup(job);
+
     for (i = 0; i < 2; i++) {
         st = i ? &job->a : &job->v;
         vconv_filter_free(st);
@@ -1552,4 +1609,576 @@ vconv_cleanup(vconv_job_t *job)
     av_frame_free(&job->frame);
     av_frame_free(&job->filt);
     av_frame_free(&job->held);
+}
+
+
+/*
+ * A list of formats (issue 13): one demux and one decode, and per output
+ * a job of its own (graphs, encoders, muxer, trim, error, bytes) that is
+ * handed every decoded frame.  Each keeps its own filter graph fed with
+ * the same AVFrame rather than one graph with split/asplit: the outputs
+ * then keep everything a single job does per output (rebuilding a graph
+ * on a size change, trims, the held picture of a still) unchanged, and
+ * one that has what it needs (a still, a short trim) stops taking
+ * frames without holding the others up.
+ */
+typedef struct vconv_out_s {
+    vconv_job_t          job;
+    vconv_transcode_t    tc;
+    vconv_spec_t         spec;
+    vconv_limits_t       limits;
+    int                  skip;      /* an hls rung above the input */
+} vconv_output_job_t;
+
+
+static int
+vconv_outputs_transcode(vconv_job_t *job)
+{
+    int                 rc, i;
+    vconv_output_job_t *o;
+    vconv_transcode_t  *tc;
+
+    tc = job->tc;
+
+    rc = vconv_outputs_init(job);
+
+    if (rc == VCONV_OK) {
+        rc = vconv_input_open(job);
+    }
+
+    if (rc == VCONV_OK) {
+        rc = vconv_outputs_select(job);
+    }
+
+    for (i = 0; rc == VCONV_OK && i < job->nouts; i++) {
+        rc = vconv_limits(&job->outs[i].job);
+    }
+
+    if (rc == VCONV_OK) {
+        if (tc->probed) {
+            tc->probed(tc->data, &tc->input);
+        }
+
+        rc = vconv_outputs_setup(job);
+    }
+
+    if (rc == VCONV_OK) {
+        rc = vconv_run(job);
+    }
+
+    if (rc == VCONV_OK || tc->err.code != VCONV_E_NONE) {
+        return rc;
+    }
+
+    /* an output failed: the job fails with its error */
+    for (i = 0; i < job->nouts; i++) {
+        o = &job->outs[i];
+
+        if (o->tc.err.code != VCONV_E_NONE) {
+            tc->err = o->tc.err;
+            return rc;
+        }
+    }
+
+    return vconv_error_set(&tc->err, VCONV_E_INTERNAL, "an output failed");
+}
+
+
+static int
+vconv_outputs_init(vconv_job_t *job)
+{
+    int                 i;
+    vconv_output_job_t *o;
+    vconv_job_t        *sub;
+    vconv_transcode_t  *tc;
+
+    tc = job->tc;
+
+    if (tc->outputs == NULL) {
+        return vconv_error_set(&tc->err, VCONV_E_INTERNAL,
+                               "a list of formats and no outputs");
+    }
+
+    job->outs = av_calloc(tc->spec->nouts, sizeof(vconv_output_job_t));
+    if (job->outs == NULL) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "outputs");
+    }
+
+    job->nouts = tc->spec->nouts;
+
+    for (i = 0; i < job->nouts; i++) {
+        o = &job->outs[i];
+        sub = &o->job;
+
+        if (vconv_spec_output(tc->spec, i, &o->spec, VCONV_FMT_ALL,
+                              &tc->err)
+            != VCONV_OK)
+        {
+            return VCONV_ERROR;
+        }
+
+        o->tc = *tc;
+        o->tc.spec = &o->spec;
+        o->tc.output_path = tc->outputs[i].path;
+        o->tc.output_fd = tc->outputs[i].fd;
+        o->tc.outputs = NULL;
+        o->tc.probed = NULL;
+        o->tc.progress = NULL;
+        o->tc.target = NULL;
+        memset(&o->tc.err, 0, sizeof(vconv_error_t));
+        o->limits = *job->limits;
+
+        sub->tc = &o->tc;
+        sub->spec = &o->spec;
+        sub->limits = &o->limits;
+        sub->fmt = vconv_format(o->spec.format);
+        sub->v.index = -1;
+        sub->a.index = -1;
+        sub->v.last_pts = AV_NOPTS_VALUE;
+        sub->a.last_pts = AV_NOPTS_VALUE;
+        sub->v.last_dts = AV_NOPTS_VALUE;
+        sub->v.end_ts = AV_NOPTS_VALUE;
+        sub->v.prev_ts = AV_NOPTS_VALUE;
+        sub->a.last_dts = AV_NOPTS_VALUE;
+
+        sub->pkt = av_packet_alloc();
+        sub->opkt = av_packet_alloc();
+        sub->frame = av_frame_alloc();
+        sub->filt = av_frame_alloc();
+        sub->held = av_frame_alloc();
+
+        if (sub->pkt == NULL || sub->opkt == NULL || sub->frame == NULL
+            || sub->filt == NULL || sub->held == NULL)
+        {
+            return vconv_job_fail(job, VCONV_E_NOMEM, 0, "outputs");
+        }
+
+        tc->outputs[i].bytes = 0;
+        tc->outputs[i].duration = 0;
+    }
+
+    return VCONV_OK;
+}
+
+
+/*
+ * Each output picks its streams as a single job would; the decode is the
+ * union.  Outputs that take sound take the same audio stream: the one
+ * that goes with the video, when any output has video.
+ */
+static int
+vconv_outputs_select(vconv_job_t *job)
+{
+    int                  i, a;
+    AVStream            *ist;
+    vconv_job_t         *sub;
+    vconv_input_info_t  *in;
+
+    for (i = 0; i < job->nouts; i++) {
+        sub = &job->outs[i].job;
+        sub->ifmt = job->ifmt;
+
+        if (vconv_select(sub) != VCONV_OK) {
+            return VCONV_ERROR;
+        }
+    }
+
+    vconv_outputs_rungs(job);
+
+    for (i = 0; i < job->nouts; i++) {
+        sub = &job->outs[i].job;
+
+        if (sub->v.index >= 0) {
+            job->v.index = sub->v.index;
+        }
+    }
+
+    a = -1;
+
+    for (i = 0; a < 0 && i < job->nouts; i++) {
+        sub = &job->outs[i].job;
+        if (sub->a.index >= 0 && sub->v.index >= 0) {
+            a = sub->a.index;
+        }
+    }
+
+    for (i = 0; a < 0 && i < job->nouts; i++) {
+        a = job->outs[i].job.a.index;
+    }
+
+    for (i = 0; i < job->nouts; i++) {
+        sub = &job->outs[i].job;
+
+        if (sub->a.index >= 0 && sub->a.index != a) {
+            ist = job->ifmt->streams[a];
+            sub->a.index = a;
+            sub->a.ist = ist;
+            sub->a.base_ts = ist->start_time != AV_NOPTS_VALUE
+                             ? ist->start_time : 0;
+        }
+    }
+
+    if (job->v.index >= 0) {
+        job->v.ist = job->ifmt->streams[job->v.index];
+    }
+
+    if (a >= 0) {
+        ist = job->ifmt->streams[a];
+        job->a.index = a;
+        job->a.ist = ist;
+        job->a.base_ts = ist->start_time != AV_NOPTS_VALUE
+                         ? ist->start_time : 0;
+    }
+
+    in = &job->outs[0].tc.input;
+    job->tc->input.width = in->width;
+    job->tc->input.height = in->height;
+    av_strlcpy(job->tc->input.vcodec, in->vcodec,
+               sizeof(job->tc->input.vcodec));
+    av_strlcpy(job->tc->input.acodec, in->acodec,
+               sizeof(job->tc->input.acodec));
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_outputs_setup(vconv_job_t *job)
+{
+    int               rc, i;
+    unsigned          n;
+    int64_t           start;
+    AVStream         *ist;
+    vconv_job_t      *sub;
+    AVFormatContext  *ifmt;
+
+    ifmt = job->ifmt;
+
+    for (n = 0; n < ifmt->nb_streams; n++) {
+        if ((int) n != job->v.index && (int) n != job->a.index) {
+            ifmt->streams[n]->discard = AVDISCARD_ALL;
+        }
+    }
+
+    if (job->v.ist != NULL && vconv_decoder(job, &job->v) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
+
+    if (job->a.ist != NULL && vconv_decoder(job, &job->a) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
+
+    start = INT64_MAX;
+
+    for (i = 0; i < job->nouts; i++) {
+        sub = &job->outs[i].job;
+
+        if (job->outs[i].skip) {
+            continue;
+        }
+
+        if (sub->start < start) {
+            start = sub->start;
+            job->offset = sub->offset;
+        }
+
+        sub->v.dec = sub->v.ist ? job->v.dec : NULL;
+        sub->a.dec = sub->a.ist ? job->a.dec : NULL;
+
+        rc = vconv_output_open(sub);
+
+        if (rc == VCONV_OK && sub->v.ist != NULL) {
+            rc = vconv_output_video(sub, &sub->v);
+        }
+
+        if (rc == VCONV_OK && sub->a.ist != NULL) {
+            rc = vconv_output_audio(sub, &sub->a);
+        }
+
+        if (rc == VCONV_OK) {
+            rc = vconv_metadata_apply(sub);
+        }
+
+        if (rc == VCONV_OK) {
+            rc = vconv_output_header(sub);
+        }
+
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+    }
+
+    /* to the key frame before the earliest start: see vconv_setup() */
+    job->start = start;
+    ist = job->v.ist ? job->v.ist : job->a.ist;
+
+    if (job->start > 0 && job->ipb->seekable && ist != NULL
+        && avformat_index_get_entries_count(ist) > 0)
+    {
+        rc = avformat_seek_file(ifmt, -1, INT64_MIN, job->offset,
+                                job->offset, 0);
+        job->seeked = rc >= 0;
+    }
+
+    return VCONV_OK;
+}
+
+
+/*
+ * A decoded frame to every output that takes this stream and is not done
+ * with it; the stream is done when every output is.  Each output's graph
+ * takes its own reference; the time each sets on the frame is its own.
+ */
+static int
+vconv_outputs_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
+{
+    int              rc, i, done;
+    int64_t          pts, size;
+    vconv_job_t     *sub;
+    vconv_stream_t  *sst;
+
+    pts = frame->pts;
+    done = 1;
+    size = 0;
+
+    for (i = 0; i < job->nouts; i++) {
+        sub = &job->outs[i].job;
+        sst = st == &job->v ? &sub->v : &sub->a;
+
+        if (sst->index >= 0 && !sst->done) {
+            frame->pts = pts;
+
+            rc = vconv_filter_frame(sub, sst, frame);
+            if (rc != VCONV_OK) {
+                frame->pts = pts;
+                return rc;
+            }
+
+            done = done && sst->done;
+        }
+
+        if (sub->ofmt != NULL && sub->ofmt->pb != NULL) {
+            size += avio_tell(sub->ofmt->pb);
+        }
+    }
+
+    frame->pts = pts;
+    st->done = done;
+
+    /* vconv_max_output_size is for all the job's outputs together */
+    if (job->limits->max_output > 0 && size > job->limits->max_output) {
+        return vconv_error_set(&job->tc->err, VCONV_E_OUTPUT_SIZE_LIMIT,
+                               "the outputs exceed %lld bytes",
+                               (long long) job->limits->max_output);
+    }
+
+    return VCONV_OK;
+}
+
+
+/* the shared decoder is drained: each output flushes its graph */
+static int
+vconv_outputs_finish(vconv_job_t *job, vconv_stream_t *st)
+{
+    int              rc, i;
+    vconv_job_t     *sub;
+    vconv_stream_t  *sst;
+
+    for (i = 0; i < job->nouts; i++) {
+        sub = &job->outs[i].job;
+        sst = st == &job->v ? &sub->v : &sub->a;
+
+        if (sst->index < 0 || sst->done) {
+            continue;
+        }
+
+        rc = vconv_finish_graph(sub, sst);
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+    }
+
+    st->done = 1;
+
+    return VCONV_OK;
+}
+
+
+static int
+vconv_outputs_end(vconv_job_t *job)
+{
+    int                 rc, i;
+    int64_t             total;
+    vconv_job_t        *sub;
+    vconv_transcode_t  *tc;
+
+    tc = job->tc;
+    total = 0;
+
+    for (i = 0; i < job->nouts; i++) {
+        sub = &job->outs[i].job;
+        sub->tc->damaged_packets = tc->damaged_packets;
+
+        if (job->outs[i].skip) {
+            tc->outputs[i].skipped = 1;
+            continue;
+        }
+
+        rc = vconv_run_empty(sub);
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+
+        rc = vconv_output_trailer(sub);
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+
+        tc->outputs[i].bytes = sub->tc->output_bytes;
+        tc->outputs[i].duration = sub->out_time;
+
+        if (sub->v.enc != NULL) {
+            tc->outputs[i].width = sub->v.enc->width;
+            tc->outputs[i].height = sub->v.enc->height;
+        }
+        total += sub->tc->output_bytes;
+    }
+
+    if (job->limits->max_output > 0 && total > job->limits->max_output) {
+        return vconv_error_set(&tc->err, VCONV_E_OUTPUT_SIZE_LIMIT,
+                               "the outputs exceed %lld bytes",
+                               (long long) job->limits->max_output);
+    }
+
+    tc->output_bytes = tc->outputs[0].bytes;
+    tc->output_duration = tc->outputs[0].duration;
+    vconv_progress(job, 1);
+
+    return VCONV_OK;
+}
+
+
+/* the slowest output's fraction */
+static double
+vconv_outputs_progress(vconv_job_t *job)
+{
+    int           i;
+    double        f, min;
+    int64_t       size;
+    vconv_job_t  *sub;
+
+    min = 1.0;
+
+    for (i = 0; i < job->nouts; i++) {
+        sub = &job->outs[i].job;
+
+        if ((sub->v.index < 0 || sub->v.done)
+            && (sub->a.index < 0 || sub->a.done))
+        {
+            continue;
+        }
+
+        if (sub->total > 0) {
+            f = (sub->out_time > sub->in_time ? sub->out_time
+                                              : sub->in_time)
+                / sub->total;
+
+        } else if ((size = avio_size(job->ipb)) > 0) {
+            f = (double) avio_tell(job->ipb) / size;
+
+        } else {
+            f = 0;
+        }
+
+        if (f < min) {
+            min = f;
+        }
+    }
+
+    return min;
+}
+
+
+/* the outputs' own parts; the input and decoders are the job's */
+static void
+vconv_outputs_cleanup(vconv_job_t *job)
+{
+    int           i;
+    vconv_job_t  *sub;
+
+    if (job->outs == NULL) {
+        return;
+    }
+
+    for (i = 0; i < job->nouts; i++) {
+        sub = &job->outs[i].job;
+        sub->ifmt = NULL;
+        sub->v.dec = NULL;
+        sub->a.dec = NULL;
+        vconv_cleanup(sub);
+    }
+
+    av_freep(&job->outs);
+    job->nouts = 0;
+}
+
+
+/*
+ * hls: a rung above the input's height is dropped when another is at or
+ * under it; when all are above, the lowest stays (at the input's height:
+ * no upscale).  A dropped rung takes no stream and writes nothing.
+ */
+static void
+vconv_outputs_rungs(vconv_job_t *job)
+{
+    int                  i, h, low, fits;
+    vconv_job_t         *sub;
+    const vconv_spec_t  *spec;
+
+    spec = job->tc->spec;
+
+    if (!spec->hls) {
+        return;
+    }
+
+    h = 0;
+    fits = 0;
+    low = -1;
+
+    for (i = 0; i < job->nouts; i++) {
+        sub = &job->outs[i].job;
+
+        if (spec->rung[i] == 0 || sub->v.ist == NULL) {
+            continue;
+        }
+
+        h = sub->v.ist->codecpar->height;
+
+        if (sub->v.rotation == 90 || sub->v.rotation == 270) {
+            h = sub->v.ist->codecpar->width;
+        }
+
+        if (spec->rung[i] <= h) {
+            fits = 1;
+        }
+
+        if (low < 0 || spec->rung[i] < spec->rung[low]) {
+            low = i;
+        }
+    }
+
+    for (i = 0; i < job->nouts; i++) {
+        if (spec->rung[i] == 0 || spec->rung[i] <= h
+            || (!fits && i == low))
+        {
+            continue;
+        }
+
+        sub = &job->outs[i].job;
+        job->outs[i].skip = 1;
+        sub->v.index = -1;
+        sub->a.index = -1;
+        sub->v.ist = NULL;
+        sub->a.ist = NULL;
+    }
 }

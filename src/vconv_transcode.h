@@ -68,6 +68,22 @@ typedef struct {
 } vconv_input_info_t;
 
 
+/*
+ * One output of a list of formats (spec->nouts > 1): where it goes, set
+ * by the caller as output_path and output_fd are for one output; and
+ * what was written.
+ */
+typedef struct {
+    const char            *path;         /* the CLI's; NULL: fd */
+    int                    fd;
+    int64_t                bytes;
+    double                 duration;     /* seconds */
+    int                    width;        /* of its video, 0: none */
+    int                    height;
+    int                    skipped;      /* an hls rung above the input */
+} vconv_output_t;
+
+
 typedef struct vconv_transcode_s  vconv_transcode_t;
 
 struct vconv_transcode_s {
@@ -86,6 +102,13 @@ struct vconv_transcode_s {
      */
     const char            *output_path;
     int                    output_fd;
+
+    /*
+     * A list of formats: spec->nouts outputs, in the spec's order, each
+     * its own file (output_path and output_fd are then unused).  The
+     * results above (output_bytes, output_duration) are the first one's.
+     */
+    vconv_output_t        *outputs;
     int                    growing;      /* the input is still arriving */
 
     /*

@@ -5,6 +5,12 @@
  *             [--threads N] [--input-formats LIST] [--demux-opt K=V:K=V]
  *             INPUT OUTPUT [key=value...]
  *
+ * With a list of formats (format=mp4,webm,jpg), OUTPUT is a folder
+ * (made if missing) and each output is OUTPUT/out.EXT; the JSON line
+ * gains "outputs":[{"name","path","bytes","duration"}].  format=hls (alone
+ * or in a list; hls.heights=...) writes OUTPUT/hls/: master.m3u8, and
+ * per rung NNNp.mp4 (fragmented) and NNNp.m3u8.
+ *
  * Prints one line of JSON with the result.  Exit 0: done, 1: the
  * transcode failed (the output is removed), 2: bad usage or options.
  */
@@ -22,6 +28,7 @@
 #include <libavutil/log.h>
 
 #include "vconv.h"
+#include "vconv_hls.h"
 #include "vconv_options.h"
 #include "vconv_reader.h"
 #include "vconv_transcode.h"
@@ -50,6 +57,12 @@ main(int argc, char **argv)
     vconv_limits_t      limits;
     vconv_reader_t      rd;
     vconv_transcode_t   tc;
+    vconv_output_t      outs[VCONV_MAX_OUTPUTS];
+    char                paths[VCONV_MAX_OUTPUTS][4096];
+    char                names[VCONV_MAX_OUTPUTS][2][32];
+    char                hls[2048];
+    int                 nrungs;
+    vconv_hls_rung_t    rungs[VCONV_MAX_OUTPUTS];
     const char         *in, *out;
 
     memset(&limits, 0, sizeof(limits));
@@ -138,7 +151,9 @@ main(int argc, char **argv)
         }
     }
 
-    if (vconv_spec_finish(&spec, VCONV_FMT_ALL, &err) != VCONV_OK) {
+    if (vconv_spec_finish(&spec, VCONV_FMT_ALL | VCONV_FMT_HLS_OK, &err)
+        != VCONV_OK)
+    {
         return vconv_cli_fail(&err, 2);
     }
 
@@ -168,6 +183,46 @@ main(int argc, char **argv)
         tc.io_opaque = &fd;
     }
     tc.output_path = out;
+
+    if (spec.nouts > 1 || spec.hls) {
+        if (mkdir(out, 0755) == -1 && errno != EEXIST) {
+            vconv_error_set(&err, VCONV_E_IO, "%s: %s", out,
+                            strerror(errno));
+            return vconv_cli_fail(&err, 1);
+        }
+
+        memset(outs, 0, sizeof(outs));
+
+        snprintf(hls, sizeof(hls), "%s/hls", out);
+
+        if (spec.hls && mkdir(hls, 0755) == -1 && errno != EEXIST) {
+            vconv_error_set(&err, VCONV_E_IO, "%s: %s", hls,
+                            strerror(errno));
+            return vconv_cli_fail(&err, 1);
+        }
+
+        for (i = 0; i < spec.nouts; i++) {
+            if (spec.rung[i]) {
+                snprintf(names[i][0], sizeof(names[i][0]), "%up.mp4",
+                         (unsigned) spec.rung[i]);
+                snprintf(names[i][1], sizeof(names[i][1]), "%up.m3u8",
+                         (unsigned) spec.rung[i]);
+                snprintf(paths[i], sizeof(paths[i]), "%s/%s", hls,
+                         names[i][0]);
+
+            } else {
+                snprintf(paths[i], sizeof(paths[i]), "%s/out.%s", out,
+                         vconv_format(spec.outs[i])->ext);
+            }
+
+            outs[i].path = paths[i];
+            outs[i].fd = -1;
+        }
+
+        tc.output_path = NULL;
+        tc.outputs = outs;
+    }
+
     tc.progress = vconv_cli_verbose ? vconv_cli_progress : NULL;
 
     rc = vconv_transcode(&tc);
@@ -175,8 +230,46 @@ main(int argc, char **argv)
     vconv_reader_destroy(&rd);
     close(fd);
 
+    nrungs = 0;
+
+    for (i = 0; rc == VCONV_OK && spec.hls && i < spec.nouts; i++) {
+        if (spec.rung[i] && !outs[i].skipped) {
+            rungs[nrungs].media = names[i][0];
+            rungs[nrungs].playlist = names[i][1];
+            rungs[nrungs].width = outs[i].width;
+            rungs[nrungs].height = outs[i].height;
+            rungs[nrungs++].duration = outs[i].duration;
+        }
+    }
+
+    if (rc == VCONV_OK && spec.hls) {
+        rc = vconv_hls_write(hls, rungs, nrungs, &tc.err);
+    }
+
     if (rc != VCONV_OK) {
-        unlink(out);
+        if (spec.nouts > 1 || spec.hls) {
+            /* one output failed: none is left */
+            for (i = 0; i < spec.nouts; i++) {
+                unlink(paths[i]);
+
+                if (spec.rung[i]) {
+                    snprintf(paths[i], sizeof(paths[i]), "%s/%s", hls,
+                             names[i][1]);
+                    unlink(paths[i]);
+                }
+            }
+
+            snprintf(paths[0], sizeof(paths[0]), "%s/master.m3u8", hls);
+            unlink(paths[0]);
+            (void) rmdir(hls);
+
+            /* the folder too, when it held nothing else */
+            (void) rmdir(out);
+
+        } else {
+            unlink(out);
+        }
+
         return vconv_cli_fail(&tc.err, 1);
     }
 
@@ -192,7 +285,24 @@ main(int argc, char **argv)
            tc.input.height);
     vconv_cli_str("vcodec", tc.input.vcodec, 0);
     vconv_cli_str("acodec", tc.input.acodec, 1);
-    printf("}}\n");
+    printf("}");
+
+    if (spec.nouts > 1 || spec.hls) {
+        printf(",\"outputs\":[");
+
+        for (i = 0; i < spec.nouts; i++) {
+            printf("%s{", i ? "," : "");
+            vconv_cli_str("name", spec.rung[i] ? "hls"
+                                  : vconv_format(spec.outs[i])->name, 0);
+            vconv_cli_str("path", paths[i], 1);
+            printf(",\"bytes\":%lld,\"duration\":%.3f}",
+                   (long long) outs[i].bytes, outs[i].duration);
+        }
+
+        printf("]");
+    }
+
+    printf("}\n");
 
     return 0;
 }

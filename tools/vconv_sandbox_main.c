@@ -110,6 +110,7 @@ static void *vconv_child_warm_thread(void *data);
 static void vconv_child_run(vconv_sb_msg_t *m, int in, int out, int sock)
     __attribute__((noreturn));
 static int vconv_child_fds(int in, int out, int sock);
+static int vconv_child_outputs(vconv_sb_job_t *job, vconv_output_t *outs);
 static int64_t vconv_child_vm(const char *field);
 static void vconv_child_crash(int sig);
 static void *vconv_child_relay(void *data);
@@ -718,6 +719,7 @@ vconv_child_run(vconv_sb_msg_t *jm, int in, int out, int sock)
     vconv_limits_t       limits;
     vconv_confine_t      conf;
     vconv_transcode_t    tc;
+    vconv_output_t       outs[VCONV_MAX_OUTPUTS];
     struct sigaction     sa;
     static int           crash_signals[] = {
         SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, 0
@@ -764,6 +766,10 @@ vconv_child_run(vconv_sb_msg_t *jm, int in, int out, int sock)
                                                    : AV_LOG_WARNING);
     vconv_log_job(job->job);
 
+    if (vconv_child_outputs(job, outs) != 0) {
+        _exit(1);
+    }
+
     if (vconv_reader_init(&vconv_child_reader, VCONV_CHILD_IN, job->written,
                           job->ended, 0)
         != VCONV_OK)
@@ -800,6 +806,7 @@ vconv_child_run(vconv_sb_msg_t *jm, int in, int out, int sock)
     tc.seek = vconv_reader_seek;
     tc.io_opaque = &vconv_child_reader;
     tc.output_fd = VCONV_CHILD_OUT;
+    tc.outputs = job->spec.nouts > 1 ? outs : NULL;
     tc.growing = !job->ended;
     tc.probed = vconv_child_probed;
     tc.progress = vconv_child_progress;
@@ -832,6 +839,11 @@ vconv_child_run(vconv_sb_msg_t *jm, int in, int out, int sock)
     m.u.result.output_duration = tc.output_duration;
     m.u.result.damaged_packets = tc.damaged_packets;
 
+    for (i = 0; tc.outputs && i < job->spec.nouts; i++) {
+        m.u.result.out_bytes[i] = outs[i].bytes;
+        m.u.result.out_duration[i] = outs[i].duration;
+    }
+
     (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
 
     /* no atexit, no libav teardown: the process is the cleanup */
@@ -844,6 +856,44 @@ vconv_child_run(vconv_sb_msg_t *jm, int in, int out, int sock)
  * for the memory checks: the filter forbids opening it later) 6; every
  * other one goes.
  */
+/*
+ * A list of formats: the first output is VCONV_CHILD_OUT, the others
+ * come one fd a message (VCONV_SB_OUTPUT) first on the job socket.
+ */
+static int
+vconv_child_outputs(vconv_sb_job_t *job, vconv_output_t *outs)
+{
+    int             i, j, fds[3], nfds;
+    vconv_sb_msg_t  m;
+
+    memset(outs, 0, VCONV_MAX_OUTPUTS * sizeof(vconv_output_t));
+
+    if (job->spec.nouts > VCONV_MAX_OUTPUTS) {
+        return -1;
+    }
+
+    outs[0].fd = VCONV_CHILD_OUT;
+
+    for (i = 1; i < job->spec.nouts; i++) {
+        if (vconv_sb_recv(VCONV_CHILD_SOCK, &m, fds, &nfds, 0) != 1) {
+            return -1;
+        }
+
+        if (m.type != VCONV_SB_OUTPUT || nfds != 1 || m.u.value != i) {
+            for (j = 0; j < nfds; j++) {
+                (void) close(fds[j]);
+            }
+
+            return -1;
+        }
+
+        outs[i].fd = fds[0];
+    }
+
+    return 0;
+}
+
+
 static int
 vconv_child_fds(int in, int out, int sock)
 {
@@ -1078,8 +1128,12 @@ vconv_confine(const vconv_confine_t *c, char *err, size_t len)
     rl.rlim_cur = rl.rlim_max = 0;
     (void) setrlimit(RLIMIT_CORE, &rl);
 
-    /* 3 job fds, status, dups of the output for the muxer */
-    rl.rlim_cur = rl.rlim_max = 16;
+    /*
+     * 3 job fds, status, the other outputs of a list of formats, dups
+     * of each output for its muxer (two while MP4's faststart moves the
+     * index)
+     */
+    rl.rlim_cur = rl.rlim_max = 16 + 3 * VCONV_MAX_OUTPUTS;
     (void) setrlimit(RLIMIT_NOFILE, &rl);
 
     rl.rlim_cur = (rlim_t) c->cpu;

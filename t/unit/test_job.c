@@ -929,6 +929,50 @@ test_parse_hostile(void)
 }
 
 
+/* issue 13: the outputs of a list come back from job.json */
+static void
+test_outputs(void)
+{
+    char              *text, buf[8192];
+    size_t             len;
+    vconv_job_info_t   job, back;
+
+    job_init(&job, VCONV_JOB_DONE);
+    job.out_format = VCONV_FMT_MP4;
+    job.out_bytes = 1000;
+    job.nouts = 3;
+    job.outs[0] = VCONV_FMT_MP4;
+    job.outs[1] = VCONV_FMT_WEBM;
+    job.outs[2] = VCONV_FMT_JPG;
+    job.outs_bytes[0] = 1000;
+    job.outs_bytes[1] = 2000;
+    job.outs_bytes[2] = 30;
+
+    text = vconv_job_text(&job, &len);
+    ok(text != NULL && vconv_job_parse(&back, text, len) == 0,
+       "a job of three outputs: text and parse");
+    is_int(back.nouts, 3, "... three outputs");
+    is_int(back.outs[1], VCONV_FMT_WEBM, "... the second is webm");
+    is_int(back.outs[2], VCONV_FMT_JPG, "... the third jpg");
+    is_int(back.outs_bytes[1], 2000, "... with its bytes");
+    is_int(back.outs[0], VCONV_FMT_MP4, "... the first is out_format");
+    free(text);
+
+    len = vconv_job_json(&job, "/api/jobs/", 0, buf, sizeof(buf));
+    ok(len < sizeof(buf) && json_valid(buf, len), "its JSON is valid");
+    ok(strstr(buf, "\"outputs\":[{\"name\":\"mp4\",\"format\":\"mp4\","
+                   "\"bytes\":1000,\"url\":\"/api/jobs/" ID "/output/mp4\"},"
+                   "{\"name\":\"webm\",\"format\":\"webm\",\"bytes\":2000,")
+       != NULL, "outputs[] in order with bytes and urls");
+
+    job.nouts = 9;
+    text = vconv_job_text(&job, &len);
+    ok(text != NULL && vconv_job_parse(&back, text, len) != 0,
+       "nine outputs are refused");
+    free(text);
+}
+
+
 int
 main(void)
 {
@@ -951,6 +995,7 @@ main(void)
     test_old_store();
     test_round_trip();
     test_parse_hostile();
+    test_outputs();
 
     if (rmdir(tmpdir) != 0) {
         diag("rmdir %s: %s", tmpdir, strerror(errno));

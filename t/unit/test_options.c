@@ -559,7 +559,7 @@ static const bad_t  bad[] = {
     { "format=MP4", VCONV_E_UNKNOWN_FORMAT, NULL },
     { "format=", VCONV_E_INVALID_VALUE, NULL },
     { "format=mp4 ", VCONV_E_INVALID_VALUE, NULL },
-    { "format=mp4,webm", VCONV_E_INVALID_VALUE, NULL },
+    { "format=mp4;webm", VCONV_E_INVALID_VALUE, NULL },
     { "format=../mp4", VCONV_E_INVALID_VALUE, NULL },
 
     { "width=99999", VCONV_E_OUT_OF_RANGE,
@@ -1014,6 +1014,87 @@ test_target_size(void)
 }
 
 
+/* issue 13: format=a,b,c and NAME.key options */
+static void
+test_list(void)
+{
+    vconv_spec_t   spec, out;
+    vconv_error_t  err;
+
+    is_int(parse("format=mp4,webm,jpg&jpg.start=3&webm.height=480"
+                 "&duration=5", VCONV_FMT_ALL, &spec, &err),
+           VCONV_E_NONE, "a list with prefixed options");
+    is_int(spec.nouts, 3, "three outputs");
+    is_int(spec.format, VCONV_FMT_MP4, "the spec is the first output's");
+    is_int(spec.height, 0, "webm.height is not the first output's");
+    is_int((int) spec.duration, 5000000, "duration is");
+
+    is_int(vconv_spec_output(&spec, 1, &out, VCONV_FMT_ALL, &err), VCONV_OK,
+           "output 1");
+    is_int(out.format, VCONV_FMT_WEBM, "output 1 is webm");
+    is_int(out.height, 480, "webm.height is webm's");
+    is_int((int) out.duration, 5000000, "webm has the plain duration");
+    is_int(out.nouts, 0, "an output's spec is a single one");
+
+    is_int(vconv_spec_output(&spec, 2, &out, VCONV_FMT_ALL, &err), VCONV_OK,
+           "output 2");
+    is_int(out.format, VCONV_FMT_JPG, "output 2 is jpg");
+    is_int((int) out.start, 3000000, "jpg.start is jpg's");
+    is_int(out.start_set, 1, "... as asked");
+    is_int((int) out.duration, 0, "a still takes no plain duration");
+    is_int(out.height, 0, "nor webm's height");
+
+    is_int(parse("format=webm,mp4&height=360&mp4.height=720", VCONV_FMT_ALL,
+                 &spec, &err), VCONV_E_NONE, "a prefix over a plain option");
+    is_int(spec.height, 360, "webm has the plain height");
+    (void) vconv_spec_output(&spec, 1, &out, VCONV_FMT_ALL, &err);
+    is_int(out.height, 720, "mp4.height wins over height for mp4");
+
+    is_int(parse("format=mp3,mp4&height=360", VCONV_FMT_ALL, &spec, &err),
+           VCONV_E_NONE, "height with an audio output in the list");
+
+    is_int(parse("format=mp4&mp4.height=360", VCONV_FMT_ALL, &spec, &err),
+           VCONV_E_NONE, "a prefix on a single format");
+    is_int(spec.height, 360, "... applies");
+
+    is_int(parse("format=mp4,mp4", VCONV_FMT_ALL, &spec, &err),
+           VCONV_E_DUPLICATE_OPTION, "a format listed twice");
+    is_int(parse("format=mp4,", VCONV_FMT_ALL, &spec, &err),
+           VCONV_E_INVALID_VALUE, "an empty entry");
+    is_int(parse("format=mp4,webm,mkv,mov,gif,webp,mp3,m4a,opus",
+                 VCONV_FMT_ALL, &spec, &err),
+           VCONV_E_OUT_OF_RANGE, "nine formats");
+    is_int(parse("format=mp4,webm,mkv,mov,gif,webp,mp3,m4a", VCONV_FMT_ALL,
+                 &spec, &err), VCONV_E_NONE, "eight formats");
+    is_int(parse("format=mp4,webm&gif.start=1", VCONV_FMT_ALL, &spec, &err),
+           VCONV_E_INVALID_VALUE, "a prefix not in the list");
+    is_int(parse("format=mp4,webm&webm.nope=1", VCONV_FMT_ALL, &spec, &err),
+           VCONV_E_UNKNOWN_OPTION, "an unknown prefixed option");
+    is_int(parse("format=mp4,webm&nope.height=1", VCONV_FMT_ALL, &spec,
+                 &err), VCONV_E_UNKNOWN_OPTION, "an unknown prefix");
+    is_int(parse("format=mp4,webm&webm.height=abc", VCONV_FMT_ALL, &spec,
+                 &err), VCONV_E_NOT_A_NUMBER, "a bad prefixed value");
+    is_int(parse("format=mp4,webm&webm.format=mp4", VCONV_FMT_ALL, &spec,
+                 &err), VCONV_E_UNKNOWN_OPTION, "no prefixed format");
+    is_int(parse("format=mp4,webm&webm.height=240&webm.height=360",
+                 VCONV_FMT_ALL, &spec, &err), VCONV_E_DUPLICATE_OPTION,
+           "a prefixed option twice");
+    is_int(parse("format=mp4,webm&target_size=1m", VCONV_FMT_ALL, &spec,
+                 &err), VCONV_E_CONFLICTING_OPTIONS, "target_size in a list");
+    is_int(parse("format=mp4,mkv&mkv.vcodec=copy", VCONV_FMT_ALL, &spec,
+                 &err), VCONV_E_CONFLICTING_OPTIONS, "copy in a list");
+    is_int(parse("format=mp4,webm&webm.vcodec=h264", VCONV_FMT_ALL, &spec,
+                 &err), VCONV_E_CODEC_NOT_ALLOWED, "a codec webm refuses");
+    is_str(err.message, "webm: option 'vcodec': h264 is not allowed with "
+           "format webm (allowed: vp8,vp9,av1,copy)",
+           "... the message names the output");
+    is_int(parse("format=mp4,webm", 1u << VCONV_FMT_MP4, &spec, &err),
+           VCONV_E_FORMAT_NOT_ALLOWED, "every output's format is allowed");
+    is_int(parse("format=mp4,webm&format=mp4", VCONV_FMT_ALL, &spec, &err),
+           VCONV_E_DUPLICATE_OPTION, "format twice");
+}
+
+
 int
 main(void)
 {
@@ -1027,6 +1108,7 @@ main(void)
     test_allowed();
     test_presets_json();
     test_target_size();
+    test_list();
 
     return done_testing();
 }
