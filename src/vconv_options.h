@@ -25,6 +25,8 @@ typedef enum {
     VCONV_FMT_FLAC,
     VCONV_FMT_JPG,
     VCONV_FMT_PNG,
+    VCONV_FMT_INFO,
+    VCONV_FMT_SPRITE,
     VCONV_FMT_COUNT
 } vconv_format_e;
 
@@ -35,7 +37,9 @@ typedef enum {
     VCONV_KIND_VIDEO = 0,     /* moving picture, audio optional */
     VCONV_KIND_ANIMATION,     /* gif, webp: moving picture, no audio */
     VCONV_KIND_AUDIO,
-    VCONV_KIND_IMAGE          /* one frame */
+    VCONV_KIND_IMAGE,         /* one frame */
+    VCONV_KIND_INFO,          /* the input's facts as JSON, no decoding */
+    VCONV_KIND_SPRITE         /* a JPEG grid of thumbnails (+ its VTT) */
 } vconv_kind_e;
 
 
@@ -129,6 +133,11 @@ typedef struct {
     int             metadata;
     /* target_size: the output's bytes at most this, 0: no target */
     int64_t         target_size;
+
+    /* sprite: us between thumbnails, tiles a row, tile width; 0: auto */
+    int64_t         sprite_interval;
+    int             sprite_columns;
+    int             sprite_width;
 } vconv_spec_t;
 
 
@@ -156,6 +165,12 @@ typedef struct {
 #define VCONV_SET_TARGET     0x40000
 #define VCONV_SET_HDR        0x100000
 #define VCONV_SET_METADATA   0x200000
+#define VCONV_SET_SPRITE_INTERVAL  0x400000
+#define VCONV_SET_SPRITE_COLUMNS   0x800000
+#define VCONV_SET_SPRITE_WIDTH     0x1000000
+#define VCONV_SET_SPRITE     (VCONV_SET_SPRITE_INTERVAL                       \
+                              | VCONV_SET_SPRITE_COLUMNS                     \
+                              | VCONV_SET_SPRITE_WIDTH)
 
 
 const vconv_format_t *vconv_format(vconv_format_e fmt);

@@ -39,7 +39,7 @@
  * hello itself never changes.
  */
 #define VCONV_SB_MAGIC            0x76637362    /* "vcsb" */
-#define VCONV_SB_PROTOCOL         2             /* 1: before the hello */
+#define VCONV_SB_PROTOCOL         3             /* 1: before the hello */
 
 /* how long a new helper may take to say hello (its exec, the libraries) */
 #define VCONV_SB_HELLO_MS         10000
@@ -93,6 +93,7 @@ typedef struct {
     int64_t             output_bytes;
     double              output_duration;
     int64_t             damaged_packets;
+    vconv_sprite_t      sprite;          /* format sprite's grid */
 } vconv_sb_result_t;
 
 
