@@ -18,7 +18,10 @@
 typedef enum {
     NGX_HTTP_VCONV_JOB = 0,
     NGX_HTTP_VCONV_JOB_EVENTS,
-    NGX_HTTP_VCONV_JOB_OUTPUT
+    NGX_HTTP_VCONV_JOB_OUTPUT,
+    NGX_HTTP_VCONV_JOB_SPRITE,         /* output/sprite: the first, a sprite */
+    NGX_HTTP_VCONV_JOB_VTT,            /* output/sprite.vtt */
+    NGX_HTTP_VCONV_JOB_ZIP             /* outputs.zip */
 } ngx_http_vconv_target_e;
 
 
@@ -36,7 +39,7 @@ static char *ngx_http_vconv_jobs_cstr(ngx_pool_t *pool, ngx_str_t *s);
 static ngx_int_t ngx_http_vconv_jobs_get(ngx_http_request_t *r,
     ngx_http_vconv_zone_t *z, ngx_str_t *id, char *jobs_uri);
 static ngx_int_t ngx_http_vconv_jobs_output(ngx_http_request_t *r,
-    ngx_http_vconv_zone_t *z, ngx_str_t *id);
+    ngx_http_vconv_zone_t *z, ngx_str_t *id, ngx_http_vconv_target_e target);
 static ngx_int_t ngx_http_vconv_jobs_delete(ngx_http_request_t *r,
     ngx_http_vconv_zone_t *z, ngx_str_t *id);
 static ngx_int_t ngx_http_vconv_jobs_cancel(ngx_http_request_t *r,
@@ -96,6 +99,21 @@ ngx_http_vconv_jobs_handler(ngx_http_request_t *r)
         {
             target = NGX_HTTP_VCONV_JOB_OUTPUT;
 
+        } else if (rest.len == 13
+                   && ngx_strncmp(rest.data, "output/sprite", 13) == 0)
+        {
+            target = NGX_HTTP_VCONV_JOB_SPRITE;
+
+        } else if (rest.len == 17
+                   && ngx_strncmp(rest.data, "output/sprite.vtt", 17) == 0)
+        {
+            target = NGX_HTTP_VCONV_JOB_VTT;
+
+        } else if (rest.len == 11
+                   && ngx_strncmp(rest.data, "outputs.zip", 11) == 0)
+        {
+            target = NGX_HTTP_VCONV_JOB_ZIP;
+
         } else {
             return ngx_http_vconv_reply_not_found(r, "no such resource");
         }
@@ -130,7 +148,10 @@ ngx_http_vconv_jobs_handler(ngx_http_request_t *r)
     switch (target) {
 
     case NGX_HTTP_VCONV_JOB_OUTPUT:
-        return ngx_http_vconv_jobs_output(r, z, &id);
+    case NGX_HTTP_VCONV_JOB_SPRITE:
+    case NGX_HTTP_VCONV_JOB_VTT:
+    case NGX_HTTP_VCONV_JOB_ZIP:
+        return ngx_http_vconv_jobs_output(r, z, &id, target);
 
     case NGX_HTTP_VCONV_JOB_EVENTS:
         jobs_uri = ngx_http_vconv_jobs_cstr(r->pool, &vlcf->jobs_uri);
@@ -199,7 +220,7 @@ ngx_http_vconv_jobs_get(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
 
 static ngx_int_t
 ngx_http_vconv_jobs_output(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
-    ngx_str_t *id)
+    ngx_str_t *id, ngx_http_vconv_target_e target)
 {
     u_char            *p;
     u_char             msg[128];
@@ -213,7 +234,24 @@ ngx_http_vconv_jobs_output(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     }
 
     if (info.status == VCONV_JOB_DONE) {
-        return ngx_http_vconv_reply_output(r, &info);
+        switch (target) {
+
+        case NGX_HTTP_VCONV_JOB_ZIP:
+            return ngx_http_vconv_zip_handler(r, &info);
+
+        case NGX_HTTP_VCONV_JOB_SPRITE:
+        case NGX_HTTP_VCONV_JOB_VTT:
+            if (info.out_format != VCONV_FMT_SPRITE) {
+                return ngx_http_vconv_reply_not_found(r, "no such output");
+            }
+
+            return target == NGX_HTTP_VCONV_JOB_VTT
+                   ? ngx_http_vconv_zip_vtt(r, &info)
+                   : ngx_http_vconv_reply_output(r, &info);
+
+        default:
+            return ngx_http_vconv_reply_output(r, &info);
+        }
     }
 
     if (info.status == VCONV_JOB_FAILED) {
