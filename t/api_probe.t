@@ -53,6 +53,11 @@ run_ok('ffmpeg', '-nostdin', '-v', 'error', '-y', '-i', $hdr, '-c', 'copy',
        '-metadata:s:v:0', 'rotate=90', $rot);
 my $clip = VconvNginx::make_media($dir, 'mp4', duration => 10);
 my $slow = VconvNginx::make_media($dir, 'slow', duration => 20);
+# three pictures, 3 s each: the last one must fill the tiles to the end
+my $still = "$dir/still.mp4";
+run_ok('ffmpeg', '-nostdin', '-v', 'error', '-y', '-f', 'lavfi', '-i',
+       'testsrc2=s=320x240:r=1/3:d=9', '-c:v', 'libx264', '-preset',
+       'veryfast', '-pix_fmt', 'yuv420p', $still);
 
 my $ng = VconvNginx->new->start;
 
@@ -261,6 +266,29 @@ for i in z.infolist():
                         "clip.sprite.vtt ${\length $vtt} 0 " . crc_str($vtt)],
                   '... names from the input\'s, sizes, stored, CRCs')
             or diag($py);
+    }
+}
+
+# a picture stands until the next: the last one's tiles reach the end
+{
+    my $id = upload($still, 'format=sprite', 'still.mp4');
+    is($ng->wait_job($id, 60)->{status}, 'done', 'sprite of 3 pictures of 3 s');
+    my $cues = vtt_cues($ng->get("/api/jobs/$id/output/sprite.vtt")->{body})
+               // [];
+    is(scalar @$cues, 9, '... 9 cues of 1 s: the last picture fills 6-9 s');
+    is($cues->[-1]{to}, 9, '... the last cue ends at 9 s') if @$cues;
+    my $jpg = "$dir/still.jpg";
+    $ng->download($id, $jpg);
+    my $c = $cues->[8];
+    if ($c) {
+        run_ok('ffmpeg', '-nostdin', '-v', 'error', '-y', '-i', $jpg, '-vf',
+               "crop=$c->{w}:$c->{h}:$c->{x}:$c->{y}", '-pix_fmt', 'yuv420p',
+               "$dir/tile.y4m");
+        run_ok('ffmpeg', '-nostdin', '-v', 'error', '-y', '-ss', 6,
+               '-i', $still, '-frames:v', '1', '-vf',
+               'scale=160:120,format=yuv420p', "$dir/ref.y4m");
+        my $p = psnr("$dir/tile.y4m", "$dir/ref.y4m");
+        ok($p > 25, "... tile 8 shows the third picture (PSNR $p dB)");
     }
 }
 
