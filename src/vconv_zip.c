@@ -36,7 +36,8 @@ vconv_zip_index(const char *dir, const char *in_name, size_t in_len,
     int                 n, i, fd;
     DIR                *d;
     FILE               *f;
-    char                base[128], path[1024], tmp[1024];
+    char                base[VCONV_ZIP_NAME_MAX - 32], path[1024];
+    char                tmp[1024];
     size_t              len;
     struct dirent      *de;
     vconv_zip_entry_t  *e;
@@ -401,7 +402,7 @@ vconv_zip_base(const char *in, size_t len, char *base, size_t blen)
     k = 0;
     i = start;
 
-    while (i < dot && k + 5 < blen && k < 96) {
+    while (i < dot && k + 5 < blen) {
         n = vconv_utf8_next((const unsigned char *) in + i, dot - i, &cp);
 
         if (n == 0 || cp < 0x20 || cp == 0x7f || in[i] == '"') {
