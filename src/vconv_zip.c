@@ -24,6 +24,8 @@ static void vconv_zip_base(const char *in, size_t len, char *base,
     size_t blen);
 static void vconv_zip_name(const char *base, const char *out, int first,
     char *name, size_t len);
+static void vconv_zip_walk(const char *dir, const char *sub,
+    const char *base, vconv_zip_entry_t *e, int *n, int depth);
 static int vconv_zip_cmp(const void *a, const void *b);
 static void vconv_zip_put16(unsigned char *p, unsigned v);
 static void vconv_zip_put32(unsigned char *p, uint32_t v);
@@ -39,6 +41,7 @@ vconv_zip_index(const char *dir, const char *in_name, size_t in_len,
     char                base[VCONV_ZIP_NAME_MAX - 32], path[1024];
     char                tmp[1024];
     size_t              len;
+    struct stat         st;
     struct dirent      *de;
     vconv_zip_entry_t  *e;
 
@@ -69,6 +72,12 @@ vconv_zip_index(const char *dir, const char *in_name, size_t in_len,
             continue;
         }
 
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+
+        if (lstat(path, &st) == -1 || !S_ISREG(st.st_mode)) {
+            continue;
+        }
+
         memcpy(e[n].path, de->d_name, len + 1);
         vconv_zip_name(base, de->d_name, first_format, e[n].name,
                        sizeof(e[n].name));
@@ -77,34 +86,8 @@ vconv_zip_index(const char *dir, const char *in_name, size_t in_len,
 
     closedir(d);
 
-    /* hls/: the outputs engineer's folder of playlists and segments */
-    snprintf(path, sizeof(path), "%s/hls", dir);
-    d = opendir(path);
-
-    if (d != NULL) {
-        while ((de = readdir(d)) != NULL && n < VCONV_ZIP_MAX_ENTRIES) {
-            len = strlen(de->d_name);
-
-            if (de->d_name[0] == '.' || len >= 64
-                || (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0))
-            {
-                continue;
-            }
-
-            if (snprintf(e[n].path, sizeof(e[n].path), "hls/%s", de->d_name)
-                >= (int) sizeof(e[n].path)
-                || snprintf(e[n].name, sizeof(e[n].name), "%s-hls/%s", base,
-                            de->d_name)
-                   >= (int) sizeof(e[n].name))
-            {
-                continue;
-            }
-
-            n++;
-        }
-
-        closedir(d);
-    }
+    /* hls/: a folder of playlists and segments, maybe one a rendition */
+    vconv_zip_walk(dir, "hls", base, e, &n, 2);
 
     qsort(e, n, sizeof(vconv_zip_entry_t), vconv_zip_cmp);
 
@@ -148,6 +131,64 @@ vconv_zip_index(const char *dir, const char *in_name, size_t in_len,
     }
 
     return VCONV_OK;
+}
+
+
+/* the files under dir/sub, as "sub/..." in the zip's "base-sub/..." */
+static void
+vconv_zip_walk(const char *dir, const char *sub, const char *base,
+    vconv_zip_entry_t *e, int *n, int depth)
+{
+    DIR            *d;
+    char            path[1024], rel[VCONV_ZIP_PATH_MAX];
+    size_t          len;
+    struct stat     st;
+    struct dirent  *de;
+
+    if (snprintf(path, sizeof(path), "%s/%s", dir, sub) >= (int) sizeof(path))
+    {
+        return;
+    }
+
+    d = opendir(path);
+    if (d == NULL) {
+        return;
+    }
+
+    while ((de = readdir(d)) != NULL && *n < VCONV_ZIP_MAX_ENTRIES) {
+        len = strlen(de->d_name);
+
+        if (de->d_name[0] == '.' || len >= 64
+            || (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0)
+            || snprintf(rel, sizeof(rel), "%s/%s", sub, de->d_name)
+               >= (int) sizeof(rel)
+            || snprintf(path, sizeof(path), "%s/%s", dir, rel)
+               >= (int) sizeof(path)
+            || lstat(path, &st) == -1)
+        {
+            continue;
+        }
+
+        if (S_ISDIR(st.st_mode)) {
+            if (depth > 1) {
+                vconv_zip_walk(dir, rel, base, e, n, depth - 1);
+            }
+
+            continue;
+        }
+
+        if (!S_ISREG(st.st_mode)
+            || snprintf(e[*n].name, sizeof(e[*n].name), "%s-%s", base, rel)
+               >= (int) sizeof(e[*n].name))
+        {
+            continue;
+        }
+
+        memcpy(e[*n].path, rel, strlen(rel) + 1);
+        (*n)++;
+    }
+
+    closedir(d);
 }
 
 

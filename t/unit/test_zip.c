@@ -130,12 +130,32 @@ test_index(void)
     ok(vconv_zip_load(dir, e, 8, &n, &err) != VCONV_OK,
        "an index naming a path outside the folder is refused");
 
+    snprintf(path, sizeof(path), "%s/hls", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/hls/720", dir);
+    mkdir(path, 0700);
+    put(dir, "hls/master.m3u8", "#EXTM3U\n");
+    put(dir, "hls/720/seg1.m4s", "xx");
+    put(dir, "hls/720/seg2.m4s.tmp", "x");
+    snprintf(path, sizeof(path), "%s/output.webm", dir);
+    mkdir(path, 0700);
+
+    is_int(vconv_zip_index(dir, "clip.mp4", 8, VCONV_FMT_MP4, &err),
+           VCONV_OK, "index with hls/");
+    vconv_zip_load(dir, e, 8, &n, &err);
+    is_int(n, 4, "output, output.sprite.vtt, two hls files; no folders");
+    if (n == 4) {
+        is_str(e[0].name, "clip.mp4", "the first, named by its format");
+        is_str(e[1].path, "hls/720/seg1.m4s", "a rendition's segment");
+        is_str(e[1].name, "clip-hls/720/seg1.m4s", "... under base-hls/");
+        is_str(e[2].name, "clip-hls/master.m3u8", "the master playlist");
+    }
+
     is_int(vconv_zip_index(dir, "", 0, VCONV_FMT_MP4, &err), VCONV_OK,
            "no upload name");
     vconv_zip_load(dir, e, 8, &n, &err);
     is_str(e[0].name, "output.mp4", "... the base is \"output\"");
 
-    unlink(path);
     snprintf(path, sizeof(path), "rm -rf '%s'", dir);
     if (system(path) != 0) {
         diag("could not remove %s", dir);
