@@ -574,7 +574,7 @@ vconv_sprite_place(vconv_sprite_ctx_t *c, double until)
 static int
 vconv_sprite_encode(vconv_sprite_ctx_t *c)
 {
-    int              rc, q;
+    int              rc, q, used;
     AVFrame         *grid;
     AVPacket        *pkt;
     vconv_job_t     *job;
@@ -591,6 +591,27 @@ vconv_sprite_encode(vconv_sprite_ctx_t *c)
     }
 
     if (rc < 0) {
+        return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "sprite grid");
+    }
+
+    /*
+     * The grid was made for the duration the input said, or for the most
+     * tiles when it said none: the picture keeps the rows it used.
+     */
+    used = (c->sp->tiles + c->sp->columns - 1) / c->sp->columns;
+
+    if (used < c->rows) {
+        grid->crop_bottom = (size_t) (c->rows - used) * c->sp->tile_h;
+    }
+
+    if (c->sp->tiles < c->sp->columns) {
+        grid->crop_right = (size_t) (c->sp->columns - c->sp->tiles)
+                           * c->sp->tile_w;
+    }
+
+    rc = av_frame_apply_cropping(grid, AV_FRAME_CROP_UNALIGNED);
+    if (rc < 0) {
+        av_frame_unref(grid);
         return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "sprite grid");
     }
 

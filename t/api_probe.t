@@ -292,6 +292,25 @@ for i in z.infolist():
     }
 }
 
+# an input that does not say its duration (MPEG-TS through a pipe, the
+# core alone): the grid is made for the most tiles and cut to those used
+{
+    my $ts = "$dir/clip.ts";
+    run_ok('ffmpeg', '-nostdin', '-v', 'error', '-y', '-f', 'lavfi', '-i',
+           'testsrc2=s=320x240:r=25:d=7', '-c:v', 'libx264', '-preset',
+           'veryfast', '-f', 'mpegts', $ts);
+    my $build = $ENV{VCONV_BUILD} // "$VconvNginx::ROOT/build";
+    my $out = "$dir/ts.jpg";
+    my $j = `cat '$ts' | '$build/vconv-cli' /dev/stdin '$out' format=sprite sprite.interval=1 2>/dev/null`;
+    my $r = eval { $JSON->decode($j) } // {};
+    is($r->{input}{duration}, -1, 'MPEG-TS from a pipe: no duration known');
+    is($r->{sprite}{tiles}, 7, '... 7 tiles of 1 s');
+    my ($w, $h) = dims($out);
+    is("${w}x$h", '1120x120', '... the picture holds just those: 7 x 160, one row');
+    my $cues = vtt_cues(do { local $/; open my $f, '<', "$out.vtt"; <$f> // '' }) // [];
+    is(scalar @$cues, 7, '... and the CLI wrote 7 cues beside it');
+}
+
 sub crc_str {
     my ($s) = @_;
     require Compress::Zlib;
