@@ -318,8 +318,8 @@ vconv_sprite_open(vconv_sprite_ctx_t *c)
 static int
 vconv_sprite_graph(vconv_sprite_ctx_t *c, const AVFrame *frame)
 {
-    int               rc;
-    char              args[256], chain[512];
+    int               rc, trc;
+    char              args[256], chain[1024], tonemap[512];
     AVRational        sar;
     AVFilterInOut    *in, *out;
     vconv_job_t      *job;
@@ -356,10 +356,24 @@ vconv_sprite_graph(vconv_sprite_ctx_t *c, const AVFrame *frame)
         return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "buffersink");
     }
 
+    /* HDR tiles in SDR as every 8-bit output: tone mapped, tile-sized */
+    tonemap[0] = '\0';
+    trc = frame->color_trc != AVCOL_TRC_UNSPECIFIED ? frame->color_trc
+                                                    : job->v.dec->color_trc;
+
+    if ((trc == AVCOL_TRC_SMPTE2084 || trc == AVCOL_TRC_ARIB_STD_B67)
+        && vconv_filter_tonemap(tonemap, sizeof(tonemap), frame,
+                                job->v.dec)
+           < 0)
+    {
+        return vconv_error_set(&job->tc->err, VCONV_E_INTERNAL,
+                               "sprite: tone mapping chain too long");
+    }
+
     snprintf(chain, sizeof(chain),
-             "null%s,scale=%d:%d,setsar=1,format=yuvj420p,tile=%dx%d",
+             "null%s,scale=%d:%d,setsar=1%s,format=yuvj420p,tile=%dx%d",
              job->v.turn ? job->v.turn : "",
-             c->sp->tile_w, c->sp->tile_h, c->sp->columns, c->rows);
+             c->sp->tile_w, c->sp->tile_h, tonemap, c->sp->columns, c->rows);
 
     out = avfilter_inout_alloc();
     in = avfilter_inout_alloc();

@@ -292,6 +292,23 @@ for i in z.infolist():
     }
 }
 
+# HDR in: tiles tone mapped to SDR as the jpg output is
+{
+    my $id = upload($hdr, 'format=sprite&sprite.interval=5', 'hdr.mp4');
+    is($ng->wait_job($id, 60)->{status}, 'done', 'sprite of a PQ input');
+    my $jid = upload($hdr, 'format=jpg&width=160&start=0', 'hdr.mp4');
+    is($ng->wait_job($jid, 60)->{status}, 'done', '... and its jpg at 0 s');
+    $ng->download($id, "$dir/hdr-sprite.jpg");
+    $ng->download($jid, "$dir/hdr-0.jpg");
+    run_ok('ffmpeg', '-nostdin', '-v', 'error', '-y', '-i',
+           "$dir/hdr-sprite.jpg", '-vf', 'crop=160:120:0:0', '-pix_fmt',
+           'yuv420p', "$dir/tile.y4m");
+    run_ok('ffmpeg', '-nostdin', '-v', 'error', '-y', '-i', "$dir/hdr-0.jpg",
+           '-pix_fmt', 'yuv420p', "$dir/ref.y4m");
+    my $p = psnr("$dir/tile.y4m", "$dir/ref.y4m");
+    ok($p > 30, "... tile 0 looks like the tone mapped jpg (PSNR $p dB)");
+}
+
 # an input that does not say its duration (MPEG-TS through a pipe, the
 # core alone): the grid is made for the most tiles and cut to those used
 {
