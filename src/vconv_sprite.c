@@ -20,28 +20,29 @@
 #include "vconv_sprite.h"
 
 
-typedef struct {
-    vconv_job_t      *job;
-    vconv_sprite_t   *sp;
-    AVFilterGraph    *graph;
-    AVFilterContext  *src;
-    AVFilterContext  *sink;
-    AVFrame          *held;        /* the last picture, not yet placed */
-    double            held_t;
-    double            held_end;    /* where the held picture stops */
-    double            start;       /* s of the input's first timestamp */
-    double            total;       /* s of input, 0: unknown */
-    int               capacity;    /* tiles the grid holds */
-    int               rows;
-} vconv_sprite_ctx_t;
+struct vconv_sprite_ctx_s {
+    vconv_job_t         *job;
+    const vconv_spec_t  *spec;
+    vconv_stream_t      *st;        /* the input video, its decoder open */
+    vconv_sprite_t      *sp;
+    AVFilterGraph       *graph;
+    AVFilterContext     *src;
+    AVFilterContext     *sink;
+    AVFrame             *held;      /* the last picture, not yet placed */
+    double               held_t;
+    double               held_end;  /* where the held picture stops */
+    double               start;     /* s of the input's first timestamp */
+    double               total;     /* s of input, 0: unknown */
+    int                  capacity;  /* tiles the grid holds */
+    int                  rows;
+};
 
 
-static int vconv_sprite_open(vconv_sprite_ctx_t *c);
+static int vconv_sprite_decoder(vconv_job_t *job);
+static int vconv_sprite_plan(vconv_sprite_ctx_t *c);
 static int vconv_sprite_graph(vconv_sprite_ctx_t *c, const AVFrame *frame);
-static int vconv_sprite_frame(vconv_sprite_ctx_t *c, AVFrame *frame);
 static int vconv_sprite_place(vconv_sprite_ctx_t *c, double until);
 static int vconv_sprite_decode(vconv_sprite_ctx_t *c, AVPacket *pkt);
-static int vconv_sprite_encode(vconv_sprite_ctx_t *c);
 
 
 long long
@@ -104,18 +105,25 @@ vconv_sprite_vtt(const vconv_sprite_t *sp, const char *url, char *buf,
 }
 
 
+/*
+ * format=sprite alone: its own decode of the input's video.  The engine
+ * of several outputs feeds vconv_sprite_frame() from its one decoder.
+ */
 int
 vconv_sprite_run(vconv_job_t *job)
 {
     int                  rc;
     AVPacket            *pkt;
-    vconv_sprite_ctx_t   c;
+    vconv_sprite_ctx_t  *c;
 
-    memset(&c, 0, sizeof(c));
-    c.job = job;
-    c.sp = &job->tc->sprite;
+    c = NULL;
 
-    rc = vconv_sprite_open(&c);
+    rc = vconv_sprite_decoder(job);
+    if (rc == VCONV_OK) {
+        rc = vconv_sprite_create(job, job->spec, &job->v, &job->tc->sprite,
+                                 &c);
+    }
+
     if (rc != VCONV_OK) {
         goto done;
     }
@@ -150,7 +158,7 @@ vconv_sprite_run(vconv_job_t *job)
             continue;
         }
 
-        rc = vconv_sprite_decode(&c, pkt);
+        rc = vconv_sprite_decode(c, pkt);
         av_packet_unref(pkt);
 
         if (rc != VCONV_OK) {
@@ -158,54 +166,93 @@ vconv_sprite_run(vconv_job_t *job)
         }
     }
 
-    rc = vconv_sprite_decode(&c, NULL);
+    rc = vconv_sprite_decode(c, NULL);
     if (rc != VCONV_OK) {
         goto done;
     }
 
-    /* the last picture stands until it ends */
-    if (c.held != NULL) {
-        rc = vconv_sprite_place(&c, c.held_end);
-        if (rc != VCONV_OK) {
-            goto done;
-        }
+    pkt = job->opkt;
 
-        c.sp->duration = c.held_end;
-    }
-
-    if (c.sp->tiles == 0) {
-        rc = vconv_error_set(&job->tc->err, job->tc->damaged_packets
-                             ? VCONV_E_DECODE : VCONV_E_EMPTY_OUTPUT,
-                             "no frame could be decoded");
+    rc = vconv_sprite_end(c, pkt);
+    if (rc != VCONV_OK) {
         goto done;
     }
 
-    rc = vconv_sprite_encode(&c);
+    if (job->limits->max_output > 0 && pkt->size > job->limits->max_output)
+    {
+        av_packet_unref(pkt);
+        rc = vconv_error_set(&job->tc->err, VCONV_E_OUTPUT_SIZE_LIMIT,
+                             "output exceeds %lld bytes",
+                             (long long) job->limits->max_output);
+        goto done;
+    }
+
+    rc = vconv_info_write(job, (const char *) pkt->data, pkt->size);
+
+    if (rc == VCONV_OK) {
+        job->tc->output_bytes = pkt->size;
+        job->tc->output_duration = job->tc->sprite.duration;
+    }
+
+    av_packet_unref(pkt);
 
 done:
 
-    av_frame_free(&c.held);
-    avfilter_graph_free(&c.graph);
+    vconv_sprite_free(&c);
 
     return rc;
 }
 
 
-/* the decoder, the plan of the grid */
-static int
-vconv_sprite_open(vconv_sprite_ctx_t *c)
+int
+vconv_sprite_create(vconv_job_t *job, const vconv_spec_t *spec,
+    vconv_stream_t *st, vconv_sprite_t *sp, vconv_sprite_ctx_t **out)
 {
-    int                  rc, w, h, cols;
-    double               dw, dh;
-    int64_t              dur, iv;
-    AVRational           sar;
-    vconv_job_t         *job;
+    int                  rc;
+    vconv_sprite_ctx_t  *c;
+
+    c = av_mallocz(sizeof(vconv_sprite_ctx_t));
+    if (c == NULL) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "sprite");
+    }
+
+    c->job = job;
+    c->spec = spec;
+    c->st = st;
+    c->sp = sp;
+    memset(sp, 0, sizeof(vconv_sprite_t));
+
+    rc = vconv_sprite_plan(c);
+    if (rc != VCONV_OK) {
+        av_free(c);
+        return rc;
+    }
+
+    *out = c;
+
+    return VCONV_OK;
+}
+
+
+void
+vconv_sprite_free(vconv_sprite_ctx_t **c)
+{
+    if (*c == NULL) {
+        return;
+    }
+
+    av_frame_free(&(*c)->held);
+    avfilter_graph_free(&(*c)->graph);
+    av_freep(c);
+}
+
+
+static int
+vconv_sprite_decoder(vconv_job_t *job)
+{
+    int                  rc;
     const AVCodec       *codec;
     AVCodecContext      *dec;
-    const vconv_spec_t  *spec;
-
-    job = c->job;
-    spec = job->spec;
 
     codec = avcodec_find_decoder(job->v.ist->codecpar->codec_id);
     if (codec == NULL) {
@@ -240,8 +287,26 @@ vconv_sprite_open(vconv_sprite_ctx_t *c)
         return vconv_job_fail(job, VCONV_E_DECODE, rc, "decoder");
     }
 
-    w = dec->width;
-    h = dec->height;
+    return VCONV_OK;
+}
+
+
+/* the grid: tile size, interval, how many tiles, rows and columns */
+static int
+vconv_sprite_plan(vconv_sprite_ctx_t *c)
+{
+    int                  w, h, cols;
+    double               dw, dh;
+    int64_t              dur, iv;
+    AVRational           sar;
+    vconv_job_t         *job;
+    const vconv_spec_t  *spec;
+
+    job = c->job;
+    spec = c->spec;
+
+    w = c->st->dec->width;
+    h = c->st->dec->height;
 
     if (w <= 0 || h <= 0) {
         return vconv_error_set(&job->tc->err, VCONV_E_DECODE,
@@ -249,11 +314,11 @@ vconv_sprite_open(vconv_sprite_ctx_t *c)
     }
 
     /* the tile keeps the picture's shape as shown: aspect, rotation */
-    sar = av_guess_sample_aspect_ratio(job->ifmt, job->v.ist, NULL);
+    sar = av_guess_sample_aspect_ratio(job->ifmt, c->st->ist, NULL);
     dw = sar.num > 0 && sar.den > 0 ? w * av_q2d(sar) : w;
     dh = h;
 
-    if (job->v.rotation == 90 || job->v.rotation == 270) {
+    if (c->st->rotation == 90 || c->st->rotation == 270) {
         dh = dw;
         dw = h;
     }
@@ -359,11 +424,11 @@ vconv_sprite_graph(vconv_sprite_ctx_t *c, const AVFrame *frame)
     /* HDR tiles in SDR as every 8-bit output: tone mapped, tile-sized */
     tonemap[0] = '\0';
     trc = frame->color_trc != AVCOL_TRC_UNSPECIFIED ? frame->color_trc
-                                                    : job->v.dec->color_trc;
+                                                    : c->st->dec->color_trc;
 
     if ((trc == AVCOL_TRC_SMPTE2084 || trc == AVCOL_TRC_ARIB_STD_B67)
         && vconv_filter_tonemap(tonemap, sizeof(tonemap), frame,
-                                job->v.dec)
+                                c->st->dec)
            < 0)
     {
         return vconv_error_set(&job->tc->err, VCONV_E_INTERNAL,
@@ -372,7 +437,7 @@ vconv_sprite_graph(vconv_sprite_ctx_t *c, const AVFrame *frame)
 
     snprintf(chain, sizeof(chain),
              "null%s,scale=%d:%d,setsar=1%s,format=yuvj420p,tile=%dx%d",
-             job->v.turn ? job->v.turn : "",
+             c->st->turn ? c->st->turn : "",
              c->sp->tile_w, c->sp->tile_h, tonemap, c->sp->columns, c->rows);
 
     out = avfilter_inout_alloc();
@@ -482,7 +547,7 @@ vconv_sprite_decode(vconv_sprite_ctx_t *c, AVPacket *pkt)
  * Each tile shows the picture on screen at its time: a picture is placed
  * once the next one says where it ends.
  */
-static int
+int
 vconv_sprite_frame(vconv_sprite_ctx_t *c, AVFrame *frame)
 {
     int          rc;
@@ -492,7 +557,7 @@ vconv_sprite_frame(vconv_sprite_ctx_t *c, AVFrame *frame)
     vconv_job_t *job;
 
     job = c->job;
-    tb = job->v.ist->time_base;
+    tb = c->st->ist->time_base;
     ts = frame->best_effort_timestamp;
 
     if (ts == AV_NOPTS_VALUE) {
@@ -542,7 +607,7 @@ vconv_sprite_frame(vconv_sprite_ctx_t *c, AVFrame *frame)
 
     d = frame->pkt_duration > 0 ? frame->pkt_duration * av_q2d(tb) : 0;
     if (d <= 0) {
-        fr = av_guess_frame_rate(job->ifmt, job->v.ist, NULL);
+        fr = av_guess_frame_rate(job->ifmt, c->st->ist, NULL);
         d = fr.num > 0 && fr.den > 0 ? av_q2d(av_inv_q(fr)) : 0;
     }
 
@@ -585,19 +650,40 @@ vconv_sprite_place(vconv_sprite_ctx_t *c, double until)
 }
 
 
-static int
-vconv_sprite_encode(vconv_sprite_ctx_t *c)
+/*
+ * The input's end: the last picture stands until it ends, the grid is
+ * cut to the tiles made and encoded; the JPEG is pkt.
+ */
+int
+vconv_sprite_end(vconv_sprite_ctx_t *c, AVPacket *pkt)
 {
     int              rc, q, used;
     AVFrame         *grid;
-    AVPacket        *pkt;
     vconv_job_t     *job;
     const AVCodec   *codec;
     AVCodecContext  *enc;
 
     job = c->job;
-    grid = job->filt;
-    pkt = job->opkt;
+
+    if (c->held != NULL) {
+        rc = vconv_sprite_place(c, c->held_end);
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+
+        c->sp->duration = c->held_end;
+    }
+
+    if (c->sp->tiles == 0) {
+        return vconv_error_set(&job->tc->err, job->tc->damaged_packets
+                               ? VCONV_E_DECODE : VCONV_E_EMPTY_OUTPUT,
+                               "no frame could be decoded");
+    }
+
+    grid = av_frame_alloc();
+    if (grid == NULL) {
+        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "sprite grid");
+    }
 
     rc = av_buffersrc_add_frame_flags(c->src, NULL, 0);
     if (rc >= 0) {
@@ -605,6 +691,7 @@ vconv_sprite_encode(vconv_sprite_ctx_t *c)
     }
 
     if (rc < 0) {
+        av_frame_free(&grid);
         return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "sprite grid");
     }
 
@@ -625,28 +712,21 @@ vconv_sprite_encode(vconv_sprite_ctx_t *c)
 
     rc = av_frame_apply_cropping(grid, AV_FRAME_CROP_UNALIGNED);
     if (rc < 0) {
-        av_frame_unref(grid);
+        av_frame_free(&grid);
         return vconv_job_fail(job, VCONV_E_INTERNAL, rc, "sprite grid");
     }
 
     codec = avcodec_find_encoder_by_name("mjpeg");
-    if (codec == NULL) {
-        av_frame_unref(grid);
-        return vconv_error_set(&job->tc->err, VCONV_E_INTERNAL,
-                               "no mjpeg encoder");
-    }
+    enc = codec ? avcodec_alloc_context3(codec) : NULL;
 
-    enc = avcodec_alloc_context3(codec);
     if (enc == NULL) {
-        av_frame_unref(grid);
-        return vconv_job_fail(job, VCONV_E_NOMEM, 0, "encoder");
+        av_frame_free(&grid);
+        return vconv_job_fail(job, codec ? VCONV_E_NOMEM : VCONV_E_INTERNAL,
+                              0, "mjpeg encoder");
     }
-
-    job->v.enc = enc;
 
     /* quality 1-100 onto mjpeg's 31-2; the default is a clear 5 */
-    q = job->spec->quality > 0 ? 31 - (job->spec->quality - 1) * 29 / 99
-                               : 5;
+    q = c->spec->quality > 0 ? 31 - (c->spec->quality - 1) * 29 / 99 : 5;
 
     enc->width = grid->width;
     enc->height = grid->height;
@@ -658,16 +738,12 @@ vconv_sprite_encode(vconv_sprite_ctx_t *c)
     enc->thread_count = 1;
 
     rc = avcodec_open2(enc, codec, NULL);
-    if (rc < 0) {
-        av_frame_unref(grid);
-        return vconv_job_fail(job, VCONV_E_ENCODE, rc, "encoder");
+
+    if (rc >= 0) {
+        grid->pts = 0;
+        grid->quality = enc->global_quality;
+        rc = avcodec_send_frame(enc, grid);
     }
-
-    grid->pts = 0;
-    grid->quality = enc->global_quality;
-
-    rc = avcodec_send_frame(enc, grid);
-    av_frame_unref(grid);
 
     if (rc >= 0) {
         rc = avcodec_send_frame(enc, NULL);
@@ -677,26 +753,12 @@ vconv_sprite_encode(vconv_sprite_ctx_t *c)
         rc = avcodec_receive_packet(enc, pkt);
     }
 
+    av_frame_free(&grid);
+    avcodec_free_context(&enc);
+
     if (rc < 0) {
-        return vconv_job_fail(job, VCONV_E_ENCODE, rc, "encode");
+        return vconv_job_fail(job, VCONV_E_ENCODE, rc, "sprite encode");
     }
 
-    if (job->limits->max_output > 0 && pkt->size > job->limits->max_output)
-    {
-        av_packet_unref(pkt);
-        return vconv_error_set(&job->tc->err, VCONV_E_OUTPUT_SIZE_LIMIT,
-                               "output exceeds %lld bytes",
-                               (long long) job->limits->max_output);
-    }
-
-    rc = vconv_info_write(job, (const char *) pkt->data, pkt->size);
-
-    if (rc == VCONV_OK) {
-        job->tc->output_bytes = pkt->size;
-        job->tc->output_duration = c->sp->duration;
-    }
-
-    av_packet_unref(pkt);
-
-    return rc;
+    return VCONV_OK;
 }
