@@ -33,7 +33,8 @@ declare -A SRCS=(
     [transcode]="src/vconv_transcode.c src/vconv_pipeline.c src/vconv_filter.c
                  src/vconv_encode.c src/vconv_frame.c src/vconv_log.c
                  src/vconv_metadata.c src/vconv_wav.c src/vconv_target.c
-                 src/vconv_options.c src/vconv_error.c src/vconv_json.c"
+                 src/vconv_options.c src/vconv_error.c src/vconv_json.c
+                 src/vconv_info.c src/vconv_sprite.c"
 )
 # every harness in fuzz/, so that a new one cannot be left out silently;
 # FUZZ_NAMES="transcode" runs only that one

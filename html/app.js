@@ -9,7 +9,14 @@ const BLURB = {
   mp4: 'universal', webm: 'web', mkv: 'Matroska', mov: 'Apple',
   gif: 'animated', webp: 'animated', jpg: 'one frame', png: 'one frame',
   mp3: 'music', m4a: 'AAC', opus: 'small', ogg: 'Vorbis', wav: 'raw audio', flac: 'lossless',
+  info: 'facts (JSON)', sprite: 'seek thumbnails',
 };
+// Made only beside another format ("Also make"), never the main one.
+const EXTRA_ONLY = new Set(['info', 'sprite']);
+const isMain = (f) => !EXTRA_ONLY.has(kindOf(f));
+// The file name suffix of an output (html's own guess when the server's
+// job JSON does not say): sprite.vtt stays, a format takes its extension.
+const OUT_EXT = { info: 'info.json', sprite: 'sprite.jpg', 'sprite.vtt': 'sprite.vtt' };
 const GROUPS = [['video', 'Video'], ['image', 'Picture'], ['audio', 'Audio only']];
 const GROUP_OF_KIND = { video: 'video', animation: 'image', image: 'image', audio: 'audio' };
 const KIND_OF = { gif: 'animation', webp: 'animation', jpg: 'image', jpeg: 'image', png: 'image',
@@ -122,7 +129,7 @@ function renderFormats() {
   box.textContent = '';
   box.removeAttribute('aria-busy');
   for (const [group, title] of GROUPS) {
-    const list = formats.filter((f) => f.group === group);
+    const list = formats.filter((f) => f.group === group && isMain(f));
     if (!list.length) continue;
     const fs = document.createElement('fieldset');
     fs.innerHTML = `<legend>${title}</legend><div class="chips"></div>`;
@@ -143,8 +150,36 @@ function renderFormats() {
   if (first) $(`#fmt-${first.name}`).checked = true;
   box.addEventListener('change', onFormatChange);
   box.addEventListener('keydown', onFormatKey);
+  renderExtras();
   for (const item of items) fillFormatSelect(item);
   onFormatChange();
+}
+
+// "Also make": more outputs of the same upload, sent as format=a,b,c; the
+// form's options then go to the main format only (prefixed: mp4.width=...)
+// and the others keep their own defaults.
+function renderExtras() {
+  const box = $('#extras'), chips = $('#extra-chips');
+  chips.textContent = '';
+  for (const f of formats) {
+    const label = document.createElement('label');
+    label.className = 'chip extra';
+    label.innerHTML = '<input type="checkbox" name="also"><span class="chip-name"></span><span class="chip-sub"></span>';
+    const input = label.querySelector('input');
+    input.value = f.name;
+    input.id = `also-${f.name}`;
+    label.querySelector('.chip-name').textContent = isMain(f) ? upper(f) : f.name.toUpperCase();
+    label.querySelector('.chip-sub').textContent = BLURB[f.name] || f.mime || '';
+    chips.append(label);
+  }
+  box.hidden = !formats.length;
+  chips.addEventListener('change', () => { summarize(); refreshButtons(); });
+}
+
+// the extra formats ticked, less the main one
+function extrasFor(main) {
+  return [...document.querySelectorAll('#extra-chips input:checked')]
+    .map((e) => e.value).filter((n) => n !== main);
 }
 
 // Arrow keys move through the format buttons as the grid they are drawn in:
@@ -190,6 +225,9 @@ function onFormatChange() {
                                  : !uses.includes(key);
   }
   $('#start-label').textContent = kindOf(f) === 'image' ? 'Picture at' : 'Start at';
+  for (const el of document.querySelectorAll('#extra-chips input')) {
+    el.closest('.chip').hidden = el.value === f.name;
+  }
   // The format's own defaults (if the server says them) as placeholders.
   const d = f.defaults || {};
   const maxw = d.max_width || d.width;
@@ -214,6 +252,8 @@ function summarize() {
   if (!$('[data-for=audio]').hidden && !$('#audio').checked) bits.push('no sound');
   if (!$('[data-for=abitrate]').hidden && $('#abitrate').value) bits.push(`${+$('#abitrate').value / 1000} kbit/s`);
   if (!$('[data-for=fit]').hidden && $('#fit').value) bits.push(`under ${fmtBytes(parseSize($('#fit').value))}`);
+  const also = activePreset ? [] : extrasFor(currentFormat()?.name);
+  if (also.length) bits.push(`also ${also.map((n) => n.toUpperCase()).join(', ')}`);
   if (activePreset) bits.unshift(activePreset.label || activePreset.name);
   $('#opt-summary').textContent = bits.length ? `· ${bits.join(', ')}` : '';
 }
@@ -274,6 +314,8 @@ function readOptions(f = currentFormat()) {
     for (const k of ['start', 'duration']) if (trim[k]) opt[k] = trim[k]; else delete opt[k];
     if (opt.height && !opt.width) { opt.size = +opt.height; delete opt.height; }
   }
+  const also = activePreset ? [] : extrasFor(f.name);
+  if (also.length) opt.also = also.join(',');
   return { opt, errors };
 }
 
@@ -355,6 +397,12 @@ function paramsFor(item, opt) {
   }
   if (p.start && item.meta?.duration && +p.start >= item.meta.duration) {
     return { error: `The start time is after the end of "${item.file.name}" (${fmtDur(item.meta.duration)}).` };
+  }
+  if (p.also) {
+    // several outputs: the options are the main format's own
+    const main = p.format, q = { format: [main, ...p.also.split(',').filter((n) => n !== main)].join(',') };
+    for (const [k, v] of Object.entries(p)) if (!['format', 'also', 'preset'].includes(k)) q[`${main}.${k}`] = v;
+    return { params: q };
   }
   return { params: p };
 }
@@ -461,7 +509,7 @@ function fillFormatSelect(item) {
   for (const [group, title] of GROUPS) {
     const og = document.createElement('optgroup');
     og.label = title;
-    for (const f of formats.filter((x) => x.group === group)) og.append(new Option(upper(f), f.name));
+    for (const f of formats.filter((x) => x.group === group && isMain(x))) og.append(new Option(upper(f), f.name));
     if (og.children.length) sel.append(og);
   }
   renderSetup(item);
@@ -489,6 +537,7 @@ function describe(opt) {
   if (opt.audio === '0') bits.push('no sound');
   if (opt.audio_bitrate) bits.push(`${+opt.audio_bitrate / 1000} kbit/s`);
   if (opt.target_size) bits.push(`under ${fmtBytes(parseSize(opt.target_size))}`);
+  if (opt.also) bits.push(`also ${opt.also.split(',').map((n) => n.toUpperCase()).join(', ')}`);
   if (opt.preset) {
     const p = presets.find((x) => x.name === opt.preset);
     bits.unshift(p?.label || opt.preset);
@@ -859,6 +908,7 @@ function showResult(item, job) {
   a.textContent = `Download ${upper(f)} (${fmtBytes(outBytes)})`;
   item.outName = item.file.name.replace(/\.[^.]*$/, '') + '.' + (f.ext || f.name);
   a.setAttribute('download', item.outName);
+  renderOutputs(item, job);
   $('.again', el).hidden = item.restored;
   const exp = toDate(job.expires);
   $('.expires', el).textContent = exp
@@ -868,6 +918,59 @@ function showResult(item, job) {
   refreshButtons();
   if (!item.quietDone) announce(`${item.file.name} is converted. The download button is ready.`, { key: item.id });
   item.quietDone = false;
+}
+
+// A job of several outputs (its JSON's "outputs"; one without the list has
+// only "output"): each with its own preview and download, and all of them
+// as one zip from the server (/outputs.zip).
+function renderOutputs(item, job) {
+  const el = item.el, list = $('.outputs', el), zip = $('.zip-all', el);
+  const outs = Array.isArray(job.outputs) ? job.outputs.filter((o) => o && o.name && o.url) : [];
+  list.textContent = '';
+  list.hidden = outs.length < 2;
+  zip.hidden = outs.length < 2;
+  if (outs.length < 2) return;
+  const base = item.file.name.replace(/\.[^.]*$/, '') || 'output';
+  zip.href = new URL(`api/jobs/${encodeURIComponent(job.id)}/outputs.zip`, document.baseURI).href;
+  zip.setAttribute('download', `${base}.zip`);
+  zip.textContent = `Download all ${outs.length} (.zip)`;
+  for (const o of outs) {
+    const f = formats.find((x) => x.name === (o.format || o.name));
+    const kind = f ? kindOf(f) : 'data';
+    const href = new URL(o.url, document.baseURI).href;
+    const li = document.createElement('li');
+    li.className = 'output';
+    li.dataset.output = o.name;
+    let media = null;
+    if (kind === 'video' || kind === 'audio') {
+      media = document.createElement(kind);
+      media.controls = true;
+      media.preload = 'metadata';
+      media.playsInline = true;
+    } else if (kind === 'image' || kind === 'animation' || kind === 'sprite') {
+      media = document.createElement('img');
+      media.alt = `${o.name} of ${item.file.name}`;
+      media.loading = 'lazy';
+    }
+    if (media) {
+      media.className = 'out-preview';
+      media.src = href;
+      li.append(media);
+    }
+    const name = `${base}.${OUT_EXT[o.name] || f?.ext || o.name}`;
+    const text = document.createElement('span');
+    text.className = 'out-name';
+    text.textContent = name;
+    text.title = name;
+    const link = document.createElement('a');
+    link.className = 'button out-download';
+    link.href = href;
+    link.setAttribute('download', name);
+    link.textContent = `${o.name.toUpperCase()} (${fmtBytes(+o.bytes)})`;
+    link.setAttribute('aria-label', `Download ${name}, ${fmtBytes(+o.bytes)}`);
+    li.append(text, link);
+    list.append(li);
+  }
 }
 
 // The first button of an item that can take focus, else the file picker.

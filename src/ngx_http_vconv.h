@@ -14,6 +14,7 @@
 #include "vconv_options.h"
 #include "vconv_job.h"
 #include "vconv_transcode.h"
+#include "vconv_zip.h"
 #include "vconv_reader.h"
 #include "vconv_multipart.h"
 
@@ -525,6 +526,12 @@ ngx_int_t ngx_http_vconv_jobs_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_vconv_events_handler(ngx_http_request_t *r,
     ngx_http_vconv_zone_t *z, ngx_str_t *id, char *jobs_uri);
 ngx_int_t ngx_http_vconv_presets_handler(ngx_http_request_t *r);
+
+/* ngx_http_vconv_zip.c: outputs.zip and output/sprite.vtt of a done job */
+ngx_int_t ngx_http_vconv_zip_handler(ngx_http_request_t *r,
+    vconv_job_info_t *info);
+ngx_int_t ngx_http_vconv_zip_vtt(ngx_http_request_t *r,
+    vconv_job_info_t *info);
 ngx_int_t ngx_http_vconv_status_handler(ngx_http_request_t *r);
 
 /* the answers every handler shares (ngx_http_vconv_reply.c) */

@@ -18,7 +18,10 @@
 typedef enum {
     NGX_HTTP_VCONV_JOB = 0,
     NGX_HTTP_VCONV_JOB_EVENTS,
-    NGX_HTTP_VCONV_JOB_OUTPUT
+    NGX_HTTP_VCONV_JOB_OUTPUT,
+    NGX_HTTP_VCONV_JOB_SPRITE,         /* output/sprite: the first, a sprite */
+    NGX_HTTP_VCONV_JOB_VTT,            /* output/sprite.vtt */
+    NGX_HTTP_VCONV_JOB_ZIP             /* outputs.zip */
 } ngx_http_vconv_target_e;
 
 
@@ -38,7 +41,8 @@ static ngx_int_t ngx_http_vconv_jobs_get(ngx_http_request_t *r,
 static ngx_int_t ngx_http_vconv_jobs_output_name(ngx_http_request_t *r,
     vconv_job_info_t *info, ngx_str_t *name);
 static ngx_int_t ngx_http_vconv_jobs_output(ngx_http_request_t *r,
-    ngx_http_vconv_zone_t *z, ngx_str_t *id, ngx_str_t *name);
+    ngx_http_vconv_zone_t *z, ngx_str_t *id, ngx_http_vconv_target_e target,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_vconv_jobs_delete(ngx_http_request_t *r,
     ngx_http_vconv_zone_t *z, ngx_str_t *id);
 static ngx_int_t ngx_http_vconv_jobs_cancel(ngx_http_request_t *r,
@@ -99,12 +103,27 @@ ngx_http_vconv_jobs_handler(ngx_http_request_t *r)
         {
             target = NGX_HTTP_VCONV_JOB_OUTPUT;
 
+        } else if (rest.len == 13
+                   && ngx_strncmp(rest.data, "output/sprite", 13) == 0)
+        {
+            target = NGX_HTTP_VCONV_JOB_SPRITE;
+
+        } else if (rest.len == 17
+                   && ngx_strncmp(rest.data, "output/sprite.vtt", 17) == 0)
+        {
+            target = NGX_HTTP_VCONV_JOB_VTT;
+
         } else if (rest.len > 7 && ngx_strncmp(rest.data, "output/", 7) == 0)
         {
             /* a list of formats: /output/NAME, NAME one of the job's */
             target = NGX_HTTP_VCONV_JOB_OUTPUT;
             name.data = rest.data + 7;
             name.len = rest.len - 7;
+
+        } else if (rest.len == 11
+                   && ngx_strncmp(rest.data, "outputs.zip", 11) == 0)
+        {
+            target = NGX_HTTP_VCONV_JOB_ZIP;
 
         } else {
             return ngx_http_vconv_reply_not_found(r, "no such resource");
@@ -140,7 +159,10 @@ ngx_http_vconv_jobs_handler(ngx_http_request_t *r)
     switch (target) {
 
     case NGX_HTTP_VCONV_JOB_OUTPUT:
-        return ngx_http_vconv_jobs_output(r, z, &id, &name);
+    case NGX_HTTP_VCONV_JOB_SPRITE:
+    case NGX_HTTP_VCONV_JOB_VTT:
+    case NGX_HTTP_VCONV_JOB_ZIP:
+        return ngx_http_vconv_jobs_output(r, z, &id, target, &name);
 
     case NGX_HTTP_VCONV_JOB_EVENTS:
         jobs_uri = ngx_http_vconv_jobs_cstr(r->pool, &vlcf->jobs_uri);
@@ -209,7 +231,7 @@ ngx_http_vconv_jobs_get(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
 
 static ngx_int_t
 ngx_http_vconv_jobs_output(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
-    ngx_str_t *id, ngx_str_t *name)
+    ngx_str_t *id, ngx_http_vconv_target_e target, ngx_str_t *name)
 {
     u_char            *p;
     u_char             msg[128];
@@ -226,8 +248,32 @@ ngx_http_vconv_jobs_output(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
         return ngx_http_vconv_jobs_output_name(r, &info, name);
     }
 
+    if (target == NGX_HTTP_VCONV_JOB_SPRITE
+        && info.out_format != VCONV_FMT_SPRITE)
+    {
+        ngx_str_set(name, "sprite");
+        return ngx_http_vconv_jobs_output_name(r, &info, name);
+    }
+
     if (info.status == VCONV_JOB_DONE) {
-        return ngx_http_vconv_reply_output(r, &info);
+        switch (target) {
+
+        case NGX_HTTP_VCONV_JOB_ZIP:
+            return ngx_http_vconv_zip_handler(r, &info);
+
+        case NGX_HTTP_VCONV_JOB_SPRITE:
+        case NGX_HTTP_VCONV_JOB_VTT:
+            if (info.out_format != VCONV_FMT_SPRITE) {
+                return ngx_http_vconv_reply_not_found(r, "no such output");
+            }
+
+            return target == NGX_HTTP_VCONV_JOB_VTT
+                   ? ngx_http_vconv_zip_vtt(r, &info)
+                   : ngx_http_vconv_reply_output(r, &info);
+
+        default:
+            return ngx_http_vconv_reply_output(r, &info);
+        }
     }
 
     if (info.status == VCONV_JOB_FAILED) {

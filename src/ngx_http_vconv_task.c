@@ -28,6 +28,8 @@ static void ngx_http_vconv_task_starve(ngx_http_vconv_job_t *job,
     int64_t now, ngx_uint_t busy);
 static int ngx_http_vconv_task_outputs(ngx_http_vconv_job_t *job,
     vconv_transcode_t *tc, int rc, off_t *sizes);
+static int ngx_http_vconv_task_extras(ngx_http_vconv_job_t *job,
+    vconv_transcode_t *tc, const vconv_job_info_t *info, off_t *bytes);
 
 
 int64_t
@@ -83,6 +85,7 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     off_t                   more, sizes[VCONV_MAX_OUTPUTS];
     double                  started;
     vconv_err_e             stop;
+    off_t                   extra;
     struct stat             st;
     vconv_error_t           err;
     struct timespec         ts, rts;
@@ -185,6 +188,15 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
         rc = ngx_http_vconv_task_outputs(job, &tc, rc, sizes);
     }
 
+    extra = 0;
+
+    if (rc == VCONV_OK) {
+        rc = ngx_http_vconv_task_extras(job, &tc, &info, &extra);
+        if (rc != VCONV_OK) {
+            (void) unlink((char *) job->output);
+        }
+    }
+
     if (rc != VCONV_OK) {
         (void) unlink((char *) job->tmp);
     }
@@ -266,10 +278,72 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     ngx_http_vconv_zone_update(z, job->node, &info);
 
     if (rc == VCONV_OK) {
-        ngx_http_vconv_zone_disk(z, job->node, st.st_size + more);
+        ngx_http_vconv_zone_disk(z, job->node,
+                                 st.st_size + more + extra);
     }
 
     vconv_log_job("");
+}
+
+
+/*
+ * What the job folder holds beside the output, made here on the thread:
+ * a sprite's VTT (its cues name the sprite as /output/sprite serves it)
+ * and zip.idx, the outputs' CRCs for outputs.zip.
+ */
+static int
+ngx_http_vconv_task_extras(ngx_http_vconv_job_t *job, vconv_transcode_t *tc,
+    const vconv_job_info_t *info, off_t *bytes)
+{
+    int            fd;
+    char          *text;
+    size_t         len;
+    ssize_t        n;
+    vconv_error_t  err;
+    u_char         path[NGX_MAX_PATH];
+
+    if (tc->sprite.tiles > 0) {
+        len = vconv_sprite_vtt(&tc->sprite, "sprite", NULL, 0) + 1;
+
+        text = ngx_alloc(len, job->log);
+        if (text == NULL) {
+            return vconv_error_set(&tc->err, VCONV_E_NOMEM, "vtt");
+        }
+
+        len = vconv_sprite_vtt(&tc->sprite, "sprite", text, len);
+
+        ngx_sprintf(path, "%s/output.sprite.vtt%Z", job->dir);
+
+        fd = open((char *) path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                  0600);
+        n = fd == -1 ? -1 : write(fd, text, len);
+        ngx_free(text);
+
+        if (fd == -1 || n != (ssize_t) len || close(fd) == -1) {
+            ngx_log_error(NGX_LOG_CRIT, job->log, ngx_errno,
+                          "vconv: writing \"%s\" failed", path);
+            if (fd != -1 && n != (ssize_t) len) {
+                (void) close(fd);
+            }
+
+            (void) unlink((char *) path);
+            return vconv_error_set(&tc->err, VCONV_E_IO, "vtt not written");
+        }
+
+        *bytes += len;
+    }
+
+    if (vconv_zip_index((char *) job->dir, info->in_name,
+                        ngx_strnlen((u_char *) info->in_name,
+                                    VCONV_NAME_MAX),
+                        job->spec.format, &err)
+        != VCONV_OK)
+    {
+        /* the outputs are fine: only outputs.zip will say it cannot */
+        ngx_log_error(NGX_LOG_ERR, job->log, 0, "vconv: %s", err.message);
+    }
+
+    return VCONV_OK;
 }
 
 

@@ -37,8 +37,6 @@ static int vconv_filter_has_fmt(const enum AVPixelFormat *list,
     enum AVPixelFormat fmt);
 static int vconv_filter_even(int v);
 static int vconv_filter_is_hdr(int trc);
-static int vconv_filter_tonemap(char *buf, size_t len, const AVFrame *frame,
-    const AVCodecContext *dec);
 static int vconv_filter_pan(char *buf, size_t len, int in,
     const AVChannelLayout *out, const char *olayout);
 
@@ -753,9 +751,9 @@ vconv_filter_is_hdr(int trc)
  * transfer and matrix, limited range.  zimg numbers transfers,
  * primaries and matrices as H.273 does, as libav does: the input's are
  * given by number, so a frame that lacks one still converts.  Returns
- * the length, or -1 when it does not fit.
+ * the length, or -1 when it does not fit.  The sprite's graph uses it too.
  */
-static int
+int
 vconv_filter_tonemap(char *buf, size_t len, const AVFrame *frame,
     const AVCodecContext *dec)
 {

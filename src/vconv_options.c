@@ -169,7 +169,11 @@ static const vconv_format_t  vconv_formats[VCONV_FMT_COUNT] = {
     { "jpg", "jpg", "image/jpeg", "image2pipe", VCONV_KIND_IMAGE,
       "mjpeg", NULL, "mjpeg", "" },
     { "png", "png", "image/png", "image2pipe", VCONV_KIND_IMAGE,
-      "png", NULL, "png", "" }
+      "png", NULL, "png", "" },
+    { "info", "json", "application/json", "", VCONV_KIND_INFO,
+      NULL, NULL, "", "" },
+    { "sprite", "jpg", "image/jpeg", "image2pipe", VCONV_KIND_SPRITE,
+      "mjpeg", NULL, "mjpeg", "" }
 };
 
 
@@ -234,6 +238,8 @@ static int vconv_opt_metadata(vconv_spec_t *spec, const char *name,
     const char *val, size_t vlen, vconv_error_t *err);
 static int vconv_opt_target(vconv_spec_t *spec, const char *name,
     const char *val, size_t vlen, vconv_error_t *err);
+static int vconv_opt_sprite(vconv_spec_t *spec, const char *name,
+    const char *val, size_t vlen, vconv_error_t *err);
 static int vconv_spec_check_target(const vconv_spec_t *spec,
     const vconv_format_t *f, const vconv_codec_t *ac, vconv_error_t *err);
 static const char *vconv_first_option(unsigned bits);
@@ -293,7 +299,13 @@ static const vconv_option_t  vconv_options[] = {
     { "metadata", VCONV_SET_METADATA, vconv_opt_metadata, "enum", NULL,
       NULL },
     { "target_size", VCONV_SET_TARGET, vconv_opt_target, "size",
-      "10240", "107374182400" }
+      "10240", "107374182400" },
+    { "sprite.interval", VCONV_SET_SPRITE_INTERVAL, vconv_opt_sprite, "time",
+      "0.1", "3600" },
+    { "sprite.columns", VCONV_SET_SPRITE_COLUMNS, vconv_opt_sprite,
+      "integer", "1", "50" },
+    { "sprite.width", VCONV_SET_SPRITE_WIDTH, vconv_opt_sprite, "integer",
+      "16", "640" }
 };
 
 #define VCONV_NOPTIONS  (sizeof(vconv_options) / sizeof(vconv_options[0]))
@@ -1148,6 +1160,50 @@ vconv_opt_duration(vconv_spec_t *spec, const char *name, const char *val,
 }
 
 
+/* the sprite's options; the bounds keep the grid under JPEG's 65535 */
+static int
+vconv_opt_sprite(vconv_spec_t *spec, const char *name, const char *val,
+    size_t vlen, vconv_error_t *err)
+{
+    long     n;
+    int64_t  us;
+
+    if (strcmp(name, "sprite.interval") == 0) {
+        if (vconv_parse_time(name, val, vlen, &us, err) != VCONV_OK) {
+            return VCONV_ERROR;
+        }
+
+        if (us < 100000 || us > 3600 * (int64_t) 1000000) {
+            return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                                   "option 'sprite.interval': must be "
+                                   "0.1 to 3600 seconds");
+        }
+
+        spec->sprite_interval = us;
+
+        return VCONV_OK;
+    }
+
+    if (strcmp(name, "sprite.columns") == 0) {
+        if (vconv_parse_int(name, val, vlen, 1, 50, &n, err) != VCONV_OK) {
+            return VCONV_ERROR;
+        }
+
+        spec->sprite_columns = (int) n;
+
+        return VCONV_OK;
+    }
+
+    if (vconv_parse_int(name, val, vlen, 16, 640, &n, err) != VCONV_OK) {
+        return VCONV_ERROR;
+    }
+
+    spec->sprite_width = (int) n & ~1;
+
+    return VCONV_OK;
+}
+
+
 static int
 vconv_opt_quality(vconv_spec_t *spec, const char *name, const char *val,
     size_t vlen, vconv_error_t *err)
@@ -1585,7 +1641,41 @@ vconv_spec_check(const vconv_spec_t *spec, const vconv_format_t *f,
 
     set = spec->set;
 
+    if ((set & VCONV_SET_SPRITE) && f->kind != VCONV_KIND_SPRITE) {
+        return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                               "option '%s' applies to format sprite only",
+                               vconv_first_option(set & VCONV_SET_SPRITE));
+    }
+
     switch (f->kind) {
+
+    case VCONV_KIND_INFO:
+        bad = set & ~VCONV_SET_FORMAT;
+        if (bad) {
+            return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                                   "option '%s' does not apply to format "
+                                   "info (a probe)", vconv_first_option(bad));
+        }
+
+        break;
+
+    case VCONV_KIND_SPRITE:
+        bad = set & ~(VCONV_SET_FORMAT | VCONV_SET_QUALITY
+                      | VCONV_SET_VCODEC | VCONV_SET_SPRITE);
+        if (bad) {
+            return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                                   "option '%s' does not apply to format "
+                                   "sprite (use sprite.interval, "
+                                   "sprite.columns, sprite.width)",
+                                   vconv_first_option(bad));
+        }
+
+        if ((set & VCONV_SET_AUDIO) && spec->audio == 1) {
+            return vconv_error_set(err, VCONV_E_CONFLICTING_OPTIONS,
+                                   "format sprite has no audio");
+        }
+
+        break;
 
     case VCONV_KIND_AUDIO:
         bad = set & (VCONV_SET_WIDTH | VCONV_SET_HEIGHT | VCONV_SET_UPSCALE
@@ -1846,6 +1936,10 @@ vconv_kind_name(vconv_kind_e kind)
         return "animation";
     case VCONV_KIND_AUDIO:
         return "audio";
+    case VCONV_KIND_INFO:
+        return "info";
+    case VCONV_KIND_SPRITE:
+        return "sprite";
     default:
         return "image";
     }
@@ -1944,6 +2038,14 @@ vconv_format_options(const vconv_format_t *f, const vconv_spec_t *s)
     unsigned              m;
     const vconv_codec_t  *vc, *ac;
 
+    if (f->kind == VCONV_KIND_INFO) {
+        return VCONV_SET_FORMAT;
+    }
+
+    if (f->kind == VCONV_KIND_SPRITE) {
+        return VCONV_SET_FORMAT | VCONV_SET_QUALITY | VCONV_SET_SPRITE;
+    }
+
     m = VCONV_SET_FORMAT | VCONV_SET_START;
 
     vc = s->vencoder[0] ? vconv_codec_by_encoder(s->vencoder) : NULL;
@@ -2034,7 +2136,8 @@ vconv_presets_json(char *buf, size_t len, unsigned allowed_formats)
                   first ? "" : ",", f->name, f->ext, f->mime,
                   vconv_kind_name(f->kind),
                   f->kind == VCONV_KIND_AUDIO ? "audio"
-                  : f->kind == VCONV_KIND_VIDEO ? "video" : "image");
+                  : f->kind == VCONV_KIND_VIDEO ? "video"
+                  : f->kind == VCONV_KIND_INFO ? "data" : "image");
         first = 0;
 
         vconv_out_codecs(&o, f->vcodecs, 1);

@@ -39,6 +39,8 @@ typedef enum {
     VCONV_FMT_FLAC,
     VCONV_FMT_JPG,
     VCONV_FMT_PNG,
+    VCONV_FMT_INFO,
+    VCONV_FMT_SPRITE,
     VCONV_FMT_COUNT
 } vconv_format_e;
 
@@ -49,7 +51,9 @@ typedef enum {
     VCONV_KIND_VIDEO = 0,     /* moving picture, audio optional */
     VCONV_KIND_ANIMATION,     /* gif, webp: moving picture, no audio */
     VCONV_KIND_AUDIO,
-    VCONV_KIND_IMAGE          /* one frame */
+    VCONV_KIND_IMAGE,         /* one frame */
+    VCONV_KIND_INFO,          /* the input's facts as JSON, no decoding */
+    VCONV_KIND_SPRITE         /* a JPEG grid of thumbnails (+ its VTT) */
 } vconv_kind_e;
 
 
@@ -173,6 +177,11 @@ typedef struct {
     unsigned short  rung[VCONV_MAX_OUTPUTS];
     unsigned        rec_len;
     char            rec[VCONV_SPEC_REC];
+
+    /* sprite: us between thumbnails, tiles a row, tile width; 0: auto */
+    int64_t         sprite_interval;
+    int             sprite_columns;
+    int             sprite_width;
 } vconv_spec_t;
 
 
@@ -210,6 +219,12 @@ int vconv_spec_output(const vconv_spec_t *spec, int i, vconv_spec_t *out,
 #define VCONV_SET_TARGET     0x40000
 #define VCONV_SET_HDR        0x100000
 #define VCONV_SET_METADATA   0x200000
+#define VCONV_SET_SPRITE_INTERVAL  0x400000
+#define VCONV_SET_SPRITE_COLUMNS   0x800000
+#define VCONV_SET_SPRITE_WIDTH     0x1000000
+#define VCONV_SET_SPRITE     (VCONV_SET_SPRITE_INTERVAL                       \
+                              | VCONV_SET_SPRITE_COLUMNS                     \
+                              | VCONV_SET_SPRITE_WIDTH)
 
 
 const vconv_format_t *vconv_format(vconv_format_e fmt);

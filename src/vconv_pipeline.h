@@ -151,6 +151,9 @@ void vconv_filter_free(vconv_stream_t *st);
 int vconv_filter_error(vconv_job_t *job, vconv_stream_t *st, int averr,
     const char *call);
 int vconv_filter_rotation(AVStream *st, const char **turn);
+/* ",zscale=...": HDR (PQ, HLG) to BT.709 SDR, limited range */
+int vconv_filter_tonemap(char *buf, size_t len, const AVFrame *frame,
+    const AVCodecContext *dec);
 
 /* vconv_encode.c */
 int vconv_output_open(vconv_job_t *job);

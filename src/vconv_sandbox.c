@@ -366,6 +366,7 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
     tc->output_bytes = 0;
     tc->output_duration = 0;
     tc->damaged_packets = 0;
+    memset(&tc->sprite, 0, sizeof(tc->sprite));
     job->signal = 0;
     job->spawn_us = -1;
 
@@ -701,6 +702,7 @@ vconv_sandbox_outcome(vconv_sb_run_t *run)
         }
 
         tc->damaged_packets = run->result.damaged_packets;
+        tc->sprite = run->result.sprite;
         tc->err = run->result.err;
 
         if (run->result.rc != VCONV_OK && tc->err.code == VCONV_E_NONE) {

@@ -39,8 +39,9 @@
  * hello itself never changes.
  */
 #define VCONV_SB_MAGIC            0x76637362    /* "vcsb" */
-#define VCONV_SB_PROTOCOL         3             /* 1: before the hello,
-                                                   2: one output */
+#define VCONV_SB_PROTOCOL         4             /* 1: before the hello,
+                                                   2: one output, 3: a
+                                                   list or a sprite */
 
 /* how long a new helper may take to say hello (its exec, the libraries) */
 #define VCONV_SB_HELLO_MS         10000
@@ -98,6 +99,7 @@ typedef struct {
     /* a list of formats: each output's (the first is output_bytes too) */
     int64_t             out_bytes[VCONV_MAX_OUTPUTS];
     double              out_duration[VCONV_MAX_OUTPUTS];
+    vconv_sprite_t      sprite;          /* format sprite's grid */
 } vconv_sb_result_t;
 
 

@@ -13,6 +13,7 @@
 #include <libavutil/time.h>
 
 #include "vconv_frame.h"
+#include "vconv_info.h"
 #include "vconv_pipeline.h"
 #include "vconv_target.h"
 
@@ -97,6 +98,7 @@ vconv_transcode(vconv_transcode_t *tc)
     tc->output_bytes = 0;
     tc->output_duration = 0;
     tc->damaged_packets = 0;
+    memset(&tc->sprite, 0, sizeof(tc->sprite));
 
     job.tc = tc;
     job.spec = tc->spec;
@@ -134,6 +136,16 @@ vconv_transcode(vconv_transcode_t *tc)
         goto done;
     }
 
+    /* a probe: the opened input is all it needs */
+    if (job.fmt->kind == VCONV_KIND_INFO) {
+        if (tc->probed) {
+            tc->probed(tc->data, &tc->input);
+        }
+
+        rc = vconv_info_run(&job);
+        goto done;
+    }
+
     rc = vconv_select(&job);
     if (rc != VCONV_OK) {
         goto done;
@@ -160,6 +172,11 @@ vconv_transcode(vconv_transcode_t *tc)
         if (rc != VCONV_OK) {
             goto done;
         }
+    }
+
+    if (job.fmt->kind == VCONV_KIND_SPRITE) {
+        rc = vconv_sprite_run(&job);
+        goto done;
     }
 
     rc = vconv_setup(&job);

@@ -10,6 +10,7 @@
 
 #include "vconv.h"
 #include "vconv_options.h"
+#include "vconv_sprite.h"
 
 
 /*
@@ -131,6 +132,7 @@ struct vconv_transcode_s {
     double                 output_duration;  /* seconds */
     int64_t                damaged_packets;  /* skipped, the job went on */
     int                    passes;           /* target_size: 1 or 2 */
+    vconv_sprite_t         sprite;           /* format sprite's grid */
     vconv_error_t          err;
 };
 

@@ -39,6 +39,7 @@ static void vconv_cli_log(int level, const char *job, const char *msg);
 static void vconv_cli_progress(void *data, double fraction);
 static int vconv_cli_fail(const vconv_error_t *err, int status);
 static int vconv_cli_pipe_read(void *opaque, uint8_t *buf, int size);
+static int vconv_cli_vtt(const char *out, const vconv_sprite_t *sp);
 static void vconv_cli_str(const char *name, const char *s, int comma);
 
 
@@ -302,9 +303,69 @@ main(int argc, char **argv)
         printf("]");
     }
 
+    if (tc.sprite.tiles > 0) {
+        printf(",\"sprite\":{\"tiles\":%d,\"columns\":%d,\"tile_width\":%d,"
+               "\"tile_height\":%d,\"interval\":%.3f}", tc.sprite.tiles,
+               tc.sprite.columns, tc.sprite.tile_w, tc.sprite.tile_h,
+               tc.sprite.interval);
+
+        if (vconv_cli_vtt(out, &tc.sprite) != 0) {
+            unlink(out);
+            printf("}\n");
+            return 1;
+        }
+    }
+
     printf("}\n");
 
     return 0;
+}
+
+
+/* OUTPUT.vtt beside the sprite, its cues naming the sprite's base name */
+static int
+vconv_cli_vtt(const char *out, const vconv_sprite_t *sp)
+{
+    int          rc;
+    char        *text, *path;
+    FILE        *f;
+    size_t       len;
+    const char  *base;
+
+    base = strrchr(out, '/');
+    base = base ? base + 1 : out;
+
+    len = vconv_sprite_vtt(sp, base, NULL, 0) + 1;
+    text = malloc(len);
+    path = malloc(strlen(out) + 5);
+
+    if (text == NULL || path == NULL) {
+        free(text);
+        free(path);
+        return -1;
+    }
+
+    (void) vconv_sprite_vtt(sp, base, text, len);
+    sprintf(path, "%s.vtt", out);
+
+    rc = -1;
+    f = fopen(path, "w");
+
+    if (f != NULL) {
+        rc = fputs(text, f) < 0 ? -1 : 0;
+        if (fclose(f) != 0) {
+            rc = -1;
+        }
+    }
+
+    if (rc != 0) {
+        fprintf(stderr, "vconv-cli: %s: %s\n", path, strerror(errno));
+    }
+
+    free(text);
+    free(path);
+
+    return rc;
 }
 
 

@@ -838,6 +838,7 @@ vconv_child_run(vconv_sb_msg_t *jm, int in, int out, int sock)
     m.u.result.output_bytes = tc.output_bytes;
     m.u.result.output_duration = tc.output_duration;
     m.u.result.damaged_packets = tc.damaged_packets;
+    m.u.result.sprite = tc.sprite;
 
     for (i = 0; tc.outputs && i < job->spec.nouts; i++) {
         m.u.result.out_bytes[i] = outs[i].bytes;

@@ -668,6 +668,89 @@ try {
     return on === 1 && off === 0;
   });
 
+  // Several outputs of one upload (issue 13). Until the one-decode engine
+  // is merged the server takes one format: the test sends the page's
+  // format=jpg,info,sprite on as format=sprite and adds to the job JSON the
+  // "outputs" list the contract gives for it, naming files the server
+  // really has (output, output/sprite, output/sprite.vtt) and really zips.
+  await step('phone: "Also make" sends format=jpg,info,sprite with the options prefixed; each output has its preview and download; "Download all" is the server\'s zip', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.click('#clear');
+    if (!(await page.locator('#more').evaluate((e) => e.open))) await page.locator('#more summary').click();
+    await page.selectOption('#quality', '');
+    await page.check('#fmt-jpg');
+    await page.selectOption('#size', '240');
+    await page.check('#also-sprite');
+    await page.check('#also-info');
+    const mainExtraHidden = await page.locator('#also-jpg').evaluate((e) => e.closest('.chip').hidden);
+    const sent = [];
+    const jobRe = /\/api\/jobs\/[0-9a-z-]+(\/events)?(\?.*)?$/;
+    const withOutputs = (job) => {
+      if (job?.status !== 'done' || job.output?.format !== 'sprite') return job;
+      const u = `${new URL(`api/jobs/${job.id}`, base).pathname}`;
+      return { ...job, outputs: [
+        { name: 'jpg', format: 'jpg', bytes: job.output.bytes, url: `${u}/output` },
+        { name: 'sprite', format: 'sprite', bytes: job.output.bytes, url: `${u}/output/sprite` },
+        { name: 'sprite.vtt', format: 'sprite.vtt', bytes: 300, url: `${u}/output/sprite.vtt` },
+      ] };
+    };
+    await page.route(/\/api\/jobs\?/, (route) => {
+      const u = new URL(route.request().url());
+      sent.push(u.search);
+      return route.continue({ url: `${u.origin}${u.pathname}?format=sprite` });
+    });
+    await page.route(jobRe, async (route) => {
+      if (route.request().method() !== 'GET') return route.continue();
+      const res = await route.fetch({ timeout: slow });
+      let body = await res.text();
+      if (/events/.test(route.request().url())) {
+        body = body.replace(/^data: ?(.*)$/mg, (m, j) => {
+          try { return `data: ${JSON.stringify(withOutputs(JSON.parse(j)))}`; } catch { return m; }
+        });
+      } else {
+        try { body = JSON.stringify(withOutputs(JSON.parse(body))); } catch { /* not JSON */ }
+      }
+      return route.fulfill({ response: res, body });
+    });
+    const buf = fs.readFileSync(wide);
+    await page.setInputFiles('#file', [{ name: longNames[0], mimeType: 'video/mp4', buffer: buf }]);
+    const it = item(0);
+    const summary = await page.locator('#opt-summary').textContent();
+    await page.click('#go');
+    const st = await waitStatus(it, ['done', 'failed']);
+    if (st !== 'done') throw new Error(await it.locator('.message').innerText());
+    await it.locator('.outputs li').first().waitFor();
+    await page.waitForFunction(() => [...document.querySelectorAll('#items .outputs img')].every((i) => i.complete && i.naturalWidth > 0), null, { timeout: 15000 });
+    const rows = await it.locator('.outputs li').evaluateAll((ls) => ls.map((l) => ({
+      name: l.dataset.output, file: l.querySelector('.out-name').textContent,
+      href: l.querySelector('a').getAttribute('href'), dl: l.querySelector('a').getAttribute('download'),
+      img: l.querySelector('img')?.naturalWidth || 0, right: Math.round(l.getBoundingClientRect().right),
+    })));
+    const types = [];
+    for (const r of rows) types.push((await page.request.get(new URL(r.href, base).href)).headers()['content-type']);
+    const zipA = it.locator('a.zip-all');
+    const [dl] = await Promise.all([page.waitForEvent('download'), zipA.click()]);
+    const file = path.join(artifacts, 'outputs.zip');
+    await dl.saveAs(file);
+    const entries = readZip(file);
+    const ov = await overflow();
+    await shot('phone-outputs.png', { fullPage: true });
+    await page.unroute(/\/api\/jobs\?/);
+    await page.unroute(jobRe);
+    const base0 = longNames[0].replace(/\.mp4$/, '');
+    diag(`sent ${sent.join(' ')}; summary "${summary}"; rows ${JSON.stringify(rows)}; types ${types.join(', ')}`);
+    diag(`zip ${dl.suggestedFilename()}: ${entries.map((e) => `${e.name} ${e.size} crc ${e.crcOk}`).join('; ')}; overflow ${ov}px`);
+    const q = new URLSearchParams(sent[0] || '');
+    return sent.length === 1 && q.get('format') === 'jpg,info,sprite' && q.get('jpg.height') === '240'
+      && !q.has('height') && mainExtraHidden && /also INFO, SPRITE/.test(summary)
+      && rows.length === 3 && rows.map((r) => r.name).join() === 'jpg,sprite,sprite.vtt'
+      && rows[0].img > 0 && rows[1].img > 0 && rows.every((r) => r.right <= 390 && r.dl.startsWith(base0))
+      && /^image\/jpeg/.test(types[0]) && /^image\/jpeg/.test(types[1]) && /^text\/vtt/.test(types[2])
+      && entries.length === 2 && entries.every((e) => e.crcOk)
+      && entries.map((e) => e.name).join() === `${base0}.sprite.jpg,${base0}.sprite.vtt`
+      && ov <= 0;
+  });
+
   ok(foreign.length === 0, 'the page loads nothing from other hosts', foreign.join('\n'));
   ok(pageErrors.length === 0, 'no script errors on the page', pageErrors.join('\n'));
 } catch (e) {
