@@ -531,11 +531,20 @@ vconv_spec_set(vconv_spec_t *spec, const char *key, size_t klen,
         return vconv_spec_list(spec, val, vlen, err);
     }
 
-    if (memchr(key, '.', klen) != NULL) {
+    for (i = 0; i < VCONV_NOPTIONS; i++) {
+        opt = &vconv_options[i];
+
+        if (strlen(opt->name) == klen && memcmp(opt->name, key, klen) == 0) {
+            break;
+        }
+    }
+
+    /* "sprite.interval" is an option's own name, "webm.height" a prefix */
+    if (i == VCONV_NOPTIONS && memchr(key, '.', klen) != NULL) {
         return vconv_spec_prefixed(spec, key, klen, val, vlen, err);
     }
 
-    for (i = 0; i < VCONV_NOPTIONS; i++) {
+    for ( /* void */ ; i < VCONV_NOPTIONS; i++) {
         opt = &vconv_options[i];
 
         if (strlen(opt->name) != klen || memcmp(opt->name, key, klen) != 0) {

@@ -51,7 +51,7 @@ for my $iso (qw(process thread)) {
     is($job->{outputs}[0]{bytes}, $job->{output}{bytes},
        "$iso: ... with its bytes");
     is_deeply(files_of($ng, $id),
-              [qw(job.json output output.jpg output.webm)],
+              [qw(job.json output output.jpg output.webm zip.idx)],
               "$iso: files output, output.NAME in the job folder");
 
     my %want = (
