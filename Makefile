@@ -215,7 +215,7 @@ test: deps build
 ASAN_TESTS := t/api_lifecycle.t t/api_upload.t t/api_limits.t t/api_ttl.t \
               t/api_errors.t t/api_concurrency.t t/api_http2.t t/multinode.t \
               t/abuse_wait.t t/abuse_metrics.t \
-              t/api_presets.t
+              t/api_presets.t t/api_fidelity.t
 
 test-asan: build
 	VCONV_BUILD=$(CURDIR)/$(BUILD) VCONV_ASAN=1 \
