@@ -46,8 +46,9 @@ all: build
 # what `make run` builds; `make build` adds the CLI, unit tests and ASan
 RUN_TARGETS := $(BUILD)/ngx_http_vconv_module.so $(BUILD)/vconv-sandbox
 
-build: $(RUN_TARGETS) $(BUILD)/vconv-cli $(BUILD)/vconv-sidedata $(UNIT_BINS) \
-       $(BUILD)/asan/ngx_http_vconv_module.so $(BUILD)/asan/vconv-sandbox
+build: $(RUN_TARGETS) $(BUILD)/vconv-cli $(BUILD)/vconv-sidedata \
+       $(UNIT_BINS) $(BUILD)/asan/ngx_http_vconv_module.so \
+       $(BUILD)/asan/vconv-sandbox
 
 # Installs only what is missing; apt-get update only when something is.
 # $(1): the packages
