@@ -46,8 +46,9 @@ all: build
 # what `make run` builds; `make build` adds the CLI, unit tests and ASan
 RUN_TARGETS := $(BUILD)/ngx_http_vconv_module.so $(BUILD)/vconv-sandbox
 
-build: $(RUN_TARGETS) $(BUILD)/vconv-cli $(BUILD)/vconv-sidedata $(UNIT_BINS) \
-       $(BUILD)/asan/ngx_http_vconv_module.so $(BUILD)/asan/vconv-sandbox
+build: $(RUN_TARGETS) $(BUILD)/vconv-cli $(BUILD)/vconv-sidedata \
+       $(UNIT_BINS) $(BUILD)/asan/ngx_http_vconv_module.so \
+       $(BUILD)/asan/vconv-sandbox
 
 # Installs only what is missing; apt-get update only when something is.
 # $(1): the packages
@@ -230,7 +231,7 @@ ASAN_TESTS := t/api_lifecycle.t t/api_upload.t t/api_limits.t t/api_ttl.t \
               t/api_tus.t \
               t/api_errors.t t/api_concurrency.t t/api_http2.t t/multinode.t \
               t/abuse_wait.t t/abuse_metrics.t \
-              t/api_presets.t t/api_http2_window.t
+              t/api_presets.t t/api_http2_window.t t/api_fidelity.t
 
 test-asan: build
 	VCONV_BUILD=$(CURDIR)/$(BUILD) VCONV_ASAN=1 \

@@ -596,6 +596,10 @@ vconv_metadata_hdr_peek(vconv_job_t *job, vconv_stream_t *st)
     dec->max_pixels = st->dec->max_pixels;
 
     rc = avcodec_open2(dec, codec, NULL);
+    if (rc < 0) {
+        av_log(job->ifmt, AV_LOG_WARNING, "hdr peek: decoder: %s\n",
+               av_err2str(rc));
+    }
 
     while (rc >= 0 && job->npeeked < VCONV_PEEK_MAX) {
         pkt = av_packet_alloc();

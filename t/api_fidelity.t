@@ -23,8 +23,8 @@ ff('-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=5:duration=1',
 
 my $lang = "$dir/lang.mkv";
 # 5 frames too: within the bound
-ff('-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=5:duration=1', '-f', 'lavfi',
-   '-i', 'sine=d=1', '-map', '0', '-map', '1', '-c:v', 'libx264',
+ff('-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=5:duration=1',
+   '-f', 'lavfi', '-i', 'sine=d=1', '-map', '0', '-map', '1', '-c:v', 'libx264',
    '-c:a', 'aac', '-metadata:s:a:0', 'language=jpn', $lang);
 
 my $dv5;

@@ -81,7 +81,9 @@ sub stream_sd { side_data(vstream($_[0])->{side_data_list}) }
 
 sub frame_sd {
     my ($file) = @_;
-    my $json = `ffprobe -v error -select_streams v:0 -read_intervals '%+#1' -show_frames -of json '$file'`;
+    my $cmd = "ffprobe -v error -select_streams v:0 -read_intervals '%+#1'"
+              . " -show_frames -of json '$file'";
+    my $json = `$cmd`;
     my $p = eval { decode_json($json) } // {};
     return side_data(($p->{frames} // [])->[0]{side_data_list});
 }
