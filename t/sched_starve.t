@@ -68,9 +68,10 @@ for my $iso (qw(process thread)) {
     my $nid = $n->{json} ? $n->{json}{id} : '';
 
     # meanwhile the upload dribbles: a byte every 0.5 s, too few for a
-    # packet, keeps the stall timeout away but converts nothing
+    # packet, keeps the stall timeout away but converts nothing.  The
+    # wait is long: on a loaded machine a nice 10 job crawls.
     my ($sent, $nj) = ($head, {});
-    VconvNginx::poll(40, sub {
+    VconvNginx::poll(180, sub {
         print $s substr($data, $sent++, 1);
         $nj = $ng->get("/api/jobs/$nid")->{json} // {};
         return 1 if $VconvNginx::FINAL{ $nj->{status} // '' };
@@ -83,7 +84,7 @@ for my $iso (qw(process thread)) {
 
     $sj = $ng->get("/api/jobs/$sid")->{json} // {};
     is($sj->{status}, 'running', "$iso: the dribbling job still runs");
-    cmp_ok($sent - $head, '<', 200, "$iso: under 200 bytes dribbled")
+    cmp_ok($sent - $head, '<', 400, "$iso: under 400 bytes dribbled")
         or diag($sent - $head);
 
     like($ng->error_log, qr/the job waits for upload bytes, its slot goes/,
@@ -92,7 +93,7 @@ for my $iso (qw(process thread)) {
     # the rest of the upload: the job takes its slot back and ends well
     print $s substr($data, $sent);
     my $answer = '';
-    my $deadline = time + 60;
+    my $deadline = time + 240;
     while (time < $deadline && $answer !~ /\r\n\r\n.*\}/s) {
         my $buf;
         my $got = sysread($s, $buf, 4096);
@@ -102,7 +103,7 @@ for my $iso (qw(process thread)) {
     close $s;
     like($answer, qr{^HTTP/1\.1 202 }, "$iso: the stalled upload -> 202");
 
-    $sj = $ng->wait_job($sid, 120) // {};
+    $sj = $ng->wait_job($sid, 300) // {};
     is($sj->{status}, 'done', "$iso: the stalled job is done");
     cmp_ok(time_ms($sj, 'finished') // 0, '>=', int($resumed * 1000),
            "$iso: it finished after its upload resumed");
@@ -124,7 +125,7 @@ for my $iso (qw(process thread)) {
                                name => "after$i.mp4");
         push @ids, $r->{json} ? $r->{json}{id} : '';
     }
-    my @j = map { $ng->wait_job($_, 60) // {} } @ids;
+    my @j = map { $ng->wait_job($_, 180) // {} } @ids;
     is(join(' ', map { $_->{status} // '' } @j), 'done done',
        "$iso: two later jobs are done");
     my ($s0, $f0, $s1, $f1) = map { time_ms(@$_) // 0 }
