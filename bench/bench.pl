@@ -1414,7 +1414,7 @@ if ($ONLY{listeners}) {
 }
 
 
-# ------------------------------------------------------------ 12. tus
+# ------------------------------------------------------------ 13. tus
 
 # The same file twice into one fresh worker: one raw POST, then tus in
 # 5 MB PATCHes (one curl each, a new connection each, as a resuming
@@ -1543,7 +1543,7 @@ if ($ONLY{tus}) {
                    . ' throughput ratio %s, worker +%.1f MB',
                    $bytes / 1048576, $raw{up}, $raw{status}, $tus{patches},
                    $tus{up}, $tus{status}, f2($ratio), $tus{growth} / 1024));
-    md('## 12. Resumable upload (tus) against one raw POST', '',
+    md('## 13. Resumable upload (tus) against one raw POST', '',
        sprintf('A %.0f MB MPEG-TS into one fresh worker over loopback, remuxed'
                . ' (`vcodec=copy`) while it arrives: once as one raw POST'
                . ' (curl), once with tus in %d MB PATCHes (%d of them, each'
