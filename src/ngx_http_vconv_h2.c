@@ -34,7 +34,7 @@
  * this period keeps the window at or above rate x period: enough for
  * round trips up to it, and no more than a client's rate needs.
  */
-#define NGX_HTTP_VCONV_H2_PERIOD   500
+#define NGX_HTTP_VCONV_H2_PERIOD   1000
 #define NGX_HTTP_VCONV_H2_GROWTH   4
 
 
