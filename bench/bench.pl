@@ -1551,11 +1551,15 @@ if ($ONLY{link}) {
     }
 
     # the worker's RSS with 50 HTTP/2 uploads at once, over the same link:
-    # fast ones (the windows grow until the worker's budget) and slow ones
-    # (1 MB/s each: their windows stay nginx's 64k)
+    # fast ones (the windows grow until the worker's budget), slow ones
+    # (1 MB/s each: their windows stay small), and fast ones with a fixed
+    # 4m window (client_body_buffer_size: no budget) for comparison
     my @mem;
-    for my $rate (undef, '1M') {
-        my $ng = $link_nginx->('', '');
+    for my $m ([undef, ''], ['1M', ''],
+               [undef, 'client_body_buffer_size 4m;'])
+    {
+        my ($rate, $loc) = @$m;
+        my $ng = $link_nginx->($loc, '');
         my $idle = proc_status($ng->{wpid})->{VmRSS};
         my @pids;
         for my $n (1 .. 50) {
@@ -1581,11 +1585,13 @@ if ($ONLY{link}) {
         my $ok = grep { $_->{out} =~ /^202/ } @r;
         $_->stop for values %{ $ng->{px} };
         ng_stop($ng);
-        logmsg(sprintf('50 HTTP/2 uploads%s: worker RSS %s -> %s MB',
-                       $rate ? " at $rate/s" : '', mb($idle), mb($peak)));
+        logmsg(sprintf('50 HTTP/2 uploads%s%s: worker RSS %s -> %s MB',
+                       $rate ? " at $rate/s" : '', $loc ? " ($loc)" : '',
+                       mb($idle), mb($peak)));
         push @mem, sprintf('| %s | %s | %.1f | %s | %s | **%s** |',
-                           $rate ? "50 slow ($rate/s each, stopped after"
-                                   . ' 8 s)' : '50 fast (all at once)',
+                           ($rate ? "50 slow ($rate/s each, stopped after"
+                                    . ' 8 s)' : '50 fast (all at once)')
+                           . ($loc ? ", `$loc`" : ''),
                            $rate ? '-' : "$ok / 50", $secs, mb($idle),
                            mb($peak), mb($peak - $idle));
     }
@@ -1603,7 +1609,8 @@ if ($ONLY{link}) {
        '| --- | ---: | ---: | ---: | ---: | ---: |', @rows, '',
        sprintf('Worker RSS (MB) while 50 HTTP/2 uploads of %.1f MB run at'
                . ' once over the same link (module defaults: windows up to'
-               . ' 16m, 64m for all of a worker\'s uploads):',
+               . ' 16m, 64m for all of a worker\'s uploads; the last row a'
+               . ' fixed 4m window, which has no such bound):',
                (-s $in10) / 1e6), '',
        '| uploads | answered 202 | seconds | idle | peak | growth |',
        '| --- | ---: | ---: | ---: | ---: | ---: |', @mem, '');

@@ -189,7 +189,6 @@ typedef struct {
     off_t                       mark;        /* rb->received then */
     size_t                      held;        /* of the worker's budget */
     unsigned                    started:1;
-    unsigned                    cleanup:1;
 } ngx_http_vconv_h2win_t;
 
 

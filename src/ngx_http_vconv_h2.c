@@ -13,7 +13,8 @@
  * arrived within NGX_HTTP_VCONV_H2_PERIOD, the client was held back by
  * the window (or would be at that round trip), and the next empty
  * buffer is replaced by one four times larger, up to vconv_http2_window,
- * within a budget for all uploads of the worker (vconv_http2_window_total).
+ * within a budget for all uploads of the worker (vconv_http2_window_total)
+ * of which each may take an equal share.
  * A slow or stalled upload never fills its buffer that fast, so it keeps
  * nginx's.  nginx opens the window to the new size itself on its next
  * read.
@@ -33,7 +34,7 @@
  * this period keeps the window at or above rate x period: enough for
  * round trips up to it, and no more than a client's rate needs.
  */
-#define NGX_HTTP_VCONV_H2_PERIOD   250
+#define NGX_HTTP_VCONV_H2_PERIOD   1000
 #define NGX_HTTP_VCONV_H2_GROWTH   4
 
 
@@ -42,15 +43,16 @@
 static void ngx_http_vconv_h2_cleanup(void *data);
 
 
-/* what the buffers grown beyond nginx's hold in this worker */
-static size_t  ngx_http_vconv_h2_held;
+/* what the buffers grown beyond nginx's hold in this worker, for whom */
+static size_t      ngx_http_vconv_h2_held;
+static ngx_uint_t  ngx_http_vconv_h2_uploads;
 
 
 void
 ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
 {
     off_t                        used, left;
-    size_t                       size, want, room;
+    size_t                       size, want, room, share;
     u_char                      *p;
     ngx_buf_t                   *b;
     ngx_msec_t                   now;
@@ -77,6 +79,16 @@ ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
     now = ngx_current_msec;
 
     if (!w->started) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return;
+        }
+
+        cln->handler = ngx_http_vconv_h2_cleanup;
+        cln->data = w;
+
+        ngx_http_vconv_h2_uploads++;
+
         /* a client that sent its first window at once has more to send */
         w->started = 1;
         w->since = now;
@@ -118,21 +130,13 @@ ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
     room = vmcf->h2_window_total + w->held > ngx_http_vconv_h2_held
            ? vmcf->h2_window_total + w->held - ngx_http_vconv_h2_held : 0;
 
-    want = ngx_min(want, room);
+    /* the first uploads of a crowd do not take the budget of the rest */
+    share = vmcf->h2_window_total / ngx_http_vconv_h2_uploads;
+
+    want = ngx_min(want, ngx_min(room, share));
 
     if (want <= size) {
         return;
-    }
-
-    if (!w->cleanup) {
-        cln = ngx_pool_cleanup_add(r->pool, 0);
-        if (cln == NULL) {
-            return;
-        }
-
-        cln->handler = ngx_http_vconv_h2_cleanup;
-        cln->data = w;
-        w->cleanup = 1;
     }
 
     p = ngx_palloc(r->pool, want);
@@ -166,6 +170,7 @@ ngx_http_vconv_h2_cleanup(void *data)
     ngx_http_vconv_h2win_t  *w = data;
 
     ngx_http_vconv_h2_held -= w->held;
+    ngx_http_vconv_h2_uploads--;
     w->held = 0;
 }
 
