@@ -98,6 +98,9 @@ typedef struct {
     /* a list of formats: each output's (the first is output_bytes too) */
     int64_t             out_bytes[VCONV_MAX_OUTPUTS];
     double              out_duration[VCONV_MAX_OUTPUTS];
+    int                 out_width[VCONV_MAX_OUTPUTS];
+    int                 out_height[VCONV_MAX_OUTPUTS];
+    int                 out_skipped[VCONV_MAX_OUTPUTS];   /* hls rungs */
 } vconv_sb_result_t;
 
 
