@@ -554,6 +554,8 @@ ngx_int_t ngx_http_vconv_reply_output(ngx_http_request_t *r,
     vconv_job_info_t *info);
 ngx_int_t ngx_http_vconv_reply_output_n(ngx_http_request_t *r,
     vconv_job_info_t *info, ngx_uint_t i);
+ngx_int_t ngx_http_vconv_reply_hls(ngx_http_request_t *r,
+    vconv_job_info_t *info, u_char *name, size_t len, const char *mime);
 /* the job JSON in the pool, NULL on no memory */
 u_char *ngx_http_vconv_reply_job_json(ngx_pool_t *pool,
     vconv_job_info_t *info, char *jobs_uri, ngx_uint_t queue_pos,

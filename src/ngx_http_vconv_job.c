@@ -1010,7 +1010,9 @@ ngx_http_vconv_job_read_options(ngx_http_vconv_job_t *job)
         }
     }
 
-    if (vconv_spec_finish(&job->spec, VCONV_FMT_ALL, &err) != VCONV_OK) {
+    if (vconv_spec_finish(&job->spec, VCONV_FMT_ALL | VCONV_FMT_HLS_OK, &err)
+        != VCONV_OK)
+    {
         ngx_log_error(NGX_LOG_CRIT, job->log, 0,
                       "vconv: \"%s\": %s", path, err.message);
         return NGX_ERROR;

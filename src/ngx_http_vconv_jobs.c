@@ -40,6 +40,8 @@ static ngx_int_t ngx_http_vconv_jobs_get(ngx_http_request_t *r,
     ngx_http_vconv_zone_t *z, ngx_str_t *id, char *jobs_uri);
 static ngx_int_t ngx_http_vconv_jobs_output_name(ngx_http_request_t *r,
     vconv_job_info_t *info, ngx_str_t *name);
+static ngx_int_t ngx_http_vconv_jobs_output_hls(ngx_http_request_t *r,
+    vconv_job_info_t *info, ngx_str_t *name);
 static ngx_int_t ngx_http_vconv_jobs_output(ngx_http_request_t *r,
     ngx_http_vconv_zone_t *z, ngx_str_t *id, ngx_http_vconv_target_e target,
     ngx_str_t *name);
@@ -466,6 +468,12 @@ ngx_http_vconv_jobs_output_name(ngx_http_request_t *r,
     ngx_int_t              i, n;
     const vconv_format_t  *f;
 
+    if (name->len >= 3 && ngx_strncmp(name->data, "hls", 3) == 0
+        && (name->len == 3 || name->data[3] == '/'))
+    {
+        return ngx_http_vconv_jobs_output_hls(r, info, name);
+    }
+
     n = info->nouts > 1 ? info->nouts : 1;
 
     for (i = 0; i < n; i++) {
@@ -498,4 +506,81 @@ ngx_http_vconv_jobs_output_name(ngx_http_request_t *r,
 
     return ngx_http_vconv_reply_code(r, NGX_HTTP_CONFLICT, "not_ready",
                                      msg, p - msg);
+}
+
+
+/*
+ * /output/hls/NAME: master.m3u8, or NNNp.m3u8 / NNNp.mp4 of one of the
+ * job's rungs; nothing else names a file.  /output/hls is the master.
+ */
+static ngx_int_t
+ngx_http_vconv_jobs_output_hls(ngx_http_request_t *r, vconv_job_info_t *info,
+    ngx_str_t *name)
+{
+    u_char      *p, *last;
+    ngx_int_t    h, i;
+    ngx_str_t    file;
+    const char  *mime;
+
+    for (i = 0; i < info->nouts && i < VCONV_MAX_OUTPUTS; i++) {
+        if (info->outs_rung[i] > 0) {
+            break;
+        }
+    }
+
+    if (i == info->nouts || i == VCONV_MAX_OUTPUTS) {
+        return ngx_http_vconv_reply_not_found(r, "no such output");
+    }
+
+    if (info->status != VCONV_JOB_DONE) {
+        return ngx_http_vconv_reply_code(r, NGX_HTTP_CONFLICT, "not_ready",
+                                         (u_char *) "the job is not done",
+                                         sizeof("the job is not done") - 1);
+    }
+
+    if (name->len <= 4) {
+        ngx_str_set(&file, "master.m3u8");
+
+    } else {
+        file.data = name->data + 4;
+        file.len = name->len - 4;
+    }
+
+    mime = "application/vnd.apple.mpegurl";
+
+    if (file.len == 11 && ngx_strncmp(file.data, "master.m3u8", 11) == 0) {
+        return ngx_http_vconv_reply_hls(r, info, file.data, file.len, mime);
+    }
+
+    /* NNNp.m3u8 or NNNp.mp4, NNN a rung's height */
+    p = file.data;
+    last = file.data + file.len;
+    h = 0;
+
+    while (p < last && *p >= '0' && *p <= '9' && h < 100000) {
+        h = h * 10 + (*p++ - '0');
+    }
+
+    if (p == file.data || last - p < 5 || *p++ != 'p') {
+        return ngx_http_vconv_reply_not_found(r, "no such file");
+    }
+
+    if (last - p == 5 && ngx_strncmp(p, ".m3u8", 5) == 0) {
+        /* mime as above */
+
+    } else if (last - p == 4 && ngx_strncmp(p, ".mp4", 4) == 0) {
+        mime = "video/mp4";
+
+    } else {
+        return ngx_http_vconv_reply_not_found(r, "no such file");
+    }
+
+    for (i = 0; i < info->nouts && i < VCONV_MAX_OUTPUTS; i++) {
+        if (info->outs_rung[i] == h) {
+            return ngx_http_vconv_reply_hls(r, info, file.data, file.len,
+                                            mime);
+        }
+    }
+
+    return ngx_http_vconv_reply_not_found(r, "no such file");
 }

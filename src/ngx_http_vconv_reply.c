@@ -16,6 +16,9 @@
 
 static u_char  ngx_http_vconv_json_type[] = "application/json; charset=utf-8";
 
+static ngx_int_t ngx_http_vconv_reply_path(ngx_http_request_t *r,
+    vconv_job_info_t *info, char *file, const char *mime, const char *ext);
+
 
 ngx_int_t
 ngx_http_vconv_reply_json(ngx_http_request_t *r, ngx_uint_t status,
@@ -127,19 +130,8 @@ ngx_http_vconv_reply_output_n(ngx_http_request_t *r, vconv_job_info_t *info,
     ngx_uint_t i)
 {
     u_char                       file[48];
-    u_char                      *cd;
-    size_t                       len, n;
-    ngx_int_t                    rc;
-    ngx_str_t                    id, path;
-    ngx_buf_t                   *b;
-    ngx_chain_t                  out;
+    ngx_str_t                    id;
     const vconv_format_t        *fmt;
-    ngx_open_file_info_t         of;
-    ngx_http_core_loc_conf_t    *clcf;
-    ngx_http_vconv_main_conf_t  *vmcf;
-
-    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vconv_module);
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     id.data = (u_char *) info->id;
     id.len = ngx_strnlen(id.data, VCONV_ID_MAX);
@@ -172,7 +164,36 @@ ngx_http_vconv_reply_output_n(ngx_http_request_t *r, vconv_job_info_t *info,
         file[sizeof(file) - 1] = '\0';
     }
 
-    path.data = ngx_http_vconv_store_path(r->pool, vmcf, &id, (char *) file);
+    return ngx_http_vconv_reply_path(r, info, (char *) file, fmt->mime,
+                                     fmt->ext);
+}
+
+
+/*
+ * A file of the job's folder (file: a name of ours, never the client's)
+ * through nginx's file serving; Content-Disposition with ext only.
+ */
+static ngx_int_t
+ngx_http_vconv_reply_path(ngx_http_request_t *r, vconv_job_info_t *info,
+    char *file, const char *mime, const char *ext)
+{
+    u_char                      *cd;
+    size_t                       len, n;
+    ngx_int_t                    rc;
+    ngx_str_t                    id, path;
+    ngx_buf_t                   *b;
+    ngx_chain_t                  out;
+    ngx_open_file_info_t         of;
+    ngx_http_core_loc_conf_t    *clcf;
+    ngx_http_vconv_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vconv_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    id.data = (u_char *) info->id;
+    id.len = ngx_strnlen(id.data, VCONV_ID_MAX);
+
+    path.data = ngx_http_vconv_store_path(r->pool, vmcf, &id, file);
     if (path.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -215,10 +236,16 @@ ngx_http_vconv_reply_output_n(ngx_http_request_t *r, vconv_job_info_t *info,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    r->headers_out.content_type.data = (u_char *) fmt->mime;
-    r->headers_out.content_type.len = ngx_strlen(fmt->mime);
+    r->headers_out.content_type.data = (u_char *) mime;
+    r->headers_out.content_type.len = ngx_strlen(mime);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
+
+    if (ext == NULL) {
+        n = 0;
+        cd = NULL;
+        goto nosniff;
+    }
 
     len = 512;
 
@@ -231,7 +258,7 @@ ngx_http_vconv_reply_output_n(ngx_http_request_t *r, vconv_job_info_t *info,
         n = vconv_content_disposition(info->in_name,
                                       ngx_strnlen((u_char *) info->in_name,
                                                   VCONV_NAME_MAX),
-                                      fmt->ext, (char *) cd, len);
+                                      ext, (char *) cd, len);
         if (n < len) {
             break;
         }
@@ -239,10 +266,17 @@ ngx_http_vconv_reply_output_n(ngx_http_request_t *r, vconv_job_info_t *info,
         len = n + 1;
     }
 
-    if (ngx_http_vconv_reply_header(r, "Content-Disposition", cd, n) != NGX_OK
-        || ngx_http_vconv_reply_header(r, "X-Content-Type-Options",
-                                       (u_char *) "nosniff", 7)
-           != NGX_OK)
+    if (ngx_http_vconv_reply_header(r, "Content-Disposition", cd, n)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+nosniff:
+
+    if (ngx_http_vconv_reply_header(r, "X-Content-Type-Options",
+                                    (u_char *) "nosniff", 7)
+        != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -428,4 +462,28 @@ ngx_http_vconv_reply_no_content(ngx_http_request_t *r)
     r->header_only = 1;
 
     return ngx_http_send_header(r);
+}
+
+
+/* a file of the job's hls/ folder, by a name the caller checked */
+ngx_int_t
+ngx_http_vconv_reply_hls(ngx_http_request_t *r, vconv_job_info_t *info,
+    u_char *name, size_t len, const char *mime)
+{
+    u_char  *file;
+
+    if (!vconv_id_valid(info->id, ngx_strnlen((u_char *) info->id,
+                                              VCONV_ID_MAX)))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    file = ngx_pnalloc(r->pool, len + sizeof("hls/"));
+    if (file == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    (void) ngx_sprintf(file, "hls/%*s%Z", len, name);
+
+    return ngx_http_vconv_reply_path(r, info, (char *) file, mime, NULL);
 }

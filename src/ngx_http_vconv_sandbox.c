@@ -160,17 +160,41 @@ int
 ngx_http_vconv_transcode(ngx_http_vconv_job_t *job, vconv_transcode_t *tc)
 {
     int                  fd, rc;
+    u_char              *first;
+    u_char               path[NGX_MAX_PATH];
     vconv_sandbox_job_t  sj;
 
+    first = job->tmp;
+
+    if (job->spec.hls) {
+        /* the rungs' folder (vconv_hls.h) */
+        (void) ngx_sprintf(path, "%s/hls%Z", job->dir);
+
+        if (mkdir((char *) path, 0700) == -1 && ngx_errno != NGX_EEXIST) {
+            ngx_log_error(NGX_LOG_CRIT, job->log, ngx_errno,
+                          "vconv: mkdir \"%s\" failed", path);
+            return vconv_error_set(&tc->err, VCONV_E_STORE_ERROR,
+                                   "cannot create the hls folder: %s",
+                                   strerror(errno));
+        }
+
+        if (job->spec.rung[0]
+            && ngx_http_vconv_output_path(job, 0, 1, path, sizeof(path))
+               == NGX_OK)
+        {
+            first = path;
+        }
+    }
+
     /* a leftover of an earlier attempt must not be written through */
-    (void) unlink((char *) job->tmp);
+    (void) unlink((char *) first);
 
     /* read and write: MP4's faststart reads back what it wrote */
-    fd = open((char *) job->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+    fd = open((char *) first, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
               0600);
     if (fd == -1) {
         ngx_log_error(NGX_LOG_CRIT, job->log, ngx_errno,
-                      "vconv: open \"%s\" failed", job->tmp);
+                      "vconv: open \"%s\" failed", first);
 
         /* the store's fault, whichever: full (507) or unwritable (500) */
         return vconv_error_set(&tc->err,

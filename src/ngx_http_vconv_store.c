@@ -47,6 +47,7 @@ static time_t ngx_http_vconv_store_pid_start(ngx_pid_t pid);
 static ngx_uint_t ngx_http_vconv_store_quiet(const u_char *dir, time_t now,
     time_t quiet);
 static off_t ngx_http_vconv_store_dir_bytes(const u_char *dir);
+static void ngx_http_vconv_store_rmsub(u_char *path, ngx_log_t *log);
 
 
 /*
@@ -291,6 +292,43 @@ ngx_http_vconv_store_forget(ngx_http_vconv_job_t *job)
  * Removes a job's folder and whatever is in it.  The id is checked again:
  * this is the one place that deletes files by a name built from an id.
  */
+/* a job folder's subfolder (hls/): its files, then itself */
+static void
+ngx_http_vconv_store_rmsub(u_char *path, ngx_log_t *log)
+{
+    DIR            *dir;
+    struct dirent  *de;
+    u_char          file[NGX_MAX_PATH];
+
+    dir = opendir((char *) path);
+    if (dir == NULL) {
+        return;
+    }
+
+    while ((de = readdir(dir)) != NULL) {
+        if (de->d_name[0] == '.' || ngx_strlen(de->d_name) > 64
+            || ngx_strlen(path) + 66 > NGX_MAX_PATH)
+        {
+            continue;
+        }
+
+        ngx_sprintf(file, "%s/%s%Z", path, de->d_name);
+
+        if (unlink((char *) file) == -1 && ngx_errno != NGX_ENOENT) {
+            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                          "vconv: unlink \"%s\" failed", file);
+        }
+    }
+
+    closedir(dir);
+
+    if (rmdir((char *) path) == -1 && ngx_errno != NGX_ENOENT) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "vconv: rmdir \"%s\" failed", path);
+    }
+}
+
+
 void
 ngx_http_vconv_store_rmdir(ngx_http_vconv_main_conf_t *vmcf, const char *id,
     ngx_log_t *log)
@@ -335,10 +373,18 @@ ngx_http_vconv_store_rmdir(ngx_http_vconv_main_conf_t *vmcf, const char *id,
 
         ngx_sprintf(file, "%s/%s%Z", path, de->d_name);
 
-        if (unlink((char *) file) == -1 && ngx_errno != NGX_ENOENT) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          "vconv: unlink \"%s\" failed", file);
+        if (unlink((char *) file) == 0 || ngx_errno == NGX_ENOENT) {
+            continue;
         }
+
+        if (ngx_errno == NGX_EISDIR) {
+            /* an hls folder (issue 13): one level, files only */
+            ngx_http_vconv_store_rmsub(file, log);
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "vconv: unlink \"%s\" failed", file);
     }
 
     closedir(dir);
@@ -953,6 +999,11 @@ ngx_http_vconv_store_dir_bytes(const u_char *dir)
 
         if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
             bytes += st.st_size;
+
+        } else if (ngx_strcmp(de->d_name, "hls") == 0
+                   && S_ISDIR(st.st_mode))
+        {
+            bytes += ngx_http_vconv_store_dir_bytes((u_char *) path);
         }
     }
 

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 
 #include "ngx_http_vconv.h"
+#include "vconv_hls.h"
 
 
 static void ngx_http_vconv_task_handler(void *data, ngx_log_t *log);
@@ -81,7 +82,7 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
 {
     ngx_http_vconv_job_t  **ctx = data;
 
-    int                     i, rc, ended;
+    int                     i, rc, ended, first;
     off_t                   more, sizes[VCONV_MAX_OUTPUTS];
     double                  started;
     vconv_err_e             stop;
@@ -156,7 +157,7 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
     tc.interrupt = ngx_http_vconv_task_interrupt;
     tc.data = job;
 
-    if (job->spec.nouts > 1) {
+    if (job->spec.nouts > 1 || job->spec.hls) {
         /* ngx_http_vconv_transcode() opens them */
         ngx_memzero(outs, sizeof(outs));
         ngx_memzero(sizes, sizeof(sizes));
@@ -168,23 +169,27 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
          ? vconv_error_set(&tc.err, VCONV_E_CANCELED, "canceled")
          : ngx_http_vconv_transcode(job, &tc);
 
-    if (rc == VCONV_OK && stat((char *) job->tmp, &st) == -1) {
+    /* hls first: there is no "output" file, the rungs are in hls/ */
+    first = job->spec.rung[0] == 0;
+    st.st_size = 0;
+
+    if (rc == VCONV_OK && first && stat((char *) job->tmp, &st) == -1) {
         rc = vconv_error_set(&tc.err, VCONV_E_IO, "output is missing");
     }
 
-    if (rc == VCONV_OK && st.st_size == 0) {
+    if (rc == VCONV_OK && first && st.st_size == 0) {
         rc = vconv_error_set(&tc.err, VCONV_E_EMPTY_OUTPUT,
                              "the conversion produced nothing");
     }
 
-    if (rc == VCONV_OK && rename((char *) job->tmp, (char *) job->output)
-                          == -1)
+    if (rc == VCONV_OK && first
+        && rename((char *) job->tmp, (char *) job->output) == -1)
     {
         rc = vconv_error_set(&tc.err, VCONV_E_IO, "rename failed: %s",
                              strerror(errno));
     }
 
-    if (job->spec.nouts > 1) {
+    if (job->spec.nouts > 1 || job->spec.hls) {
         rc = ngx_http_vconv_task_outputs(job, &tc, rc, sizes);
     }
 
@@ -253,9 +258,9 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
         info.progress = 1.0;
         info.out_bytes = st.st_size;
 
-        for (i = 0; job->spec.nouts > 1 && i < job->spec.nouts; i++) {
-            info.outs_bytes[i] = i ? sizes[i] : st.st_size;
-            more += i ? sizes[i] : 0;
+        for (i = 0; info.nouts > 0 && i < job->spec.nouts; i++) {
+            info.outs_bytes[i] = first && i == 0 ? st.st_size : sizes[i];
+            more += first && i == 0 ? 0 : sizes[i];
         }
         info.err_code = VCONV_E_NONE;
         info.err_message[0] = '\0';
@@ -497,7 +502,12 @@ ngx_http_vconv_output_path(ngx_http_vconv_job_t *job, ngx_uint_t i,
         return NGX_ERROR;
     }
 
-    if (i == 0) {
+    if (job->spec.rung[i] != 0) {
+        /* hls: each rung in the job's hls/ folder (vconv_hls.h) */
+        (void) ngx_sprintf(buf, "%s/hls/%uDp.mp4%s%Z", job->dir,
+                           (uint32_t) job->spec.rung[i], tmp ? ".tmp" : "");
+
+    } else if (i == 0) {
         (void) ngx_sprintf(buf, "%s/output%s%Z", job->dir,
                            tmp ? ".tmp" : "");
 
@@ -519,13 +529,17 @@ static int
 ngx_http_vconv_task_outputs(ngx_http_vconv_job_t *job, vconv_transcode_t *tc,
     int rc, off_t *sizes)
 {
-    int          i, n;
-    u_char       tmp[NGX_MAX_PATH], path[NGX_MAX_PATH];
-    struct stat  st;
+    int                i, n, k, i0;
+    u_char             tmp[NGX_MAX_PATH], path[NGX_MAX_PATH];
+    u_char             names[VCONV_MAX_OUTPUTS][2][32];
+    struct stat        st;
+    vconv_hls_rung_t   rungs[VCONV_MAX_OUTPUTS];
 
     n = job->spec.nouts;
+    i0 = job->spec.rung[0] ? 0 : 1;
+    k = 0;
 
-    for (i = 1; rc == VCONV_OK && i < n; i++) {
+    for (i = i0; rc == VCONV_OK && i < n; i++) {
         if (ngx_http_vconv_output_path(job, i, 1, tmp, sizeof(tmp)) != NGX_OK
             || ngx_http_vconv_output_path(job, i, 0, path, sizeof(path))
                != NGX_OK)
@@ -533,6 +547,14 @@ ngx_http_vconv_task_outputs(ngx_http_vconv_job_t *job, vconv_transcode_t *tc,
             rc = vconv_error_set(&tc->err, VCONV_E_INTERNAL,
                                  "output %d: no path", i);
             break;
+        }
+
+        sizes[i] = 0;
+
+        if (tc->outputs[i].skipped) {
+            /* an hls rung above the input */
+            (void) unlink((char *) tmp);
+            continue;
         }
 
         if (stat((char *) tmp, &st) == -1) {
@@ -555,6 +577,24 @@ ngx_http_vconv_task_outputs(ngx_http_vconv_job_t *job, vconv_transcode_t *tc,
                                  strerror(errno));
             break;
         }
+
+        if (job->spec.rung[i]) {
+            (void) ngx_sprintf(names[k][0], "%uDp.mp4%Z",
+                               (uint32_t) job->spec.rung[i]);
+            (void) ngx_sprintf(names[k][1], "%uDp.m3u8%Z",
+                               (uint32_t) job->spec.rung[i]);
+            rungs[k].media = (char *) names[k][0];
+            rungs[k].playlist = (char *) names[k][1];
+            rungs[k].width = tc->outputs[i].width;
+            rungs[k].height = tc->outputs[i].height;
+            rungs[k++].duration = tc->outputs[i].duration;
+        }
+    }
+
+    if (rc == VCONV_OK && job->spec.hls) {
+        /* the playlists, from the rungs' fragments */
+        (void) ngx_sprintf(path, "%s/hls%Z", job->dir);
+        rc = vconv_hls_write((char *) path, rungs, k, &tc->err);
     }
 
     if (rc == VCONV_OK) {
@@ -562,14 +602,27 @@ ngx_http_vconv_task_outputs(ngx_http_vconv_job_t *job, vconv_transcode_t *tc,
     }
 
     /* nothing half-done is served */
-    for (i = 1; i < n; i++) {
+    for (i = i0; i < n; i++) {
         if (ngx_http_vconv_output_path(job, i, 1, tmp, sizeof(tmp)) == NGX_OK
             && ngx_http_vconv_output_path(job, i, 0, path, sizeof(path))
                == NGX_OK)
         {
             (void) unlink((char *) tmp);
             (void) unlink((char *) path);
+
+            if (job->spec.rung[i]) {
+                (void) ngx_sprintf(path, "%s/hls/%uDp.m3u8%Z", job->dir,
+                                   (uint32_t) job->spec.rung[i]);
+                (void) unlink((char *) path);
+            }
         }
+    }
+
+    if (job->spec.hls) {
+        (void) ngx_sprintf(path, "%s/hls/master.m3u8%Z", job->dir);
+        (void) unlink((char *) path);
+        (void) ngx_sprintf(path, "%s/hls%Z", job->dir);
+        (void) rmdir((char *) path);
     }
 
     (void) unlink((char *) job->output);

@@ -140,8 +140,8 @@ ngx_http_vconv_upload_handler(ngx_http_request_t *r)
 
     if (!ctx->multipart_on
         && (ngx_http_vconv_preset_apply(ctx) != NGX_OK
-            || vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats,
-                                 &ctx->err)
+            || vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats
+                                 | VCONV_FMT_HLS_OK, &ctx->err)
                != VCONV_OK))
     {
         return ngx_http_vconv_upload_refuse(r, &ctx->err);
@@ -903,8 +903,8 @@ ngx_http_vconv_upload_body_done(ngx_http_request_t *r)
         /* fields after the file part count too */
 
         if (ngx_http_vconv_preset_apply(ctx) != NGX_OK
-            || vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats,
-                                 &ctx->err)
+            || vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats
+                                 | VCONV_FMT_HLS_OK, &ctx->err)
                != VCONV_OK)
         {
             ngx_http_vconv_upload_fail(r, 0, &ctx->err);

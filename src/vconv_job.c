@@ -43,10 +43,11 @@ vconv_job_outputs(vconv_job_info_t *job, const vconv_spec_t *spec)
     int  i;
 
     job->out_format = spec->format;
-    job->nouts = spec->nouts > 1 ? spec->nouts : 0;
+    job->nouts = spec->nouts > 1 || spec->hls ? spec->nouts : 0;
 
     for (i = 0; i < job->nouts; i++) {
         job->outs[i] = spec->outs[i];
+        job->outs_rung[i] = spec->rung[i];
     }
 }
 
@@ -59,22 +60,57 @@ static void
 vconv_job_json_outputs(vconv_out_t *o, const vconv_job_info_t *job,
     const char *jobs_uri)
 {
-    int                    i, n, fmt;
+    int                    i, k, n, fmt, rung;
     size_t                 ulen;
     int64_t                bytes;
     const vconv_format_t  *f;
 
-    n = job->nouts > 1 ? job->nouts : 1;
+    n = job->nouts > 0 ? job->nouts : 1;
     ulen = jobs_uri ? strlen(jobs_uri) : 0;
+    rung = -1;
 
     vconv_out(o, ",\"outputs\":[");
 
     for (i = 0; i < n; i++) {
-        fmt = job->nouts > 1 ? job->outs[i] : job->out_format;
-        bytes = job->nouts > 1 ? job->outs_bytes[i] : job->out_bytes;
+        fmt = job->nouts > 0 ? job->outs[i] : job->out_format;
+        bytes = job->nouts > 0 ? job->outs_bytes[i] : job->out_bytes;
         f = vconv_format((vconv_format_e) fmt);
 
         if (f == NULL) {
+            continue;
+        }
+
+        if (job->nouts > 0 && job->outs_rung[i] > 0) {
+            /* hls: its rungs are one output, served from hls/ */
+            if (rung >= 0) {
+                continue;
+            }
+
+            rung = i;
+
+            for (k = i + 1; k < n; k++) {
+                bytes += job->outs_rung[k] > 0 ? job->outs_bytes[k] : 0;
+            }
+
+            vconv_out(o, "%s{\"name\":\"hls\",\"format\":\"hls\"",
+                      i ? "," : "");
+
+            if (job->status != VCONV_JOB_DONE) {
+                vconv_out(o, ",\"bytes\":null,\"url\":null}");
+                continue;
+            }
+
+            vconv_out(o, ",\"bytes\":%lld,\"url\":\"", (long long) bytes);
+            vconv_json_escape_count(o->buf, o->len, &o->pos, jobs_uri,
+                                    ulen);
+
+            if (ulen == 0 || jobs_uri[ulen - 1] != '/') {
+                vconv_out(o, "/");
+            }
+
+            vconv_json_escape_count(o->buf, o->len, &o->pos, job->id,
+                                    strnlen(job->id, sizeof(job->id)));
+            vconv_out(o, "/output/hls/master.m3u8\"}");
             continue;
         }
 

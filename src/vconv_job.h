@@ -63,6 +63,8 @@ typedef struct {
     int             nouts;
     int             outs[VCONV_MAX_OUTPUTS];        /* vconv_format_e */
     int64_t         outs_bytes[VCONV_MAX_OUTPUTS];
+    /* hls: the rung's height, 0: not a rung; rungs share "hls/" */
+    int             outs_rung[VCONV_MAX_OUTPUTS];
 } vconv_job_info_t;
 
 

@@ -96,7 +96,15 @@ static const vconv_job_field_t  vconv_job_fields[] = {
     VCONV_JF("out6_format", VCONV_JF_FORMAT, outs[6], -1, 0, 0),
     VCONV_JF("out6_bytes", VCONV_JF_INT64, outs_bytes[6], 0, 0, 0),
     VCONV_JF("out7_format", VCONV_JF_FORMAT, outs[7], -1, 0, 0),
-    VCONV_JF("out7_bytes", VCONV_JF_INT64, outs_bytes[7], 0, 0, 0)
+    VCONV_JF("out7_bytes", VCONV_JF_INT64, outs_bytes[7], 0, 0, 0),
+    VCONV_JF("out0_rung", VCONV_JF_INT, outs_rung[0], 0, 0, 0),
+    VCONV_JF("out1_rung", VCONV_JF_INT, outs_rung[1], 0, 0, 0),
+    VCONV_JF("out2_rung", VCONV_JF_INT, outs_rung[2], 0, 0, 0),
+    VCONV_JF("out3_rung", VCONV_JF_INT, outs_rung[3], 0, 0, 0),
+    VCONV_JF("out4_rung", VCONV_JF_INT, outs_rung[4], 0, 0, 0),
+    VCONV_JF("out5_rung", VCONV_JF_INT, outs_rung[5], 0, 0, 0),
+    VCONV_JF("out6_rung", VCONV_JF_INT, outs_rung[6], 0, 0, 0),
+    VCONV_JF("out7_rung", VCONV_JF_INT, outs_rung[7], 0, 0, 0)
 };
 
 typedef char vconv_job_outs_check_t[VCONV_MAX_OUTPUTS == 8 ? 1 : -1];
@@ -576,7 +584,7 @@ vconv_job_parse(vconv_job_info_t *job, const char *text, size_t len)
     }
 
     if (job->nouts < 0 || job->nouts > VCONV_MAX_OUTPUTS
-        || job->nouts == 1)
+        || (job->nouts == 1 && job->outs_rung[0] == 0))
     {
         goto done;
     }

@@ -2675,7 +2675,7 @@ vconv_spec_heights(vconv_spec_t *spec, const char *val, size_t vlen,
     vconv_error_t *err)
 {
     long         h;
-    size_t       n;
+    size_t       n, i;
     const char  *p, *end, *comma;
 
     if (spec->nheights > 0) {
@@ -2691,11 +2691,29 @@ vconv_spec_heights(vconv_spec_t *spec, const char *val, size_t vlen,
         comma = memchr(p, ',', end - p);
         n = (comma ? comma : end) - p;
 
-        if (vconv_parse_int("hls.heights", p, n, VCONV_HEIGHT_MIN,
-                            VCONV_HEIGHT_MAX, &h, err)
-            != VCONV_OK)
-        {
-            return VCONV_ERROR;
+        /* digits only (vconv_parse_int() knows only the table's names) */
+        h = 0;
+
+        for (i = 0; i < n; i++) {
+            if (p[i] < '0' || p[i] > '9') {
+                break;
+            }
+
+            h = h < 100000 ? h * 10 + (p[i] - '0') : h;
+        }
+
+        if (n == 0 || i < n) {
+            return vconv_error_set(err, VCONV_E_NOT_A_NUMBER,
+                                   "option 'hls.heights': '%.*s' is not a "
+                                   "list of heights",
+                                   vconv_echo_len(val, vlen), val);
+        }
+
+        if (h < VCONV_HEIGHT_MIN || h > VCONV_HEIGHT_MAX) {
+            return vconv_error_set(err, VCONV_E_OUT_OF_RANGE,
+                                   "option 'hls.heights': %ld is not in "
+                                   "%d-%d", h, VCONV_HEIGHT_MIN,
+                                   VCONV_HEIGHT_MAX);
         }
 
         if (spec->nheights == VCONV_HLS_RUNGS) {

@@ -699,6 +699,9 @@ vconv_sandbox_outcome(vconv_sb_run_t *run)
         for (i = 0; tc->outputs && i < tc->spec->nouts; i++) {
             tc->outputs[i].bytes = run->result.out_bytes[i];
             tc->outputs[i].duration = run->result.out_duration[i];
+            tc->outputs[i].width = run->result.out_width[i];
+            tc->outputs[i].height = run->result.out_height[i];
+            tc->outputs[i].skipped = run->result.out_skipped[i];
         }
 
         tc->damaged_packets = run->result.damaged_packets;

@@ -100,6 +100,9 @@ typedef struct {
     int64_t             out_bytes[VCONV_MAX_OUTPUTS];
     double              out_duration[VCONV_MAX_OUTPUTS];
     vconv_sprite_t      sprite;          /* format sprite's grid */
+    int                 out_width[VCONV_MAX_OUTPUTS];
+    int                 out_height[VCONV_MAX_OUTPUTS];
+    int                 out_skipped[VCONV_MAX_OUTPUTS];   /* hls rungs */
 } vconv_sb_result_t;
 
 

@@ -3,8 +3,7 @@
 # ladder from one decode: master.m3u8 with one variant per rung of
 # hls.heights (never above the input; at least one), each rung one
 # fragmented MP4 addressed by EXT-X-BYTERANGE, key frames forced every
-# 4 s at the same times in every rung.  The server refuses hls for now
-# (400 format_not_allowed): see the note.
+# 4 s at the same times in every rung.  The server's side: t/api_hls.t.
 
 use strict;
 use warnings;
@@ -98,14 +97,5 @@ $r = cli($clip, "$dir/d", 'format=hls,hls');
 is($r->{error}{code}, 'duplicate_option', 'hls twice');
 $r = cli("$dir/../nothing.wav", "$dir/d", 'format=hls');
 ok(!-e "$dir/d/hls", 'a failed hls leaves no folder');
-
-# --- the server does not take it yet ---------------------------------------
-{
-    my $ng = VconvNginx->new->start;
-    my $rr = $ng->post_file('/api/jobs?format=hls', $clip, name => 'in.mp4');
-    VconvNginx::is_api_error($rr, 400, 'format_not_allowed',
-                             'the server refuses hls (not served yet)');
-    $ng->stop;
-}
 
 done_testing();

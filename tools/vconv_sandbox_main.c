@@ -806,7 +806,7 @@ vconv_child_run(vconv_sb_msg_t *jm, int in, int out, int sock)
     tc.seek = vconv_reader_seek;
     tc.io_opaque = &vconv_child_reader;
     tc.output_fd = VCONV_CHILD_OUT;
-    tc.outputs = job->spec.nouts > 1 ? outs : NULL;
+    tc.outputs = job->spec.nouts > 1 || job->spec.hls ? outs : NULL;
     tc.growing = !job->ended;
     tc.probed = vconv_child_probed;
     tc.progress = vconv_child_progress;
@@ -843,6 +843,9 @@ vconv_child_run(vconv_sb_msg_t *jm, int in, int out, int sock)
     for (i = 0; tc.outputs && i < job->spec.nouts; i++) {
         m.u.result.out_bytes[i] = outs[i].bytes;
         m.u.result.out_duration[i] = outs[i].duration;
+        m.u.result.out_width[i] = outs[i].width;
+        m.u.result.out_height[i] = outs[i].height;
+        m.u.result.out_skipped[i] = outs[i].skipped;
     }
 
     (void) vconv_sb_send(VCONV_CHILD_SOCK, &m, NULL, 0, 0);
