@@ -14,9 +14,9 @@
  * the window (or would be at that round trip), and the next empty
  * buffer is replaced by one four times larger, up to vconv_http2_window,
  * within a budget for all uploads of the worker (vconv_http2_window_total)
- * of which each may take an equal share.
- * A slow or stalled upload never fills its buffer that fast, so it keeps
- * nginx's.  nginx opens the window to the new size itself on its next
+ * of which each may take an equal share.  A slower upload stops at
+ * about its rate x period, and one that stalls keeps what it has until
+ * it ends.  nginx opens the window to the new size itself on its next
  * read.
  */
 
