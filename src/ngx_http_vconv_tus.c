@@ -75,6 +75,7 @@ typedef struct {
     unsigned                    checksum:1;
     unsigned                    drop:1;     /* the job ended: no file */
     unsigned                    done:1;
+    ngx_http_vconv_h2win_t      h2win;      /* ngx_http_vconv_h2.c */
 } ngx_http_vconv_tus_ctx_t;
 
 
@@ -1262,6 +1263,8 @@ ngx_http_vconv_tus_read_body(ngx_http_request_t *r)
             ngx_http_vconv_tus_body_done(r);
             return;
         }
+
+        ngx_http_vconv_h2_window(r, &ctx->h2win);
 
         rc = ngx_http_read_unbuffered_request_body(r);
 

@@ -65,7 +65,13 @@ my $ng = VconvNginx->new(http2 => 1, workers => 1,
                                  . loc('dbg', '')
                                  . loc('tls', '')
                                  . loc('fixed', 'client_body_buffer_size 128k;')
-                                 . loc('capped', 'vconv_http2_window 1m;'))
+                                 . loc('capped', 'vconv_http2_window 1m;')
+                                 . "        location /api/uploads/ {\n"
+                                 . "            vconv_tus /api/jobs/;\n"
+                                 . "            client_max_body_size 1g;\n"
+                                 . "            error_log %%PREFIX%%/tus.log"
+                                 . " debug;\n"
+                                 . "        }\n")
     ->start;
 my $px = VconvNginx::delay_proxy($ng->port, 25);
 my $tpx = VconvNginx::delay_proxy($tls_port, 25);
@@ -131,6 +137,27 @@ is($job->{status}, 'done', '... done');
 $g = growth($ng, 'capped');
 my ($max) = sort { $b <=> $a } map { $_->[1] } @$g;
 is($max, 1048576, '... the window grew to 1m and no further');
+
+# a tus PATCH (the page's uploads) grows its window the same way
+use MIME::Base64 qw(encode_base64);
+my $meta = join(',', map { "$_->[0] " . encode_base64($_->[1], '') }
+                ['filename', 'in.mp4'], ['format', 'mp4'], ['vcodec', 'copy']);
+my $hdrs = `curl -sS --http2-prior-knowledge -D - -o /dev/null -X POST -H 'Tus-Resumable: 1.0.0' -H 'Upload-Length: ${\ -s $big}' -H 'Upload-Metadata: $meta' 'http://127.0.0.1:${\ $ng->port}/api/uploads/'`;
+my ($loc) = $hdrs =~ m{^Location:\s*(\S+)}mi;
+ok($loc, 'tus creation -> Location') or diag($hdrs);
+my ($tid) = ($loc // '') =~ m{/(\w+)$};
+$out = `curl -sS --http2-prior-knowledge --max-time 60 -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' -H 'Content-Type: application/offset+octet-stream' --data-binary '\@$big' -o /dev/null -w '%{http_code} %{http_version} %{time_total}' 'http://127.0.0.1:${\ $px->port}/api/uploads/${\ ($tid // 'x')}'`;
+my ($code, $ver, $secs) = split ' ', $out // '';
+is("${\ ($code // '')} ${\ ($ver // '')}", '204 2',
+   'tus PATCH of the whole file over HTTP/2 through the 50 ms link -> 204');
+cmp_ok($secs // 99, '<', 3,
+       sprintf('... %.1f MB in under 3 s (%s s)', $mb, $secs // '?'));
+$job = $tid ? $ng->wait_job($tid, 60) : {};
+is($job->{status}, 'done', '... its job is done');
+is($job->{input} && $job->{input}{bytes}, -s $big, '... every byte arrived');
+$g = growth($ng, 'tus');
+ok(@$g >= 2, '... its window grew (' . join(', ', map { "$_->[0] -> $_->[1]" } @$g)
+   . ')');
 
 $ng->assert_clean_log;
 $px->stop;
