@@ -156,7 +156,9 @@ find({ wanted => sub { push @paths, $File::Find::name }, no_chdir => 1 },
 my @leaked = grep { m{passwd|Injected|evil|AAAAAAAA|windows|cron|hidden|semi|
                       \x{e9}|vid|colon|escaped}x && !m{/curl/} } @paths;
 is("@leaked", '', 'no uploaded name appears in any path under the prefix');
-my @inner = grep { m{^\Q${\ $ng->store}\E/[^/]+/(.+)$} && $1 !~ /^(job\.json|output(\.\w+)?)$/ }
+# zip.idx: outputs.zip's CRCs (the names in it are the sanitised base)
+my @inner = grep { m{^\Q${\ $ng->store}\E/[^/]+/(.+)$}
+                   && $1 !~ /^(job\.json|zip\.idx|output(\.[\w.]+)?)$/ }
             @paths;
 my @names_inner = map { m{/([^/]+)$} ? $1 : $_ } @inner;
 is("@names_inner", '', 'job folders hold only job.json and output');
