@@ -61,6 +61,12 @@ $conf =~ s{/run/nginx\.pid}{%%PREFIX%%/nginx.pid};
 $conf =~ s{/var/lib/vconv}{%%STORE%%}g;
 $conf =~ s{/usr/share/vconv/html}{%%HTML%%}g;
 $conf =~ s{listen 8080;}{listen 127.0.0.1:%%PORT%%;};
+my $tls_port = VconvNginx::free_port();
+$conf =~ s{listen 8443 ssl}{listen 127.0.0.1:$tls_port ssl};
+my ($cert, $key) = VconvNginx::tls_pair(
+    tempdir('vconv-tls-XXXXXX', TMPDIR => 1, CLEANUP => 1));
+$conf =~ s{(\bssl_certificate\s+)\S+;}{$1$cert;}g;
+$conf =~ s{(\bssl_certificate_key\s+)\S+;}{$1$key;}g;
 $conf =~ s{^worker_processes\s+\S+;}{${user}worker_processes 2;\ndaemon off;}m
     or BAIL_OUT('conf.example: no worker_processes line');
 my $temp = join '', map { "\n    ${_}_temp_path %%PREFIX%%/tmp/$_;" }
