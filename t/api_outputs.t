@@ -340,6 +340,21 @@ for i in z.infolist():
     is($job->{error}{code}, 'output_size_limit', '... output_size_limit');
     my @left = grep { /^output/ } @{ files_of($ng, $r->{json}{id}) };
     is("@left", '', '... no output left');
+
+    # the sprite's JPEG and info count too: over the bound only with the
+    # big tiles, found when the sprite is made at the end of the input
+    $r = $ng->post_file('/api/jobs?format=mp4,sprite,info&sprite.width=640'
+                        . '&sprite.interval=0.5', $clip, name => 'clip.mp4');
+    $job = $ng->wait_job($r->{json}{id}, 60) // {};
+    is($job->{status}, 'failed', 'mp4,sprite,info over 250k with the sprite')
+        or diag(explain($job));
+    is($job->{error}{code}, 'output_size_limit', '... output_size_limit');
+    @left = grep { /^output/ } @{ files_of($ng, $r->{json}{id}) };
+    is("@left", '', '... no mp4, sprite, VTT or info left');
+    $r = $ng->post_file('/api/jobs?format=mp4,sprite,info', $clip,
+                        name => 'clip.mp4');
+    $job = $ng->wait_job($r->{json}{id}, 60) // {};
+    is($job->{status}, 'done', '... with small tiles the list fits');
     $ng->stop;
 
     # the store quota counts every output: with a quota between "the clip
