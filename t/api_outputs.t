@@ -288,6 +288,24 @@ for i in z.infolist():
     is($ng->delete($id)->{status}, 204, "$iso: DELETE of the list");
     ok(!-e $folder, "$iso: ... the VTT and all outputs gone");
 
+    # the sprite first: it is "output", /output/sprite and the VTT too
+    $r = $ng->post_file('/api/jobs?format=sprite,mp4&mp4.height=96', $clip,
+                        name => 'clip.mp4');
+    $job = $ng->wait_job($r->{json}{id}, 60) // {};
+    is($job->{status}, 'done', "$iso: sprite,mp4 done");
+    $g = $ng->get("/api/jobs/$r->{json}{id}/output/sprite");
+    is($g->{headers}{'content-type'}, 'image/jpeg',
+       "$iso: ... /output/sprite is the first output");
+    is(length($g->{body} // ''), $job->{output}{bytes}, "$iso: ... its bytes");
+    like($ng->get("/api/jobs/$r->{json}{id}/output/sprite.vtt")->{body} // '',
+         qr/^WEBVTT\n(?:\n[\d:.]+ --> [\d:.]+\nsprite#xywh=\S+\n){4}$/,
+         "$iso: ... its VTT: 4 cues of the default interval");
+    $p = VconvNginx::probe(do {
+        my $m = "$dir/$iso.sm.mp4";
+        $ng->get("/api/jobs/$r->{json}{id}/output/mp4", output => $m);
+        $m }) // {};
+    is($p->{video}{height}, 96, "$iso: ... and the mp4 its mp4.height");
+
     # sprite.* without a sprite, a bad one with it: 400
     VconvNginx::is_api_error(
         $ng->post_file('/api/jobs?format=mp4,webm&sprite.columns=3', $clip,
