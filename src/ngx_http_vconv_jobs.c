@@ -42,6 +42,7 @@ static ngx_int_t ngx_http_vconv_jobs_output_name(ngx_http_request_t *r,
     vconv_job_info_t *info, ngx_str_t *name);
 static ngx_int_t ngx_http_vconv_jobs_output_hls(ngx_http_request_t *r,
     vconv_job_info_t *info, ngx_str_t *name);
+static ngx_uint_t ngx_http_vconv_jobs_sprite(vconv_job_info_t *info);
 static ngx_int_t ngx_http_vconv_jobs_output(ngx_http_request_t *r,
     ngx_http_vconv_zone_t *z, ngx_str_t *id, ngx_http_vconv_target_e target,
     ngx_str_t *name);
@@ -265,7 +266,7 @@ ngx_http_vconv_jobs_output(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
 
         case NGX_HTTP_VCONV_JOB_SPRITE:
         case NGX_HTTP_VCONV_JOB_VTT:
-            if (info.out_format != VCONV_FMT_SPRITE) {
+            if (!ngx_http_vconv_jobs_sprite(&info)) {
                 return ngx_http_vconv_reply_not_found(r, "no such output");
             }
 
@@ -583,4 +584,24 @@ ngx_http_vconv_jobs_output_hls(ngx_http_request_t *r, vconv_job_info_t *info,
     }
 
     return ngx_http_vconv_reply_not_found(r, "no such file");
+}
+
+
+/* a sprite among the job's outputs: it has output.sprite.vtt too */
+static ngx_uint_t
+ngx_http_vconv_jobs_sprite(vconv_job_info_t *info)
+{
+    int  i;
+
+    if (info->out_format == VCONV_FMT_SPRITE) {
+        return 1;
+    }
+
+    for (i = 0; i < info->nouts && i < VCONV_MAX_OUTPUTS; i++) {
+        if (info->outs[i] == VCONV_FMT_SPRITE) {
+            return 1;
+        }
+    }
+
+    return 0;
 }

@@ -200,6 +200,11 @@ ngx_http_vconv_task_handler(void *data, ngx_log_t *log)
         if (rc != VCONV_OK) {
             (void) unlink((char *) job->output);
         }
+
+        if (rc != VCONV_OK && job->spec.nouts > 1) {
+            /* a list's other outputs go with it */
+            (void) ngx_http_vconv_task_outputs(job, &tc, rc, sizes);
+        }
     }
 
     if (rc != VCONV_OK) {

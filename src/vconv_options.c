@@ -2487,7 +2487,7 @@ int
 vconv_spec_output(const vconv_spec_t *spec, int i, vconv_spec_t *out,
     unsigned allowed_formats, vconv_error_t *err)
 {
-    int                    pass;
+    int                    pass, own;
     size_t                 klen, vlen, n, off;
     unsigned               bit;
     const char            *name, *key, *val, *dot;
@@ -2533,11 +2533,15 @@ vconv_spec_output(const vconv_spec_t *spec, int i, vconv_spec_t *out,
             key = (const char *) p + 3;
             val = key + klen;
             dot = memchr(key, '.', klen);
+            own = 0;
 
             if (pass == 0) {
                 if (dot == NULL) {
                     continue;
                 }
+
+                /* "sprite.columns" is its own name: sprite's, unstripped */
+                own = vconv_option_bit(key, klen) != 0;
 
                 if ((size_t) (dot - key) != n || memcmp(key, name, n) != 0)
                 {
@@ -2552,10 +2556,12 @@ vconv_spec_output(const vconv_spec_t *spec, int i, vconv_spec_t *out,
                                            (int) (dot - key), key);
                 }
 
-                klen -= n + 1;
-                key = dot + 1;
+                if (!own) {
+                    klen -= n + 1;
+                    key = dot + 1;
+                }
 
-                if (spec->rung[i] != 0 && klen == 7
+                if (!own && spec->rung[i] != 0 && klen == 7
                     && memcmp(key, "heights", 7) == 0)
                 {
                     klen += n + 1;
@@ -2586,7 +2592,7 @@ vconv_spec_output(const vconv_spec_t *spec, int i, vconv_spec_t *out,
                 return vconv_spec_output_error(err, &e, name, spec);
             }
 
-            if (pass == 0) {
+            if (pass == 0 && !own) {
                 klen += n + 1;
             }
         }
@@ -2662,6 +2668,14 @@ vconv_list_skips(vconv_kind_e kind)
     case VCONV_KIND_ANIMATION:
         return VCONV_SET_VBITRATE | VCONV_SET_ABITRATE | VCONV_SET_ACODEC
                | VCONV_SET_AUDIO;
+
+    /* a grid of thumbnails takes only the JPEG's quality */
+    case VCONV_KIND_SPRITE:
+        return ~(unsigned) VCONV_SET_QUALITY;
+
+    /* a probe takes no option at all */
+    case VCONV_KIND_INFO:
+        return ~0u;
 
     default:
         return 0;

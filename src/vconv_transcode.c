@@ -75,6 +75,9 @@ static int vconv_outputs_end(vconv_job_t *job);
 static double vconv_outputs_progress(vconv_job_t *job);
 static void vconv_outputs_cleanup(vconv_job_t *job);
 static void vconv_outputs_rungs(vconv_job_t *job);
+static int vconv_outputs_own(vconv_job_t *job, int i);
+static int vconv_outputs_own_frame(vconv_job_t *job, int i, AVFrame *frame);
+static int vconv_outputs_own_end(vconv_job_t *job, int i);
 
 
 static const vconv_limits_t  vconv_no_limits;
@@ -1645,6 +1648,8 @@ typedef struct vconv_out_s {
     vconv_spec_t         spec;
     vconv_limits_t       limits;
     int                  skip;      /* an hls rung above the input */
+    int                  own;       /* info or sprite: no graph, no muxer */
+    vconv_sprite_ctx_t  *sprite;
 } vconv_output_job_t;
 
 
@@ -1668,7 +1673,9 @@ vconv_outputs_transcode(vconv_job_t *job)
     }
 
     for (i = 0; rc == VCONV_OK && i < job->nouts; i++) {
-        rc = vconv_limits(&job->outs[i].job);
+        if (job->outs[i].job.fmt->kind != VCONV_KIND_INFO) {
+            rc = vconv_limits(&job->outs[i].job);
+        }
     }
 
     if (rc == VCONV_OK) {
@@ -1791,12 +1798,23 @@ vconv_outputs_select(vconv_job_t *job)
     vconv_job_t         *sub;
     vconv_input_info_t  *in;
 
+    in = NULL;
+
     for (i = 0; i < job->nouts; i++) {
         sub = &job->outs[i].job;
         sub->ifmt = job->ifmt;
 
+        /* a probe reads the opened input only: no stream of its own */
+        if (sub->fmt->kind == VCONV_KIND_INFO) {
+            continue;
+        }
+
         if (vconv_select(sub) != VCONV_OK) {
             return VCONV_ERROR;
+        }
+
+        if (in == NULL) {
+            in = &job->outs[i].tc.input;
         }
     }
 
@@ -1847,7 +1865,10 @@ vconv_outputs_select(vconv_job_t *job)
                          ? ist->start_time : 0;
     }
 
-    in = &job->outs[0].tc.input;
+    if (in == NULL) {
+        return VCONV_OK;
+    }
+
     job->tc->input.width = in->width;
     job->tc->input.height = in->height;
     av_strlcpy(job->tc->input.vcodec, in->vcodec,
@@ -1894,13 +1915,24 @@ vconv_outputs_setup(vconv_job_t *job)
             continue;
         }
 
-        if (sub->start < start) {
+        if (sub->fmt->kind != VCONV_KIND_INFO && sub->start < start) {
             start = sub->start;
             job->offset = sub->offset;
         }
 
         sub->v.dec = sub->v.ist ? job->v.dec : NULL;
         sub->a.dec = sub->a.ist ? job->a.dec : NULL;
+
+        if (sub->fmt->kind == VCONV_KIND_INFO
+            || sub->fmt->kind == VCONV_KIND_SPRITE)
+        {
+            rc = vconv_outputs_own(job, i);
+            if (rc != VCONV_OK) {
+                return rc;
+            }
+
+            continue;
+        }
 
         rc = vconv_output_open(sub);
 
@@ -1965,7 +1997,9 @@ vconv_outputs_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
         if (sst->index >= 0 && !sst->done) {
             frame->pts = pts;
 
-            rc = vconv_filter_frame(sub, sst, frame);
+            rc = job->outs[i].own
+                 ? vconv_outputs_own_frame(job, i, frame)
+                 : vconv_filter_frame(sub, sst, frame);
             if (rc != VCONV_OK) {
                 frame->pts = pts;
                 return rc;
@@ -2009,6 +2043,12 @@ vconv_outputs_finish(vconv_job_t *job, vconv_stream_t *st)
             continue;
         }
 
+        if (job->outs[i].own) {
+            /* the sprite's last picture is placed by its end */
+            sst->done = 1;
+            continue;
+        }
+
         rc = vconv_finish_graph(sub, sst);
         if (rc != VCONV_OK) {
             return rc;
@@ -2038,6 +2078,16 @@ vconv_outputs_end(vconv_job_t *job)
 
         if (job->outs[i].skip) {
             tc->outputs[i].skipped = 1;
+            continue;
+        }
+
+        if (job->outs[i].own) {
+            rc = vconv_outputs_own_end(job, i);
+            if (rc != VCONV_OK) {
+                return rc;
+            }
+
+            total += sub->tc->output_bytes;
             continue;
         }
 
@@ -2128,6 +2178,8 @@ vconv_outputs_cleanup(vconv_job_t *job)
     }
 
     for (i = 0; i < job->nouts; i++) {
+        vconv_sprite_free(&job->outs[i].sprite);
+
         sub = &job->outs[i].job;
         sub->ifmt = NULL;
         sub->v.dec = NULL;
@@ -2198,4 +2250,110 @@ vconv_outputs_rungs(vconv_job_t *job)
         sub->v.ist = NULL;
         sub->a.ist = NULL;
     }
+}
+
+
+/*
+ * info and sprite in a list: no filter graph, encoder or muxer of the
+ * engine's.  info is written now, from the opened input, as the single
+ * format is; a sprite takes the shared decoder's pictures.
+ */
+static int
+vconv_outputs_own(vconv_job_t *job, int i)
+{
+    vconv_job_t         *sub;
+    vconv_output_job_t  *o;
+
+    o = &job->outs[i];
+    sub = &o->job;
+    o->own = 1;
+
+    if (sub->fmt->kind == VCONV_KIND_INFO) {
+        return vconv_info_run(sub);
+    }
+
+    if (sub->v.ist == NULL || sub->v.dec == NULL) {
+        return vconv_error_set(&sub->tc->err, VCONV_E_NO_VIDEO,
+                               "the input has no video stream");
+    }
+
+    return vconv_sprite_create(sub, &o->spec, &sub->v, &sub->tc->sprite,
+                               &o->sprite);
+}
+
+
+/* a decoded picture to the sprite; its time is the output's progress */
+static int
+vconv_outputs_own_frame(vconv_job_t *job, int i, AVFrame *frame)
+{
+    int64_t       ts;
+    vconv_job_t  *sub;
+
+    sub = &job->outs[i].job;
+
+    if (job->outs[i].sprite == NULL) {
+        return VCONV_OK;
+    }
+
+    ts = frame->best_effort_timestamp;
+    if (ts == AV_NOPTS_VALUE) {
+        ts = frame->pts;
+    }
+
+    if (ts != AV_NOPTS_VALUE) {
+        sub->in_time = ts * av_q2d(sub->v.ist->time_base)
+                       - sub->offset / 1e6;
+    }
+
+    sub->v.frames++;
+
+    return vconv_sprite_frame(job->outs[i].sprite, frame);
+}
+
+
+/* the sprite's JPEG made and written; its grid is the job's, for the VTT */
+static int
+vconv_outputs_own_end(vconv_job_t *job, int i)
+{
+    int                  rc;
+    AVPacket            *pkt;
+    vconv_job_t         *sub;
+    vconv_sprite_t      *sp;
+    vconv_transcode_t   *tc;
+    vconv_output_job_t  *o;
+
+    o = &job->outs[i];
+    sub = &o->job;
+    tc = job->tc;
+
+    if (o->sprite != NULL) {
+        pkt = sub->opkt;
+
+        rc = vconv_sprite_end(o->sprite, pkt);
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+
+        rc = vconv_info_write(sub, (const char *) pkt->data, pkt->size);
+        sub->tc->output_bytes = pkt->size;
+        av_packet_unref(pkt);
+
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+
+        sp = &sub->tc->sprite;
+        sub->tc->output_duration = sp->duration;
+        tc->sprite = *sp;
+        tc->outputs[i].width = (sp->tiles < sp->columns ? sp->tiles
+                                                        : sp->columns)
+                               * sp->tile_w;
+        tc->outputs[i].height = (sp->tiles + sp->columns - 1) / sp->columns
+                                * sp->tile_h;
+    }
+
+    tc->outputs[i].bytes = sub->tc->output_bytes;
+    tc->outputs[i].duration = sub->tc->output_duration;
+
+    return VCONV_OK;
 }

@@ -3,8 +3,10 @@
 # and writes each output; NAME.option applies to that output only; the
 # job JSON lists them and each is served at /api/jobs/{id}/output/NAME;
 # one failed output fails the job and leaves no output file; DELETE,
-# vconv_max_output_size and the store count every output.  Run in both
-# isolations (the sandboxed child gets every output's descriptor).
+# vconv_max_output_size and the store count every output; info and sprite
+# (with output/sprite.vtt) as outputs of a list, and the list's
+# outputs.zip.  Run in both isolations (the sandboxed child gets every
+# output's descriptor).
 
 use strict;
 use warnings;
@@ -23,6 +25,13 @@ my $cli = "$VconvNginx::ROOT/build/vconv-cli";
 sub files_of {
     my ($ng, $id) = @_;
     return [ sort map { s{.*/}{}r } glob($ng->store . "/$id/*") ];
+}
+
+sub file_crc {
+    require Compress::Zlib;
+    open my $fh, '<:raw', $_[0] or return '';
+    local $/;
+    return sprintf '%08x', Compress::Zlib::crc32(<$fh> // '');
 }
 
 sub psnr {
@@ -153,6 +162,181 @@ for my $iso (qw(process thread)) {
     is($r->{status}, 200, "$iso: a list with wait=1");
     is($r->{headers}{'content-type'}, 'video/webm', '... answers the first');
 
+
+    # --- info and sprite as outputs of a list (one decode feeds the
+    # sprite; info comes from the opened input; sprite.* go to the sprite
+    # as they are; the VTT is served as output/sprite.vtt) ---------------
+    $r = $ng->post_file('/api/jobs?format=mp4,sprite,info&height=120'
+                        . '&sprite.columns=3&sprite.interval=1', $clip,
+                        name => 'clip.mp4');
+    is($r->{status}, 202, "$iso: format=mp4,sprite,info taken")
+        or diag($r->{body});
+    $id = $r->{json}{id};
+    $job = $ng->wait_job($id, 120) // {};
+    is($job->{status}, 'done', "$iso: ... done") or diag(explain($job));
+    is_deeply([ map { $_->{name} } @{ $job->{outputs} // [] } ],
+              [qw(mp4 sprite info)], "$iso: ... outputs[] in list order");
+    is_deeply(files_of($ng, $id),
+              [qw(job.json output output.info output.sprite
+                  output.sprite.vtt zip.idx)],
+              "$iso: ... output, output.sprite (+ .vtt), output.info");
+    my %o = map { $_->{name} => $_ } @{ $job->{outputs} // [] };
+
+    my $f = "$dir/$iso.l.mp4";
+    $ng->get("/api/jobs/$id/output/mp4", output => $f);
+    my $p = VconvNginx::probe($f, count_frames => 1) // {};
+    is($p->{video}{codec_name}, 'h264', "$iso: mp4: h264");
+    is($p->{video}{height}, 120, "$iso: mp4: height=120 applies to it");
+    cmp_ok(abs(($p->{duration} // 0) - 4), '<', 0.15, "$iso: mp4: 4 s");
+    is($p->{video}{nb_read_frames}, 100, "$iso: mp4: 100 frames");
+    ok($p->{audio}, "$iso: mp4: has sound");
+
+    my $sp = "$dir/$iso.l.sprite.jpg";
+    $g = $ng->get("/api/jobs/$id/output/sprite", output => $sp);
+    is($g->{status}, 200, "$iso: sprite: served");
+    is($g->{headers}{'content-type'}, 'image/jpeg', "$iso: sprite: jpeg");
+    is(-s $sp, $o{sprite}{bytes}, "$iso: sprite: bytes as in the JSON");
+    $p = VconvNginx::probe($sp) // {};
+    my ($sw, $sh) = ($p->{video}{width} // 0, $p->{video}{height} // 0);
+    $g = $ng->get("/api/jobs/$id/output/sprite.vtt");
+    is($g->{status}, 200, "$iso: sprite.vtt: served");
+    like($g->{headers}{'content-type'} // '', qr{^text/vtt},
+         "$iso: sprite.vtt: text/vtt");
+    my $vtt = $g->{body} // '';
+    my @cues;
+    while ($vtt =~ /^(\d\d):(\d\d):(\d\d\.\d{3}) --> (\d\d):(\d\d):(\d\d\.\d{3})\n(.*)#xywh=(\d+),(\d+),(\d+),(\d+)$/mg) {
+        push @cues, { from => $1 * 3600 + $2 * 60 + $3,
+                      to => $4 * 3600 + $5 * 60 + $6, url => $7,
+                      x => $8, y => $9, w => $10, h => $11 };
+    }
+    like($vtt, qr/^WEBVTT\n/, "$iso: sprite.vtt: a WebVTT");
+    is(scalar @cues, 4, "$iso: sprite.vtt: 4 cues, 4 s every 1 s");
+    my $bad = 0;
+    for my $i (0 .. $#cues) {
+        my $c = $cues[$i];
+        $bad++, diag("cue $i: " . explain($c))
+            unless abs($c->{from} - $i) < 0.001
+                && abs($c->{to} - ($i + 1)) < 0.001
+                && $c->{url} eq 'sprite'
+                && $c->{x} == ($i % 3) * 160 && $c->{y} == int($i / 3) * 120
+                && $c->{w} == 160 && $c->{h} == 120;
+    }
+    is($bad, 0, "$iso: sprite.vtt: each cue its second and its tile "
+                . "(sprite.columns=3, sprite.interval=1)");
+    cmp_ok(abs((@cues ? $cues[-1]{to} : 0) - 4), '<', 0.05,
+           "$iso: sprite.vtt: the last cue ends at the input's end");
+    is("${sw}x$sh", (3 * 160) . 'x' . (2 * 120),
+       "$iso: sprite: the grid is 3 tiles wide and 2 rows high");
+    if ($iso eq 'process') {
+        system("'$cli' '$clip' '$dir/one.sprite.jpg' format=sprite "
+               . 'sprite.columns=3 sprite.interval=1 >/dev/null') == 0
+            or diag('vconv-cli failed');
+        cmp_ok(psnr($sp, "$dir/one.sprite.jpg"), '>=', 60,
+               'sprite in a list: the single sprite job\'s picture');
+    }
+
+    $g = $ng->get("/api/jobs/$id/output/info");
+    is($g->{status}, 200, "$iso: info: served");
+    like($g->{headers}{'content-type'} // '', qr{^application/json},
+         "$iso: info: application/json");
+    is(length($g->{body} // ''), $o{info}{bytes},
+       "$iso: info: bytes as in the JSON");
+    my $info = eval { VconvNginx->json->decode($g->{body}) } // {};
+    my $want = VconvNginx->json->decode(
+        scalar `ffprobe -v error -show_format -show_streams -of json '$clip'`);
+    is($info->{format}{name}, $want->{format}{format_name},
+       "$iso: info: container as ffprobe says");
+    cmp_ok(abs(($info->{format}{duration} // 0) - $want->{format}{duration}),
+           '<', 0.001, "$iso: info: duration as ffprobe says");
+    is($info->{format}{size}, -s $clip, "$iso: info: the input's size");
+    is(scalar @{ $info->{streams} // [] }, scalar @{ $want->{streams} },
+       "$iso: info: every stream");
+    for my $i (0 .. $#{ $want->{streams} }) {
+        my ($gs, $ws) = ($info->{streams}[$i] // {}, $want->{streams}[$i]);
+        my @k = $ws->{codec_type} eq 'video'
+                ? qw(codec_type codec_name width height pix_fmt avg_frame_rate)
+                : qw(codec_type codec_name sample_rate channels);
+        is(join(',', map { $gs->{$_} // 'undef' } @k),
+           join(',', map { $ws->{$_} // 'undef' } @k),
+           "$iso: info: stream $i (@k) as ffprobe says");
+    }
+
+    # the zip of the list: every output and the VTT, right CRCs and sizes
+    my $zip = "$dir/$iso.l.zip";
+    $g = $ng->get("/api/jobs/$id/outputs.zip", output => $zip);
+    is($g->{status}, 200, "$iso: outputs.zip of the list");
+    my $py = `python3 -c '
+import sys, zipfile, zlib
+z = zipfile.ZipFile(sys.argv[1])
+print(z.testzip())
+for i in z.infolist():
+    print(i.filename, i.file_size, i.compress_type,
+          "%08x" % (zlib.crc32(z.read(i)) & 0xffffffff))
+' '$zip' 2>&1`;
+    my @zl = split /\n/, $py;
+    is(shift(@zl) // '', 'None', "$iso: ... testzip(): every CRC right")
+        or diag($py);
+    my $folder = $ng->store . "/$id";
+    my %zf = ('clip.mp4' => 'output', 'clip.sprite.jpg' => 'output.sprite',
+              'clip.sprite.vtt' => 'output.sprite.vtt',
+              'clip.info.json' => 'output.info');
+    is_deeply([ sort @zl ],
+              [ sort map { "$_ " . (-s "$folder/$zf{$_}") . " 0 "
+                           . file_crc("$folder/$zf{$_}") } keys %zf ],
+              "$iso: ... mp4, sprite, its VTT and info: names, sizes, CRCs")
+        or diag($py);
+    is($ng->delete($id)->{status}, 204, "$iso: DELETE of the list");
+    ok(!-e $folder, "$iso: ... the VTT and all outputs gone");
+
+    # the sprite first: it is "output", /output/sprite and the VTT too
+    $r = $ng->post_file('/api/jobs?format=sprite,mp4&mp4.height=96', $clip,
+                        name => 'clip.mp4');
+    $job = $ng->wait_job($r->{json}{id}, 60) // {};
+    is($job->{status}, 'done', "$iso: sprite,mp4 done");
+    $g = $ng->get("/api/jobs/$r->{json}{id}/output/sprite");
+    is($g->{headers}{'content-type'}, 'image/jpeg',
+       "$iso: ... /output/sprite is the first output");
+    is(length($g->{body} // ''), $job->{output}{bytes}, "$iso: ... its bytes");
+    like($ng->get("/api/jobs/$r->{json}{id}/output/sprite.vtt")->{body} // '',
+         qr/^WEBVTT\n(?:\n[\d:.]+ --> [\d:.]+\nsprite#xywh=\S+\n){4}$/,
+         "$iso: ... its VTT: 4 cues of the default interval");
+    $p = VconvNginx::probe(do {
+        my $m = "$dir/$iso.sm.mp4";
+        $ng->get("/api/jobs/$r->{json}{id}/output/mp4", output => $m);
+        $m }) // {};
+    is($p->{video}{height}, 96, "$iso: ... and the mp4 its mp4.height");
+
+    # sprite.* without a sprite, a bad one with it: 400
+    VconvNginx::is_api_error(
+        $ng->post_file('/api/jobs?format=mp4,webm&sprite.columns=3', $clip,
+                       name => 'clip.mp4'),
+        400, 'invalid_value', "$iso: sprite.columns and no sprite -> 400");
+    VconvNginx::is_api_error(
+        $ng->post_file('/api/jobs?format=mp4,sprite&sprite.columns=99',
+                       $clip, name => 'clip.mp4'),
+        400, 'out_of_range', "$iso: sprite.columns=99 in a list -> 400");
+
+    # a list with info and sprite that fails late leaves none of them
+    $r = $ng->post_file('/api/jobs?format=sprite,info,wav&wav.start=30',
+                        $clip, name => 'clip.mp4');
+    $job = $ng->wait_job($r->{json}{id}, 60) // {};
+    is($job->{status}, 'failed', "$iso: sprite,info,wav with wav past the end");
+    is($job->{error}{code}, 'start_beyond_end', "$iso: ... wav's error");
+    @left = grep { /^output/ } @{ files_of($ng, $r->{json}{id}) };
+    is("@left", '', "$iso: ... no sprite, VTT or info left");
+    VconvNginx::is_api_error(
+        $ng->get("/api/jobs/$r->{json}{id}/output/sprite.vtt"), 409,
+        'not_ready', "$iso: ... sprite.vtt not served");
+
+    # a sprite of an input with no picture fails the list
+    $r = $ng->post_file('/api/jobs?format=mp3,sprite', $wav,
+                        name => 'tone.wav');
+    $job = $ng->wait_job($r->{json}{id}, 60) // {};
+    is($job->{error}{code}, 'no_video_stream',
+       "$iso: mp3,sprite of sound alone: the sprite's error");
+    @left = grep { /^output/ } @{ files_of($ng, $r->{json}{id}) };
+    is("@left", '', "$iso: ... nothing left");
+
     $ng->assert_clean_log;
     $ng->stop;
 }
@@ -174,6 +358,21 @@ for my $iso (qw(process thread)) {
     is($job->{error}{code}, 'output_size_limit', '... output_size_limit');
     my @left = grep { /^output/ } @{ files_of($ng, $r->{json}{id}) };
     is("@left", '', '... no output left');
+
+    # the sprite's JPEG and info count too: over the bound only with the
+    # big tiles, found when the sprite is made at the end of the input
+    $r = $ng->post_file('/api/jobs?format=mp4,sprite,info&sprite.width=640'
+                        . '&sprite.interval=0.5', $clip, name => 'clip.mp4');
+    $job = $ng->wait_job($r->{json}{id}, 60) // {};
+    is($job->{status}, 'failed', 'mp4,sprite,info over 250k with the sprite')
+        or diag(explain($job));
+    is($job->{error}{code}, 'output_size_limit', '... output_size_limit');
+    @left = grep { /^output/ } @{ files_of($ng, $r->{json}{id}) };
+    is("@left", '', '... no mp4, sprite, VTT or info left');
+    $r = $ng->post_file('/api/jobs?format=mp4,sprite,info', $clip,
+                        name => 'clip.mp4');
+    $job = $ng->wait_job($r->{json}{id}, 60) // {};
+    is($job->{status}, 'done', '... with small tiles the list fits');
     $ng->stop;
 
     # the store quota counts every output: with a quota between "the clip

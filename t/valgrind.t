@@ -103,6 +103,14 @@ my @cli = (
                                      'acodec=copy']],
     ['output size limit', ['--threads', 1, '--max-output', 2000, $mp4,
                            'e5.mp4', 'format=mp4'], 'output_size_limit'],
+    # a list's sprite (fed by the shared decoder) and info; and the same
+    # failing with the sprite's grid half made
+    ['list with sprite and info', [$mp4, 'o9.d', 'format=mp4,sprite,info',
+                                   'width=32', 'sprite.interval=0.1']],
+    ['list with sprite, failing', ['--max-output', 3000, $mp4, 'e6.d',
+                                   'format=sprite,info,mp4',
+                                   'sprite.interval=0.1'],
+     'output_size_limit'],
 );
 
 my @runs;

@@ -6,7 +6,8 @@
  *             INPUT OUTPUT [key=value...]
  *
  * With a list of formats (format=mp4,webm,jpg), OUTPUT is a folder
- * (made if missing) and each output is OUTPUT/out.EXT; the JSON line
+ * (made if missing) and each output is OUTPUT/out.EXT (a sprite
+ * OUTPUT/out.sprite.jpg and its VTT OUTPUT/out.sprite.vtt); the JSON line
  * gains "outputs":[{"name","path","bytes","duration"}].  format=hls (alone
  * or in a list; hls.heights=...) writes OUTPUT/hls/: master.m3u8, and
  * per rung NNNp.mp4 (fragmented) and NNNp.m3u8.
@@ -40,6 +41,8 @@ static void vconv_cli_progress(void *data, double fraction);
 static int vconv_cli_fail(const vconv_error_t *err, int status);
 static int vconv_cli_pipe_read(void *opaque, uint8_t *buf, int size);
 static int vconv_cli_vtt(const char *out, const vconv_sprite_t *sp);
+static int vconv_cli_vtt_write(const char *path, const char *url,
+    const vconv_sprite_t *sp);
 static void vconv_cli_str(const char *name, const char *s, int comma);
 
 
@@ -62,6 +65,7 @@ main(int argc, char **argv)
     char                paths[VCONV_MAX_OUTPUTS][4096];
     char                names[VCONV_MAX_OUTPUTS][2][32];
     char                hls[2048];
+    char                vtt[4096];
     int                 nrungs;
     vconv_hls_rung_t    rungs[VCONV_MAX_OUTPUTS];
     const char         *in, *out;
@@ -211,6 +215,11 @@ main(int argc, char **argv)
                 snprintf(paths[i], sizeof(paths[i]), "%s/%s", hls,
                          names[i][0]);
 
+            } else if (spec.outs[i] == VCONV_FMT_SPRITE) {
+                /* beside a jpg of the same list; its VTT names it */
+                snprintf(paths[i], sizeof(paths[i]), "%s/out.sprite.jpg",
+                         out);
+
             } else {
                 snprintf(paths[i], sizeof(paths[i]), "%s/out.%s", out,
                          vconv_format(spec.outs[i])->ext);
@@ -224,6 +233,7 @@ main(int argc, char **argv)
         tc.outputs = outs;
     }
 
+    vtt[0] = '\0';
     tc.progress = vconv_cli_verbose ? vconv_cli_progress : NULL;
 
     rc = vconv_transcode(&tc);
@@ -247,9 +257,21 @@ main(int argc, char **argv)
         rc = vconv_hls_write(hls, rungs, nrungs, &tc.err);
     }
 
+    if (rc == VCONV_OK && spec.nouts > 1 && tc.sprite.tiles > 0) {
+        snprintf(vtt, sizeof(vtt), "%s/out.sprite.vtt", out);
+
+        if (vconv_cli_vtt_write(vtt, "out.sprite.jpg", &tc.sprite) != 0) {
+            rc = vconv_error_set(&tc.err, VCONV_E_IO, "%s: %s", vtt,
+                                 strerror(errno));
+        }
+    }
+
     if (rc != VCONV_OK) {
         if (spec.nouts > 1 || spec.hls) {
             /* one output failed: none is left */
+            snprintf(vtt, sizeof(vtt), "%s/out.sprite.vtt", out);
+            unlink(vtt);
+
             for (i = 0; i < spec.nouts; i++) {
                 unlink(paths[i]);
 
@@ -298,6 +320,16 @@ main(int argc, char **argv)
             vconv_cli_str("path", paths[i], 1);
             printf(",\"bytes\":%lld,\"duration\":%.3f}",
                    (long long) outs[i].bytes, outs[i].duration);
+
+            if (spec.outs[i] == VCONV_FMT_SPRITE && spec.rung[i] == 0
+                && stat(vtt, &sb) == 0)
+            {
+                printf(",{");
+                vconv_cli_str("name", "sprite.vtt", 0);
+                vconv_cli_str("path", vtt, 1);
+                printf(",\"bytes\":%lld,\"duration\":%.3f}",
+                       (long long) sb.st_size, outs[i].duration);
+            }
         }
 
         printf("]");
@@ -309,7 +341,7 @@ main(int argc, char **argv)
                tc.sprite.columns, tc.sprite.tile_w, tc.sprite.tile_h,
                tc.sprite.interval);
 
-        if (vconv_cli_vtt(out, &tc.sprite) != 0) {
+        if (spec.nouts < 2 && vconv_cli_vtt(out, &tc.sprite) != 0) {
             unlink(out);
             printf("}\n");
             return 1;
@@ -364,6 +396,41 @@ vconv_cli_vtt(const char *out, const vconv_sprite_t *sp)
 
     free(text);
     free(path);
+
+    return rc;
+}
+
+
+/* a list's VTT: path, its cues naming url (the sprite beside it) */
+static int
+vconv_cli_vtt_write(const char *path, const char *url,
+    const vconv_sprite_t *sp)
+{
+    int      rc;
+    char    *text;
+    FILE    *f;
+    size_t   len;
+
+    len = vconv_sprite_vtt(sp, url, NULL, 0) + 1;
+
+    text = malloc(len);
+    if (text == NULL) {
+        return -1;
+    }
+
+    len = vconv_sprite_vtt(sp, url, text, len);
+
+    rc = -1;
+    f = fopen(path, "w");
+
+    if (f != NULL) {
+        rc = fwrite(text, 1, len, f) == len ? 0 : -1;
+        if (fclose(f) != 0) {
+            rc = -1;
+        }
+    }
+
+    free(text);
 
     return rc;
 }

@@ -1095,6 +1095,49 @@ test_list(void)
 }
 
 
+/* info and sprite in a list: sprite.* are the sprite's, as they are */
+static void
+test_list_own(void)
+{
+    vconv_spec_t   spec, out;
+    vconv_error_t  err;
+
+    is_int(parse("format=mp4,sprite,info&sprite.columns=3"
+                 "&sprite.interval=2&sprite.width=100&height=240"
+                 "&quality=50&duration=5", VCONV_FMT_ALL, &spec, &err),
+           VCONV_E_NONE, "mp4,sprite,info with sprite.* and plain options");
+    is_int(spec.nouts, 3, "three outputs");
+    is_int(spec.height, 240, "mp4 has the plain height");
+
+    is_int(vconv_spec_output(&spec, 1, &out, VCONV_FMT_ALL, &err), VCONV_OK,
+           "the sprite's spec");
+    is_int(out.format, VCONV_FMT_SPRITE, "output 1 is the sprite");
+    is_int(out.sprite_columns, 3, "sprite.columns is the sprite's");
+    is_int((int) out.sprite_interval, 2000000, "sprite.interval too");
+    is_int(out.sprite_width, 100, "sprite.width too");
+    is_int(out.height, 0, "the plain height passes the sprite by");
+    is_int((int) out.duration, 0, "and the plain duration");
+    is_int(out.quality, 50, "the plain quality is the sprite's JPEG's");
+
+    is_int(vconv_spec_output(&spec, 2, &out, VCONV_FMT_ALL, &err), VCONV_OK,
+           "info's spec");
+    is_int(out.format, VCONV_FMT_INFO, "output 2 is info");
+    is_int(out.height, 0, "info takes no plain option");
+
+    is_int(vconv_spec_output(&spec, 0, &out, VCONV_FMT_ALL, &err), VCONV_OK,
+           "mp4's spec");
+    is_int(out.sprite_columns, 0, "sprite.columns passes mp4 by");
+
+    is_int(parse("format=mp4,webm&sprite.columns=3", VCONV_FMT_ALL, &spec,
+                 &err), VCONV_E_INVALID_VALUE, "sprite.* and no sprite");
+    is_int(parse("format=mp4,sprite&sprite.columns=0", VCONV_FMT_ALL, &spec,
+                 &err), VCONV_E_OUT_OF_RANGE, "a bad sprite.* in a list");
+    is_int(parse("format=info,sprite&info.height=240", VCONV_FMT_ALL, &spec,
+                 &err), VCONV_E_CONFLICTING_OPTIONS,
+           "a prefixed option info cannot take");
+}
+
+
 int
 main(void)
 {
@@ -1109,6 +1152,7 @@ main(void)
     test_presets_json();
     test_target_size();
     test_list();
+    test_list_own();
 
     return done_testing();
 }
