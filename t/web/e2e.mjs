@@ -668,11 +668,10 @@ try {
     return on === 1 && off === 0;
   });
 
-  // Several outputs of one upload (issue 13). Until the one-decode engine
-  // is merged the server takes one format: the test sends the page's
-  // format=jpg,info,sprite on as format=sprite and adds to the job JSON the
-  // "outputs" list the contract gives for it, naming files the server
-  // really has (output, output/sprite, output/sprite.vtt) and really zips.
+  // Several outputs of one upload (issue 13): the page's "Also make" sends
+  // format=jpg,info,sprite (in the tus creation's Upload-Metadata, or a
+  // POST's query); the server decodes once and lists the outputs, each
+  // shown with its preview and download, and zips them all.
   await step('phone: "Also make" sends format=jpg,info,sprite with the options prefixed; each output has its preview and download; "Download all" is the server\'s zip', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.click('#clear');
@@ -684,34 +683,14 @@ try {
     await page.check('#also-info');
     const mainExtraHidden = await page.locator('#also-jpg').evaluate((e) => e.closest('.chip').hidden);
     const sent = [];
-    const jobRe = /\/api\/jobs\/[0-9a-z-]+(\/events)?(\?.*)?$/;
-    const withOutputs = (job) => {
-      if (job?.status !== 'done' || job.output?.format !== 'sprite') return job;
-      const u = `${new URL(`api/jobs/${job.id}`, base).pathname}`;
-      return { ...job, outputs: [
-        { name: 'jpg', format: 'jpg', bytes: job.output.bytes, url: `${u}/output` },
-        { name: 'sprite', format: 'sprite', bytes: job.output.bytes, url: `${u}/output/sprite` },
-        { name: 'sprite.vtt', format: 'sprite.vtt', bytes: 300, url: `${u}/output/sprite.vtt` },
-      ] };
-    };
-    await page.route(/\/api\/jobs\?/, (route) => {
-      const u = new URL(route.request().url());
-      sent.push(u.search);
-      return route.continue({ url: `${u.origin}${u.pathname}?format=sprite` });
-    });
-    await page.route(jobRe, async (route) => {
-      if (route.request().method() !== 'GET') return route.continue();
-      const res = await route.fetch({ timeout: slow });
-      let body = await res.text();
-      if (/events/.test(route.request().url())) {
-        body = body.replace(/^data: ?(.*)$/mg, (m, j) => {
-          try { return `data: ${JSON.stringify(withOutputs(JSON.parse(j)))}`; } catch { return m; }
-        });
-      } else {
-        try { body = JSON.stringify(withOutputs(JSON.parse(body))); } catch { /* not JSON */ }
+    const seen = (r) => {
+      if (/\/api\/jobs\?/.test(r.url())) sent.push(new URL(r.url()).search);
+      else if (r.method() === 'POST' && /\/api\/uploads\/?$/.test(r.url())) {
+        const m = (r.headers()['upload-metadata'] || '').split(',').map((kv) => kv.trim().split(' '));
+        sent.push('?' + m.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(Buffer.from(v || '', 'base64').toString())}`).join('&'));
       }
-      return route.fulfill({ response: res, body });
-    });
+    };
+    page.on('request', seen);
     const buf = fs.readFileSync(wide);
     await page.setInputFiles('#file', [{ name: longNames[0], mimeType: 'video/mp4', buffer: buf }]);
     const it = item(0);
@@ -735,19 +714,20 @@ try {
     const entries = readZip(file);
     const ov = await overflow();
     await shot('phone-outputs.png', { fullPage: true });
-    await page.unroute(/\/api\/jobs\?/);
-    await page.unroute(jobRe);
+    page.off('request', seen);
     const base0 = longNames[0].replace(/\.mp4$/, '');
     diag(`sent ${sent.join(' ')}; summary "${summary}"; rows ${JSON.stringify(rows)}; types ${types.join(', ')}`);
     diag(`zip ${dl.suggestedFilename()}: ${entries.map((e) => `${e.name} ${e.size} crc ${e.crcOk}`).join('; ')}; overflow ${ov}px`);
     const q = new URLSearchParams(sent[0] || '');
+    const names = entries.map((e) => e.name);
     return sent.length === 1 && q.get('format') === 'jpg,info,sprite' && q.get('jpg.height') === '240'
       && !q.has('height') && mainExtraHidden && /also INFO, SPRITE/.test(summary)
-      && rows.length === 3 && rows.map((r) => r.name).join() === 'jpg,sprite,sprite.vtt'
-      && rows[0].img > 0 && rows[1].img > 0 && rows.every((r) => r.right <= 390 && r.dl.startsWith(base0))
-      && /^image\/jpeg/.test(types[0]) && /^image\/jpeg/.test(types[1]) && /^text\/vtt/.test(types[2])
-      && entries.length === 2 && entries.every((e) => e.crcOk)
-      && entries.map((e) => e.name).join() === `${base0}.sprite.jpg,${base0}.sprite.vtt`
+      && rows.length === 3 && rows.map((r) => r.name).join() === 'jpg,info,sprite'
+      && rows[0].img > 0 && rows[2].img > 0 && rows.every((r) => r.right <= 390 && r.dl.startsWith(base0))
+      && /^image\/jpeg/.test(types[0]) && /^application\/json/.test(types[1]) && /^image\/jpeg/.test(types[2])
+      && entries.length === 4 && entries.every((e) => e.crcOk && e.name.startsWith(base0))
+      && names.includes(`${base0}.jpg`) && names.includes(`${base0}.sprite.jpg`)
+      && names.includes(`${base0}.sprite.vtt`)
       && ov <= 0;
   });
 
