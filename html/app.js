@@ -9,14 +9,17 @@ const BLURB = {
   mp4: 'universal', webm: 'web', mkv: 'Matroska', mov: 'Apple',
   gif: 'animated', webp: 'animated', jpg: 'one frame', png: 'one frame',
   mp3: 'music', m4a: 'AAC', opus: 'small', ogg: 'Vorbis', wav: 'raw audio', flac: 'lossless',
-  info: 'facts (JSON)', sprite: 'seek thumbnails',
+  info: 'facts (JSON)', sprite: 'seek thumbnails', hls: 'adaptive stream',
 };
 // Made only beside another format ("Also make"), never the main one.
-const EXTRA_ONLY = new Set(['info', 'sprite']);
+const EXTRA_ONLY = new Set(['info', 'sprite', 'hls']);
 const isMain = (f) => !EXTRA_ONLY.has(kindOf(f));
 // The file name suffix of an output (html's own guess when the server's
 // job JSON does not say): sprite.vtt stays, a format takes its extension.
-const OUT_EXT = { info: 'info.json', sprite: 'sprite.jpg', 'sprite.vtt': 'sprite.vtt' };
+const OUT_EXT = { info: 'info.json', sprite: 'sprite.jpg', 'sprite.vtt': 'sprite.vtt', hls: 'm3u8' };
+// hls is not in /api/presets' formats (every server makes it, beside a
+// video): the page offers it among "Also make" when a video format is there.
+const HLS = { name: 'hls', ext: 'm3u8', mime: 'application/vnd.apple.mpegurl', kind: 'hls', group: 'video' };
 const GROUPS = [['video', 'Video'], ['image', 'Picture'], ['audio', 'Audio only']];
 const GROUP_OF_KIND = { video: 'video', animation: 'image', image: 'image', audio: 'audio' };
 const KIND_OF = { gif: 'animation', webp: 'animation', jpg: 'image', jpeg: 'image', png: 'image',
@@ -947,6 +950,14 @@ function renderOutputs(item, job) {
       media.controls = true;
       media.preload = 'metadata';
       media.playsInline = true;
+    } else if (kind === 'hls') {
+      // the master playlist plays where the browser plays HLS itself
+      if (document.createElement('video').canPlayType(HLS.mime)) {
+        media = document.createElement('video');
+        media.controls = true;
+        media.preload = 'metadata';
+        media.playsInline = true;
+      }
     } else if (kind === 'image' || kind === 'animation' || kind === 'sprite') {
       media = document.createElement('img');
       media.alt = `${o.name} of ${item.file.name}`;
@@ -965,9 +976,11 @@ function renderOutputs(item, job) {
     const link = document.createElement('a');
     link.className = 'button out-download';
     link.href = href;
-    link.setAttribute('download', name);
+    // a playlist alone is no file to keep: it opens; the zip has them all
+    if (kind !== 'hls') link.setAttribute('download', name);
     link.textContent = `${o.name.toUpperCase()} (${fmtBytes(+o.bytes)})`;
-    link.setAttribute('aria-label', `Download ${name}, ${fmtBytes(+o.bytes)}`);
+    link.setAttribute('aria-label', kind === 'hls' ? `Open the HLS playlist of ${item.file.name}`
+      : `Download ${name}, ${fmtBytes(+o.bytes)}`);
     li.append(text, link);
     list.append(li);
   }
@@ -1193,6 +1206,7 @@ async function init() {
       ...f, kind: kindOf(f), group: f.group || GROUP_OF_KIND[kindOf(f)] || 'video',
     }));
     if (!formats.length) throw new Error('no formats');
+    if (formats.some((f) => f.kind === 'video') && !formats.some((f) => f.name === 'hls')) formats.push(HLS);
     for (const [id, key] of [['width', 'width'], ['height', 'height'], ['fps', 'fps']]) {
       if (limits[key]?.min != null) $(`#${id}`).min = limits[key].min;
       if (limits[key]?.max != null) $(`#${id}`).max = limits[key].max;

@@ -438,7 +438,9 @@ ngx_http_vconv_tus_create(ngx_http_request_t *r, ngx_http_vconv_zone_t *z)
 
     if (ngx_http_vconv_tus_metadata(r, ctx, &info) != NGX_OK
         || ngx_http_vconv_preset_apply(ctx) != NGX_OK
-        || vconv_spec_finish(ctx->spec, (unsigned) vlcf->formats, &ctx->err)
+        || vconv_spec_finish(ctx->spec,
+                             (unsigned) vlcf->formats | VCONV_FMT_HLS_OK,
+                             &ctx->err)
            != VCONV_OK)
     {
         ngx_http_vconv_zone_count_error(z, ctx->err.code);

@@ -2773,8 +2773,7 @@ vconv_spec_hls(vconv_spec_t *spec, unsigned allowed_formats,
 
     if (!(allowed_formats & VCONV_FMT_HLS_OK)) {
         return vconv_error_set(err, VCONV_E_FORMAT_NOT_ALLOWED,
-                               "format hls is not served yet (vconv-cli "
-                               "writes it)");
+                               "format hls is not allowed here");
     }
 
     for (at = 0; at < spec->nouts; at++) {

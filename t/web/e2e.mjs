@@ -731,6 +731,54 @@ try {
       && ov <= 0;
   });
 
+  // hls among "Also make" (issue 13 item 4): the job's hls output is its
+  // master playlist, previewed in a <video> where the browser plays HLS
+  await step('phone: "Also make" HLS sends format=mp4,hls; the hls output opens master.m3u8, previewed where the browser plays HLS', async () => {
+    await page.click('#clear');
+    await page.check('#fmt-mp4');
+    await page.selectOption('#size', '');
+    for (const n of ['sprite', 'info']) if (await page.locator(`#also-${n}`).isChecked()) await page.uncheck(`#also-${n}`);
+    await page.check('#also-hls');
+    const sent = [];
+    const seen = (r) => {
+      if (r.method() === 'POST' && /\/api\/uploads\/?$/.test(r.url())) {
+        const m = (r.headers()['upload-metadata'] || '').split(',').map((kv) => kv.trim().split(' '));
+        for (const [k, v] of m) if (k === 'format') sent.push(Buffer.from(v || '', 'base64').toString());
+      } else if (/\/api\/jobs\?/.test(r.url())) sent.push(new URL(r.url()).searchParams.get('format'));
+    };
+    page.on('request', seen);
+    await page.setInputFiles('#file', small);
+    const it = item(0);
+    await page.click('#go');
+    const st = await waitStatus(it, ['done', 'failed']);
+    page.off('request', seen);
+    await page.uncheck('#also-hls');
+    if (st !== 'done') throw new Error(await it.locator('.message').innerText());
+    await it.locator('.outputs li').first().waitFor();
+    const rows = await it.locator('.outputs li').evaluateAll((ls) => ls.map((l) => ({
+      name: l.dataset.output, href: l.querySelector('a').getAttribute('href'),
+      dl: l.querySelector('a').hasAttribute('download'), video: !!l.querySelector('video'),
+    })));
+    const canHls = await page.evaluate(() => document.createElement('video').canPlayType('application/vnd.apple.mpegurl') !== '');
+    const hls = rows.find((r) => r.name === 'hls');
+    // the browser reads the ladder: its video's duration is the clip's (2 s)
+    const dur = canHls && hls?.video ? await it.locator('.outputs li[data-output=hls] video').evaluate((v) => new Promise((done) => {
+      if (v.readyState >= 1) return done(v.duration);
+      v.addEventListener('loadedmetadata', () => done(v.duration));
+      v.addEventListener('error', () => done(-1));
+      setTimeout(() => done(-2), 15000);
+    })) : null;
+    const res = hls ? await page.request.get(new URL(hls.href, base).href) : null;
+    const body = res ? await res.text() : '';
+    diag(`sent ${sent.join(' ')}; rows ${JSON.stringify(rows)}; browser plays HLS: ${canHls}, duration ${dur}; ${res?.headers()['content-type']}`);
+    return sent.length === 1 && sent[0] === 'mp4,hls'
+      && rows.map((r) => r.name).join() === 'mp4,hls'
+      && /\/output\/hls\/master\.m3u8$/.test(hls.href) && !hls.dl && hls.video === canHls
+      && (!canHls || Math.abs(dur - 2) < 0.3)
+      && /^application\/vnd\.apple\.mpegurl/.test(res.headers()['content-type'] || '')
+      && /#EXT-X-STREAM-INF:/.test(body) && rows[0].dl;
+  });
+
   ok(foreign.length === 0, 'the page loads nothing from other hosts', foreign.join('\n'));
   ok(pageErrors.length === 0, 'no script errors on the page', pageErrors.join('\n'));
 } catch (e) {
