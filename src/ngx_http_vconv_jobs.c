@@ -247,6 +247,13 @@ ngx_http_vconv_jobs_output(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
         return ngx_http_vconv_reply_not_found(r, "no such job");
     }
 
+    if (name->len == 0 && target == NGX_HTTP_VCONV_JOB_OUTPUT
+        && info.nouts > 0 && info.outs_rung[0] > 0)
+    {
+        /* hls first: /output is its master playlist */
+        ngx_str_set(name, "hls");
+    }
+
     if (name->len > 0) {
         return ngx_http_vconv_jobs_output_name(r, &info, name);
     }

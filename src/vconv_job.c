@@ -212,8 +212,10 @@ size_t
 vconv_job_json(const vconv_job_info_t *job, const char *jobs_uri,
     int queue_position, char *buf, size_t len)
 {
+    int                    i, hls;
     double                 progress;
     size_t                 ulen;
+    long long              bytes;
     vconv_out_t            o;
     vconv_err_e            code;
     const char            *msg;
@@ -274,16 +276,26 @@ vconv_job_json(const vconv_job_info_t *job, const char *jobs_uri,
 
     f = vconv_format((vconv_format_e) job->out_format);
 
+    /* hls first: "output" is the ladder, as its entry in "outputs" */
+    hls = job->nouts > 0 && job->outs_rung[0] > 0;
+    bytes = hls ? job->outs_bytes[0] : job->out_bytes;
+
+    for (i = 1; hls && i < job->nouts && i < VCONV_MAX_OUTPUTS; i++) {
+        bytes += job->outs_rung[i] > 0 ? job->outs_bytes[i] : 0;
+    }
+
     vconv_out(&o, ",\"output\":{\"format\":");
 
-    if (f != NULL) {
+    if (hls) {
+        vconv_out(&o, "\"hls\"");
+    } else if (f != NULL) {
         vconv_out(&o, "\"%s\"", f->name);
     } else {
         vconv_out(&o, "null");
     }
 
     if (job->status == VCONV_JOB_DONE) {
-        vconv_out(&o, ",\"bytes\":%lld,\"url\":", (long long) job->out_bytes);
+        vconv_out(&o, ",\"bytes\":%lld,\"url\":", bytes);
 
         ulen = jobs_uri ? strlen(jobs_uri) : 0;
 
@@ -296,7 +308,7 @@ vconv_job_json(const vconv_job_info_t *job, const char *jobs_uri,
 
         vconv_json_escape_count(o.buf, o.len, &o.pos, job->id,
                                 strnlen(job->id, sizeof(job->id)));
-        vconv_out(&o, "/output\"}");
+        vconv_out(&o, hls ? "/output/hls/master.m3u8\"}" : "/output\"}");
 
     } else {
         vconv_out(&o, ",\"bytes\":null,\"url\":null}");

@@ -97,6 +97,16 @@ for my $iso (qw(process thread)) {
     $m = $ng->get("/api/jobs/$r->{json}{id}/output/hls/master.m3u8");
     @var = ($m->{body} // '') =~ /RESOLUTION=(\d+x\d+)/g;
     is("@var", '320x240', "$iso: ... one rung of 240 lines");
+    # hls first: "output" is the ladder, and /output its master playlist
+    is($job->{output}{format}, 'hls', "$iso: ... output.format hls");
+    like($job->{output}{url} // '',
+         qr{/api/jobs/\Q$job->{id}\E/output/hls/master\.m3u8$},
+         "$iso: ... output.url the master playlist");
+    is($job->{output}{bytes}, $job->{outputs}[0]{bytes},
+       "$iso: ... output.bytes as its outputs entry");
+    my $o = $ng->get("/api/jobs/$job->{id}/output");
+    is($o->{status}, 200, "$iso: ... /output 200");
+    is($o->{body}, $m->{body}, "$iso: ... /output is master.m3u8");
 
     VconvNginx::is_api_error(
         $ng->post_file('/api/jobs?format=hls&hls.heights=1,2', $clip,
