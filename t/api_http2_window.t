@@ -98,7 +98,7 @@ ok($p && abs($p->{duration} - 22) <= 0.1, 'output: 22 s')
 my $packets = `ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets -of csv=p=0 '$dir/out.mp4'`;
 is($packets + 0, 550, 'output: all 550 frames');
 
-# growth, in the debug log: by 4x from nginx's 64k, up to the window
+# growth, in the debug log: by 4x-16x from nginx's 64k, up to the window
 $r = upload($ng, $px, '/api/dbg', $small);
 is($r->{status}, 202, 'upload to the logged location');
 $job = $r->{json} ? $ng->wait_job($r->{json}{id}, 60) : {};
@@ -106,8 +106,10 @@ is($job->{status}, 'done', '... done');
 my $g = growth($ng, 'dbg');
 ok(@$g >= 2, 'the window grew (' . join(', ', map { "$_->[0] -> $_->[1]" } @$g)
    . ')');
-is($g->[0] && "$g->[0][0] $g->[0][1]", '65536 262144',
-   'from http2_body_preread_size, 4x');
+ok($g->[0] && $g->[0][0] == 65536 && $g->[0][1] >= 262144
+   && $g->[0][1] <= 1048576,
+   'from http2_body_preread_size, by 4x to 16x ('
+   . ($g->[0] ? "$g->[0][0] -> $g->[0][1]" : 'none') . ')');
 
 # the same over TLS (curl --http2 negotiates h2 with ALPN)
 my $out = `curl -sS -k --http2 --max-time 60 -H 'Expect:' -X POST -T '$small' -H 'X-File-Name: in.mp4' -w '\n%{http_code} %{http_version}' 'https://127.0.0.1:${\ $tpx->port}/api/tls?format=mp4&vcodec=copy'`;
