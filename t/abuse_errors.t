@@ -91,7 +91,7 @@ SKIP: {
 
 # --- the disk fills: 507 store_full at every stage ----------------------
 SKIP: {
-    skip 'needs root and mount', 12 unless $MOUNT;
+    skip 'needs root and mount', 13 unless $MOUNT;
     my $in = -s $long;
     # room for the input and a bit, not for a 30 s WAV (2.6 MB)
     my $size = int(($in + 300 * 1024) / 4096) * 4096;
@@ -105,6 +105,12 @@ SKIP: {
     VconvNginx::is_api_error($r, 507, 'store_full',
                              'disk full during the transcode, wait=1 -> 507');
 
+    # the failed job's files are unlinked at once, but tmpfs gives their
+    # room back when the last descriptor closes: the sandboxed child's, as
+    # it exits (under load, after the 507); wait for the room to be back
+    my $avail = sub { (`df -B1 --output=avail '$s'` =~ /(\d+)\s*$/)[0] // 0 };
+    ok(VconvNginx::poll(20, sub { $avail->() > $in }),
+       '... the disk has room for the input again') or diag($avail->());
     $r = $ng->post_file('/api/jobs?format=wav', $long, name => 'l.mp4');
     is($r->{status}, 202, 'async: taken');
     my $job = $r->{json} ? $ng->wait_job($r->{json}{id}, 60) : {};
