@@ -103,6 +103,14 @@ vconv_transcode(vconv_transcode_t *tc)
     tc->damaged_packets = 0;
     memset(&tc->sprite, 0, sizeof(tc->sprite));
 
+    /*
+     * A damaged header makes some demuxers ask for gigabytes at once
+     * (the fuzzer: 1.9 GB in avformat_open_input); no buffer of a real
+     * job comes near this, so libav refuses such a block (ENOMEM) and
+     * the job fails cleanly instead of living on the job memory limit.
+     */
+    av_max_alloc(VCONV_MAX_ALLOC);
+
     job.tc = tc;
     job.spec = tc->spec;
     job.limits = tc->limits ? tc->limits : &vconv_no_limits;

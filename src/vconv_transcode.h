@@ -21,6 +21,9 @@
  */
 #define VCONV_MAX_FRAMES  2000000
 
+/* the largest single libav allocation a job may make (av_max_alloc) */
+#define VCONV_MAX_ALLOC   ((size_t) 384 * 1024 * 1024)
+
 
 /*
  * The default demuxer allow-list (libavformat short names): the formats
