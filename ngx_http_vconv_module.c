@@ -447,7 +447,14 @@ ngx_http_vconv_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(vmcf->max_output, (off_t) 4 * 1024 * 1024 * 1024);
     ngx_conf_init_msec_value(vmcf->stall_timeout, 60000);
     /* vmcf->codec_threads left unset: the slots decide */
-    ngx_conf_init_uint_value(vmcf->max_running, ngx_max(ngx_ncpu, 1));
+
+    /*
+     * Half the CPUs: a lone job's decoder, filters and encoder threads
+     * keep about two cores busy, and a burst finishes sooner on average
+     * when each job has them than when every job shares all of them
+     * (bench/RESULTS.md, section 8).
+     */
+    ngx_conf_init_uint_value(vmcf->max_running, ngx_max(ngx_ncpu / 2, 1));
     ngx_conf_init_size_value(vmcf->min_upload_rate, 0);
     ngx_conf_init_size_value(vmcf->h2_window_total,
                              NGX_HTTP_VCONV_H2_WINDOW_TOTAL);

@@ -1067,6 +1067,19 @@ sub pids_rss {
     return $kb;
 }
 
+# proportional set size: a page shared by k processes counts 1/k in each,
+# so the sum is the tree's real footprint (the RSS sum counts every
+# shared library once per process: seven nginx processes against N
+# ffmpegs)
+sub pids_pss {
+    my $kb = 0;
+    for my $p (@_) {
+        my ($v) = slurp("/proc/$p/smaps_rollup") =~ /^Pss:\s+(\d+) kB/m;
+        $kb += $v // 0;
+    }
+    return $kb;
+}
+
 sub mean {
     my @v = grep { defined } @_;
     return undef unless @v;
@@ -1090,10 +1103,11 @@ sub burst {
     my @p = map { bg($_) } @$cmds;
     my %left = map { $p[$_] => $_ } 0 .. $#p;
     my (@lat, @rc);
-    my $peak = 0;
+    my ($peak, $ppeak) = (0, 0);
     while (%left) {
-        my $v = $rss->(\@p) // 0;
-        $peak = $v if $v > $peak;
+        my ($v, $pv) = $rss->(\@p);
+        $peak = $v if ($v // 0) > $peak;
+        $ppeak = $pv if ($pv // 0) > $ppeak;
         for my $pid (keys %left) {
             next unless waitpid($pid, WNOHANG) == $pid;
             my $i = delete $left{$pid};
@@ -1107,7 +1121,7 @@ sub burst {
     }
     kill 'KILL', keys %left if %left;
     return { lat => \@lat, rc => \@rc, total => time - $t, peak_kb => $peak,
-             mean => mean(@lat), p95 => pctl(0.95, @lat) };
+             pss_kb => $ppeak, mean => mean(@lat), p95 => pctl(0.95, @lat) };
 }
 
 sub sched_nginx {
@@ -1126,14 +1140,16 @@ if ($ONLY{burst}) {
     my $cli_args = $ROWS[1]{cli};      # 1080p H.264 -> 720p MP4
     my $q = 'format=mp4&height=720&wait=1';
     my $runs = $ENV{BENCH_BURST_RUNS} // 1;
+    my @sizes = split /,/, ($ENV{BENCH_BURST_SIZES} // '4,8');
     my (@rows, @bad);
-    for my $n (4, 8) {
+    for my $n (@sizes) {
         for my $run (1 .. $runs) {
             # one ffmpeg CLI per upload, all at once (an Express/Flask app)
             my $c = burst([map {
                 ['nice', '-n', $PRIO, 'ffmpeg', '-nostdin', '-hide_banner',
                  '-loglevel', 'error', '-y', @$cli_args, "$W/bc$_.mp4"]
-            } 1 .. $n], sub { pids_rss(map { all_pids($_) } @{ $_[0] }) });
+            } 1 .. $n], sub { my @a = map { all_pids($_) } @{ $_[0] };
+                              (pids_rss(@a), pids_pss(@a)) });
             for my $i (1 .. $n) {
                 my $k = check("$W/bc$i.mp4", \%checks_v720);
                 push @bad, "CLI $n/$i: $k" if $k ne 'ok';
@@ -1141,19 +1157,22 @@ if ($ONLY{burst}) {
             }
             push @{ $rows[0]{$n} }, $c;
             logmsg(sprintf('burst %d CLI: mean %.2f p95 %.2f total %.2f s, '
-                           . 'peak %s MB', $n, $c->{mean}, $c->{p95},
-                           $c->{total}, mb($c->{peak_kb})));
+                           . 'peak RSS %s MB, Pss %s MB', $n, $c->{mean},
+                           $c->{p95}, $c->{total}, mb($c->{peak_kb}),
+                           mb($c->{pss_kb})));
 
             # the module: its scheduler's default, and every job at once
             my $i = 1;
             for my $mode (['default', ''],
-                          ['all at once', "    vconv_max_running $n;\n"])
+                          ['all at once', "    vconv_max_running $n;\n"],
+                          ['one at a time', "    vconv_max_running 1;\n"])
             {
                 my $ng = sched_nginx($mode->[1]);
                 my $m = burst([map {
                     upload_cmd($ng, "/api/jobs?$q", $IN_MP4,
                                output => "$W/bm$_.mp4", name => 'in.mp4')
-                } 1 .. $n], sub { pids_rss(all_pids($ng->{mpid})) });
+                } 1 .. $n], sub { my @a = all_pids($ng->{mpid});
+                                  (pids_rss(@a), pids_pss(@a)) });
                 for my $j (1 .. $n) {
                     my $k = check("$W/bm$j.mp4", \%checks_v720);
                     push @bad, "module $mode->[0] $n/$j: $k" if $k ne 'ok';
@@ -1162,48 +1181,55 @@ if ($ONLY{burst}) {
                 ng_stop($ng);
                 push @{ $rows[$i++]{$n} }, $m;
                 logmsg(sprintf('burst %d module %s: mean %.2f p95 %.2f '
-                               . 'total %.2f s, peak %s MB', $n, $mode->[0],
+                               . 'total %.2f s, peak RSS %s MB, Pss %s MB',
+                               $n, $mode->[0],
                                $m->{mean}, $m->{p95}, $m->{total},
-                               mb($m->{peak_kb})));
+                               mb($m->{peak_kb}), mb($m->{pss_kb})));
             }
         }
     }
 
+    my $half = $cores > 1 ? int($cores / 2) : 1;
     md('## 8. Bursts: one scheduler for all workers', '',
        "N uploads of the 10 s 1080p clip → 720p MP4 started at once"
        . " (upload, conversion, download with wait=1; 2 workers,"
        . " reuseport), against one ffmpeg CLI per upload started at once"
        . " on the local file (what an Express or Flask app that spawns"
        . " ffmpeg does; no upload counted for it). Latency: each job from"
-       . " the common start to its end; peak memory: the sum of the RSS of"
-       . " the whole process tree (nginx master, workers, sandbox helpers,"
-       . " job children; or every ffmpeg), sampled every 50 ms. Module"
-       . " default = vconv_max_running $cores (the CPUs) and codec threads"
-       . " from the slots; all at once = vconv_max_running N. $runs run(s),"
-       . ' medians. Targets (burst of 4): mean ≤ 0.65× the CLI, p95 not'
-       . ' worse, peak memory ≤ 0.5×.', '',
-       '| N | setup | mean (s) | p95 (s) | total (s) | peak memory (MB) | mean / CLI | p95 / CLI | total / CLI | memory / CLI |',
-       '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for my $n (4, 8) {
+       . " the common start to its end. Peak memory of the whole process"
+       . " tree (nginx master, workers, sandbox helpers and their spares,"
+       . " job children; or every ffmpeg), sampled every 50 ms, two ways:"
+       . " the sum of Pss (a page shared by k processes counts 1/k in each:"
+       . " the tree's real footprint) and the sum of RSS (every shared"
+       . " library counted once per process). Module default ="
+       . " vconv_max_running $half (half the CPUs) and codec threads from"
+       . " the slots; all at once = vconv_max_running N; one at a time ="
+       . " vconv_max_running 1. $runs run(s), medians. Targets (burst of"
+       . ' 4): mean ≤ 0.65× the CLI, p95 not worse, peak memory ≤ 0.5×.', '',
+       '| N | setup | mean (s) | p95 (s) | total (s) | peak Pss (MB) | peak RSS (MB) | mean / CLI | p95 / CLI | total / CLI | Pss / CLI | RSS / CLI |',
+       '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for my $n (@sizes) {
         my @med;
-        for my $i (0 .. 2) {
+        for my $i (0 .. 3) {
             my $r = $rows[$i]{$n};
             my %m;
-            for my $k (qw(mean p95 total peak_kb)) {
+            for my $k (qw(mean p95 total peak_kb pss_kb)) {
                 $m{$k} = median(map { $_->{$k} } @$r);
             }
             push @med, \%m;
         }
         my @names = ('ffmpeg CLI per upload', 'module (default)',
-                     'module, all at once');
-        for my $i (0 .. 2) {
+                     'module, all at once', 'module, one at a time');
+        for my $i (0 .. 3) {
             my ($m, $c) = ($med[$i], $med[0]);
-            md(sprintf('| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
+            md(sprintf('| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s '
+                       . '| %s | %s |',
                        $n, $names[$i], f2($m->{mean}), f2($m->{p95}),
-                       f2($m->{total}), mb($m->{peak_kb}),
+                       f2($m->{total}), mb($m->{pss_kb}), mb($m->{peak_kb}),
                        $i ? ratio($m->{mean}, $c->{mean}) : '',
                        $i ? ratio($m->{p95}, $c->{p95}) : '',
                        $i ? ratio($m->{total}, $c->{total}) : '',
+                       $i ? ratio($m->{pss_kb}, $c->{pss_kb}) : '',
                        $i ? ratio($m->{peak_kb}, $c->{peak_kb}) : ''));
         }
     }

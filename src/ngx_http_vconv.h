@@ -50,6 +50,7 @@ typedef struct {
     unsigned                    waiting:1; /* for a slot */
     unsigned                    granted:1; /* holds a slot */
     unsigned                    starved:1; /* gave it back: no input */
+    unsigned                    lane:1;    /* NGX_HTTP_VCONV_LANE_* */
 
     ngx_http_vconv_tus_node_t   tus;       /* on: a tus upload's job */
 } ngx_http_vconv_node_t;
@@ -63,7 +64,16 @@ typedef struct {
 } ngx_http_vconv_wait_t;
 
 
-/* the slots across all workers; in the zone, under its lock */
+/*
+ * The slots across all workers; in the zone, under its lock.  Jobs whose
+ * every output is a still picture or info (a few frames decoded, tens of
+ * ms) have a lane of their own with as many slots, so that a thumbnail
+ * never waits behind a movie's transcode.
+ */
+#define NGX_HTTP_VCONV_LANE_FULL   0
+#define NGX_HTTP_VCONV_LANE_QUICK  1
+#define NGX_HTTP_VCONV_LANES       2
+
 typedef struct {
     ngx_uint_t                  running;   /* slots granted */
     ngx_uint_t                  nwaiting;
@@ -95,7 +105,7 @@ typedef struct {
     ngx_uint_t                  on_disk;       /* jobs left out of it */
     off_t                       on_disk_bytes; /* and their bytes */
     ngx_http_vconv_counters_t   counters;
-    ngx_http_vconv_sched_t      sched;
+    ngx_http_vconv_sched_t      sched[NGX_HTTP_VCONV_LANES];
 } ngx_http_vconv_shctx_t;
 
 

@@ -47,6 +47,7 @@ static ngx_uint_t ngx_http_vconv_sched_grant_locked(ngx_http_vconv_zone_t *z,
 static void ngx_http_vconv_sched_wake_all(ngx_pid_t *pids, ngx_uint_t n,
     ngx_log_t *log);
 static void ngx_http_vconv_sched_reap(ngx_http_vconv_zone_t *z);
+static ngx_uint_t ngx_http_vconv_sched_quick(vconv_spec_t *spec);
 static socklen_t ngx_http_vconv_sched_addr(struct sockaddr_un *sa,
     ngx_pid_t pid);
 static void ngx_http_vconv_sched_send(ngx_pid_t *pids, ngx_uint_t n,
@@ -272,7 +273,7 @@ ngx_http_vconv_sched_insert_locked(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_wait_t   *w;
     ngx_http_vconv_sched_t  *s;
 
-    s = &z->sh->sched;
+    s = &z->sh->sched[node->lane];
 
     if (s->nwaiting == s->size) {
         size = s->size ? 2 * s->size : NGX_HTTP_VCONV_SCHED_SIZE;
@@ -316,41 +317,51 @@ ngx_http_vconv_sched_insert_locked(ngx_http_vconv_zone_t *z,
 static ngx_uint_t
 ngx_http_vconv_sched_grant_locked(ngx_http_vconv_zone_t *z, ngx_pid_t *pids)
 {
-    ngx_uint_t               i, n, max;
+    ngx_uint_t               i, l, n, max;
     ngx_http_vconv_node_t   *node;
     ngx_http_vconv_sched_t  *s;
 
-    s = &z->sh->sched;
     max = z->conf->max_running;
     n = 0;
 
-    while (s->running < max && s->nwaiting) {
-        node = s->waiting[0].node;
+    for (l = 0; l < NGX_HTTP_VCONV_LANES; l++) {
+        s = &z->sh->sched[l];
 
-        s->nwaiting--;
-        ngx_memmove(&s->waiting[0], &s->waiting[1],
-                    s->nwaiting * sizeof(ngx_http_vconv_wait_t));
+        while (s->running < max && s->nwaiting) {
+            node = s->waiting[0].node;
 
-        node->waiting = 0;
-        node->granted = 1;
-        node->version++;
-        s->running++;
+            s->nwaiting--;
+            ngx_memmove(&s->waiting[0], &s->waiting[1],
+                        s->nwaiting * sizeof(ngx_http_vconv_wait_t));
 
-        /*
-         * A lone job keeps libav's own choice (threads for every core);
-         * jobs that share the cores split them.
-         */
-        node->sched_threads = (s->running == 1)
-                              ? 0 : ngx_max(1, ngx_ncpu / s->running);
+            node->waiting = 0;
+            node->granted = 1;
+            node->version++;
+            s->running++;
 
-        for (i = 0; i < n; i++) {
-            if (pids[i] == node->info.pid) {
-                break;
+            /*
+             * A lone job keeps libav's own choice (threads for every
+             * core); jobs that share the cores split them.  A still
+             * decodes a frame or two: frame threads would only add
+             * their start to it.
+             */
+            if (l == NGX_HTTP_VCONV_LANE_QUICK) {
+                node->sched_threads = 1;
+
+            } else {
+                node->sched_threads = (s->running == 1)
+                                      ? 0 : ngx_max(1, ngx_ncpu / s->running);
             }
-        }
 
-        if (i == n && n < NGX_HTTP_VCONV_SCHED_WAKE) {
-            pids[n++] = node->info.pid;
+            for (i = 0; i < n; i++) {
+                if (pids[i] == node->info.pid) {
+                    break;
+                }
+            }
+
+            if (i == n && n < NGX_HTTP_VCONV_SCHED_WAKE) {
+                pids[n++] = node->info.pid;
+            }
         }
     }
 
@@ -381,6 +392,8 @@ ngx_http_vconv_sched_enqueue(ngx_http_vconv_job_t *job)
      */
 
     if (!node->waiting && !node->granted) {
+        node->lane = ngx_http_vconv_sched_quick(&job->spec)
+                     ? NGX_HTTP_VCONV_LANE_QUICK : NGX_HTTP_VCONV_LANE_FULL;
         node->sched_key = (int64_t) tp->sec * 1000 + tp->msec
                           + ((int64_t) job->sched_class
                              - NGX_HTTP_VCONV_PRIO_NORMAL)
@@ -414,6 +427,33 @@ ngx_http_vconv_sched_enqueue(ngx_http_vconv_job_t *job)
 }
 
 
+/* 1: every output is a still picture or info, the quick lane's */
+static ngx_uint_t
+ngx_http_vconv_sched_quick(vconv_spec_t *spec)
+{
+    int                     i;
+    const vconv_format_t   *f;
+
+    if (spec->nouts == 0) {
+        f = vconv_format(spec->format);
+        return f != NULL && (f->kind == VCONV_KIND_IMAGE
+                             || f->kind == VCONV_KIND_INFO);
+    }
+
+    for (i = 0; i < spec->nouts; i++) {
+        f = vconv_format((vconv_format_e) spec->outs[i]);
+
+        if (f == NULL
+            || (f->kind != VCONV_KIND_IMAGE && f->kind != VCONV_KIND_INFO))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 /* the caller holds the lock */
 void
 ngx_http_vconv_sched_forget_locked(ngx_http_vconv_zone_t *z,
@@ -422,7 +462,7 @@ ngx_http_vconv_sched_forget_locked(ngx_http_vconv_zone_t *z,
     ngx_uint_t               i;
     ngx_http_vconv_sched_t  *s;
 
-    s = &z->sh->sched;
+    s = &z->sh->sched[node->lane];
 
     if (node->waiting) {
         i = ngx_http_vconv_sched_find_locked(s, node);
@@ -502,7 +542,7 @@ ngx_http_vconv_sched_position_locked(ngx_http_vconv_zone_t *z,
         return 0;
     }
 
-    s = &z->sh->sched;
+    s = &z->sh->sched[node->lane];
     i = ngx_http_vconv_sched_find_locked(s, node);
 
     return (i < s->nwaiting && s->waiting[i].node == node) ? i + 1 : 0;
@@ -523,7 +563,9 @@ ngx_http_vconv_sched_reap(ngx_http_vconv_zone_t *z)
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
-    if (z->sh->sched.running == 0 && z->sh->sched.nwaiting == 0) {
+    if (z->sh->sched[0].running == 0 && z->sh->sched[0].nwaiting == 0
+        && z->sh->sched[1].running == 0 && z->sh->sched[1].nwaiting == 0)
+    {
         ngx_shmtx_unlock(&z->shpool->mutex);
         return;
     }
@@ -573,7 +615,7 @@ ngx_http_vconv_sched_starve(ngx_http_vconv_job_t *job, ngx_uint_t starve)
 
     z = job->zone;
     node = job->node;
-    s = &z->sh->sched;
+    s = &z->sh->sched[node->lane];
     n = 0;
 
     ngx_shmtx_lock(&z->shpool->mutex);

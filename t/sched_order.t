@@ -4,12 +4,15 @@
 # (checked from the job JSON's started time and transcode_seconds), the
 # queue positions are the same from both workers, a canceled queued job
 # leaves its place at once, and a higher priority class goes first.
+# Stills and info have a lane of their own: they do not wait behind a
+# transcode, and a second still waits for the first like any job.
 
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Temp qw(tempdir);
+use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use VconvNginx;
@@ -168,6 +171,65 @@ my @cs = map { started_ms($_) // 0 } @cls;
 ok($cs[0] < $cs[1] && $cs[1] < $cs[2],
    'started in class order: high, normal, low')
     or diag(join ' ', map { $_->{started} // 'null' } @cls);
+
+# --- the quick lane: a thumbnail does not wait behind a movie ---------
+
+my $c = start_long('long C');
+my ($queued) = upload('/api/jobs?format=mp4&height=96', $mp4, 'behind.mp4');
+my $jpg = $ng->post_file('/api/jobs?format=jpg&height=120&wait=1', $mp4,
+                         name => 'thumb.mp4', max_time => 60,
+                         output => "$dir/thumb.jpg");
+is($jpg->{status}, 200, 'a jpg job answers while the slot is held');
+my $tp = VconvNginx::probe("$dir/thumb.jpg");
+is($tp && $tp->{video} && "$tp->{video}{codec_name} $tp->{video}{height}",
+   'mjpeg 120', 'the thumbnail is a 120-line jpeg');
+my $info = $ng->post_file('/api/jobs?format=info&wait=1', $mp4,
+                          name => 'info.mp4', max_time => 60);
+is($info->{status}, 200, 'an info job answers while the slot is held');
+like($info->{body} // '', qr/"streams"/, 'with the streams');
+my $list = $ng->post_file('/api/jobs?format=jpg,info&wait=1', $mp4,
+                          name => 'both.mp4', max_time => 60);
+is($list->{status}, 200, 'a jpg,info list answers while the slot is held');
+
+my $cj = $ng->get("/api/jobs/$c")->{json} // {};
+is($cj->{status}, 'running', 'the movie still runs');
+my $qj = $ng->get("/api/jobs/$queued")->{json} // {};
+is("$qj->{status} " . ($qj->{queue_position} // ''), 'queued 1',
+   'the mp4 behind it still waits, first in its queue');
+
+# stills wait for each other: the quick lane has one slot too, held here
+# by a still whose raw upload stops half way (for less than the 2 s after
+# which a starving job gives its slot back)
+my $data = do { open my $in, '<:raw', $mp4 or die $!; local $/; <$in> };
+my %before = map { $_ => 1 } @{ $ng->store_entries };
+my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                 PeerPort => $ng->port, Proto => 'tcp')
+    or die "connect: $!";
+$sock->autoflush(1);
+print $sock "POST /api/jobs?format=jpg&start=1.8 HTTP/1.1\r\n"
+    . "Host: localhost\r\nContent-Length: " . length($data) . "\r\n"
+    . "X-File-Name: half.mp4\r\n\r\n"
+    . substr($data, 0, int(length($data) / 2));
+my $first;
+ok(VconvNginx::poll(30, sub {
+    ($first) = grep { !$before{$_} } @{ $ng->store_entries };
+    return 0 unless $first;
+    my $j = $ng->get("/api/jobs/$first")->{json} // {};
+    return ($j->{status} // '') eq 'running';
+}, 0.05), 'a still whose upload stopped half way holds the quick slot');
+my ($second) = upload('/api/jobs?format=jpg', $mp4, 'second.mp4');
+my $sj = $ng->get("/api/jobs/$second")->{json} // {};
+is("$sj->{status} " . ($sj->{queue_position} // ''), 'queued 1',
+   'a second still waits for the quick lane\'s slot');
+print $sock substr($data, int(length($data) / 2));
+my $fj = $ng->wait_job($first, 60) // {};
+is($fj->{status}, 'done', 'the first still ends once its upload does');
+close $sock;
+my $sd = $ng->wait_job($second, 60) // {};
+is($sd->{status}, 'done', 'then the second still runs');
+is($ng->delete($c)->{status}, 204, 'DELETE of the movie -> 204');
+is(($ng->wait_job($queued, 120) // {})->{status}, 'done',
+   'and the mp4 behind it runs');
 
 $ng->assert_clean_log;
 $ng->stop;
