@@ -546,6 +546,8 @@ ngx_int_t ngx_http_vconv_status_handler(ngx_http_request_t *r);
 /* the answers every handler shares (ngx_http_vconv_reply.c) */
 ngx_int_t ngx_http_vconv_reply_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *json, size_t len);
+ngx_int_t ngx_http_vconv_reply_file(ngx_http_request_t *r,
+    ngx_open_file_info_t *of, ngx_str_t *path);
 ngx_int_t ngx_http_vconv_reply_header(ngx_http_request_t *r, char *key,
     u_char *value, size_t len);
 ngx_int_t ngx_http_vconv_reply_no_store(ngx_http_request_t *r);

@@ -179,10 +179,7 @@ ngx_http_vconv_reply_path(ngx_http_request_t *r, vconv_job_info_t *info,
 {
     u_char                      *cd;
     size_t                       len, n;
-    ngx_int_t                    rc;
     ngx_str_t                    id, path;
-    ngx_buf_t                   *b;
-    ngx_chain_t                  out;
     ngx_open_file_info_t         of;
     ngx_http_core_loc_conf_t    *clcf;
     ngx_http_vconv_main_conf_t  *vmcf;
@@ -288,6 +285,19 @@ nosniff:
     /* the range and not_modified filters do 206 and 304 */
     r->allow_ranges = 1;
 
+    return ngx_http_vconv_reply_file(r, &of, &path);
+}
+
+
+/* the headers as set, then the whole file: the body of an answer */
+ngx_int_t
+ngx_http_vconv_reply_file(ngx_http_request_t *r, ngx_open_file_info_t *of,
+    ngx_str_t *path)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -305,16 +315,16 @@ nosniff:
     }
 
     b->file_pos = 0;
-    b->file_last = of.size;
+    b->file_last = of->size;
 
     b->in_file = b->file_last ? 1 : 0;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
-    b->file->fd = of.fd;
-    b->file->name = path;
+    b->file->fd = of->fd;
+    b->file->name = *path;
     b->file->log = r->connection->log;
-    b->file->directio = of.is_directio;
+    b->file->directio = of->is_directio;
 
     out.buf = b;
     out.next = NULL;

@@ -221,9 +221,7 @@ ngx_http_vconv_zip_vtt(ngx_http_request_t *r, vconv_job_info_t *info)
 {
     u_char                      *path;
     ngx_int_t                    rc;
-    ngx_str_t                    id;
-    ngx_buf_t                   *b;
-    ngx_chain_t                  out;
+    ngx_str_t                    id, name;
     ngx_open_file_info_t         of;
     ngx_http_vconv_main_conf_t  *vmcf;
 
@@ -255,36 +253,10 @@ ngx_http_vconv_zip_vtt(ngx_http_request_t *r, vconv_job_info_t *info)
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    name.data = path;
+    name.len = ngx_strlen(path);
 
-    b->file = ngx_pcalloc(r->pool, sizeof(ngx_file_t));
-    if (b->file == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b->file_pos = 0;
-    b->file_last = of.size;
-    b->in_file = of.size ? 1 : 0;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-    b->file->fd = of.fd;
-    b->file->name.data = path;
-    b->file->name.len = ngx_strlen(path);
-    b->file->log = r->connection->log;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_vconv_reply_file(r, &of, &name);
 }
 
 
