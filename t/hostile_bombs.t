@@ -226,14 +226,7 @@ sub delete_and_watch {
 # socket open)
 sub half_upload {
     my ($ng, $path, $data, $send) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $ng->port, Proto => 'tcp')
-        or die "connect: $!";
-    $s->autoflush(1);
-    print $s "POST $path HTTP/1.1\r\nHost: localhost\r\n"
-           . "Content-Length: " . length($data) . "\r\n"
-           . "X-File-Name: stall.mp4\r\n\r\n" . substr($data, 0, $send);
-    return $s;
+    return $ng->raw_upload($path, $data, $send, name => 'stall.mp4');
 }
 
 sub read_answer {

@@ -12,7 +12,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Temp qw(tempdir);
-use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use VconvNginx;
@@ -202,14 +201,8 @@ is("$qj->{status} " . ($qj->{queue_position} // ''), 'queued 1',
 # which a starving job gives its slot back)
 my $data = do { open my $in, '<:raw', $mp4 or die $!; local $/; <$in> };
 my %before = map { $_ => 1 } @{ $ng->store_entries };
-my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                 PeerPort => $ng->port, Proto => 'tcp')
-    or die "connect: $!";
-$sock->autoflush(1);
-print $sock "POST /api/jobs?format=jpg&start=1.8 HTTP/1.1\r\n"
-    . "Host: localhost\r\nContent-Length: " . length($data) . "\r\n"
-    . "X-File-Name: half.mp4\r\n\r\n"
-    . substr($data, 0, int(length($data) / 2));
+my $sock = $ng->raw_upload('/api/jobs?format=jpg&start=1.8', $data,
+                           int(length($data) / 2), name => 'half.mp4');
 my $first;
 ok(VconvNginx::poll(30, sub {
     ($first) = grep { !$before{$_} } @{ $ng->store_entries };

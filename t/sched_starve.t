@@ -44,13 +44,8 @@ for my $iso (qw(process thread)) {
         http => "    vconv_isolation $iso;\n    vconv_max_running 1;\n",
     )->start;
 
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $ng->port, Proto => 'tcp')
-        or die "connect: $!";
-    $s->autoflush(1);
-    print $s "POST /api/jobs?format=mp4&height=240 HTTP/1.1\r\n"
-        . "Host: localhost\r\nContent-Length: " . length($data) . "\r\n"
-        . "X-File-Name: stalls.mkv\r\n\r\n" . substr($data, 0, $head);
+    my $s = $ng->raw_upload('/api/jobs?format=mp4&height=240', $data, $head,
+                            name => 'stalls.mkv');
 
     my ($sid, $sj);
     ok(VconvNginx::poll(30, sub {

@@ -23,13 +23,8 @@ my $r;
 
 my @trickle;
 for my $i (1 .. 8) {
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $ng->port, Proto => 'tcp')
-        or die "connect: $!";
-    $s->autoflush(1);
-    print $s "POST /api/jobs?format=mp4 HTTP/1.1\r\nHost: localhost\r\n"
-        . "Content-Length: 100000\r\nX-File-Name: trickle$i.mp4\r\n\r\n"
-        . substr(VconvNginx::_slurp($mp4), 0, 1);
+    my $s = $ng->raw_upload('/api/jobs?format=mp4', VconvNginx::_slurp($mp4),
+                            1, length => 100000, name => "trickle$i.mp4");
     push @trickle, $s;
 }
 
@@ -86,12 +81,8 @@ $ng->stop;
 $ng = VconvNginx->new(workers => 2,
                       http => "    vconv_min_upload_rate 10k;\n")->start;
 
-my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port,
-                              Proto => 'tcp') or die "connect: $!";
-$s->autoflush(1);
-print $s "POST /api/jobs?format=mp4 HTTP/1.1\r\nHost: localhost\r\n"
-    . "Content-Length: 100000\r\nX-File-Name: slow.mp4\r\n\r\n"
-    . substr($head, 0, 1000);
+my $s = $ng->raw_upload('/api/jobs?format=mp4', $head, 1000,
+                        length => 100000, name => 'slow.mp4');
 my $answer = '';
 my $deadline = time + 60;
 $s->blocking(0);

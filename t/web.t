@@ -55,31 +55,9 @@ ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=960x540:rate=25:duration=1',
        '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p',
        '-c:a', 'aac', '-shortest', "$media/wide.mp4");
 
-# conf.example with its paths moved into the test's prefix (as tools/run.sh
-# does for `make run`)
-open my $cfh, '<', "$root/conf.example" or die "conf.example: $!";
-my $conf = do { local $/; <$cfh> };
-close $cfh;
-my $user = $> == 0 ? "user root root;\n" : '';
-$conf =~ s{/usr/lib/nginx/modules/ngx_http_vconv_module\.so}{%%MODULE%%};
-$conf =~ s{^error_log\s.*?;}{error_log %%PREFIX%%/error.log info;}m;
-$conf =~ s{/var/log/nginx/}{%%PREFIX%%/logs/}g;
-$conf =~ s{/run/nginx\.pid}{%%PREFIX%%/nginx.pid};
-$conf =~ s{/var/lib/vconv}{%%STORE%%}g;
-$conf =~ s{/usr/share/vconv/html}{%%HTML%%}g;
-$conf =~ s{listen 8080;}{listen 127.0.0.1:%%PORT%%;};
-# its HTTPS server on a free port, with a self-signed certificate
-my $tls_port = VconvNginx::free_port();
-$conf =~ s{listen 8443 ssl}{listen 127.0.0.1:$tls_port ssl};
-my ($cert, $key) = VconvNginx::tls_pair(
+# conf.example with its paths in the test's prefix, HTTPS on a free port
+my ($conf, $tls_port) = VconvNginx::example_conf(
     tempdir('vconv-tls-XXXXXX', TMPDIR => 1, CLEANUP => 1));
-$conf =~ s{(\bssl_certificate\s+)\S+;}{$1$cert;}g;
-$conf =~ s{(\bssl_certificate_key\s+)\S+;}{$1$key;}g;
-$conf =~ s{^worker_processes\s+\S+;}{${user}worker_processes 2;\ndaemon off;}m
-    or BAIL_OUT('conf.example: no worker_processes line');
-my $temp = join '', map { "\n    ${_}_temp_path %%PREFIX%%/tmp/$_;" }
-    qw(client_body proxy fastcgi uwsgi scgi);
-$conf =~ s/^http \{/http {$temp/m;
 like($conf, qr/limit_req zone=/, 'conf.example limits uploads (the page must cope)');
 
 my $ng = VconvNginx->new(

@@ -49,29 +49,9 @@ ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duration=10',
        '-c:v', 'libx264', '-preset', 'ultrafast', '-qp', '0', '-pix_fmt', 'yuv420p',
        '-c:a', 'aac', '-shortest', "$dir/big.mp4");
 
-# conf.example with its paths in the test's prefix (as t/web.t does)
-open my $cfh, '<', "$root/conf.example" or die "conf.example: $!";
-my $conf = do { local $/; <$cfh> };
-close $cfh;
-my $user = $> == 0 ? "user root root;\n" : '';
-$conf =~ s{/usr/lib/nginx/modules/ngx_http_vconv_module\.so}{%%MODULE%%};
-$conf =~ s{^error_log\s.*?;}{error_log %%PREFIX%%/error.log info;}m;
-$conf =~ s{/var/log/nginx/}{%%PREFIX%%/logs/}g;
-$conf =~ s{/run/nginx\.pid}{%%PREFIX%%/nginx.pid};
-$conf =~ s{/var/lib/vconv}{%%STORE%%}g;
-$conf =~ s{/usr/share/vconv/html}{%%HTML%%}g;
-$conf =~ s{listen 8080;}{listen 127.0.0.1:%%PORT%%;};
-my $tls_port = VconvNginx::free_port();
-$conf =~ s{listen 8443 ssl}{listen 127.0.0.1:$tls_port ssl};
-my ($cert, $key) = VconvNginx::tls_pair(
+# conf.example with its paths in the test's prefix, HTTPS on a free port
+my ($conf, $tls_port) = VconvNginx::example_conf(
     tempdir('vconv-tls-XXXXXX', TMPDIR => 1, CLEANUP => 1));
-$conf =~ s{(\bssl_certificate\s+)\S+;}{$1$cert;}g;
-$conf =~ s{(\bssl_certificate_key\s+)\S+;}{$1$key;}g;
-$conf =~ s{^worker_processes\s+\S+;}{${user}worker_processes 2;\ndaemon off;}m
-    or BAIL_OUT('conf.example: no worker_processes line');
-my $temp = join '', map { "\n    ${_}_temp_path %%PREFIX%%/tmp/$_;" }
-    qw(client_body proxy fastcgi uwsgi scgi);
-$conf =~ s/^http \{/http {$temp/m;
 like($conf, qr{location /api/uploads/ \{\s*vconv_tus;}, 'conf.example has the tus location');
 
 my $ng = VconvNginx->new(html_root => "$root/html", workers => 2, conf => $conf)->start;

@@ -1059,6 +1059,52 @@ sub tls_pair {
     return ($cert, $key);
 }
 
+# a raw HTTP/1.1 POST of $length body bytes (default: all of $data) of
+# which only the first $send are sent: the socket, kept open, for the
+# test to send the rest, dribble or wait (a stalled or trickling upload)
+sub raw_upload {
+    my ($self, $path, $data, $send, %o) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $self->{port}, Proto => 'tcp')
+        or die "connect: $!";
+    $s->autoflush(1);
+    print $s "POST $path HTTP/1.1\r\nHost: localhost\r\n"
+        . 'Content-Length: ' . ($o{length} // length($data)) . "\r\n"
+        . 'X-File-Name: ' . ($o{name} // 'input') . "\r\n\r\n"
+        . substr($data, 0, $send);
+    return $s;
+}
+
+# conf.example with its paths moved into a test's prefix (as tools/run.sh
+# does for `make run`), 2 workers in the foreground, its HTTPS server on a
+# free port with a certificate made in $tls_dir: ($conf, $tls_port), the
+# conf for new(conf => ...)
+sub example_conf {
+    my ($tls_dir) = @_;
+    open my $fh, '<', "$ROOT/conf.example" or die "conf.example: $!";
+    my $conf = do { local $/; <$fh> };
+    close $fh;
+    my $user = $> == 0 ? "user root root;\n" : '';
+    $conf =~ s{/usr/lib/nginx/modules/ngx_http_vconv_module\.so}{%%MODULE%%};
+    $conf =~ s{^error_log\s.*?;}{error_log %%PREFIX%%/error.log info;}m;
+    $conf =~ s{/var/log/nginx/}{%%PREFIX%%/logs/}g;
+    $conf =~ s{/run/nginx\.pid}{%%PREFIX%%/nginx.pid};
+    $conf =~ s{/var/lib/vconv}{%%STORE%%}g;
+    $conf =~ s{/usr/share/vconv/html}{%%HTML%%}g;
+    $conf =~ s{listen 8080;}{listen 127.0.0.1:%%PORT%%;};
+    my $tls_port = free_port();
+    $conf =~ s{listen 8443 ssl}{listen 127.0.0.1:$tls_port ssl};
+    my ($cert, $key) = tls_pair($tls_dir);
+    $conf =~ s{(\bssl_certificate\s+)\S+;}{$1$cert;}g;
+    $conf =~ s{(\bssl_certificate_key\s+)\S+;}{$1$key;}g;
+    $conf =~ s{^worker_processes\s+\S+;}{${user}worker_processes 2;\ndaemon off;}m
+        or die "conf.example: no worker_processes line\n";
+    my $temp = join '', map { "\n    ${_}_temp_path %%PREFIX%%/tmp/$_;" }
+        qw(client_body proxy fastcgi uwsgi scgi);
+    $conf =~ s/^http \{/http {$temp/m;
+    return ($conf, $tls_port);
+}
+
 # ---------------------------------------------------------------- link
 
 # tools/delay_proxy.pl in front of a port: a link with a round trip of
