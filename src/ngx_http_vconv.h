@@ -543,9 +543,11 @@ ngx_int_t ngx_http_vconv_zip_vtt(ngx_http_request_t *r,
     vconv_job_info_t *info);
 ngx_int_t ngx_http_vconv_status_handler(ngx_http_request_t *r);
 
-/* the answers every handler shares (ngx_http_vconv_reply.c) */
+/* what every handler shares (ngx_http_vconv_reply.c) */
 ngx_int_t ngx_http_vconv_reply_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *json, size_t len);
+ngx_table_elt_t *ngx_http_vconv_header_in(ngx_http_request_t *r,
+    const char *name);
 ngx_int_t ngx_http_vconv_reply_file(ngx_http_request_t *r,
     ngx_open_file_info_t *of, ngx_str_t *path);
 ngx_int_t ngx_http_vconv_reply_header(ngx_http_request_t *r, char *key,

@@ -1,6 +1,7 @@
 /*
  * vconv: the answers every handler shares: JSON bodies and errors, the
- * converted file through nginx's own file machinery.
+ * converted file through nginx's own file machinery; and the lookup of a
+ * request header they share.
  */
 
 
@@ -496,4 +497,38 @@ ngx_http_vconv_reply_hls(ngx_http_request_t *r, vconv_job_info_t *info,
     (void) ngx_sprintf(file, "hls/%*s%Z", len, name);
 
     return ngx_http_vconv_reply_path(r, info, (char *) file, mime, NULL);
+}
+
+
+/* the first request header of this name (any case), NULL: none */
+ngx_table_elt_t *
+ngx_http_vconv_header_in(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
 }

@@ -110,8 +110,6 @@ static ngx_int_t ngx_http_vconv_tus_answer(ngx_http_request_t *r,
     ngx_http_vconv_tus_ctx_t *ctx);
 static ngx_int_t ngx_http_vconv_tus_id(ngx_http_request_t *r,
     ngx_str_t *id);
-static ngx_table_elt_t *ngx_http_vconv_tus_header(ngx_http_request_t *r,
-    const char *name);
 static ngx_int_t ngx_http_vconv_tus_number(ngx_table_elt_t *h, off_t *n);
 static ngx_int_t ngx_http_vconv_tus_common(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vconv_tus_offset_header(ngx_http_request_t *r,
@@ -258,7 +256,7 @@ ngx_http_vconv_tus_handler(ngx_http_request_t *r)
     /* a request refused before its body is read gets no 100 Continue */
     r->expect_tested = 1;
 
-    h = ngx_http_vconv_tus_header(r, "Tus-Resumable");
+    h = ngx_http_vconv_header_in(r, "Tus-Resumable");
 
     if (h == NULL || h->value.len != sizeof(NGX_HTTP_VCONV_TUS_VERSION) - 1
         || ngx_strncmp(h->value.data, NGX_HTTP_VCONV_TUS_VERSION,
@@ -392,14 +390,14 @@ ngx_http_vconv_tus_create(ngx_http_request_t *r, ngx_http_vconv_zone_t *z)
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vconv_module);
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    if (ngx_http_vconv_tus_header(r, "Upload-Defer-Length")) {
+    if (ngx_http_vconv_header_in(r, "Upload-Defer-Length")) {
         return ngx_http_vconv_tus_fail(r, NGX_HTTP_BAD_REQUEST,
                                        "invalid_value",
                                        "Upload-Defer-Length is not "
                                        "supported: send Upload-Length");
     }
 
-    h = ngx_http_vconv_tus_header(r, "Upload-Length");
+    h = ngx_http_vconv_header_in(r, "Upload-Length");
 
     if (h == NULL || ngx_http_vconv_tus_number(h, &length) != NGX_OK) {
         return ngx_http_vconv_tus_fail(r, NGX_HTTP_BAD_REQUEST,
@@ -565,7 +563,7 @@ ngx_http_vconv_tus_metadata(ngx_http_request_t *r, ngx_http_vconv_ctx_t *ctx,
     ngx_str_t         key, enc, val;
     ngx_table_elt_t  *h;
 
-    h = ngx_http_vconv_tus_header(r, "Upload-Metadata");
+    h = ngx_http_vconv_header_in(r, "Upload-Metadata");
     if (h == NULL) {
         return NGX_OK;
     }
@@ -1028,7 +1026,7 @@ ngx_http_vconv_tus_patch(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
     offset = 0;
 
     if (status != NGX_HTTP_CREATED) {
-        h = ngx_http_vconv_tus_header(r, "Upload-Offset");
+        h = ngx_http_vconv_header_in(r, "Upload-Offset");
 
         if (h == NULL || ngx_http_vconv_tus_number(h, &offset) != NGX_OK) {
             return ngx_http_vconv_tus_fail(r, NGX_HTTP_BAD_REQUEST,
@@ -1037,7 +1035,7 @@ ngx_http_vconv_tus_patch(ngx_http_request_t *r, ngx_http_vconv_zone_t *z,
         }
     }
 
-    h = ngx_http_vconv_tus_header(r, "Upload-Checksum");
+    h = ngx_http_vconv_header_in(r, "Upload-Checksum");
 
     if (h) {
         if (h->value.len < 5
@@ -1692,39 +1690,6 @@ ngx_http_vconv_tus_id(ngx_http_request_t *r, ngx_str_t *id)
 }
 
 
-static ngx_table_elt_t *
-ngx_http_vconv_tus_header(ngx_http_request_t *r, const char *name)
-{
-    size_t            len;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    len = ngx_strlen(name);
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
 static ngx_int_t
 ngx_http_vconv_tus_number(ngx_table_elt_t *h, off_t *n)
 {
@@ -1805,7 +1770,7 @@ ngx_http_vconv_tus_cors(ngx_http_request_t *r, ngx_uint_t preflight)
         return NGX_OK;
     }
 
-    origin = ngx_http_vconv_tus_header(r, "Origin");
+    origin = ngx_http_vconv_header_in(r, "Origin");
     if (origin == NULL) {
         return NGX_OK;
     }
@@ -1856,7 +1821,7 @@ ngx_http_vconv_tus_cors(ngx_http_request_t *r, ngx_uint_t preflight)
     }
 
     if (!preflight
-        || ngx_http_vconv_tus_header(r, "Access-Control-Request-Method")
+        || ngx_http_vconv_header_in(r, "Access-Control-Request-Method")
            == NULL)
     {
         return NGX_OK;

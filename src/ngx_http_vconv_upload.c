@@ -592,38 +592,6 @@ ngx_http_vconv_upload_start_at(ngx_http_request_t *r)
 }
 
 
-static ngx_table_elt_t *
-ngx_http_vconv_upload_find_header(ngx_http_request_t *r,
-    const char *name, size_t len)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
 /* X-File-Name (URL-encoded), else Content-Disposition's filename */
 static void
 ngx_http_vconv_upload_header_name(ngx_http_request_t *r,
@@ -633,8 +601,7 @@ ngx_http_vconv_upload_header_name(ngx_http_request_t *r,
     size_t            len;
     ngx_table_elt_t  *h;
 
-    h = ngx_http_vconv_upload_find_header(r, "X-File-Name",
-                                          sizeof("X-File-Name") - 1);
+    h = ngx_http_vconv_header_in(r, "X-File-Name");
     if (h && h->value.len) {
         dst = (u_char *) info->in_name;
         src = h->value.data;
@@ -645,8 +612,7 @@ ngx_http_vconv_upload_header_name(ngx_http_request_t *r,
         return;
     }
 
-    h = ngx_http_vconv_upload_find_header(r, "Content-Disposition",
-                                          sizeof("Content-Disposition") - 1);
+    h = ngx_http_vconv_header_in(r, "Content-Disposition");
     if (h == NULL) {
         return;
     }
