@@ -234,9 +234,10 @@ ngx_http_vconv_transcode(ngx_http_vconv_job_t *job, vconv_transcode_t *tc)
     (void) close(fd);
     ngx_http_vconv_sandbox_close(job, tc);
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, job->log, 0,
-                   "vconv: job %s: sandboxed child ready in %L us",
-                   job->info.id, sj.spawn_us);
+    /* info, not debug: the bench reads it from a log without debug */
+    ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                  "vconv: job %s: sandboxed child ready in %L us",
+                  job->info.id, sj.spawn_us);
 
     if (rc != VCONV_OK && tc->err.code == VCONV_E_CRASHED) {
         ngx_log_error(NGX_LOG_ERR, job->log, 0, "vconv: job %s: %s",
