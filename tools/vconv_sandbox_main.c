@@ -311,8 +311,9 @@ vconv_helper(pid_t ppid, int64_t spare_idle)
 
 /*
  * The poll timeout: until the spare has been idle for spare_idle, when
- * it is let go (EOF on its socket: it exits, and is reaped as any
- * child); -1 (none) without a spare.
+ * it is killed (a spare still warming up would notice EOF on its socket
+ * only at its end, which at the idle class may be long) and reaped as
+ * any child; -1 (none) without a spare.
  */
 static int
 vconv_helper_timeout(int64_t spare_idle)
@@ -329,6 +330,7 @@ vconv_helper_timeout(int64_t spare_idle)
         return left > INT_MAX ? INT_MAX : (int) left;
     }
 
+    (void) kill(vconv_spare_child.pid, SIGKILL);
     (void) close(vconv_spare_child.sock);
     vconv_spare_child.pid = -1;
     vconv_spare_child.sock = -1;
