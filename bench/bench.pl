@@ -935,7 +935,10 @@ if ($ONLY{threads}) {
 
 # vconv_isolation process (a sandboxed child per job) against thread (the
 # transcode in the pool thread): wall time end to end, the child's start
-# cost (the module's debug line), the helper's idle memory
+# cost (the module's info line), the helper's idle memory.  Both nginx log
+# at info, not debug (Debian's nginx is built --with-debug: a debug log
+# costs a few ms per job), and each job is timed by curl's own
+# %{time_total}, not by run()'s 20 ms polling of the curl process.
 if ($ONLY{sandbox}) {
     my $clip = "$W/clip1.mp4";
     ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30:duration=1',
@@ -944,61 +947,91 @@ if ($ONLY{sandbox}) {
            '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-c:a', 'aac',
            '-movflags', '+faststart', $clip);
 
+    # "idle": process isolation whose spare exits after 1 s without a
+    # job, so that each of its jobs is the first one after idle
     my %ng = (
-        process => nginx(http => "    vconv_isolation process;\n",
-                         main => 'error_log %%PREFIX%%/debug.log debug;'),
+        process => nginx(http => "    vconv_isolation process;\n"),
         thread => nginx(http => "    vconv_isolation thread;\n"),
+        idle => nginx(http => "    vconv_isolation process;\n"
+                             . "    vconv_sandbox_spare_idle 1s;\n"),
     );
 
-    my ($helper) = grep { slurp("/proc/$_/comm") =~ /^vconv-sandbox/ }
-                   @{ VconvNginx::_children($ng{process}{wpid}) };
-    my %rollup = $helper
-        ? slurp("/proc/$helper/smaps_rollup") =~ /^(\w+):\s+(\d+) kB/mg
-        : ();
-    my $private = defined $rollup{Private_Dirty}
-                ? $rollup{Private_Dirty} + ($rollup{Private_Clean} // 0)
-                : undef;
-    # its spare child, ready for the next job (its warm heap included)
-    my $spare;
-    for (1 .. 100) {
-        last unless $helper;
-        ($spare) = grep { slurp("/proc/$_/comm") =~ /^vconv-spare/ }
-                   @{ VconvNginx::_children($helper) };
-        last if $spare;
-        sleep 0.1;
-    }
-    my %srollup = $spare
-        ? slurp("/proc/$spare/smaps_rollup") =~ /^(\w+):\s+(\d+) kB/mg
-        : ();
+    # a worker's sandbox at rest: its helper and the helper's children
+    my $sandbox_mem = sub {
+        my ($wpid, $want_spare) = @_;
+        my ($helper) = grep { slurp("/proc/$_/comm") =~ /^vconv-sandbox/ }
+                       @{ VconvNginx::_children($wpid) };
+        return {} unless $helper;
+        my @kids;
+        VconvNginx::poll(30, sub {
+            @kids = grep { slurp("/proc/$_/stat") !~ /^\d+ \(.*\) Z/ }
+                    @{ VconvNginx::_children($helper) };
+            $want_spare ? grep({ slurp("/proc/$_/comm") =~ /^vconv-spare$/ }
+                               @kids)
+                        : !@kids;
+        }, 0.1);
+        my %m;
+        for my $p ($helper, @kids) {
+            my %r = slurp("/proc/$p/smaps_rollup") =~ /^(\w+):\s+(\d+) kB/mg;
+            my $who = $p == $helper ? 'helper' : 'spare';
+            $m{$who}{private} += ($r{Private_Dirty} // 0)
+                               + ($r{Private_Clean} // 0);
+            $m{$who}{pss} += $r{Pss} // 0;
+            $m{$who}{rss} += $r{Rss} // 0;
+        }
+        return \%m;
+    };
+    my $mem_ready = $sandbox_mem->($ng{process}{wpid}, 1);
+    my $mem_idle = $sandbox_mem->($ng{idle}{wpid}, 0);
 
     md('', '## Sandbox: vconv_isolation process vs thread', '',
-       'Wall time of one job end to end (upload, conversion, download with'
-       . ' wait=1), both modes alternating in the same run; medians.', '',
-       '| job | runs | process s | thread s | process / thread |',
+       'Time of one job end to end (upload, conversion, download with'
+       . ' wait=1) as curl\'s %{time_total}, the sides alternating in the'
+       . ' same run, each job started once the previous one\'s sandbox is'
+       . ' at rest (its spare ready); medians, ms.  "Idle": the first job'
+       . ' after vconv_sandbox_spare_idle let the spare go (the job\'s'
+       . ' child forked from the helper), against thread mode.', '',
+       '| job | runs | process ms | thread ms | process / thread |',
        '|---|---|---|---|---|');
 
     for my $row (['jpg thumbnail, 1 s 720p clip', $clip, 'format=jpg', 'jpg',
-                  9],
+                  $ENV{BENCH_JPG_RUNS} // 15],
                  ['1080p H.264 → 720p MP4 (10 s)', $IN_MP4,
                   'format=mp4&height=720', 'mp4', $RUNS < 3 ? 3 : $RUNS])
     {
         my ($name, $in, $q, $ext, $n) = @$row;
         my %t;
+        my @sides = $ext eq 'jpg' ? qw(process thread idle)
+                                  : qw(process thread);
         for my $i (1 .. $n) {
-            for my $mode ($i % 2 ? qw(process thread) : qw(thread process)) {
-                my $r = module_job($ng{$mode}, upload_cmd($ng{$mode},
-                                   "/api/jobs?$q&wait=1", $in,
-                                   output => "$W/sb.$ext"));
-                die "sandbox bench: $mode $q failed ($r->{code})\n"
-                    unless $r->{ok};
-                push @{ $t{$mode} }, $r->{wall};
+            for my $mode ($i % 2 ? @sides : reverse @sides) {
+                if ($mode eq 'idle') {
+                    $sandbox_mem->($ng{idle}{wpid}, 0);
+                } else {
+                    sandbox_rest($ng{$mode}{wpid});
+                }
+                sleep 0.2;
+                my $r = run(upload_cmd($ng{$mode}, "/api/jobs?$q&wait=1",
+                                       $in, output => "$W/sb.$ext"),
+                            timeout => 900);
+                my ($code, $secs) = split ' ', $r->{out};
+                die "sandbox bench: $mode $q failed ($r->{out})\n"
+                    unless $r->{rc} == 0 && ($code // 0) == 200;
+                push @{ $t{$mode} }, $secs * 1000;
             }
         }
         my ($p, $th) = (median(@{ $t{process} }), median(@{ $t{thread} }));
-        logmsg("sandbox: $name: process ", f2($p), ' s, thread ', f2($th),
-               ' s');
-        md("| $name | $n | " . f2($p) . ' | ' . f2($th) . ' | '
+        logmsg("sandbox: $name: process ", f1($p), ' ms, thread ', f1($th),
+               ' ms; process ', join(' ', map { f1($_) } @{ $t{process} }),
+               '; thread ', join(' ', map { f1($_) } @{ $t{thread} }));
+        md("| $name | $n | " . f1($p) . ' | ' . f1($th) . ' | '
            . ratio($p, $th) . ' |');
+        next unless $t{idle};
+        my $id = median(@{ $t{idle} });
+        logmsg("sandbox: $name, first after idle: ",
+               join(' ', map { f1($_) } @{ $t{idle} }));
+        md("| $name, first job after idle (no spare) | $n | " . f1($id)
+           . ' | ' . f1($th) . ' | ' . ratio($id, $th) . ' |');
     }
 
     # last byte -> file: a streaming upload paced over $LB_S s (the
@@ -1018,32 +1051,41 @@ if ($ONLY{sandbox}) {
         }
     }
     md("| last byte → file, 1080p MKV → 720p MP4 (10 s) streamed over "
-       . "${LB_S} s | 3 | " . f2(median(@{ $lb{process} })) . ' | '
-       . f2(median(@{ $lb{thread} })) . ' | '
+       . "${LB_S} s | 3 | " . f1(1000 * median(@{ $lb{process} })) . ' | '
+       . f1(1000 * median(@{ $lb{thread} })) . ' | '
        . ratio(median(@{ $lb{process} }), median(@{ $lb{thread} }))
        . ' |');
     logmsg('sandbox: last byte -> file: process ',
            samples(@{ $lb{process} }), ' s; thread ',
            samples(@{ $lb{thread} }), ' s');
 
-    my @us = sort { $a <=> $b }
-             slurp($ng{process}->prefix . '/debug.log')
-                 =~ /sandboxed child ready in (\d+) us/g;
-    my $p95 = @us ? $us[int(0.95 * $#us + 0.5)] : undef;
+    # median and p95 of the child's start, ms
+    my $spawn = sub {
+        my @us = sort { $a <=> $b } $_[0]->error_log
+                     =~ /sandboxed child ready in (\d+) us/g;
+        my $p95 = @us ? $us[int(0.95 * $#us + 0.5)] : undef;
+        return scalar(@us) . ' jobs: median '
+            . (@us ? f2(median(@us) / 1000) : 'n/a') . ' ms, p95 '
+            . (defined $p95 ? f2($p95 / 1000) : 'n/a') . ' ms';
+    };
     md('', 'Start of the sandboxed child (job sent to the helper until the'
-       . ' child is confined and reading; ' . scalar(@us) . ' jobs): median '
-       . (@us ? f2(median(@us) / 1000) : 'n/a') . ' ms, p95 '
-       . (defined $p95 ? f2($p95 / 1000) : 'n/a') . ' ms.', '',
-       'Idle sandbox helper (/proc/PID/smaps_rollup): anonymous '
-       . mb($rollup{Anonymous}) . ' MB (its own pages: the libraries\''
-       . ' relocated data; "private" is only '
-       . (defined $private ? mb($private) : 'n/a') . ' MB because it'
-       . ' shares them with its spare since the fork), Pss '
-       . mb($rollup{Pss}) . ' MB, Rss ' . mb($rollup{Rss}) . ' MB.  Its'
-       . ' spare child, ready: private ' . mb(($srollup{Private_Dirty} // 0)
-                                              + ($srollup{Private_Clean} // 0))
-       . ' MB (its warm heap), Pss ' . mb($srollup{Pss}) . ' MB, Rss '
-       . mb($srollup{Rss}) . ' MB.');
+       . ' child is confined and reading), on a ready spare ('
+       . $spawn->($ng{process}) . '); the first job after idle, forked'
+       . ' then (' . $spawn->($ng{idle}) . ').', '',
+       'Idle memory of a worker\'s sandbox (/proc/PID/smaps_rollup,'
+       . ' MB): with its spare ready (helper + spare): private '
+       . mb($mem_ready->{helper}{private}) . ' + '
+       . mb($mem_ready->{spare}{private}) . ', Pss '
+       . mb($mem_ready->{helper}{pss}) . ' + '
+       . mb($mem_ready->{spare}{pss}) . ', Rss '
+       . mb($mem_ready->{helper}{rss}) . ' + '
+       . mb($mem_ready->{spare}{rss}) . '.  After'
+       . ' vconv_sandbox_spare_idle (the helper alone): private '
+       . mb($mem_idle->{helper}{private}) . ', Pss '
+       . mb($mem_idle->{helper}{pss}) . ', Rss '
+       . mb($mem_idle->{helper}{rss}) . ' (its private pages are the'
+       . ' libraries\' relocated data, shared with the spare while there'
+       . ' is one).');
 
     ng_stop($_) for values %ng;
 }

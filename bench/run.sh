@@ -15,6 +15,7 @@
 #                       raw POST of the same file)
 #   BENCH_BURST_RUNS=1  runs of each burst (4 and 8 uploads at once)
 #   BENCH_BURST_SIZES=4,8  the sizes of the bursts
+#   BENCH_JPG_RUNS=15   jpg thumbnails per side in the sandbox section
 #   BENCH_RECORDS=10000 records in the zone for the listeners' CPU
 #   BENCH_OUT=bench/RESULTS.md   where the table goes ('-' : stdout only)
 #

@@ -14,7 +14,9 @@
  *         clip.mp4 /tmp/out.jpg format=jpg
  *
  * Arguments: helper, jobs per mode, pause between jobs in ms (the spare
- * is ready again after it), input, output, options.
+ * is ready again after it), input, output, options.  AB_SPARE_IDLE_MS in
+ * the environment is vconv_sandbox_spare_idle: under the pause, each job
+ * in process mode is the first one after idle (forked, no spare).
  */
 
 #include <fcntl.h>
@@ -129,7 +131,7 @@ int
 main(int argc, char **argv)
 {
     int            n, pause, i, k, sb;
-    char           err[512], *eq;
+    char           err[512], *eq, *idle;
     double         tp[AB_MAX], tt[AB_MAX], t;
     int64_t        sp[AB_MAX], dummy;
     vconv_error_t  e;
@@ -163,9 +165,17 @@ main(int argc, char **argv)
         return 2;
     }
 
-    if (vconv_sandbox_init(&ab_sb, argv[1], ab_log) != VCONV_OK
-        || vconv_sandbox_spawn(&ab_sb, err, sizeof(err)) != VCONV_OK)
-    {
+    if (vconv_sandbox_init(&ab_sb, argv[1], ab_log) != VCONV_OK) {
+        fprintf(stderr, "sandbox init failed\n");
+        return 1;
+    }
+
+    idle = getenv("AB_SPARE_IDLE_MS");
+    if (idle != NULL) {
+        ab_sb.spare_idle_ms = atoll(idle);
+    }
+
+    if (vconv_sandbox_spawn(&ab_sb, err, sizeof(err)) != VCONV_OK) {
         fprintf(stderr, "helper: %s\n", err);
         return 1;
     }

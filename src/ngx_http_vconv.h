@@ -146,6 +146,7 @@ struct ngx_http_vconv_main_conf_s {
     off_t                       job_memory;     /* vconv_job_memory */
     ngx_str_t                   quarantine;     /* "" or a folder */
     ngx_str_t                   sandbox_helper; /* the executable */
+    ngx_msec_t                  spare_idle;     /* 0: the spare stays */
     ngx_flag_t                  uploads;        /* a vconv_upload exists */
 
     /* abuse resistance (ngx_http_vconv_upload.c, _store.c) */

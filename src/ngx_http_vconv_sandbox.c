@@ -39,6 +39,7 @@ ngx_http_vconv_sandbox_conf(ngx_conf_t *cf, ngx_http_vconv_main_conf_t *vmcf)
 
     ngx_conf_init_uint_value(vmcf->isolation, NGX_HTTP_VCONV_ISO_PROCESS);
     ngx_conf_init_value(vmcf->job_memory, 0);
+    ngx_conf_init_msec_value(vmcf->spare_idle, VCONV_SB_SPARE_IDLE_MS);
 
     if (vmcf->quarantine.len) {
         if (ngx_conf_full_name(cf->cycle, &vmcf->quarantine, 0) != NGX_OK) {
@@ -137,6 +138,7 @@ ngx_http_vconv_sandbox_init_process(ngx_cycle_t *cycle,
     }
 
     ngx_http_vconv_sandbox_on = 1;
+    ngx_http_vconv_sandbox.spare_idle_ms = (int64_t) vmcf->spare_idle;
 
     /* no threads yet: the lock is only for form */
     pthread_mutex_lock(&ngx_http_vconv_sandbox.mutex);
@@ -234,9 +236,10 @@ ngx_http_vconv_transcode(ngx_http_vconv_job_t *job, vconv_transcode_t *tc)
     (void) close(fd);
     ngx_http_vconv_sandbox_close(job, tc);
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, job->log, 0,
-                   "vconv: job %s: sandboxed child ready in %L us",
-                   job->info.id, sj.spawn_us);
+    /* info, not debug: the bench reads it from a log without debug */
+    ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                  "vconv: job %s: sandboxed child ready in %L us",
+                  job->info.id, sj.spawn_us);
 
     if (rc != VCONV_OK && tc->err.code == VCONV_E_CRASHED) {
         ngx_log_error(NGX_LOG_ERR, job->log, 0, "vconv: job %s: %s",

@@ -192,6 +192,7 @@ vconv_sandbox_init(vconv_sandbox_t *sb, const char *path,
 
     sb->fd = -1;
     sb->log = log;
+    sb->spare_idle_ms = VCONV_SB_SPARE_IDLE_MS;
 
     if (strlen(path) >= sizeof(sb->path)) {
         return VCONV_ERROR;
@@ -216,8 +217,8 @@ int
 vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len)
 {
     int                         sv[2], rc, sig;
-    char                        ppid[32], proto[16];
-    char                       *argv[5], *envp[1];
+    char                        ppid[32], proto[16], idle[32];
+    char                       *argv[6], *envp[1];
     pid_t                       pid;
     sigset_t                    set;
     posix_spawnattr_t           attr;
@@ -235,13 +236,15 @@ vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len)
 
     snprintf(ppid, sizeof(ppid), "%ld", (long) getpid());
     snprintf(proto, sizeof(proto), "%d", VCONV_SB_PROTOCOL);
+    snprintf(idle, sizeof(idle), "%lld", (long long) sb->spare_idle_ms);
 
     /* a helper older than the hello knows no 4th argument: it exits */
     argv[0] = sb->path;
     argv[1] = "--helper";
     argv[2] = ppid;
     argv[3] = proto;
-    argv[4] = NULL;
+    argv[4] = idle;
+    argv[5] = NULL;
     envp[0] = NULL;
 
     posix_spawn_file_actions_init(&fa);

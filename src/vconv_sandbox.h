@@ -54,6 +54,13 @@ typedef struct {
 } vconv_sb_hello_t;
 
 
+/*
+ * What vconv_sandbox_spare_idle is when not set: a spare (a ready child,
+ * its warm heap, ~45 MB) that no job took for this long exits, and the
+ * next job forks for itself; 0: the spare stays.
+ */
+#define VCONV_SB_SPARE_IDLE_MS    60000
+
 /* what vconv_job_memory is when not set */
 #define VCONV_SANDBOX_MEMORY      ((int64_t) 1024 * 1024 * 1024)
 
@@ -149,6 +156,7 @@ typedef struct {
     int                 hello;           /* the helper said hello */
     uint64_t            token;
     char                path[1024];      /* the helper executable */
+    int64_t             spare_idle_ms;   /* vconv_sandbox_spare_idle */
 
     /* log lines (libav's and the sandbox's), as vconv_log_init()'s */
     vconv_log_handler_pt  log;

@@ -287,6 +287,45 @@ SKIP: {
     ok($none, "after -s quit no helper or child is left (@left)");
 }
 
+# ------------------------------------------- an idle spare is let go
+# A spare no job took for vconv_sandbox_spare_idle exits (its warm heap
+# is most of an idle worker's memory); the next job is forked for and
+# converts, and once it has ended a new spare is made, which goes again.
+{
+    my $i = VconvNginx->new(workers => 1,
+                            http => 'vconv_sandbox_spare_idle 1s;')->start;
+    my ($h) = helpers($i);
+    my $any = sub {
+        grep { state_of($_) ne 'Z'
+               && comm($_) =~ /^vconv-(?:spare|warmup)$/ } kids($h) };
+    my @first;
+    VconvNginx::poll(10, sub { @first = $any->() });
+    ok(scalar @first, "vconv_sandbox_spare_idle 1s: a spare is made (@first)");
+    my $gone = VconvNginx::poll(20, sub { !$any->() }, 0.1);
+    ok($gone, '... and exits once idle');
+    sleep 1.5;
+    my @none = $any->();
+    is("@none", '', '... and no other is made while nothing comes');
+    is(scalar(grep { state_of($_) eq 'Z' } kids($h)), 0,
+       '... nor left a zombie');
+    my $r = $i->post_file('/api/jobs?format=jpg&wait=1', $small,
+                          name => 'small.mp4');
+    is($r->{status}, 200, '... the next job converts (forked for)');
+    my @next;
+    VconvNginx::poll(10, sub { @next = $any->() });
+    ok(scalar @next, "... a new spare is made after it (@next)");
+    # stopped, as a spare still warming up at the idle class on a busy
+    # machine: it goes all the same, it does not have to notice
+    kill 'STOP', @next;
+    $gone = VconvNginx::poll(20, sub { !$any->() }, 0.1);
+    ok($gone, '... which goes again when idle, even stopped');
+    $r = $i->post_file('/api/jobs?format=jpg&wait=1', $small,
+                       name => 'small.mp4');
+    is($r->{status}, 200, '... and the job after it converts too');
+    is("@{[ helpers($i) ]}", $h, '... by the same helper');
+    $i->stop;
+}
+
 # ------------------------------------------------------ vconv_job_memory
 {
     my $m = VconvNginx->new(workers => 1,

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
@@ -78,12 +79,15 @@ typedef struct {
  * libraries' one-time setup, and a warm heap: see vconv_child_warm()).
  * The helper hands the next job to it, and forks the next spare when a
  * job ends; a job that comes while there is no spare ready is forked for
- * as before.
+ * as before.  A spare that no job took for vconv_sandbox_spare_idle is let
+ * go (its warm heap is most of an idle worker's memory), and the next
+ * job is forked for.
  */
 typedef struct {
     pid_t      pid;        /* -1: none */
     int        sock;       /* the helper's end of the spare's socket */
     int        ready;      /* the spare said it waits for its job */
+    int64_t    since;      /* ms: forked, or the last job came */
 } vconv_spare_t;
 
 
@@ -95,7 +99,9 @@ typedef struct {
 } vconv_confine_t;
 
 
-static int vconv_helper(pid_t ppid);
+static int vconv_helper(pid_t ppid, int64_t spare_idle);
+static int vconv_helper_timeout(int64_t spare_idle);
+static int64_t vconv_now_ms(void);
 static void vconv_helper_job(vconv_child_t **children, size_t *n,
     vconv_sb_msg_t *m, int *fds, int nfds);
 static void vconv_helper_reap(vconv_child_t *children, size_t *n);
@@ -122,10 +128,20 @@ static int vconv_selftest(void);
 
 
 /*
- * The warm heap of a spare (see vconv_child_warm()), and the largest
- * block malloc takes from its heaps instead of a fresh mmap each time.
+ * The warm heap of a spare (see vconv_child_warm()), per arena, and the
+ * largest block malloc takes from its heaps instead of a fresh mmap each
+ * time.  A thumbnail of a 720p clip grows the main arena to 31 MB (the
+ * decoder's frames, its frame threads and the scaler share it): with 16
+ * MB warm there it took 2,200 page faults, ~5 ms; 32 MB and 12 MB take
+ * 52.  A ready spare holds them as its warm heap (see
+ * vconv_sandbox_spare_idle for an idle one).
  */
-#define VCONV_WARM_BLOCKS  4                    /* per arena */
+#ifndef VCONV_WARM_MAIN
+#define VCONV_WARM_MAIN    8                    /* the main arena's */
+#endif
+#ifndef VCONV_WARM_SECOND
+#define VCONV_WARM_SECOND  3                    /* the codec threads' */
+#endif
 #define VCONV_WARM_BLOCK   (4 * 1024 * 1024)
 #define VCONV_MMAP_MIN     (8 * 1024 * 1024)
 
@@ -134,7 +150,7 @@ static int vconv_selftest(void);
 
 
 /* the helper's spare child */
-static vconv_spare_t   vconv_spare_child = { -1, -1, 0 };
+static vconv_spare_t   vconv_spare_child = { -1, -1, 0, 0 };
 
 /* the child's state, for its relay thread and signal handlers */
 static vconv_reader_t  vconv_child_reader;
@@ -147,16 +163,22 @@ static int             vconv_child_status = -1;  /* /proc/self/status */
 int
 main(int argc, char **argv)
 {
-    /* the module checks the hello; PROTOCOL is for a human reading ps */
-    if (argc == 4 && strcmp(argv[1], "--helper") == 0) {
-        return vconv_helper((pid_t) atol(argv[2]));
+    /*
+     * The module checks the hello; PROTOCOL is for a human reading ps.
+     * SPARE_IDLE (ms, 0: never) is vconv_sandbox_spare_idle.
+     */
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "--helper") == 0) {
+        return vconv_helper((pid_t) atol(argv[2]),
+                            argc == 5 ? atoll(argv[4])
+                                      : VCONV_SB_SPARE_IDLE_MS);
     }
 
     if (argc == 2 && strcmp(argv[1], "--selftest") == 0) {
         return vconv_selftest();
     }
 
-    fprintf(stderr, "usage: vconv-sandbox --helper PPID PROTOCOL | "
+    fprintf(stderr, "usage: vconv-sandbox --helper PPID PROTOCOL "
+            "[SPARE_IDLE_MS] | "
             "--selftest\n"
             "(an nginx worker with the vconv module starts it)\n");
 
@@ -165,7 +187,7 @@ main(int argc, char **argv)
 
 
 static int
-vconv_helper(pid_t ppid)
+vconv_helper(pid_t ppid, int64_t spare_idle)
 {
     int               sfd, fds[3], nfds, rc, i;
     size_t            n, k;
@@ -220,7 +242,7 @@ vconv_helper(pid_t ppid)
     pfd[1].events = POLLIN;
 
     for ( ;; ) {
-        rc = poll(pfd, 2, -1);
+        rc = poll(pfd, 2, vconv_helper_timeout(spare_idle));
 
         if (rc == -1) {
             if (errno == EINTR) {
@@ -256,6 +278,7 @@ vconv_helper(pid_t ppid)
         }
 
         if (m.type == VCONV_SB_JOB) {
+            vconv_spare_child.since = vconv_now_ms();
             vconv_helper_job(&children, &n, &m, fds, nfds);
             continue;
         }
@@ -283,6 +306,47 @@ vconv_helper(pid_t ppid)
     }
 
     return 0;
+}
+
+
+/*
+ * The poll timeout: until the spare has been idle for spare_idle, when
+ * it is killed (a spare still warming up would notice EOF on its socket
+ * only at its end, which at the idle class may be long) and reaped as
+ * any child; -1 (none) without a spare.
+ */
+static int
+vconv_helper_timeout(int64_t spare_idle)
+{
+    int64_t  left;
+
+    if (spare_idle <= 0 || vconv_spare_child.pid == -1) {
+        return -1;
+    }
+
+    left = vconv_spare_child.since + spare_idle - vconv_now_ms();
+
+    if (left > 0) {
+        return left > INT_MAX ? INT_MAX : (int) left;
+    }
+
+    (void) kill(vconv_spare_child.pid, SIGKILL);
+    (void) close(vconv_spare_child.sock);
+    vconv_spare_child.pid = -1;
+    vconv_spare_child.sock = -1;
+
+    return -1;
+}
+
+
+static int64_t
+vconv_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 
@@ -431,6 +495,7 @@ vconv_spare_start(pid_t helper)
     vconv_spare_child.pid = pid;
     vconv_spare_child.sock = sv[0];
     vconv_spare_child.ready = 0;
+    vconv_spare_child.since = vconv_now_ms();
 }
 
 
@@ -636,11 +701,11 @@ static void
 vconv_child_warm(void)
 {
     int         i;
-    void       *p[VCONV_WARM_BLOCKS];
+    void       *p[VCONV_WARM_MAIN];
     pthread_t   tid;
 
     /* blocks under the mmap threshold, so that they are the heap's */
-    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+    for (i = 0; i < VCONV_WARM_MAIN; i++) {
         p[i] = malloc(VCONV_WARM_BLOCK);
     }
 
@@ -648,7 +713,7 @@ vconv_child_warm(void)
         (void) pthread_join(tid, NULL);
     }
 
-    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+    for (i = 0; i < VCONV_WARM_MAIN; i++) {
         free(p[i]);
     }
 }
@@ -658,7 +723,7 @@ static void *
 vconv_child_warm_thread(void *data)
 {
     int                  i;
-    void               **main_blocks, *p[VCONV_WARM_BLOCKS];
+    void               **main_blocks, *p[VCONV_WARM_SECOND];
     struct sched_param   sp;
 
     main_blocks = data;
@@ -681,14 +746,14 @@ vconv_child_warm_thread(void *data)
      * zeros: the compiler makes malloc() and memset(0) a calloc(), which
      * skips fresh pages and so faults in nothing.
      */
-    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+    for (i = 0; i < VCONV_WARM_MAIN; i++) {
         if (main_blocks[i] != NULL) {
             memset(main_blocks[i], 0xa5, VCONV_WARM_BLOCK);
         }
     }
 
     /* this thread's malloc makes the second arena: its pages too */
-    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+    for (i = 0; i < VCONV_WARM_SECOND; i++) {
         p[i] = malloc(VCONV_WARM_BLOCK);
 
         if (p[i] != NULL) {
@@ -696,7 +761,7 @@ vconv_child_warm_thread(void *data)
         }
     }
 
-    for (i = 0; i < VCONV_WARM_BLOCKS; i++) {
+    for (i = 0; i < VCONV_WARM_SECOND; i++) {
         free(p[i]);
     }
 
@@ -705,6 +770,7 @@ vconv_child_warm_thread(void *data)
 
     return NULL;
 }
+
 
 
 /* in the child, from its job on: the job's whole life */
