@@ -2,7 +2,7 @@
 # HTTP/2 uploads over a link with a 50 ms round trip (tools/delay_proxy.pl,
 # 25 ms each way): the stream's window, not the link, used to set the
 # speed (64k a round trip, 1.3 MB/s: issue 19).  With the module's
-# defaults the window grows while the body flows; an explicit
+# defaults the window opens with the request's headers; an explicit
 # client_body_buffer_size keeps nginx's own window; vconv_http2_window and
 # vconv_http2_window_total bound the growth.
 
