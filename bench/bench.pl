@@ -1515,9 +1515,9 @@ if ($ONLY{listeners}) {
 
 # Issue 19: an upload over HTTP/2 runs at its stream's window per round
 # trip.  Through tools/delay_proxy.pl (25 ms each way, no bandwidth bound),
-# a lossless H.264 file remuxed (vcodec=copy), over HTTP/1.1, h2c and h2
-# over TLS, for each upload location's settings; then the worker's RSS
-# while 50 HTTP/2 uploads run at once.
+# a lossless H.264 file remuxed (vcodec=copy), over HTTP/1.1 and HTTP/2,
+# plain (h2c) and over TLS, for each upload location's settings; then the
+# worker's RSS while 50 HTTP/2 uploads run at once.
 
 if ($ONLY{link}) {
     my $in = "$W/link.mp4";
@@ -1531,7 +1531,9 @@ if ($ONLY{link}) {
     my ($cert, $key) = VconvNginx::tls_pair($W);
 
     # one nginx per setting: HTTP/1.1 on its port (the API's polls too),
-    # h2c and h2 (TLS) beside
+    # h2c and TLS (HTTP/1.1 or h2 by ALPN) beside; TLS 1.3 as in Debian's
+    # nginx.conf and conf.example (nginx 1.22's default stops at 1.2, a
+    # handshake of two round trips)
     my $link_nginx = sub {
         my ($loc, $http) = @_;
         my ($p2, $pt) = (VconvNginx::free_port(), VconvNginx::free_port());
@@ -1540,6 +1542,7 @@ if ($ONLY{link}) {
           . "        listen 127.0.0.1:$pt ssl http2;\n"
           . "        ssl_certificate $cert;\n"
           . "        ssl_certificate_key $key;\n"
+          . "        ssl_protocols TLSv1.2 TLSv1.3;\n"
           . "        location = /api/link {\n"
           . "            vconv_upload /api/jobs/;\n"
           . "            client_max_body_size 1g;\n"
@@ -1548,24 +1551,26 @@ if ($ONLY{link}) {
         $ng->{px} = {
             h1  => VconvNginx::delay_proxy($ng->port, 25),
             h2c => VconvNginx::delay_proxy($p2, 25),
-            h2  => VconvNginx::delay_proxy($pt, 25),
+            tls => VconvNginx::delay_proxy($pt, 25),
         };
         return $ng;
     };
     my %proto = (
-        h1  => ['--http1.1', 'http'],
-        h2c => ['--http2-prior-knowledge', 'http'],
-        h2  => ['--http2', 'https'],
+        h1  => ['--http1.1', 'http', 'h1'],
+        h2c => ['--http2-prior-knowledge', 'http', 'h2c'],
+        h1s => ['--http1.1', 'https', 'tls'],
+        h2  => ['--http2', 'https', 'tls'],
     );
+    my @protos = qw(h1 h2c h1s h2);
     my $upload = sub {
         my ($ng, $pr, $file) = @_;
-        my ($flag, $scheme) = @{ $proto{$pr} };
+        my ($flag, $scheme, $px) = @{ $proto{$pr} };
         my $resp = "$W/link.json";
         my $r = run(['curl', '-sS', '--max-time', 120, '-H', 'Expect:',
                      '-w', '%{http_code} %{time_total} %{http_version}',
                      '-k', $flag, '-X', 'POST', '-T', $file,
                      '-H', 'X-File-Name: in.mp4', '-o', $resp,
-                     "$scheme://127.0.0.1:" . $ng->{px}{$pr}->port
+                     "$scheme://127.0.0.1:" . $ng->{px}{$px}->port
                      . '/api/link?format=mp4&vcodec=copy'], timeout => 120);
         my ($code, $secs) = $r->{out} =~ /^(\d{3}) ([\d.]+)/;
         my ($ver) = $r->{out} =~ / (\S+)$/;
@@ -1584,6 +1589,7 @@ if ($ONLY{link}) {
         return ($code // 0) == 202 ? $secs : undef;
     };
 
+    my $load0 = (split ' ', slurp('/proc/loadavg'))[0];
     my @cases = (
         ['the module\'s defaults (no buffer directive)', '', '', $RUNS],
         ['conf.example (`vconv_http2_window 16m`, total 64m)',
@@ -1602,41 +1608,53 @@ if ($ONLY{link}) {
         logmsg("50 ms link: $name");
         my $ng = $link_nginx->($loc, $http);
         my %t;
-        for (1 .. $runs) {
-            push @{ $t{$_} }, $upload->($ng, $_, $in) for qw(h1 h2c h2);
+        for my $i (1 .. $runs) {
+            # A B C D, D C B A, ...: no protocol always goes first
+            for ($i % 2 ? @protos : reverse @protos) {
+                push @{ $t{$_} }, $upload->($ng, $_, $in);
+            }
         }
         $_->stop for values %{ $ng->{px} };
         ng_stop($ng);
-        my %m = map { $_ => median(@{ $t{$_} }) } qw(h1 h2c h2);
+        my %m = map { $_ => median(@{ $t{$_} }) } @protos;
         my $mbs = sub { defined $_[0] && $_[0] > 0
                         ? sprintf('%.1f', $mb / $_[0]) : 'n/a' };
-        push @rows, sprintf('| %s | %s (%s) | %s (%s) | %s (%s) | **%s** |'
-                            . ' %s |', $name,
-                            f2($m{h1}), $mbs->($m{h1}),
-                            f2($m{h2c}), $mbs->($m{h2c}),
-                            f2($m{h2}), $mbs->($m{h2}),
-                            ratio($m{h2c}, $m{h1}), ratio($m{h2}, $m{h1}));
+        push @rows, sprintf('| %s | %s | **%s** | %s | %s |', $name,
+                            join(' | ', map { sprintf('%s (%s)', f2($m{$_}),
+                                                      $mbs->($m{$_})) }
+                                        @protos),
+                            ratio($m{h2c}, $m{h1}), ratio($m{h2}, $m{h1}),
+                            ratio($m{h2}, $m{h1s}));
     }
+    my $load1 = (split ' ', slurp('/proc/loadavg'))[0];
 
     # the worker's RSS with 50 HTTP/2 uploads at once, over the same link:
-    # fast ones (the windows grow until the worker's budget), slow ones
-    # (1 MB/s each: their windows stay small), and fast ones with a fixed
-    # 4m window (client_body_buffer_size: no budget) for comparison
+    # fast ones (the windows open until the worker's budget), slow ones
+    # (1 MB/s each, stopped after 8 s), fast ones with a fixed 4m window
+    # (client_body_buffer_size: no budget); sent by tools/h2_uploads.mjs
+    # (node), and the fast ones again by 50 curls, which spin on a CPU
+    # each while their window is exhausted (curl 7.88): the clients' CPU
+    # seconds say how much
     my @mem;
-    for my $m ([undef, ''], ['1M', ''],
-               [undef, 'client_body_buffer_size 4m;'])
+    for my $m (['node', undef, ''], ['node', 1 << 20, ''],
+               ['node', undef, 'client_body_buffer_size 4m;'],
+               ['curl', undef, ''],
+               ['curl', undef, 'client_body_buffer_size 4m;'])
     {
-        my ($rate, $loc) = @$m;
+        my ($client, $rate, $loc) = @$m;
         my $ng = $link_nginx->($loc, '');
         my $idle = proc_status($ng->{wpid})->{VmRSS};
+        my $url = 'http://127.0.0.1:' . $ng->{px}{h2c}->port
+                  . '/api/link?format=mp4&vcodec=copy';
+        my @c0 = times;
         my @pids;
-        for my $n (1 .. 50) {
-            my @c = (curl_base(), '--http2-prior-knowledge', '-X', 'POST',
-                     '-T', $in10, '-o', '/dev/null',
-                     'http://127.0.0.1:' . $ng->{px}{h2c}->port
-                     . '/api/link?format=mp4&vcodec=copy');
-            splice @c, 1, 0, '--limit-rate', $rate if $rate;
-            push @pids, bg(\@c);
+        if ($client eq 'node') {
+            push @pids, bg(['node', "$ROOT/tools/h2_uploads.mjs", $url,
+                            $in10, 50, $rate // 0]);
+        } else {
+            push @pids, bg([curl_base(), '--http2-prior-knowledge',
+                            '-X', 'POST', '-T', $in10, '-o', '/dev/null',
+                            $url]) for 1 .. 50;
         }
         my ($peak, $t) = (0, time);
         while (time - $t < ($rate ? 8 : 120)) {
@@ -1650,38 +1668,50 @@ if ($ONLY{link}) {
         my $secs = time - $t;
         kill 'KILL', @pids;
         my @r = map { bg_wait($_, 10) } @pids;
-        my $ok = grep { $_->{out} =~ /^202/ } @r;
+        my @c1 = times;
+        my $ok = grep { /^202 / } map { split /\n/, $_->{out} } @r;
         $_->stop for values %{ $ng->{px} };
         ng_stop($ng);
-        logmsg(sprintf('50 HTTP/2 uploads%s%s: worker RSS %s -> %s MB',
+        logmsg(sprintf('50 HTTP/2 uploads (%s)%s%s: %d ok in %.1f s,'
+                       . ' worker RSS %s -> %s MB', $client,
                        $rate ? " at $rate/s" : '', $loc ? " ($loc)" : '',
-                       mb($idle), mb($peak)));
-        push @mem, sprintf('| %s | %s | %.1f | %s | %s | **%s** |',
-                           ($rate ? "50 slow ($rate/s each, stopped after"
+                       $ok, $secs, mb($idle), mb($peak)));
+        push @mem, sprintf('| %s | %s | %s | %.1f | %.1f | %s | %s | **%s** |',
+                           ($rate ? '50 slow (1 MB/s each, stopped after'
                                     . ' 8 s)' : '50 fast (all at once)')
-                           . ($loc ? ", `$loc`" : ''),
-                           $rate ? '-' : "$ok / 50", $secs, mb($idle),
-                           mb($peak), mb($peak - $idle));
+                           . ($loc ? ", `$loc`" : ''), $client,
+                           $rate ? '-' : "$ok / 50", $secs,
+                           $c1[2] + $c1[3] - $c0[2] - $c0[3],
+                           mb($idle), mb($peak), mb($peak - $idle));
     }
+    my $load2 = (split ' ', slurp('/proc/loadavg'))[0];
 
     md('## 12. Upload over a 50 ms link', '',
        sprintf('A %.1f MB lossless H.264 MP4 uploaded raw through'
                . ' tools/delay_proxy.pl (25 ms each way, no bandwidth'
-               . ' bound) and remuxed (`format=mp4&vcodec=copy`); curl\'s'
-               . ' time to the 202 (seconds, MB/s in brackets), median of'
-               . ' %d runs (1 for the reference rows). Target (issue 19):'
-               . ' HTTP/2 at most 2x HTTP/1.1 with the module\'s defaults.',
-               $mb, $RUNS), '',
-       '| upload location settings | HTTP/1.1 | h2c | h2 (TLS) |'
-       . ' h2c / HTTP/1.1 | h2 / HTTP/1.1 |',
-       '| --- | ---: | ---: | ---: | ---: | ---: |', @rows, '',
+               . ' bound) by curl and remuxed (`format=mp4&vcodec=copy`);'
+               . ' curl\'s time to the 202 (seconds, MB/s in brackets),'
+               . ' median of %d runs (1 for the reference rows), the'
+               . ' protocols alternating; TLS 1.3 (one round trip of'
+               . ' handshake more than plain HTTP). Target (issue 19):'
+               . ' HTTP/2 at most 2x HTTP/1.1 with the module\'s defaults.'
+               . ' Load average %s at the start, %s at the end.',
+               $mb, $RUNS, $load0, $load1), '',
+       '| upload location settings | HTTP/1.1 | h2c | HTTP/1.1 (TLS) |'
+       . ' h2 (TLS) | h2c / HTTP/1.1 | h2 (TLS) / HTTP/1.1 |'
+       . ' h2 (TLS) / HTTP/1.1 (TLS) |',
+       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |', @rows, '',
        sprintf('Worker RSS (MB) while 50 HTTP/2 uploads of %.1f MB run at'
-               . ' once over the same link (module defaults: windows up to'
-               . ' 16m, 64m for all of a worker\'s uploads; the last row a'
-               . ' fixed 4m window, which has no such bound):',
-               (-s $in10) / 1e6), '',
-       '| uploads | answered 202 | seconds | idle | peak | growth |',
-       '| --- | ---: | ---: | ---: | ---: | ---: |', @mem, '');
+               . ' once over the same link, each on its own connection'
+               . ' (module defaults: windows up to 16m, 64m for all of a'
+               . ' worker\'s uploads; `client_body_buffer_size 4m` a fixed'
+               . ' window, which has no such bound); client CPU: the'
+               . ' seconds the uploading processes used (curl 7.88 spins'
+               . ' while its window is exhausted). Load average %s at the'
+               . ' end.', (-s $in10) / 1e6, $load2), '',
+       '| uploads | client | answered 202 | seconds | client CPU s | idle'
+       . ' | peak | growth |',
+       '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |', @mem, '');
 }
 
 

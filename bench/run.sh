@@ -20,7 +20,8 @@
 #   BENCH_OUT=bench/RESULTS.md   where the table goes ('-' : stdout only)
 #
 # Needs: ffmpeg ffprobe curl wrk /usr/bin/time perl (Debian packages
-# ffmpeg curl wrk time perl libjson-pp-perl).
+# ffmpeg curl wrk time perl libjson-pp-perl); node for section 12's 50
+# uploads at once (tools/h2_uploads.mjs; `make deps` installs nodejs).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)

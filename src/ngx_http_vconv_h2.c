@@ -9,15 +9,16 @@
  * size / round trip.  nginx sizes it from client_body_buffer_size, at
  * least http2_body_preread_size (64k): 1.3 MB/s at 50 ms.
  *
- * Here the buffer grows while the body flows: whenever a whole buffer
- * arrived within NGX_HTTP_VCONV_H2_PERIOD, the client was held back by
- * the window (or would be at that round trip), and the next empty
- * buffer is replaced by one four times larger, up to vconv_http2_window,
- * within a budget for all uploads of the worker (vconv_http2_window_total)
- * of which each may take an equal share.  A slower upload stops at
- * about its rate x period, and one that stalls keeps what it has until
- * it ends.  nginx opens the window to the new size itself on its next
- * read.
+ * Here the buffer is replaced by a larger one: with the request's
+ * headers (the location takes the body, so the client will send it) to
+ * vconv_http2_window, or the body's size if smaller, before nginx first
+ * opens its window: the client's second round trip already carries that
+ * much.  Where the worker's budget (vconv_http2_window_total), of which
+ * each upload may take an equal share, gave less, the buffer grows later
+ * whenever a whole buffer arrived within NGX_HTTP_VCONV_H2_PERIOD, by the
+ * rate seen.  A slow upload fills only what its rate brings between two
+ * reads, and one that stalls keeps what it has until it ends.  nginx
+ * opens the window to the new size itself on its next read.
  */
 
 
@@ -36,10 +37,9 @@
  */
 #define NGX_HTTP_VCONV_H2_PERIOD   1000
 /*
- * A step is the rate seen so far times the period, at least 4x and at
- * most 16x the window: a fast client reaches 16m from 64k in three round
- * trips (4x took five: 2.9x HTTP/1.1's time for 31 MB at 50 ms), a slow
- * one stops at about its rate x period.
+ * A later step (when the budget's share gave less at first) is the rate
+ * seen so far times the period, at least 4x and at most 16x the window;
+ * a slow client stops at about its rate x period.
  */
 #define NGX_HTTP_VCONV_H2_GROWTH   4
 #define NGX_HTTP_VCONV_H2_GROWTH_MAX  16
@@ -47,6 +47,8 @@
 
 #if (NGX_HTTP_V2)
 
+static void ngx_http_vconv_h2_grow(ngx_http_request_t *r,
+    ngx_http_vconv_h2win_t *w, size_t want);
 static void ngx_http_vconv_h2_cleanup(void *data);
 
 
@@ -58,15 +60,12 @@ static ngx_uint_t  ngx_http_vconv_h2_uploads;
 void
 ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
 {
-    off_t                        used, left, rate;
-    size_t                       size, want, room, share;
-    u_char                      *p;
-    ngx_buf_t                   *b;
-    ngx_msec_t                   now, elapsed;
-    ngx_pool_cleanup_t          *cln;
-    ngx_http_request_body_t     *rb;
-    ngx_http_vconv_loc_conf_t   *vlcf;
-    ngx_http_vconv_main_conf_t  *vmcf;
+    off_t                       used, rate;
+    size_t                      size, want;
+    ngx_msec_t                  now, elapsed;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_request_body_t    *rb;
+    ngx_http_vconv_loc_conf_t  *vlcf;
 
     rb = r->request_body;
 
@@ -79,7 +78,11 @@ ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vconv_module);
     size = rb->buf->end - rb->buf->start;
 
-    if (size >= vlcf->h2_window_max) {
+    /*
+     * The buffers passed on (rb->bufs) point into the buffer: only one
+     * whose bytes are all consumed, or not yet passed, can be replaced.
+     */
+    if (size >= vlcf->h2_window_max || rb->bufs != NULL) {
         return;
     }
 
@@ -96,10 +99,20 @@ ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
 
         ngx_http_vconv_h2_uploads++;
 
-        /* a client that sent its first window at once has more to send */
         w->started = 1;
         w->since = now;
         w->mark = 0;
+
+        /*
+         * The location takes the body, and the client sent the request
+         * meaning to send it: the window opens to the whole step now,
+         * with the request's headers, a round trip before it would have
+         * room again, and the ramp (two round trips at 50 ms) is saved.
+         * A slow or stalled client holds its share of the budget; it
+         * fills only what its rate brings between two reads.
+         */
+        ngx_http_vconv_h2_grow(r, w, vlcf->h2_window_max);
+        return;
     }
 
     used = rb->received - w->mark;
@@ -111,13 +124,7 @@ ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
         return;
     }
 
-    /*
-     * Only an empty buffer can be replaced: what it holds is nginx's to
-     * pass on, and the buffers already passed (rb->bufs) point into it.
-     */
-    if ((off_t) size > used || rb->buf->pos != rb->buf->last
-        || rb->bufs != NULL)
-    {
+    if ((off_t) size > used) {
         return;
     }
 
@@ -127,9 +134,35 @@ ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
     want = ngx_max(size * NGX_HTTP_VCONV_H2_GROWTH,
                    (size_t) ngx_min(rate, (off_t) vlcf->h2_window_max));
     want = ngx_min(want, size * NGX_HTTP_VCONV_H2_GROWTH_MAX);
-    want = ngx_min(want, vlcf->h2_window_max);
+
+    ngx_http_vconv_h2_grow(r, w, ngx_min(want, vlcf->h2_window_max));
+}
+
+
+/*
+ * Replaces the body buffer by one of want bytes (less if the body, the
+ * budget or the upload's share of it is smaller); the bytes read but
+ * not yet passed on move with it.  nginx opens the window to the new
+ * size on its next read.
+ */
+static void
+ngx_http_vconv_h2_grow(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w,
+    size_t want)
+{
+    off_t                        left;
+    size_t                       size, room, share, pending;
+    u_char                      *p;
+    ngx_buf_t                   *b;
+    ngx_http_request_body_t     *rb;
+    ngx_http_vconv_main_conf_t  *vmcf;
+
+    rb = r->request_body;
+    b = rb->buf;
+    size = b->end - b->start;
+    pending = b->last - b->pos;
 
     if (r->headers_in.content_length_n > 0) {
+        /* what is still to come, the bytes not yet passed on included */
         left = r->headers_in.content_length_n - rb->received;
 
         if (left < (off_t) want) {
@@ -148,7 +181,7 @@ ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
 
     want = ngx_min(want, ngx_min(room, share));
 
-    if (want <= size) {
+    if (want <= size || want < pending) {
         return;
     }
 
@@ -158,14 +191,16 @@ ngx_http_vconv_h2_window(ngx_http_request_t *r, ngx_http_vconv_h2win_t *w)
         return;
     }
 
-    b = rb->buf;
+    if (pending) {
+        ngx_memcpy(p, b->pos, pending);
+    }
 
     /* a large allocation (every body buffer is) goes back at once */
     (void) ngx_pfree(r->pool, b->start);
 
     b->start = p;
     b->pos = p;
-    b->last = p;
+    b->last = p + pending;
     b->end = p + want;
 
     ngx_http_vconv_h2_held += want - w->held;
