@@ -244,6 +244,13 @@ static ngx_command_t  ngx_http_vconv_commands[] = {
       offsetof(ngx_http_vconv_main_conf_t, spare_idle),
       NULL },
 
+    { ngx_string("vconv_sandbox_idle"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_vconv_main_conf_t, sandbox_idle),
+      NULL },
+
     { ngx_string("vconv_failed_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
@@ -421,6 +428,7 @@ ngx_http_vconv_create_main_conf(ngx_conf_t *cf)
     vmcf->isolation = NGX_CONF_UNSET_UINT;
     vmcf->job_memory = NGX_CONF_UNSET;
     vmcf->spare_idle = NGX_CONF_UNSET_MSEC;
+    vmcf->sandbox_idle = NGX_CONF_UNSET_MSEC;
     vmcf->failed_ttl = NGX_CONF_UNSET;
     vmcf->max_running = NGX_CONF_UNSET_UINT;
     vmcf->min_upload_rate = NGX_CONF_UNSET_SIZE;

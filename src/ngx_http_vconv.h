@@ -147,6 +147,7 @@ struct ngx_http_vconv_main_conf_s {
     ngx_str_t                   quarantine;     /* "" or a folder */
     ngx_str_t                   sandbox_helper; /* the executable */
     ngx_msec_t                  spare_idle;     /* 0: the spare stays */
+    ngx_msec_t                  sandbox_idle;   /* 0: the helper stays */
     ngx_flag_t                  uploads;        /* a vconv_upload exists */
 
     /* abuse resistance (ngx_http_vconv_upload.c, _store.c) */
@@ -451,6 +452,8 @@ ngx_uint_t ngx_http_vconv_sched_position_locked(ngx_http_vconv_zone_t *z,
 ngx_pid_t ngx_http_vconv_sched_cancel_locked(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node);
 void ngx_http_vconv_sched_wake(ngx_pid_t pid, ngx_log_t *log);
+/* vconv_sandbox_idle when not set: an idle worker lets its helper go */
+#define NGX_HTTP_VCONV_SANDBOX_IDLE_MS  (10 * 60 * 1000)
 /*
  * ms without a packet converted after which a running job whose upload
  * goes on counts as waiting for its bytes: longer than a healthy

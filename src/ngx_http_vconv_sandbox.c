@@ -22,11 +22,15 @@ static int ngx_http_vconv_sandbox_outputs(ngx_http_vconv_job_t *job,
     vconv_transcode_t *tc, int fd);
 static void ngx_http_vconv_sandbox_close(ngx_http_vconv_job_t *job,
     vconv_transcode_t *tc);
+static ngx_msec_t ngx_http_vconv_sandbox_period(void);
+static void ngx_http_vconv_sandbox_retire(ngx_event_t *ev);
 
 
 /* this worker's helper; pool threads share it under its mutex */
 static vconv_sandbox_t  ngx_http_vconv_sandbox;
 static ngx_uint_t       ngx_http_vconv_sandbox_on;
+static ngx_msec_t       ngx_http_vconv_sandbox_idle;
+static ngx_event_t      ngx_http_vconv_sandbox_timer;
 
 
 char *
@@ -40,6 +44,8 @@ ngx_http_vconv_sandbox_conf(ngx_conf_t *cf, ngx_http_vconv_main_conf_t *vmcf)
     ngx_conf_init_uint_value(vmcf->isolation, NGX_HTTP_VCONV_ISO_PROCESS);
     ngx_conf_init_value(vmcf->job_memory, 0);
     ngx_conf_init_msec_value(vmcf->spare_idle, VCONV_SB_SPARE_IDLE_MS);
+    ngx_conf_init_msec_value(vmcf->sandbox_idle,
+                             NGX_HTTP_VCONV_SANDBOX_IDLE_MS);
 
     if (vmcf->quarantine.len) {
         if (ngx_conf_full_name(cf->cycle, &vmcf->quarantine, 0) != NGX_OK) {
@@ -140,6 +146,16 @@ ngx_http_vconv_sandbox_init_process(ngx_cycle_t *cycle,
     ngx_http_vconv_sandbox_on = 1;
     ngx_http_vconv_sandbox.spare_idle_ms = (int64_t) vmcf->spare_idle;
 
+    if (vmcf->sandbox_idle) {
+        ngx_http_vconv_sandbox_idle = vmcf->sandbox_idle;
+        ngx_http_vconv_sandbox_timer.handler = ngx_http_vconv_sandbox_retire;
+        ngx_http_vconv_sandbox_timer.log = cycle->log;
+        ngx_http_vconv_sandbox_timer.data = &ngx_http_vconv_sandbox_timer;
+        ngx_http_vconv_sandbox_timer.cancelable = 1;
+        ngx_add_timer(&ngx_http_vconv_sandbox_timer,
+                      ngx_http_vconv_sandbox_period());
+    }
+
     /* no threads yet: the lock is only for form */
     pthread_mutex_lock(&ngx_http_vconv_sandbox.mutex);
 
@@ -154,6 +170,37 @@ ngx_http_vconv_sandbox_init_process(ngx_cycle_t *cycle,
     pthread_mutex_unlock(&ngx_http_vconv_sandbox.mutex);
 
     return NGX_OK;
+}
+
+
+/* the helper's idle check: often enough to be late by a quarter at most */
+static ngx_msec_t
+ngx_http_vconv_sandbox_period(void)
+{
+    return ngx_max(ngx_http_vconv_sandbox_idle / 4, 100);
+}
+
+
+/*
+ * An idle worker holds no sandbox: its helper's private memory is the
+ * relocated data of the ~170 libraries libav links (about 8 MB), its
+ * spare's the warm heap.  The next job starts a helper again (about
+ * 0.1 s, once).
+ */
+static void
+ngx_http_vconv_sandbox_retire(ngx_event_t *ev)
+{
+    if (vconv_sandbox_retire(&ngx_http_vconv_sandbox,
+                             (int64_t) ngx_http_vconv_sandbox_idle))
+    {
+        ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                      "vconv: sandbox helper let go after %M ms without "
+                      "a job", ngx_http_vconv_sandbox_idle);
+    }
+
+    if (!ngx_exiting && !ngx_quit && !ngx_terminate) {
+        ngx_add_timer(ev, ngx_http_vconv_sandbox_period());
+    }
 }
 
 

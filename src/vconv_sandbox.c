@@ -193,6 +193,7 @@ vconv_sandbox_init(vconv_sandbox_t *sb, const char *path,
     sb->fd = -1;
     sb->log = log;
     sb->spare_idle_ms = VCONV_SB_SPARE_IDLE_MS;
+    sb->last_us = vconv_sandbox_now_us();
 
     if (strlen(path) >= sizeof(sb->path)) {
         return VCONV_ERROR;
@@ -467,6 +468,11 @@ vconv_sandbox_transcode(vconv_sandbox_t *sb, vconv_transcode_t *tc,
     }
 
 done:
+
+    pthread_mutex_lock(&sb->mutex);
+    sb->running--;
+    sb->last_us = vconv_sandbox_now_us();
+    pthread_mutex_unlock(&sb->mutex);
 
     pthread_mutex_lock(&rd->mutex);
     rd->wake_fd = -1;
@@ -779,6 +785,7 @@ vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
     pthread_mutex_lock(&sb->mutex);
 
     m->token = ++sb->token;
+    sb->running++;
 
     rc = VCONV_ERROR;
 
@@ -808,6 +815,30 @@ vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
 
         snprintf(err, len, "send to the helper failed: %s",
                  strerror(errno));
+    }
+
+    pthread_mutex_unlock(&sb->mutex);
+
+    return rc;
+}
+
+
+int
+vconv_sandbox_retire(vconv_sandbox_t *sb, int64_t idle_ms)
+{
+    int  rc;
+
+    rc = 0;
+
+    pthread_mutex_lock(&sb->mutex);
+
+    if (sb->fd != -1 && sb->running == 0
+        && vconv_sandbox_now_us() - sb->last_us >= idle_ms * 1000)
+    {
+        (void) close(sb->fd);
+        sb->fd = -1;
+        sb->hello = 0;
+        rc = 1;
     }
 
     pthread_mutex_unlock(&sb->mutex);

@@ -157,6 +157,8 @@ typedef struct {
     uint64_t            token;
     char                path[1024];      /* the helper executable */
     int64_t             spare_idle_ms;   /* vconv_sandbox_spare_idle */
+    int                 running;         /* jobs sent, not yet over */
+    int64_t             last_us;         /* the last job's end, or start */
 
     /* log lines (libav's and the sandbox's), as vconv_log_init()'s */
     vconv_log_handler_pt  log;
@@ -180,6 +182,13 @@ int vconv_sandbox_init(vconv_sandbox_t *sb, const char *path,
 
 /* starts the helper (again); with sb->mutex held or before threads */
 int vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len);
+
+/*
+ * Lets the helper go when no job has been sent or running for idle_ms:
+ * EOF on its socket ends it (and its spare), and the next job starts one
+ * again.  1 if it was let go.
+ */
+int vconv_sandbox_retire(vconv_sandbox_t *sb, int64_t idle_ms);
 
 /*
  * Runs tc in a child: the same contract as vconv_transcode().  tc's read

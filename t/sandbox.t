@@ -326,6 +326,49 @@ SKIP: {
     $i->stop;
 }
 
+# vconv_sandbox_idle: a worker with no job for that long lets its helper
+# go, and its spare with it: an idle worker holds no sandbox at all.  The
+# next job starts a helper again and converts; that helper goes in turn.
+{
+    my $i = VconvNginx->new(workers => 1,
+                            http => 'vconv_sandbox_idle 1s;')->start;
+    my ($h) = helpers($i);
+    ok($h, 'vconv_sandbox_idle 1s: a helper at the start (' . ($h // '')
+           . ')');
+    my $live = sub { grep { state_of($_) ne 'Z' } helpers($i) };
+    ok(VconvNginx::poll(20, sub { !$live->() }, 0.1),
+       '... which goes once idle');
+    ok(!grep({ comm($_) =~ /^vconv-/ } map { kids($_) } $h),
+       '... its spare with it');
+    my $out = "$dir/idle.jpg";
+    my $r = $i->post_file('/api/jobs?format=jpg&wait=1', $small,
+                          name => 'small.mp4', output => $out);
+    is($r->{status}, 200, '... the next job converts (a new helper)');
+    my $p = VconvNginx::probe($out);
+    is($p && $p->{video} && $p->{video}{codec_name}, 'mjpeg',
+       '... into a jpeg');
+    ok(VconvNginx::poll(20, sub { !$live->() }, 0.1),
+       '... and that helper goes when idle too');
+    ok(!grep({ state_of($_) eq 'Z' } helpers($i)), '... reaped');
+    $r = $i->post_file('/api/jobs?format=jpg&wait=1', $small,
+                       name => 'small.mp4');
+    is($r->{status}, 200, '... and the job after it converts');
+    like($i->error_log, qr/sandbox helper let go after/,
+         '... the letting go is logged');
+    # a job that runs longer than the idle time keeps its helper
+    my $t0 = time;
+    $r = $i->post_file('/api/jobs?format=mp4&height=240&wait=1', $long,
+                       name => 'long.mp4', output => "$dir/idle.mp4",
+                       max_time => 120);
+    is($r->{status}, 200, '... a job longer than vconv_sandbox_idle ('
+       . sprintf('%.1f s', time - $t0) . ') converts');
+    $p = VconvNginx::probe("$dir/idle.mp4");
+    is($p && $p->{video} && "$p->{video}{codec_name} $p->{video}{height}",
+       'h264 240', '... into 240 lines of h264');
+    $i->assert_clean_log;
+    $i->stop;
+}
+
 # ------------------------------------------------------ vconv_job_memory
 {
     my $m = VconvNginx->new(workers => 1,
