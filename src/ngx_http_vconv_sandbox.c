@@ -185,7 +185,7 @@ ngx_http_vconv_sandbox_period(void)
  * An idle worker holds no sandbox: its helper's private memory is the
  * relocated data of the ~170 libraries libav links (about 8 MB), its
  * spare's the warm heap.  The next job starts a helper again (about
- * 0.1 s, once).
+ * 0.15 s, once).
  */
 static void
 ngx_http_vconv_sandbox_retire(ngx_event_t *ev)
