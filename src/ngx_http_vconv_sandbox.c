@@ -150,7 +150,7 @@ ngx_http_vconv_sandbox_init_process(ngx_cycle_t *cycle,
         ngx_http_vconv_sandbox_idle = vmcf->sandbox_idle;
         ngx_http_vconv_sandbox_timer.handler = ngx_http_vconv_sandbox_retire;
         ngx_http_vconv_sandbox_timer.log = cycle->log;
-        ngx_http_vconv_sandbox_timer.data = &ngx_http_vconv_sandbox_timer;
+        ngx_http_vconv_sandbox_timer.data = vmcf;
         ngx_http_vconv_sandbox_timer.cancelable = 1;
         ngx_add_timer(&ngx_http_vconv_sandbox_timer,
                       ngx_http_vconv_sandbox_period());
