@@ -452,6 +452,8 @@ ngx_uint_t ngx_http_vconv_sched_position_locked(ngx_http_vconv_zone_t *z,
 ngx_pid_t ngx_http_vconv_sched_cancel_locked(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node);
 void ngx_http_vconv_sched_wake(ngx_pid_t pid, ngx_log_t *log);
+/* codec threads of a job that runs alone, at most (libavcodec's own cap) */
+#define NGX_HTTP_VCONV_LONE_THREADS  16
 /* vconv_sandbox_idle when not set: an idle worker lets its helper go */
 #define NGX_HTTP_VCONV_SANDBOX_IDLE_MS  (10 * 60 * 1000)
 /*

@@ -10,6 +10,7 @@
 #include <libavfilter/buffersink.h>
 #include <libavfilter/buffersrc.h>
 #include <libavutil/avstring.h>
+#include <libavutil/cpu.h>
 #include <libavutil/time.h>
 
 #include "vconv_frame.h"
@@ -814,7 +815,16 @@ vconv_decoder(vconv_job_t *job, vconv_stream_t *st)
     }
 
     dec->pkt_timebase = st->ist->time_base;
+
+    /*
+     * A decoder's frame threads each hold their own frames: past one a
+     * core (libav's own choice) they cost memory and bring no speed.
+     */
     dec->thread_count = job->limits->codec_threads;
+
+    if (dec->thread_count > av_cpu_count() + 1) {
+        dec->thread_count = av_cpu_count() + 1;
+    }
 
     if (job->limits->max_width > 0 && job->limits->max_height > 0) {
         dec->max_pixels = (int64_t) job->limits->max_width
