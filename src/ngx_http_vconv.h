@@ -76,6 +76,7 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                  running;   /* slots granted */
+    ngx_uint_t                  busy;      /* running >= the bound */
     ngx_uint_t                  nwaiting;
     ngx_uint_t                  size;      /* of waiting[] */
     ngx_http_vconv_wait_t      *waiting;   /* sorted, the next first */
@@ -422,7 +423,7 @@ void ngx_http_vconv_job_drop_input(ngx_http_vconv_job_t *job);
 /* this worker's job of that id, NULL if another worker has it */
 ngx_http_vconv_job_t *ngx_http_vconv_job_find(ngx_str_t *id);
 /* this worker's jobs that were granted a slot or canceled meanwhile */
-void ngx_http_vconv_job_sched_events(void);
+ngx_uint_t ngx_http_vconv_job_sched_events(void);
 /* this worker takes over queued jobs exiting workers offer */
 void ngx_http_vconv_job_init_process(ngx_cycle_t *cycle,
     ngx_http_vconv_main_conf_t *vmcf);
@@ -482,6 +483,7 @@ int64_t ngx_http_vconv_task_now(void);
 /* the sandbox (ngx_http_vconv_sandbox.c) */
 char *ngx_http_vconv_sandbox_conf(ngx_conf_t *cf,
     ngx_http_vconv_main_conf_t *vmcf);
+void ngx_http_vconv_sandbox_spare(ngx_uint_t on, ngx_uint_t later);
 ngx_int_t ngx_http_vconv_sandbox_init_process(ngx_cycle_t *cycle,
     ngx_http_vconv_main_conf_t *vmcf);
 /* vconv_transcode()'s contract, in the thread or in a sandboxed child */

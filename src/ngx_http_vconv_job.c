@@ -398,15 +398,17 @@ ngx_http_vconv_job_start(ngx_http_vconv_job_t *job)
  * one or canceled: the scheduler's wake-up, on the event loop.  A job
  * that ends here may free others' memory, so the walk starts again.
  */
-void
+ngx_uint_t
 ngx_http_vconv_job_sched_events(void)
 {
-    ngx_uint_t             granted, cancel, threads;
+    ngx_uint_t             granted, cancel, threads, posted;
     ngx_queue_t           *q;
     ngx_http_vconv_job_t  *job;
 
+    posted = 0;
+
     if (ngx_http_vconv_jobs.prev == NULL) {
-        return;
+        return 0;
     }
 
 again:
@@ -453,7 +455,11 @@ again:
             ngx_http_vconv_job_complete(job);
             goto again;
         }
+
+        posted++;
     }
+
+    return posted;
 }
 
 

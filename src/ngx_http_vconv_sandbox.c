@@ -173,6 +173,17 @@ ngx_http_vconv_sandbox_init_process(ngx_cycle_t *cycle,
 }
 
 
+/* see ngx_http_vconv_sched_spare() */
+void
+ngx_http_vconv_sandbox_spare(ngx_uint_t on, ngx_uint_t later)
+{
+    if (ngx_http_vconv_sandbox_on) {
+        vconv_sandbox_spare(&ngx_http_vconv_sandbox, on ? 1 : 0,
+                            later ? 1 : 0);
+    }
+}
+
+
 /* the helper's idle check: often enough to be late by a quarter at most */
 static ngx_msec_t
 ngx_http_vconv_sandbox_period(void)

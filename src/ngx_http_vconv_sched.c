@@ -35,6 +35,9 @@
 /* the most workers one grant round wakes */
 #define NGX_HTTP_VCONV_SCHED_WAKE   32
 
+/* in a grant round's pids: every worker, the full lane's busy flipped */
+#define NGX_HTTP_VCONV_SCHED_ALL    ((ngx_pid_t) -1)
+
 
 static void ngx_http_vconv_sched_read(ngx_event_t *ev);
 static void ngx_http_vconv_sched_posted_handler(ngx_event_t *ev);
@@ -47,6 +50,8 @@ static ngx_uint_t ngx_http_vconv_sched_grant_locked(ngx_http_vconv_zone_t *z,
 static void ngx_http_vconv_sched_wake_all(ngx_pid_t *pids, ngx_uint_t n,
     ngx_log_t *log);
 static void ngx_http_vconv_sched_reap(ngx_http_vconv_zone_t *z);
+static void ngx_http_vconv_sched_spare(ngx_uint_t posted);
+static void ngx_http_vconv_sched_broadcast(int fd, ngx_log_t *log);
 static ngx_uint_t ngx_http_vconv_sched_quick(vconv_spec_t *spec);
 static socklen_t ngx_http_vconv_sched_addr(struct sockaddr_un *sa,
     ngx_pid_t pid);
@@ -60,6 +65,8 @@ static ngx_connection_t  *ngx_http_vconv_sched_conn;
 /* a wake-up of this worker by itself: no datagram needed */
 static ngx_event_t        ngx_http_vconv_sched_self;
 
+static ngx_http_vconv_zone_t  *ngx_http_vconv_sched_zone;
+
 
 ngx_int_t
 ngx_http_vconv_sched_init_process(ngx_cycle_t *cycle,
@@ -72,6 +79,7 @@ ngx_http_vconv_sched_init_process(ngx_cycle_t *cycle,
 
     ngx_http_vconv_sched_self.handler = ngx_http_vconv_sched_posted_handler;
     ngx_http_vconv_sched_self.log = cycle->log;
+    ngx_http_vconv_sched_zone = vmcf->shm_zone->data;
 
     /* a worker that died holding slots leaves them to the living */
     ngx_http_vconv_sched_reap(vmcf->shm_zone->data);
@@ -109,6 +117,9 @@ ngx_http_vconv_sched_init_process(ngx_cycle_t *cycle,
     }
 
     ngx_http_vconv_sched_conn = c;
+
+    /* the spare as the slots say, once the sandbox is there */
+    ngx_post_event(&ngx_http_vconv_sched_self, &ngx_posted_events);
 
     return NGX_OK;
 }
@@ -172,14 +183,42 @@ ngx_http_vconv_sched_read(ngx_event_t *ev)
 
     ev->ready = 0;
 
-    ngx_http_vconv_job_sched_events();
+    ngx_http_vconv_sched_spare(ngx_http_vconv_job_sched_events());
 }
 
 
 static void
 ngx_http_vconv_sched_posted_handler(ngx_event_t *ev)
 {
-    ngx_http_vconv_job_sched_events();
+    ngx_http_vconv_sched_spare(ngx_http_vconv_job_sched_events());
+}
+
+
+/*
+ * While every transcode slot is taken, the sandbox keeps no spare: its
+ * warm heap (~45 MB a worker) saves a still ~20 ms, which on cores that
+ * a transcode fills is lost in the noise, and the memory is better left
+ * to the jobs (a burst's peak: see bench section 8).  A worker that has
+ * just posted a job lets that job tell its helper, after the job itself:
+ * the job that takes the last slot takes the spare too.
+ */
+static void
+ngx_http_vconv_sched_spare(ngx_uint_t posted)
+{
+    ngx_uint_t              busy;
+    ngx_http_vconv_zone_t  *z;
+
+    z = ngx_http_vconv_sched_zone;
+
+    if (z == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+    busy = z->sh->sched[NGX_HTTP_VCONV_LANE_FULL].busy;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    ngx_http_vconv_sandbox_spare(!busy, posted);
 }
 
 
@@ -230,7 +269,50 @@ ngx_http_vconv_sched_wake_all(ngx_pid_t *pids, ngx_uint_t n, ngx_log_t *log)
     ngx_uint_t  i;
 
     for (i = 0; i < n; i++) {
-        ngx_http_vconv_sched_wake(pids[i], log);
+        if (pids[i] != NGX_HTTP_VCONV_SCHED_ALL) {
+            ngx_http_vconv_sched_wake(pids[i], log);
+            continue;
+        }
+
+        if (ngx_http_vconv_sched_conn) {
+            ngx_http_vconv_sched_broadcast(ngx_http_vconv_sched_conn->fd,
+                                           log);
+        }
+
+        ngx_http_vconv_sched_wake(ngx_pid, log);
+    }
+}
+
+
+/*
+ * To every other worker this one knows of (nginx's channel tells it of
+ * its siblings).  Quietly: a process with no socket (the cache manager,
+ * a worker of an old cycle that is gone) is no failure.
+ */
+static void
+ngx_http_vconv_sched_broadcast(int fd, ngx_log_t *log)
+{
+    ngx_int_t           i;
+    socklen_t           len;
+    struct sockaddr_un  sa;
+
+    for (i = 0; i < NGX_MAX_PROCESSES; i++) {
+        if (i == ngx_process_slot || ngx_processes[i].pid <= 0
+            || ngx_processes[i].pid == ngx_pid
+            || ngx_processes[i].channel[0] == -1)
+        {
+            continue;
+        }
+
+        len = ngx_http_vconv_sched_addr(&sa, ngx_processes[i].pid);
+
+        if (sendto(fd, "w", 1, MSG_DONTWAIT, (struct sockaddr *) &sa, len)
+            == -1)
+        {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, ngx_socket_errno,
+                           "vconv: broadcast to %P: %d", ngx_processes[i].pid,
+                           ngx_socket_errno);
+        }
     }
 }
 
@@ -370,6 +452,19 @@ ngx_http_vconv_sched_grant_locked(ngx_http_vconv_zone_t *z, ngx_pid_t *pids)
         }
     }
 
+    s = &z->sh->sched[NGX_HTTP_VCONV_LANE_FULL];
+
+    if (s->busy != (s->running >= max)) {
+        /* every worker hears it: see ngx_http_vconv_sched_spare() */
+        s->busy = (s->running >= max);
+
+        if (n == NGX_HTTP_VCONV_SCHED_WAKE) {
+            n--;
+        }
+
+        pids[n++] = NGX_HTTP_VCONV_SCHED_ALL;
+    }
+
     return n;
 }
 
@@ -436,17 +531,16 @@ ngx_http_vconv_sched_enqueue(ngx_http_vconv_job_t *job)
 static ngx_uint_t
 ngx_http_vconv_sched_quick(vconv_spec_t *spec)
 {
-    int                     i;
+    int                     i, n;
+    vconv_format_e          fmt;
     const vconv_format_t   *f;
 
-    if (spec->nouts == 0) {
-        f = vconv_format(spec->format);
-        return f != NULL && (f->kind == VCONV_KIND_IMAGE
-                             || f->kind == VCONV_KIND_INFO);
-    }
+    /* a single format is a list of one */
+    n = spec->nouts ? spec->nouts : 1;
 
-    for (i = 0; i < spec->nouts; i++) {
-        f = vconv_format((vconv_format_e) spec->outs[i]);
+    for (i = 0; i < n; i++) {
+        fmt = spec->nouts ? (vconv_format_e) spec->outs[i] : spec->format;
+        f = vconv_format(fmt);
 
         if (f == NULL
             || (f->kind != VCONV_KIND_IMAGE && f->kind != VCONV_KIND_INFO))
@@ -641,6 +735,9 @@ ngx_http_vconv_sched_starve(ngx_http_vconv_job_t *job, ngx_uint_t starve)
         node->starved = 0;
         node->granted = 1;
         s->running++;
+
+        /* none is granted over the bound: this only says it is busy */
+        n = ngx_http_vconv_sched_grant_locked(z, pids);
     }
 
     ngx_shmtx_unlock(&z->shpool->mutex);
@@ -680,6 +777,11 @@ ngx_http_vconv_sched_send(ngx_pid_t *pids, ngx_uint_t n, ngx_log_t *log)
     }
 
     for (i = 0; i < n; i++) {
+        if (pids[i] == NGX_HTTP_VCONV_SCHED_ALL) {
+            ngx_http_vconv_sched_broadcast(fd, log);
+            pids[i] = ngx_pid;
+        }
+
         if (pids[i] == 0) {
             continue;
         }

@@ -59,6 +59,7 @@ typedef struct {
 static int vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
     const int *fds, char *err, size_t len);
 static int vconv_sandbox_hello(vconv_sandbox_t *sb, char *err, size_t len);
+static void vconv_sandbox_spare_tell(vconv_sandbox_t *sb);
 static void vconv_sandbox_job_msg(vconv_sb_run_t *run, vconv_sb_msg_t *m);
 static void vconv_sandbox_notify(vconv_sb_run_t *run);
 static void vconv_sandbox_receive(vconv_sb_run_t *run);
@@ -194,6 +195,8 @@ vconv_sandbox_init(vconv_sandbox_t *sb, const char *path,
     sb->log = log;
     sb->spare_idle_ms = VCONV_SB_SPARE_IDLE_MS;
     sb->last_us = vconv_sandbox_now_us();
+    sb->spare = 1;
+    sb->spare_sent = 1;
 
     if (strlen(path) >= sizeof(sb->path)) {
         return VCONV_ERROR;
@@ -285,7 +288,56 @@ vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len)
     sb->pid = pid;
     sb->hello = 0;
 
+    /* a new helper starts with a spare */
+    sb->spare_sent = 1;
+    vconv_sandbox_spare_tell(sb);
+
     return VCONV_OK;
+}
+
+
+/*
+ * On the event loop, which must not wait while a pool thread starts a
+ * helper under the lock: that thread tells it as it sends its job.
+ */
+void
+vconv_sandbox_spare(vconv_sandbox_t *sb, int on, int later)
+{
+    __atomic_store_n(&sb->spare, on, __ATOMIC_RELAXED);
+
+    if (later || pthread_mutex_trylock(&sb->mutex) != 0) {
+        return;
+    }
+
+    vconv_sandbox_spare_tell(sb);
+
+    pthread_mutex_unlock(&sb->mutex);
+}
+
+
+/*
+ * With sb->mutex held.  Never blocks: a helper whose socket is full is
+ * told again with the next change.
+ */
+static void
+vconv_sandbox_spare_tell(vconv_sandbox_t *sb)
+{
+    int             on;
+    vconv_sb_msg_t  m;
+
+    on = __atomic_load_n(&sb->spare, __ATOMIC_RELAXED);
+
+    if (sb->fd == -1 || sb->spare_sent == on) {
+        return;
+    }
+
+    memset(&m, 0, sizeof(m));
+    m.type = VCONV_SB_SPARE;
+    m.u.value = on;
+
+    if (vconv_sb_send(sb->fd, &m, NULL, 0, MSG_DONTWAIT) == 0) {
+        sb->spare_sent = on;
+    }
 }
 
 
@@ -809,6 +861,7 @@ vconv_sandbox_send_job(vconv_sandbox_t *sb, vconv_sb_msg_t *m,
         }
 
         if (vconv_sb_send(sb->fd, m, fds, 3, 0) == 0) {
+            vconv_sandbox_spare_tell(sb);
             rc = VCONV_OK;
             break;
         }

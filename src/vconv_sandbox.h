@@ -39,9 +39,10 @@
  * hello itself never changes.
  */
 #define VCONV_SB_MAGIC            0x76637362    /* "vcsb" */
-#define VCONV_SB_PROTOCOL         4             /* 1: before the hello,
+#define VCONV_SB_PROTOCOL         5             /* 1: before the hello,
                                                    2: one output, 3: a
-                                                   list or a sprite */
+                                                   list or a sprite, 4:
+                                                   before SPARE */
 
 /* how long a new helper may take to say hello (its exec, the libraries) */
 #define VCONV_SB_HELLO_MS         10000
@@ -78,7 +79,8 @@ typedef enum {
     VCONV_SB_RESULT,       /* child -> caller: vconv_transcode()'s end */
     VCONV_SB_MEMORY,       /* child -> caller: crashed near its limit */
     VCONV_SB_EXIT,         /* helper -> caller: the child's wait status */
-    VCONV_SB_OUTPUT        /* caller -> child: the next output's fd */
+    VCONV_SB_OUTPUT,       /* caller -> child: the next output's fd */
+    VCONV_SB_SPARE         /* caller -> helper: value 1 keep a spare, 0 not */
 } vconv_sb_type_e;
 
 
@@ -159,6 +161,8 @@ typedef struct {
     int64_t             spare_idle_ms;   /* vconv_sandbox_spare_idle */
     int                 running;         /* jobs sent, not yet over */
     int64_t             last_us;         /* the last job's end, or start */
+    int                 spare;           /* vconv_sandbox_spare()'s */
+    int                 spare_sent;      /* what the helper was told */
 
     /* log lines (libav's and the sandbox's), as vconv_log_init()'s */
     vconv_log_handler_pt  log;
@@ -189,6 +193,14 @@ int vconv_sandbox_spawn(vconv_sandbox_t *sb, char *err, size_t len);
  * again.  1 if it was let go.
  */
 int vconv_sandbox_retire(vconv_sandbox_t *sb, int64_t idle_ms);
+
+/*
+ * Whether the helper keeps a spare (a ready child with its warm heap):
+ * 0 while every transcode slot is taken.  Told to the helper now, or
+ * (later) right after the next job's JOB message, so that this job still
+ * takes the spare; a new helper is told as it starts.
+ */
+void vconv_sandbox_spare(vconv_sandbox_t *sb, int on, int later);
 
 /*
  * Runs tc in a child: the same contract as vconv_transcode().  tc's read

@@ -369,6 +369,46 @@ SKIP: {
     $i->stop;
 }
 
+# ------------------------------------------ no spare while slots are full
+# While every transcode slot is taken, no worker keeps a spare: its warm
+# heap (~45 MB) would only add to the peak of a burst.  Both workers hear
+# it, not only the one that runs the job; a still still converts (forked
+# for), and once the slot is free again each helper makes a spare.
+{
+    my $i = VconvNginx->new(workers => 2,
+                            http => 'vconv_max_running 1;')->start;
+    my @hh;
+    VconvNginx::poll(10, sub { @hh = helpers($i); @hh == 2 });
+    my $spare_of = sub {
+        my ($h) = @_;
+        grep { state_of($_) ne 'Z'
+               && comm($_) =~ /^vconv-(?:spare|warmup)$/ } kids($h) };
+    my $all = sub { map { $spare_of->($_) } @hh };
+    ok(VconvNginx::poll(10, sub { $all->() == 2 }),
+       'vconv_max_running 1: a spare in each of the 2 helpers ('
+       . join(' ', $all->()) . ')');
+    my ($id, $child) = start_long($i, 'format=webm');
+    ok($child, "a transcode runs ($child)");
+    ok(VconvNginx::poll(10, sub { !$all->() }, 0.05),
+       '... and neither helper keeps a spare while it has the slot ('
+       . join(' ', $all->()) . ')');
+    my $still = kill(0, $child) && state_of($child) ne 'Z';
+    ok($still, '... the transcode itself runs on');
+    my $r = $i->post_file('/api/jobs?format=jpg&wait=1', $small,
+                          name => 'small.mp4', output => "$dir/busy.jpg");
+    my $p = VconvNginx::probe("$dir/busy.jpg");
+    is("$r->{status} " . ($p && $p->{video} ? $p->{video}{codec_name} : ''),
+       '200 mjpeg', '... a jpg meanwhile converts (forked for)');
+    ok(!$all->(), '... and leaves no spare behind it');
+    is($i->delete($id)->{status}, 204, 'the transcode canceled');
+    my $back = VconvNginx::poll(30, sub {
+        !grep { !$spare_of->($_) } @hh });
+    ok($back, '... then each helper makes a spare again ('
+              . join(' ', $all->()) . ')');
+    $i->assert_clean_log;
+    $i->stop;
+}
+
 # ------------------------------------------------------ vconv_job_memory
 {
     my $m = VconvNginx->new(workers => 1,

@@ -106,6 +106,7 @@ static void vconv_helper_job(vconv_child_t **children, size_t *n,
     vconv_sb_msg_t *m, int *fds, int nfds);
 static void vconv_helper_reap(vconv_child_t *children, size_t *n);
 static void vconv_spare_start(pid_t helper);
+static void vconv_spare_stop(void);
 static pid_t vconv_spare_take(vconv_sb_msg_t *m, int *fds);
 static void vconv_spare(int sock, pid_t helper) __attribute__((noreturn));
 static void vconv_child(vconv_sb_msg_t *m, int in, int out, int sock,
@@ -151,6 +152,12 @@ static int vconv_selftest(void);
 
 /* the helper's spare child */
 static vconv_spare_t   vconv_spare_child = { -1, -1, 0, 0 };
+
+/*
+ * 0 while the worker says every transcode slot is taken (VCONV_SB_SPARE):
+ * the cores are busy anyway, and the warm heap's ~45 MB go to the jobs
+ */
+static int             vconv_spare_wanted = 1;
 
 /* the child's state, for its relay thread and signal handlers */
 static vconv_reader_t  vconv_child_reader;
@@ -287,6 +294,19 @@ vconv_helper(pid_t ppid, int64_t spare_idle)
             (void) close(fds[i]);
         }
 
+        if (m.type == VCONV_SB_SPARE) {
+            vconv_spare_wanted = (m.u.value != 0);
+
+            if (!vconv_spare_wanted) {
+                vconv_spare_stop();
+
+            } else if (vconv_spare_child.pid == -1) {
+                vconv_spare_start(getpid());
+            }
+
+            continue;
+        }
+
         if (m.type == VCONV_SB_KILL) {
             for (k = 0; k < n; k++) {
                 if (children[k].token == m.token) {
@@ -330,10 +350,7 @@ vconv_helper_timeout(int64_t spare_idle)
         return left > INT_MAX ? INT_MAX : (int) left;
     }
 
-    (void) kill(vconv_spare_child.pid, SIGKILL);
-    (void) close(vconv_spare_child.sock);
-    vconv_spare_child.pid = -1;
-    vconv_spare_child.sock = -1;
+    vconv_spare_stop();
 
     return -1;
 }
@@ -461,7 +478,7 @@ vconv_helper_reap(vconv_child_t *children, size_t *n)
          * fork (a copy of the helper's page tables, a millisecond or
          * two) would delay the job that just took the last one.
          */
-        if (vconv_spare_child.pid == -1) {
+        if (vconv_spare_child.pid == -1 && vconv_spare_wanted) {
             vconv_spare_start(getpid());
         }
     }
@@ -496,6 +513,21 @@ vconv_spare_start(pid_t helper)
     vconv_spare_child.sock = sv[0];
     vconv_spare_child.ready = 0;
     vconv_spare_child.since = vconv_now_ms();
+}
+
+
+/* killed, and reaped as any child; the next job forks for itself */
+static void
+vconv_spare_stop(void)
+{
+    if (vconv_spare_child.pid == -1) {
+        return;
+    }
+
+    (void) kill(vconv_spare_child.pid, SIGKILL);
+    (void) close(vconv_spare_child.sock);
+    vconv_spare_child.pid = -1;
+    vconv_spare_child.sock = -1;
 }
 
 
