@@ -1378,8 +1378,8 @@ if ($ONLY{static4}) {
     ng_stop($ng);
     md('## 10. Static file p99 while 4 jobs run', '',
        "`wrk -t1 -c4 -d${WRK_S}s --latency` on the 2 kB static file, 2"
-       . ' workers, default scheduler (vconv_max_running = CPUs), idle and'
-       . ' while 4 uploads of the 20 s clip → 720p are running or queued;'
+       . ' workers, default scheduler (vconv_max_running = half the'
+       . ' CPUs), idle and while 4 uploads of the 20 s clip → 720p are running or queued;'
        . " $RUNS runs, medians.", '',
        '| condition | req/s | p50 (ms) | p99 (ms) | p99 samples (ms) | jobs after each wrk |',
        '| --- | ---: | ---: | ---: | --- | --- |',
