@@ -430,7 +430,7 @@ vconv_output_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
 
     /* encoders refuse a timestamp that does not move forward */
     if (frame->pts == AV_NOPTS_VALUE || frame->pts <= st->last_pts) {
-        frame->pts = st->last_pts + 1;
+        frame->pts = av_sat_add64(st->last_pts, 1);
     }
 
     st->last_pts = frame->pts;
@@ -463,7 +463,8 @@ vconv_output_frame(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
     rc = VCONV_OK;
 
     if (st->pend->buf[0] != NULL) {
-        st->pend->pkt_duration = frame->pts - st->pend->pts;
+        st->pend->pkt_duration = av_sat_sub64(frame->pts,
+                                              st->pend->pts);
 
         rc = vconv_output_send(job, st, st->pend);
         av_frame_unref(st->pend);
@@ -500,8 +501,9 @@ vconv_output_last_duration(vconv_job_t *job, vconv_stream_t *st)
             }
         }
 
-        dur = av_rescale_q(end, st->ist->time_base, enc->time_base)
-              - st->pend->pts;
+        dur = av_sat_sub64(av_rescale_q(end, st->ist->time_base,
+                                        enc->time_base),
+                           st->pend->pts);
     }
 
     if (dur <= 0 && enc->framerate.num > 0 && enc->framerate.den > 0) {
@@ -519,6 +521,7 @@ vconv_output_send(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
     int              rc;
     unsigned         i;
     double           t;
+    int64_t          end;
     AVCodecContext  *enc;
 
     enc = st->enc;
@@ -602,12 +605,13 @@ vconv_output_send(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
                 }
             }
 
-            if (job->opkt->pts + job->opkt->duration > st->max_end) {
-                st->max_end = job->opkt->pts + job->opkt->duration;
+            end = av_sat_add64(job->opkt->pts, job->opkt->duration);
+            if (end > st->max_end) {
+                st->max_end = end;
             }
 
             if (st->npkts++ == 0 && job->opkt->dts != AV_NOPTS_VALUE) {
-                st->shift = job->opkt->pts - job->opkt->dts;
+                st->shift = av_sat_sub64(job->opkt->pts, job->opkt->dts);
             }
         }
 
@@ -652,7 +656,8 @@ vconv_output_held(vconv_job_t *job, vconv_stream_t *st)
     if (pkt->dts != AV_NOPTS_VALUE && st->max_end > 0
         && vconv_output_is_mov(job->ofmt->oformat))
     {
-        dur = st->max_end - st->shift - pkt->dts;
+        dur = av_sat_sub64(av_sat_sub64(st->max_end, st->shift),
+                           pkt->dts);
         if (dur > 0) {
             pkt->duration = dur;
         }

@@ -507,8 +507,10 @@ vconv_metadata_chapters(vconv_job_t *job)
     for (i = 0; i < job->ifmt->nb_chapters; i++) {
         ic = job->ifmt->chapters[i];
 
-        start = av_rescale_q(ic->start, ic->time_base, us) - job->offset;
-        end = av_rescale_q(ic->end, ic->time_base, us) - job->offset;
+        start = av_sat_sub64(av_rescale_q(ic->start, ic->time_base, us),
+                             job->offset);
+        end = av_sat_sub64(av_rescale_q(ic->end, ic->time_base, us),
+                           job->offset);
 
         if (end <= 0 || start >= len) {
             continue;

@@ -54,8 +54,9 @@ vconv_sprite_interval(long long duration)
         return 10 * 1000000LL;
     }
 
-    s = (duration + VCONV_SPRITE_TILES * 1000000LL - 1)
-        / (VCONV_SPRITE_TILES * 1000000LL);
+    /* rounded up without the sum, which a hostile header can overflow */
+    s = duration / (VCONV_SPRITE_TILES * 1000000LL)
+        + (duration % (VCONV_SPRITE_TILES * 1000000LL) != 0);
 
     return (s < 1 ? 1 : s) * 1000000LL;
 }
@@ -343,15 +344,10 @@ vconv_sprite_plan(vconv_sprite_ctx_t *c)
     c->sp->interval = iv / 1e6;
     c->total = dur / 1e6;
 
-    if (dur > 0) {
-        c->capacity = (int) ((dur + iv - 1) / iv);
+    c->capacity = VCONV_SPRITE_MAX_TILES;
 
-    } else {
-        c->capacity = VCONV_SPRITE_MAX_TILES;
-    }
-
-    if (c->capacity > VCONV_SPRITE_MAX_TILES) {
-        c->capacity = VCONV_SPRITE_MAX_TILES;
+    if (dur > 0 && dur / iv < VCONV_SPRITE_MAX_TILES) {
+        c->capacity = (int) (dur / iv + (dur % iv != 0));
     }
 
     if (c->capacity < 1) {

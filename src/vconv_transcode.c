@@ -685,7 +685,7 @@ vconv_limits(vconv_job_t *job)
     }
 
     file_start = ifmt->start_time != AV_NOPTS_VALUE ? ifmt->start_time : 0;
-    job->offset = file_start + job->start;
+    job->offset = av_sat_add64(file_start, job->start);
 
     if (dur > 0) {
         dur -= job->start;
@@ -1000,7 +1000,8 @@ vconv_copy(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt)
         }
 
         if (job->length > 0
-            && ts - off >= av_rescale_q(job->length, AV_TIME_BASE_Q, tb))
+            && av_sat_sub64(ts, off)
+               >= av_rescale_q(job->length, AV_TIME_BASE_Q, tb))
         {
             st->done = 1;
             return VCONV_OK;
@@ -1024,11 +1025,11 @@ vconv_copy(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt)
     }
 
     if (pkt->pts != AV_NOPTS_VALUE) {
-        pkt->pts -= off;
+        pkt->pts = av_sat_sub64(pkt->pts, off);
     }
 
     if (pkt->dts != AV_NOPTS_VALUE) {
-        pkt->dts -= off;
+        pkt->dts = av_sat_sub64(pkt->dts, off);
     }
 
     st->frames++;
@@ -1391,10 +1392,11 @@ vconv_frame_time(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame,
          * muxer make up a clock that ends at 0 s.
          */
         if (ts == AV_NOPTS_VALUE) {
-            ts = st->base_ts
-                 + av_rescale_q(st->base_samples,
-                                (AVRational) { 1, frame->sample_rate },
-                                st->ist->time_base);
+            ts = av_sat_add64(st->base_ts,
+                              av_rescale_q(st->base_samples,
+                                           (AVRational) {
+                                               1, frame->sample_rate },
+                                           st->ist->time_base));
 
         } else {
             st->base_ts = ts;
@@ -1409,7 +1411,8 @@ vconv_frame_time(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame,
             return VCONV_ERROR;
         }
 
-        ts -= av_rescale_q(job->offset, AV_TIME_BASE_Q, st->ist->time_base);
+        ts = av_sat_sub64(ts, av_rescale_q(job->offset, AV_TIME_BASE_Q,
+                                           st->ist->time_base));
     }
 
     *out = ts;
@@ -1433,7 +1436,7 @@ vconv_frame_end(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame,
     dur = frame->pkt_duration;
 
     if (dur <= 0 && st->prev_ts != AV_NOPTS_VALUE && ts > st->prev_ts) {
-        dur = ts - st->prev_ts;
+        dur = av_sat_sub64(ts, st->prev_ts);
     }
 
     if (dur <= 0) {
@@ -1448,7 +1451,7 @@ vconv_frame_end(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame,
         return;
     }
 
-    end = ts + dur;
+    end = av_sat_add64(ts, dur);
 
     if (st->end_ts == AV_NOPTS_VALUE || end > st->end_ts) {
         st->end_ts = end;
@@ -1525,11 +1528,15 @@ vconv_finish_graph(vconv_job_t *job, vconv_stream_t *st)
 }
 
 
-/* max_duration against what the packets and frames say, not the header */
+/*
+ * max_duration against what the packets and frames say, not the header;
+ * in doubles, as a hostile file's times overflow any integer clock
+ */
 static int
 vconv_check_time(vconv_job_t *job, vconv_stream_t *st, int64_t ts)
 {
-    int64_t  t, file_start;
+    double   t;
+    int64_t  file_start;
 
     if (job->limits->max_duration <= 0) {
         return VCONV_OK;
@@ -1537,9 +1544,9 @@ vconv_check_time(vconv_job_t *job, vconv_stream_t *st, int64_t ts)
 
     file_start = job->ifmt->start_time != AV_NOPTS_VALUE
                  ? job->ifmt->start_time : 0;
-    t = av_rescale_q(ts, st->ist->time_base, AV_TIME_BASE_Q) - file_start;
+    t = ts * av_q2d(st->ist->time_base) - file_start / 1e6;
 
-    if (t > job->limits->max_duration) {
+    if (t > job->limits->max_duration / 1e6) {
         return vconv_error_set(&job->tc->err, VCONV_E_DURATION_LIMIT,
                                "the input lasts more than %.1f s",
                                job->limits->max_duration / 1e6);
