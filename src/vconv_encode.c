@@ -537,8 +537,8 @@ vconv_output_send(vconv_job_t *job, vconv_stream_t *st, AVFrame *frame)
             }
 
             /* some encoders (libwebp_anim) hold every packet to the end */
-            t = (frame->pts + (frame->pkt_duration > 0
-                               ? frame->pkt_duration : 0))
+            t = av_sat_add64(frame->pts, frame->pkt_duration > 0
+                                         ? frame->pkt_duration : 0)
                 * av_q2d(enc->time_base);
 
             if (t > job->out_time) {
@@ -693,7 +693,7 @@ vconv_output_packet(vconv_job_t *job, vconv_stream_t *st, AVPacket *pkt,
     }
 
     if (pkt->pts != AV_NOPTS_VALUE) {
-        t = (pkt->pts + (pkt->duration > 0 ? pkt->duration : 0))
+        t = av_sat_add64(pkt->pts, pkt->duration > 0 ? pkt->duration : 0)
             * av_q2d(st->ost->time_base);
         if (t > job->out_time) {
             job->out_time = t;
