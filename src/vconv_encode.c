@@ -46,7 +46,8 @@ static const vconv_codec_t *vconv_output_tune(AVCodecContext *enc,
     const char *encoder);
 static int vconv_output_hdr(vconv_job_t *job, vconv_stream_t *st);
 static int vconv_output_hdr_side(vconv_job_t *job, vconv_stream_t *st);
-static AVIOContext *vconv_output_io(int fd, int write);
+static int vconv_output_fd(const vconv_transcode_t *tc);
+static AVIOContext *vconv_output_io(int fd, int64_t base, int write);
 static int vconv_output_key(vconv_job_t *job, vconv_stream_t *st,
     const AVFrame *frame);
 static int vconv_output_io_write(void *opaque, uint8_t *buf, int size);
@@ -68,6 +69,7 @@ static int vconv_output_io_close(struct AVFormatContext *s, AVIOContext *pb);
 typedef struct {
     int       fd;      /* our own dup, closed with the context */
     int64_t   pos;     /* pread/pwrite: dups share the file offset */
+    int64_t   base;    /* where the output starts in the file */
 } vconv_output_file_t;
 
 
@@ -745,8 +747,12 @@ vconv_output_trailer(vconv_job_t *job)
         size = avio_size(job->ofmt->pb);
     }
 
-    /* a mono or stereo WAV says its layout (vconv_wav.c, issue 23) */
-    if (size > 0 && strcmp(job->ofmt->oformat->name, "wav") == 0
+    /*
+     * A mono or stereo WAV says its layout (vconv_wav.c, issue 23); it
+     * has no base (only target_size has, and refuses lossless sound).
+     */
+    if (size > 0 && job->tc->output_base == 0
+        && strcmp(job->ofmt->oformat->name, "wav") == 0
         && job->a.enc != NULL
         && job->a.enc->ch_layout.order == AV_CHANNEL_ORDER_NATIVE)
     {
@@ -791,6 +797,73 @@ vconv_output_close(vconv_job_t *job)
 }
 
 
+/* a descriptor of the output of our own: the caller's dup, or the path's */
+static int
+vconv_output_fd(const vconv_transcode_t *tc)
+{
+    if (tc->output_path != NULL) {
+        /* the CLI and the fuzzer name a path; the server never does */
+        return open(tc->output_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    }
+
+    return fcntl(tc->output_fd, F_DUPFD_CLOEXEC, 0);
+}
+
+
+int
+vconv_output_keep(const vconv_transcode_t *tc, int64_t from, int64_t len)
+{
+    int       rc, fd;
+    ssize_t   n, w;
+    int64_t   done;
+    uint8_t  *buf;
+
+    fd = vconv_output_fd(tc);
+    if (fd == -1) {
+        return AVERROR(errno);
+    }
+
+    buf = NULL;
+    rc = 0;
+
+    if (from > 0) {
+        buf = av_malloc(VCONV_OUTPUT_BUFFER);
+        if (buf == NULL) {
+            rc = AVERROR(ENOMEM);
+            goto done;
+        }
+    }
+
+    /* front to back: each block lands before where it was read */
+    for (done = 0; from > 0 && done < len; done += n) {
+        n = len - done < VCONV_OUTPUT_BUFFER ? len - done
+                                             : VCONV_OUTPUT_BUFFER;
+        n = pread(fd, buf, n, from + done);
+        if (n <= 0) {
+            rc = n < 0 ? AVERROR(errno) : AVERROR(EIO);
+            goto done;
+        }
+
+        w = pwrite(fd, buf, n, done);
+        if (w != n) {
+            rc = w < 0 ? AVERROR(errno) : AVERROR(EIO);
+            goto done;
+        }
+    }
+
+    if (ftruncate(fd, len) == -1) {
+        rc = AVERROR(errno);
+    }
+
+done:
+
+    av_free(buf);
+    (void) close(fd);
+
+    return rc;
+}
+
+
 /*
  * The muxer's opens: the output itself (once for writing, and again for
  * reading and writing when MP4's +faststart moves the index to the
@@ -810,30 +883,19 @@ vconv_output_io_open(struct AVFormatContext *s, AVIOContext **pb,
         return AVERROR(EPERM);
     }
 
-    fd = job->tc->output_fd;
-
-    if (job->tc->output_path != NULL) {
-        /* the CLI and the fuzzer name a path; the server never does */
-        fd = open(job->tc->output_path,
-                  O_RDWR | O_CREAT | (job->out_open ? 0 : O_TRUNC)
-                  | O_CLOEXEC, 0600);
-        if (fd == -1) {
-            return AVERROR(errno);
-        }
-
-    } else {
-        fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (fd == -1) {
-            return AVERROR(errno);
-        }
-
-        if (!job->out_open && ftruncate(fd, 0) == -1) {
-            (void) close(fd);
-            return AVERROR(errno);
-        }
+    fd = vconv_output_fd(job->tc);
+    if (fd == -1) {
+        return AVERROR(errno);
     }
 
-    *pb = vconv_output_io(fd, (flags & AVIO_FLAG_WRITE) != 0);
+    /* what was before the output stays: see output_base */
+    if (!job->out_open && ftruncate(fd, job->tc->output_base) == -1) {
+        (void) close(fd);
+        return AVERROR(errno);
+    }
+
+    *pb = vconv_output_io(fd, job->tc->output_base,
+                          (flags & AVIO_FLAG_WRITE) != 0);
     if (*pb == NULL) {
         (void) close(fd);
         return AVERROR(ENOMEM);
@@ -856,7 +918,7 @@ vconv_output_io_close(struct AVFormatContext *s, AVIOContext *pb)
 
 
 static AVIOContext *
-vconv_output_io(int fd, int write)
+vconv_output_io(int fd, int64_t base, int write)
 {
     uint8_t              *buf;
     AVIOContext          *pb;
@@ -872,6 +934,7 @@ vconv_output_io(int fd, int write)
     }
 
     f->fd = fd;
+    f->base = base;
 
     /* a reading context too: faststart reads back what it wrote */
     pb = avio_alloc_context(buf, VCONV_OUTPUT_BUFFER, write, f,
@@ -918,7 +981,8 @@ vconv_output_io_write(void *opaque, uint8_t *buf, int size)
     done = 0;
 
     while (done < size) {
-        n = pwrite(f->fd, buf + done, size - done, f->pos + done);
+        n = pwrite(f->fd, buf + done, size - done,
+                   f->base + f->pos + done);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -944,7 +1008,7 @@ vconv_output_io_read(void *opaque, uint8_t *buf, int size)
     vconv_output_file_t  *f = opaque;
 
     do {
-        n = pread(f->fd, buf, size, f->pos);
+        n = pread(f->fd, buf, size, f->base + f->pos);
     } while (n < 0 && errno == EINTR);
 
     if (n < 0) {
@@ -975,10 +1039,10 @@ vconv_output_io_seek(void *opaque, int64_t offset, int whence)
         }
 
         if (whence == AVSEEK_SIZE) {
-            return st.st_size;
+            return st.st_size - f->base;
         }
 
-        offset += st.st_size;
+        offset += st.st_size - f->base;
 
     } else if (whence == SEEK_CUR) {
         offset += f->pos;

@@ -168,6 +168,13 @@ int vconv_output_packet(vconv_job_t *job, vconv_stream_t *st,
 int vconv_output_trailer(vconv_job_t *job);
 void vconv_output_close(vconv_job_t *job);
 
+/*
+ * The output is the file's len bytes from "from" on: moved to the
+ * file's start, the rest cut off (vconv_target.c, with output_base)
+ */
+int vconv_output_keep(const vconv_transcode_t *tc, int64_t from,
+    int64_t len);
+
 /* vconv_metadata.c */
 int vconv_metadata_apply(vconv_job_t *job);
 int vconv_metadata_cover(vconv_job_t *job);

@@ -3,7 +3,9 @@
  * a few per cent of its bitrate on most inputs, not on all: the output's
  * size is checked after the pass, and a pass that overshoots the target
  * (or lands under VCONV_TARGET_LOW of it) is run once more from the start
- * of the kept input at a bitrate corrected by what the first one made.
+ * of the kept input at a bitrate corrected by what it made.  A pass that
+ * had to guess the duration corrects nothing: the next one plans anew on
+ * the measured duration, and may be corrected in its turn.
  */
 
 #include <limits.h>
@@ -41,18 +43,27 @@
 typedef struct {
     vconv_transcode_t  *outer;
     vconv_spec_t        spec;       /* the passes' own copy */
-    int                 pass;       /* 1, 2 */
+    int                 pass;       /* 1, 2, 3 */
+    int                 npasses;    /* the most this job may run */
     double              duration;   /* s the plan counted, 0: guessed */
     double              fps;
     int64_t             vbitrate;   /* what the pass ran at */
     int64_t             abitrate;
-    double              fix;        /* pass 2: correction of pass 1 */
-    int                 step_down;  /* pass 2: a smaller picture too */
-    int                 guessed;    /* pass 1 ran on a guessed duration */
-    int                 replan;     /* pass 2: planned as a first one */
+    double              fix;        /* correction of the pass before */
+    int                 step_down;  /* a smaller picture too */
+    int                 guessed;    /* the pass ran on a guessed duration */
+    int                 replan;     /* planned as a first pass, on the
+                                       duration the guessed one measured */
+    int                 corrected;  /* the corrective pass ran: the last */
+    int64_t             kept;       /* bytes of the pass before it, under
+                                       the band, kept ahead of its output */
+    double              kept_duration;
 } vconv_target_t;
 
 
+static int vconv_target_next(vconv_target_t *t, vconv_transcode_t *pass);
+static int vconv_target_keep(vconv_target_t *t, vconv_transcode_t *pass);
+static const char *vconv_target_nth(int pass);
 static void vconv_target_probed(void *data, const vconv_input_info_t *in);
 static void vconv_target_progress(void *data, double fraction);
 static int vconv_target_interrupt(void *data);
@@ -68,12 +79,18 @@ static const int  vconv_target_steps[] = { 1080, 720, 540, 360, 240 };
     (sizeof(vconv_target_steps) / sizeof(vconv_target_steps[0]))
 
 
+/*
+ * A pass that lands in the band is the job's output.  A pass planned on a
+ * guessed duration is followed by one planned on the measured duration;
+ * a pass that missed on a known duration, by one corrective pass, the
+ * last: a stream's duration can thus cost up to three passes.
+ */
 int
 vconv_target_transcode(vconv_transcode_t *tc)
 {
     int                rc;
-    double             ratio, d;
-    int64_t            size, rest;
+    double             ratio;
+    int64_t            size;
     vconv_target_t     t;
     vconv_transcode_t  pass;
 
@@ -81,6 +98,7 @@ vconv_target_transcode(vconv_transcode_t *tc)
     t.outer = tc;
     t.spec = *tc->spec;
     t.pass = 1;
+    t.npasses = 2;
     t.fix = 1.0;
 
     pass = *tc;
@@ -91,110 +109,151 @@ vconv_target_transcode(vconv_transcode_t *tc)
     pass.interrupt = tc->interrupt ? vconv_target_interrupt : NULL;
     pass.data = &t;
 
-    rc = vconv_transcode(&pass);
-
-    tc->input = pass.input;
-    tc->output_bytes = pass.output_bytes;
-    tc->output_duration = pass.output_duration;
-    tc->err = pass.err;
-    tc->passes = 1;
-
-    if (rc != VCONV_OK) {
-        return rc;
-    }
-
     size = tc->spec->target_size;
-    ratio = (double) pass.output_bytes / size;
 
-    if (ratio <= 1.0 && ratio >= VCONV_TARGET_LOW) {
-        return VCONV_OK;
+    for ( ;; ) {
+        rc = vconv_transcode(&pass);
+
+        if (t.pass == 1) {
+            tc->input = pass.input;
+        }
+
+        tc->output_bytes = pass.output_bytes;
+        tc->output_duration = pass.output_duration;
+        tc->err = pass.err;
+        tc->passes = t.pass;
+
+        if (rc != VCONV_OK) {
+            return rc;
+        }
+
+        if (t.kept > 0) {
+            return vconv_target_keep(&t, &pass);
+        }
+
+        ratio = (double) pass.output_bytes / size;
+
+        if ((ratio <= 1.0 && ratio >= VCONV_TARGET_LOW) || t.corrected) {
+            break;
+        }
+
+        if (vconv_target_next(&t, &pass) != VCONV_OK) {
+            return VCONV_ERROR;
+        }
     }
+
+    if (t.pass > 1) {
+        av_log(NULL, AV_LOG_WARNING, "target_size: the %s pass made %lld "
+               "bytes, %.1f%% of %lld\n", vconv_target_nth(t.pass),
+               (long long) pass.output_bytes, ratio * 100,
+               (long long) size);
+    }
+
+    if (pass.output_bytes > size) {
+        return vconv_error_set(&tc->err, VCONV_E_TARGET_TOO_SMALL,
+                               "the output of %lld bytes does not fit "
+                               "target_size %lld even after a corrective "
+                               "pass", (long long) pass.output_bytes,
+                               (long long) size);
+    }
+
+    /* under the band after the last pass: the encoders do not pad */
+    return VCONV_OK;
+}
+
+
+/* the pass after one that missed: its plan, from the kept input's start */
+static int
+vconv_target_next(vconv_target_t *t, vconv_transcode_t *pass)
+{
+    double              d, ratio;
+    int64_t             size, rest;
+    vconv_transcode_t  *tc;
+
+    tc = t->outer;
+    size = tc->spec->target_size;
+    ratio = (double) pass->output_bytes / size;
 
     /*
      * What the pass made of the part the bitrates decide: the measured
      * duration now, and the bytes that are neither video nor (with
      * video) audio kept as planned.
      */
-    d = pass.output_duration > 0 ? pass.output_duration : t.duration;
-    rest = vconv_target_overhead(&t, d);
+    d = pass->output_duration > 0 ? pass->output_duration : t->duration;
+    rest = vconv_target_overhead(t, d);
 
-    if (t.vbitrate > 0) {
-        rest += (int64_t) (t.abitrate * d / 8);
+    if (t->vbitrate > 0) {
+        rest += (int64_t) (t->abitrate * d / 8);
     }
 
-    t.fix = 1.0;
+    t->fix = 1.0;
+    t->step_down = 0;
+    t->replan = 0;
 
-    if (!t.guessed && pass.output_bytes > rest
-        && size * VCONV_TARGET_AIM > rest)
-    {
-        t.fix = (size * VCONV_TARGET_AIM - rest)
-                / (double) (pass.output_bytes - rest);
-    }
-
-    t.fix = t.fix < VCONV_TARGET_FIX_MIN ? VCONV_TARGET_FIX_MIN
-            : t.fix > VCONV_TARGET_FIX_MAX ? VCONV_TARGET_FIX_MAX : t.fix;
-
-    t.step_down = t.vbitrate > 0 && t.fix < VCONV_TARGET_STEP_FIX
-                  && !(tc->spec->set & (VCONV_SET_WIDTH | VCONV_SET_HEIGHT));
-
-    if (t.guessed) {
+    if (t->guessed) {
         /* plan again from the start, on the duration the pass measured */
-        t.duration = d;
-        t.replan = 1;
-        t.spec = *tc->spec;
-    }
+        t->guessed = 0;
+        t->duration = d;
+        t->replan = 1;
+        t->spec = *tc->spec;
 
-    if (t.step_down) {
+    } else {
+        if (pass->output_bytes > rest && size * VCONV_TARGET_AIM > rest) {
+            t->fix = (size * VCONV_TARGET_AIM - rest)
+                     / (double) (pass->output_bytes - rest);
+        }
+
+        t->fix = t->fix < VCONV_TARGET_FIX_MIN ? VCONV_TARGET_FIX_MIN
+                 : t->fix > VCONV_TARGET_FIX_MAX ? VCONV_TARGET_FIX_MAX
+                 : t->fix;
+
+        t->step_down = t->vbitrate > 0 && t->fix < VCONV_TARGET_STEP_FIX
+                       && !(tc->spec->set
+                            & (VCONV_SET_WIDTH | VCONV_SET_HEIGHT));
+
+        if (t->step_down) {
+            /*
+             * The smaller picture takes part of the excess, the rate the
+             * rest: half of the correction each, in ratio (measured on
+             * noise, where VP9 realtime stays over any rate it is given).
+             */
+            t->fix = sqrt(t->fix);
+        }
+
+        /* the spec keeps the pass's picture, a step down from it */
+        t->corrected = 1;
+
         /*
-         * The smaller picture takes part of the excess, the rate the
-         * rest: half of the correction each, in ratio (measured on
-         * noise, where VP9 realtime stays over any rate it is given).
+         * An output that fits, if under the band, stays ahead of the next
+         * one in the file: encoders do not answer a rate in proportion
+         * (x264 on noise: 61% of the size, then 142% at 1.78 times the
+         * rate), and a file that fits beats a failed job.
          */
-        t.fix = sqrt(t.fix);
+        if (pass->output_bytes <= size) {
+            t->kept = pass->output_bytes;
+            t->kept_duration = pass->output_duration;
+            pass->output_base = t->kept;
+        }
     }
 
-    av_log(NULL, AV_LOG_WARNING, "target_size: the first pass made %lld "
-           "bytes, %.1f%% of %lld; a second pass at %.3f times its rate%s\n",
-           (long long) pass.output_bytes, ratio * 100, (long long) size,
-           t.fix, t.step_down ? ", a step smaller" : "");
+    av_log(NULL, AV_LOG_WARNING, "target_size: the %s pass made %lld "
+           "bytes, %.1f%% of %lld; a %s pass at %.3f times its rate%s\n",
+           vconv_target_nth(t->pass), (long long) pass->output_bytes,
+           ratio * 100, (long long) size, vconv_target_nth(t->pass + 1),
+           t->fix, t->step_down ? ", a step smaller" : "");
 
-    /* the corrective pass starts again from the kept input's first byte */
+    /* the next pass starts again from the kept input's first byte */
     if (tc->seek == NULL || tc->seek(tc->io_opaque, 0, SEEK_SET) < 0) {
         return vconv_error_set(&tc->err, VCONV_E_IO,
-                               "the input cannot be read again for the "
-                               "second pass");
+                               "the input cannot be read again for "
+                               "another pass");
     }
 
-    /* the spec keeps the first pass's picture step */
-    t.pass = 2;
-    pass.probed = NULL;
-
-    rc = vconv_transcode(&pass);
-
-    tc->output_bytes = pass.output_bytes;
-    tc->output_duration = pass.output_duration;
-    tc->err = pass.err;
-    tc->passes = 2;
-
-    if (rc != VCONV_OK) {
-        return rc;
-    }
-
-    av_log(NULL, AV_LOG_WARNING, "target_size: the second pass made %lld "
-           "bytes, %.1f%% of %lld\n", (long long) pass.output_bytes,
-           pass.output_bytes * 100.0 / size, (long long) size);
-
-    if (pass.output_bytes > size) {
-        return vconv_error_set(&tc->err, VCONV_E_TARGET_TOO_SMALL,
-                               "the output of %lld bytes does not fit "
-                               "target_size %lld even after a second pass",
-                               (long long) pass.output_bytes,
-                               (long long) size);
-    }
+    t->pass++;
+    pass->probed = NULL;
 
     return VCONV_OK;
 }
-
 
 int
 vconv_target_plan(vconv_job_t *job)
@@ -214,6 +273,7 @@ vconv_target_plan(vconv_job_t *job)
     if (t->pass == 1) {
         t->duration = d;
         t->guessed = (d <= 0);
+        t->npasses = t->guessed ? 3 : 2;
     }
 
     if (d <= 0) {
@@ -242,7 +302,7 @@ vconv_target_plan(vconv_job_t *job)
 
     if (job->v.ist == NULL) {
         /* sound alone: all of it is the audio's */
-        abr = (int64_t) (budget * (t->pass == 2 ? t->fix : 1.0));
+        abr = (int64_t) (budget * t->fix);
         min = VCONV_TARGET_ABR_MIN;
 
         if (strict && abr < min) {
@@ -279,7 +339,7 @@ vconv_target_plan(vconv_job_t *job)
     }
 
     total = budget - abr;
-    vbr = (int64_t) (total * (t->pass == 2 ? t->fix : 1.0));
+    vbr = (int64_t) (total * t->fix);
 
     t->abitrate = abr;
     t->vbitrate = vbr;
@@ -506,14 +566,67 @@ vconv_target_probed(void *data, const vconv_input_info_t *in)
 }
 
 
-/* the job's progress covers both passes: the first is its first half */
+/*
+ * After the corrective pass, which followed one that fit under the band:
+ * the larger of the two outputs that fit is the job's
+ */
+static int
+vconv_target_keep(vconv_target_t *t, vconv_transcode_t *pass)
+{
+    int                 rc, later;
+    int64_t             size;
+    vconv_transcode_t  *tc;
+
+    tc = t->outer;
+    size = tc->spec->target_size;
+    later = pass->output_bytes <= size && pass->output_bytes >= t->kept;
+
+    if (later) {
+        rc = vconv_output_keep(tc, t->kept, pass->output_bytes);
+
+    } else {
+        rc = vconv_output_keep(tc, 0, t->kept);
+        tc->output_bytes = t->kept;
+        tc->output_duration = t->kept_duration;
+    }
+
+    av_log(NULL, AV_LOG_WARNING, "target_size: the %s pass made %lld "
+           "bytes, %.1f%% of %lld; the %s pass's output is kept\n",
+           vconv_target_nth(t->pass), (long long) pass->output_bytes,
+           pass->output_bytes * 100.0 / size, (long long) size,
+           vconv_target_nth(later ? t->pass : t->pass - 1));
+
+    if (rc < 0) {
+        return vconv_error_set(&tc->err, VCONV_E_IO,
+                               "the output could not be kept: %s",
+                               av_err2str(rc));
+    }
+
+    return VCONV_OK;
+}
+
+
+static const char *
+vconv_target_nth(int pass)
+{
+    static const char  *nth[] = { "first", "second", "third", "fourth" };
+
+    return nth[(pass - 1) & 3];
+}
+
+
+/*
+ * The job's progress covers the passes it may run, an equal share each:
+ * halves, thirds when the first pass guesses the duration (the job
+ * jumps to its end when fewer passes do)
+ */
 static void
 vconv_target_progress(void *data, double fraction)
 {
     vconv_target_t  *t = data;
 
-    t->outer->progress(t->outer->data, t->pass == 1 ? fraction / 2
-                                                    : 0.5 + fraction / 2);
+    t->outer->progress(t->outer->data,
+                       (t->pass - 1 + fraction) / t->npasses);
 }
 
 

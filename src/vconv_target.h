@@ -1,7 +1,7 @@
 /*
  * vconv: target_size.  The bitrates that make the output fit the size,
  * planned once the input's duration is known, and one corrective encode
- * from the kept input when the first one misses the size.
+ * from the kept input when a pass so planned misses the size.
  */
 
 #ifndef _VCONV_TARGET_H_INCLUDED_

@@ -108,6 +108,12 @@ struct vconv_transcode_s {
     int                    output_fd;
 
     /*
+     * Where the output starts in that file; the bytes before it stay
+     * (vconv_target.c keeps an earlier pass's output there).  0 else.
+     */
+    int64_t                output_base;
+
+    /*
      * A list of formats: spec->nouts outputs, in the spec's order, each
      * its own file (output_path and output_fd are then unused).  The
      * results above (output_bytes, output_duration) are the first one's.
@@ -134,7 +140,7 @@ struct vconv_transcode_s {
     int64_t                output_bytes;
     double                 output_duration;  /* seconds */
     int64_t                damaged_packets;  /* skipped, the job went on */
-    int                    passes;           /* target_size: 1 or 2 */
+    int                    passes;           /* target_size: 1 to 3 */
     vconv_sprite_t         sprite;           /* format sprite's grid */
     vconv_error_t          err;
 };
