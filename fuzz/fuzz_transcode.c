@@ -220,7 +220,8 @@ vconv_fuzz_seek(void *opaque, int64_t offset, int whence)
  *   1  which options are set: 0x01 width, 0x02 height, 0x04 fps,
  *      0x08 start, 0x10 duration, 0x20 vcodec, 0x40 acodec, 0x80 audio
  *   2  more: 0x01 quality, 0x02 crf, 0x04 video_bitrate,
- *      0x08 audio_bitrate, 0x10 upscale, 0x20 sample rate, 0x40 channels
+ *      0x08 audio_bitrate, 0x10 upscale, 0x20 sample rate, 0x40 channels,
+ *      0x80 target_size (not read as a pipe)
  *   3  width     16 + 2n, up to 270
  *   4  height    16 + 2n
  *   5  fps       n / 4 + 0.25, or (odd n) an NTSC-style fraction
@@ -228,7 +229,8 @@ vconv_fuzz_seek(void *opaque, int64_t offset, int whence)
  *   7  duration  n / 100 s + 0.01
  *   8  vcodec and acodec: the n-th of the format's allowed ones (nibbles)
  *   9  quality 1-100, crf 0-63 (modulo), audio=0 or 1 (bit 0)
- *  10  video_bitrate 8k + 4k n, audio_bitrate 8k + 2k n
+ *  10  video_bitrate 8k + 4k n, audio_bitrate 8k + 2k n, target_size
+ *      10k + 1k n
  *  11  sample rate (low nibble, from a table, 0: keep) and channels
  *      (high nibble, 0: keep)
  *
@@ -357,6 +359,14 @@ vconv_fuzz_query(const uint8_t *h, char *q, size_t len)
 
     if (b & 0x10) {
         VCONV_FUZZ_ADD("&upscale=1");
+    }
+
+    /*
+     * Its passes read the input again: the server keeps every upload, so
+     * it never comes as a pipe
+     */
+    if ((b & 0x80) && !(h[0] & 0x80)) {
+        VCONV_FUZZ_ADD("&target_size=%d", 10240 + 1024 * h[10]);
     }
 
 #undef VCONV_FUZZ_ADD

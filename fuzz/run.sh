@@ -178,6 +178,9 @@ TRANSCODE_HDRS=(
     "07 00 28 00 00 00 00 00 00 00 3c 21"   # m4a 200k, 8 kHz stereo
     "4c 00 00 00 00 00 00 00 00 00 00 00"   # jpg, camera-sized limits
     "40 11 00 08 00 00 00 00 00 00 00 00"   # mp4 width=32, camera limits
+    "00 00 80 00 00 00 00 00 00 00 04 00"   # mp4 target_size=14k
+    "01 00 80 00 00 00 00 00 00 00 00 00"   # webm target_size=10k
+    "06 00 80 00 00 00 00 00 00 00 00 00"   # mp3 target_size=10k
 )
 
 

@@ -35,6 +35,9 @@
  */
 #define VCONV_TARGET_STEP_FIX  0.7
 
+/* vconv_target_next(): no pass would change the output */
+#define VCONV_TARGET_LAST    1
+
 /* a correction is bounded: a wild first pass must not make a wilder one */
 #define VCONV_TARGET_FIX_MIN 0.25
 #define VCONV_TARGET_FIX_MAX 4.0
@@ -137,7 +140,13 @@ vconv_target_transcode(vconv_transcode_t *tc)
             break;
         }
 
-        if (vconv_target_next(&t, &pass) != VCONV_OK) {
+        rc = vconv_target_next(&t, &pass);
+
+        if (rc == VCONV_TARGET_LAST) {
+            break;
+        }
+
+        if (rc != VCONV_OK) {
             return VCONV_ERROR;
         }
     }
@@ -197,11 +206,23 @@ vconv_target_next(vconv_target_t *t, vconv_transcode_t *pass)
         t->replan = 1;
         t->spec = *tc->spec;
 
+    } else if (pass->output_bytes <= rest || size * VCONV_TARGET_AIM <= rest) {
+        /*
+         * The pass made no more than its container was planned to take
+         * (a short clip's head and index): its rates tell nothing, and
+         * the same pass again would make the same file
+         */
+        av_log(NULL, AV_LOG_WARNING, "target_size: the %s pass made %lld "
+               "bytes, %.1f%% of %lld, no more than its container alone: "
+               "no other pass would change it\n", vconv_target_nth(t->pass),
+               (long long) pass->output_bytes, ratio * 100,
+               (long long) size);
+
+        return VCONV_TARGET_LAST;
+
     } else {
-        if (pass->output_bytes > rest && size * VCONV_TARGET_AIM > rest) {
-            t->fix = (size * VCONV_TARGET_AIM - rest)
-                     / (double) (pass->output_bytes - rest);
-        }
+        t->fix = (size * VCONV_TARGET_AIM - rest)
+                 / (double) (pass->output_bytes - rest);
 
         t->fix = t->fix < VCONV_TARGET_FIX_MIN ? VCONV_TARGET_FIX_MIN
                  : t->fix > VCONV_TARGET_FIX_MAX ? VCONV_TARGET_FIX_MAX
@@ -226,7 +247,7 @@ vconv_target_next(vconv_target_t *t, vconv_transcode_t *pass)
         /*
          * An output that fits, if under the band, stays ahead of the next
          * one in the file: encoders do not answer a rate in proportion
-         * (x264 on noise: 61% of the size, then 142% at 1.78 times the
+         * (x264 on noise: 61% of the size, then 138% at 1.78 times the
          * rate), and a file that fits beats a failed job.
          */
         if (pass->output_bytes <= size) {
