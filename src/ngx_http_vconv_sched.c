@@ -553,7 +553,12 @@ ngx_http_vconv_sched_quick(vconv_spec_t *spec)
 }
 
 
-/* the caller holds the lock */
+/*
+ * The caller holds the lock.  A slot it frees goes to the next job, and
+ * the full lane's busy flag is brought up to date, only in a grant round:
+ * ngx_http_vconv_sched_leave() runs one; the zone frees only records whose
+ * jobs have left (an evicted or deleted record holds no slot).
+ */
 void
 ngx_http_vconv_sched_forget_locked(ngx_http_vconv_zone_t *z,
     ngx_http_vconv_node_t *node)
