@@ -823,15 +823,12 @@ vconv_output_keep(const vconv_transcode_t *tc, int64_t from, int64_t len)
         return AVERROR(errno);
     }
 
-    buf = NULL;
     rc = 0;
+    buf = from > 0 ? av_malloc(VCONV_OUTPUT_BUFFER) : NULL;
 
-    if (from > 0) {
-        buf = av_malloc(VCONV_OUTPUT_BUFFER);
-        if (buf == NULL) {
-            rc = AVERROR(ENOMEM);
-            goto done;
-        }
+    if (from > 0 && buf == NULL) {
+        rc = AVERROR(ENOMEM);
+        goto done;
     }
 
     /* front to back: each block lands before where it was read */

@@ -276,6 +276,7 @@ vconv_target_next(vconv_target_t *t, vconv_transcode_t *pass)
     return VCONV_OK;
 }
 
+
 int
 vconv_target_plan(vconv_job_t *job)
 {
@@ -627,12 +628,13 @@ vconv_target_keep(vconv_target_t *t, vconv_transcode_t *pass)
 }
 
 
+/* the passes' names in the log: 1 to 3 */
 static const char *
 vconv_target_nth(int pass)
 {
-    static const char  *nth[] = { "first", "second", "third", "fourth" };
+    static const char  *nth[] = { "first", "second", "third" };
 
-    return nth[(pass - 1) & 3];
+    return nth[pass - 1];
 }
 
 
